@@ -1,0 +1,1 @@
+"""The public REST API: validates uploads, relays them to the geo service, enqueues jobs."""

@@ -1,0 +1,32 @@
+"""Application factory for the public API (run under gunicorn)."""
+
+import logging
+
+from flask import Flask
+
+from api_service.geo import GeoClient
+from api_service.jobs import JobQueue
+from api_service.routes import bp
+from handoff.config import Settings, load_or_exit
+from handoff.web import make_app
+
+log = logging.getLogger("handoff.api")
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_or_exit(need_secret=True)
+    geo = GeoClient(settings)
+    queue = JobQueue(settings)
+
+    def ready() -> dict[str, str]:
+        failures = {"geo": geo.ready(), "redis": queue.ready()}
+        return {name: error for name, error in failures.items() if error}
+
+    app = make_app("api_service", settings, ready)
+    app.extensions["handoff.geo"] = geo
+    app.extensions["handoff.queue"] = queue
+    app.config["MAX_CONTENT_LENGTH"] = None
+    app.register_blueprint(bp)
+    if not settings.api_tokens:
+        log.warning("HANDOFF_API_TOKENS is not set: the upload API is open to anyone")
+    return app

@@ -1,0 +1,130 @@
+"""The API's client for the geo service's internal endpoint."""
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests_toolbelt import StreamingIterator
+
+from handoff.config import Settings
+
+PURPOSES_TTL = 30.0
+
+
+class GeoError(Exception):
+    """The geo service could not be reached or answered with an error."""
+
+    def __init__(self, status: int, detail: str, problem: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.problem = problem or {}
+
+
+class _BlockAdapter(HTTPAdapter):
+    """Sends request bodies in blocks of ``blocksize`` instead of urllib3's 16 KiB.
+
+    With the relay's 1 MiB chunks this makes each socket write one chunk,
+    instead of sixty-four small reads through a re-buffering file wrapper.
+    """
+
+    def __init__(self, blocksize: int) -> None:
+        self._blocksize = blocksize
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["blocksize"] = self._blocksize
+        super().init_poolmanager(*args, **kwargs)
+
+
+class GeoClient:
+    def __init__(self, settings: Settings) -> None:
+        self._base = settings.geo_url
+        self._auth = {"Authorization": f"Bearer {settings.geo_secret}"}
+        self._timeout = (settings.geo_connect_timeout, settings.geo_read_timeout)
+        self._blocksize = settings.relay_chunk_size
+        self._local = threading.local()
+        self._purposes: tuple[float, set[str]] = (0.0, set())
+
+    @property
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", _BlockAdapter(self._blocksize))
+            session.mount("https://", _BlockAdapter(self._blocksize))
+            self._local.session = session
+        return session
+
+    def upload(self, upload_id: str, content_type: str, body: Iterable[bytes],
+               length: int | None) -> dict[str, Any]:
+        """Stream ``body`` as the upload ``upload_id``; returns the geo manifest.
+
+        A known ``length`` is sent as Content-Length (requests-toolbelt's
+        StreamingIterator); otherwise the body goes chunked, as it came.
+        """
+        data = StreamingIterator(length, iter(body)) if length is not None else body
+        headers = {**self._auth, "Content-Type": content_type}
+        response = self._call("post", f"/uploads/{upload_id}", data=data, headers=headers,
+                              timeout=self._timeout)
+        return self._json(response, 201)
+
+    def status(self, upload_id: str) -> dict[str, Any] | None:
+        response = self._call("get", f"/uploads/{upload_id}", headers=self._auth,
+                              timeout=self._short())
+        if response.status_code == 404:
+            return None
+        return self._json(response, 200)
+
+    def delete(self, upload_id: str) -> bool:
+        """Abort an upload; False if it could not be removed now (GC will)."""
+        try:
+            response = self._call("delete", f"/uploads/{upload_id}", headers=self._auth,
+                                  timeout=self._short())
+        except GeoError:
+            return False
+        return response.status_code in (204, 404)
+
+    def record_job(self, upload_id: str, job: dict[str, Any]) -> None:
+        response = self._call("put", f"/uploads/{upload_id}/job", json=job, headers=self._auth,
+                              timeout=self._short())
+        if response.status_code != 204:
+            raise GeoError(502, f"geo service answered {response.status_code} to the job record")
+
+    def purposes(self) -> set[str]:
+        fetched_at, known = self._purposes
+        if known and time.monotonic() - fetched_at < PURPOSES_TTL:
+            return known
+        response = self._call("get", "/purposes", headers=self._auth, timeout=self._short())
+        known = set(self._json(response, 200))
+        self._purposes = (time.monotonic(), known)
+        return known
+
+    def ready(self) -> str | None:
+        try:
+            self._call("get", "/healthz", timeout=self._short())
+        except GeoError as exc:
+            return exc.detail
+        return None
+
+    def _short(self) -> tuple[float, float]:
+        return (self._timeout[0], 30.0)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        try:
+            return self._session.request(method, self._base + path, **kwargs)
+        except requests.RequestException as exc:
+            raise GeoError(502, f"geo service unreachable or broke off: {exc}") from None
+
+    @staticmethod
+    def _json(response: requests.Response, expected: int) -> Any:
+        if response.status_code == expected:
+            return response.json()
+        problem: dict[str, Any] = {}
+        if response.headers.get("Content-Type", "").startswith("application/problem+json"):
+            problem = response.json()
+        detail = problem.get("detail") or f"geo service answered {response.status_code}"
+        raise GeoError(response.status_code, detail, problem)

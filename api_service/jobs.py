@@ -1,0 +1,36 @@
+"""Enqueueing ``process_upload`` by name, without importing the worker's code."""
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from redis.exceptions import RedisError
+
+from handoff.config import Settings
+
+ACTOR = "process_upload"
+
+
+class QueueUnavailable(Exception):
+    """The broker did not take the message."""
+
+
+class JobQueue:
+    def __init__(self, settings: Settings) -> None:
+        self._queue = settings.queue
+        self._broker = RedisBroker(url=settings.redis_url or None, socket_timeout=5,
+                                   socket_connect_timeout=5)
+
+    def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
+        """Put the job on the queue; returns the message id."""
+        message = dramatiq.Message(queue_name=self._queue, actor_name=ACTOR,
+                                   args=(upload_id, purpose, metadata), kwargs={}, options={})
+        try:
+            return self._broker.enqueue(message).message_id
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(str(exc)) from None
+
+    def ready(self) -> str | None:
+        try:
+            self._broker.client.ping()
+        except (RedisError, OSError) as exc:
+            return str(exc)
+        return None

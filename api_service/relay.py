@@ -1,0 +1,156 @@
+"""The byte path: read the client's multipart body once, check it, pass it on.
+
+The client's body is forwarded to the geo service as it is, boundary and
+all, so nothing is re-encoded. While it passes through, the same bytes are
+parsed incrementally to validate the fields (before anything is relayed),
+to enforce size limits, and to hash every file, so the API can hold the geo
+service to what it really received. Memory use is one chunk, whatever the
+file size, and nothing touches the API's disk.
+"""
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
+from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
+
+
+class RelayError(Exception):
+    """The client's upload cannot go on; ``status`` and ``kind`` say why."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+
+
+class ClientGone(RelayError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(400, "incomplete-body", detail)
+
+
+@dataclass
+class FileDigest:
+    name: str
+    size: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+    def summary(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256.hexdigest()}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_upload_size: int
+    max_file_size: int
+    max_field_size: int
+    chunk_size: int
+
+
+class Relay:
+    """One client upload on its way through the API."""
+
+    def __init__(self, stream: BinaryIO, boundary: bytes, limits: Limits) -> None:
+        self._stream = stream
+        self._parser = FormParser(boundary, limits.max_field_size)
+        self._limits = limits
+        self._pending: list[bytes] = []
+        self._fields: dict[str, str] = {}
+        self._files: list[FileDigest] = []
+        self._current: FileDigest | None = None
+        self._received = 0
+        self._ended = False
+        self.purpose = ""
+        self.metadata: dict[str, Any] = {}
+
+    @property
+    def files(self) -> list[dict[str, Any]]:
+        return [digest.summary() for digest in self._files]
+
+    @property
+    def received(self) -> int:
+        return self._received
+
+    def read_head(self, purposes: set[str]) -> None:
+        """Read up to the first file part and validate the fields before it.
+
+        The raw bytes read so far are kept to be relayed first: they are at
+        most the fields' size limit plus one chunk.
+        """
+        while not self._files and not self._ended:
+            chunk = self._read()
+            self._pending.append(chunk)
+            self._consume(chunk)
+        if not self._files:
+            raise RelayError(400, "no-file", "the form contains no file part")
+        try:
+            self.purpose = parse_purpose(self._fields.get("purpose", ""), purposes)
+            self.metadata = parse_metadata(self._fields.get("metadata", ""))
+        except FieldError as exc:
+            raise RelayError(400, "bad-form", str(exc)) from None
+
+    def body(self) -> Iterator[bytes]:
+        """The whole client body, raw, for the geo service: head first, then the rest."""
+        yield from self._pending
+        self._pending.clear()
+        while not self._ended:
+            chunk = self._read()
+            self._consume(chunk)
+            if chunk:
+                yield chunk
+        if not self._parser.complete:
+            raise RelayError(400, "bad-form", "multipart body ended before its closing boundary")
+
+    def check(self, stored: list[dict[str, Any]]) -> None:
+        """Raise unless the geo service stored exactly the files that passed through."""
+        mine = [(f["size"], f["sha256"]) for f in self.files]
+        theirs = [(f.get("size"), f.get("sha256")) for f in stored]
+        if mine != theirs:
+            raise RelayError(502, "geo-mismatch",
+                             "the geo service stored different bytes than were relayed")
+
+    def _read(self) -> bytes:
+        try:
+            chunk = self._stream.read(self._limits.chunk_size)
+        except Exception as exc:
+            raise ClientGone(f"the client stopped sending: {exc or type(exc).__name__}") from None
+        if not chunk:
+            self._ended = True
+        return chunk
+
+    def _consume(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received > self._limits.max_upload_size:
+            raise RelayError(413, "too-large",
+                             f"the upload exceeds {self._limits.max_upload_size} bytes")
+        try:
+            for event in self._parser.feed(chunk or None):
+                self._on(event)
+        except MalformedForm as exc:
+            raise RelayError(400, "bad-form", str(exc)) from None
+        except FieldError as exc:
+            raise RelayError(400, "bad-form", str(exc)) from None
+
+    def _on(self, event: object) -> None:
+        if isinstance(event, FileData):
+            current = self._current
+            assert current is not None
+            current.size += len(event.data)
+            if current.size > self._limits.max_file_size:
+                raise RelayError(413, "too-large", f"file {current.name!r} exceeds "
+                                 f"{self._limits.max_file_size} bytes")
+            current.sha256.update(event.data)
+        elif isinstance(event, FileStart):
+            self._current = FileDigest(event.filename)
+            self._files.append(self._current)
+        elif isinstance(event, FileEnd):
+            self._current = None
+        elif isinstance(event, FieldValue):
+            if self._files:
+                raise FieldError(f"field {event.name!r} comes after a file; "
+                                 "fields must come before the files")
+            check_field(event.name, set(self._fields))
+            self._fields[event.name] = event.value

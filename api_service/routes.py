@@ -1,0 +1,162 @@
+"""The public endpoints: ``POST /v1/uploads`` and ``GET /v1/uploads/<id>``."""
+
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+
+from api_service.geo import GeoClient, GeoError
+from api_service.jobs import JobQueue, QueueUnavailable
+from api_service.relay import Limits, Relay, RelayError
+from handoff.auth import bearer_token, token_allowed
+from handoff.config import Settings
+from handoff.ids import is_upload_id, new_upload_id
+from handoff.multipart import MalformedForm, NotMultipart, boundary_of
+from handoff.problems import Problem
+
+log = logging.getLogger("handoff.api")
+bp = Blueprint("uploads", __name__)
+
+# geo state -> public state
+_PUBLIC_STATE = {"complete": "queued", "queued": "queued", "claimed": "processing",
+                 "done": "done", "failed": "failed", "receiving": "receiving"}
+# geo answers passed on to the client as they are; anything else is a 502
+_GEO_PASSTHROUGH = {400, 413, 507}
+
+
+def _settings() -> Settings:
+    return current_app.config["HANDOFF"]
+
+
+def _geo() -> GeoClient:
+    return current_app.extensions["handoff.geo"]
+
+
+def _queue() -> JobQueue:
+    return current_app.extensions["handoff.queue"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    tokens = _settings().api_tokens
+    if tokens and not token_allowed(bearer_token(request.headers.get("Authorization")), tokens):
+        raise Problem(401, "unauthorized", "Unauthorized", "a valid bearer token is required")
+
+
+@bp.post("/v1/uploads")
+def create_upload() -> tuple[Response, int]:
+    settings = _settings()
+    length = request.content_length
+    if length is not None and length > settings.max_upload_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the request body exceeds {settings.max_upload_size} bytes")
+    try:
+        boundary = boundary_of(request.content_type)
+    except NotMultipart as exc:
+        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
+    except MalformedForm as exc:
+        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+    upload_id = new_upload_id()
+    limits = Limits(settings.max_upload_size, settings.max_file_size,
+                    settings.max_form_fields_size, settings.relay_chunk_size)
+    relay = Relay(request.stream, boundary, limits)
+    started = time.monotonic()
+    _relay(relay, upload_id, length)
+    message_id = _enqueue(relay, upload_id)
+    log.info("upload accepted", extra={"upload_id": upload_id, "bytes": relay.received,
+                                       "seconds": round(time.monotonic() - started, 3),
+                                       "message_id": message_id})
+    body = {"id": upload_id, "status": "queued", "purpose": relay.purpose,
+            "files": relay.files, "links": _links(upload_id)}
+    return jsonify(body), 202
+
+
+def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
+    geo = _geo()
+    try:
+        relay.read_head(_geo_call(geo.purposes, upload_id))
+        manifest = geo.upload(upload_id, request.content_type or "", relay.body(), length)
+        relay.check(manifest["files"])
+    except RelayError as exc:
+        geo.delete(upload_id)
+        log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail})
+        raise Problem(exc.status, exc.kind, _TITLES.get(exc.status, "Upload failed"),
+                      exc.detail, upload_id=upload_id) from None
+    except GeoError as exc:
+        geo.delete(upload_id)
+        raise _geo_problem(exc, upload_id) from None
+
+
+def _enqueue(relay: Relay, upload_id: str) -> str:
+    geo = _geo()
+    try:
+        message_id = _queue().enqueue(upload_id, relay.purpose, relay.metadata)
+    except QueueUnavailable as exc:
+        geo.delete(upload_id)
+        log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
+        raise Problem(503, "queue-unavailable", "Queue unavailable",
+                      "the job queue is unavailable; the upload was discarded, retry later",
+                      upload_id=upload_id) from None
+    try:
+        geo.record_job(upload_id, {"message_id": message_id, "enqueued_at": time.time()})
+    except GeoError as exc:
+        log.warning("could not record the job on the geo service",
+                    extra={"upload_id": upload_id, "error": exc.detail})
+    return message_id
+
+
+def _geo_call(call: Any, upload_id: str) -> Any:
+    try:
+        return call()
+    except GeoError as exc:
+        raise _geo_problem(exc, upload_id) from None
+
+
+def _geo_problem(exc: GeoError, upload_id: str) -> Problem:
+    log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
+    if exc.status in _GEO_PASSTHROUGH:
+        kind = str(exc.problem.get("type", "")).rsplit("/", 1)[-1] or "geo-error"
+        return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
+    return Problem(502, "geo-unavailable", "Bad gateway",
+                   f"the geo service failed: {exc.detail}", upload_id=upload_id)
+
+
+_TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
+           507: "Insufficient storage"}
+
+
+@bp.get("/v1/uploads/<upload_id>")
+def show_upload(upload_id: str) -> Response:
+    if not is_upload_id(upload_id):
+        raise Problem(404, "not-found", "Not found", "no upload with this id")
+    status = _geo_call(lambda: _geo().status(upload_id), upload_id)
+    if status is None:
+        raise Problem(404, "not-found", "Not found", "no upload with this id",
+                      upload_id=upload_id)
+    return jsonify(_public_status(status))
+
+
+def _public_status(status: dict[str, Any]) -> dict[str, Any]:
+    manifest = status.get("manifest") or {}
+    result = status.get("result") or {}
+    upload_id = status["id"]
+    return {
+        "id": upload_id,
+        "status": _PUBLIC_STATE[status["state"]],
+        "purpose": manifest.get("purpose"),
+        "metadata": manifest.get("metadata"),
+        "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]}
+                  for f in manifest.get("files", [])],
+        "created_at": manifest.get("created"),
+        "enqueued_at": (status.get("job") or {}).get("enqueued_at"),
+        "started_at": (status.get("claim") or {}).get("claimed_at"),
+        "finished_at": result.get("finished_at"),
+        "result": result.get("result"),
+        "error": result.get("error"),
+        "links": _links(upload_id),
+    }
+
+
+def _links(upload_id: str) -> dict[str, str]:
+    return {"self": url_for("uploads.show_upload", upload_id=upload_id)}

@@ -1,0 +1,1 @@
+"""The geoprocessing side: upload endpoint, upload store, worker and processors."""

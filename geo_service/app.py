@@ -1,0 +1,24 @@
+"""Application factory for the geo service (run under gunicorn)."""
+
+from flask import Flask
+
+from geo_service import processors
+from geo_service.routes import bp
+from geo_service.store import UploadStore
+from handoff.config import Settings, load_or_exit
+from handoff.web import make_app
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_or_exit(need_secret=True)
+    store = UploadStore(settings.uploads_root)
+
+    def ready() -> dict[str, str]:
+        return {} if store.root.is_dir() else {"store": f"{store.root} is missing"}
+
+    app = make_app("geo_service", settings, ready)
+    app.extensions["handoff.store"] = store
+    app.config["PURPOSES"] = processors.purposes()
+    app.config["MAX_CONTENT_LENGTH"] = None
+    app.register_blueprint(bp)
+    return app

@@ -1,0 +1,93 @@
+"""One run of the ``process_upload`` job, independent of Dramatiq.
+
+The rules that make redelivery safe live here: work happens only under the
+upload's lock, an upload that already has a result is left alone, and the
+stored bytes are checked against the manifest before a processor sees them.
+"""
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from typing import Any
+
+from geo_service.locks import Busy
+from geo_service.processors import Job, ValidationFailed, processor_for
+from geo_service.store import MANIFEST, State, UploadMissing, UploadStore
+from geo_service.verify import ManifestMismatch, verify_manifest
+
+log = logging.getLogger("handoff.worker")
+LOCK_WAIT = 30.0
+
+
+class Retry(Exception):
+    """A transient problem: Dramatiq should try the job again later."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+        limits: dict[str, int], *, final_attempt: bool = False) -> str:
+    """Process the upload once; returns the state it ends in."""
+    extra = {"upload_id": upload_id}
+    try:
+        with store.lock(upload_id, timeout=LOCK_WAIT):
+            return _run_locked(store, upload_id, purpose, metadata, limits, final_attempt)
+    except Busy:
+        raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
+    except UploadMissing:
+        log.warning("job for an upload that no longer exists", extra=extra)
+        return "missing"
+
+
+def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+                limits: dict[str, int], final_attempt: bool) -> str:
+    extra = {"upload_id": upload_id}
+    state = store.state(upload_id)
+    if state in (State.DONE, State.FAILED):
+        log.info("job already finished; nothing to do", extra={**extra, "state": str(state)})
+        return str(state)
+    if state is State.RECEIVING:
+        raise Retry(f"upload {upload_id} has no manifest yet")
+    manifest = store.read(upload_id, MANIFEST) or {}
+    store.claim(upload_id, {"worker": worker_id(), "claimed_at": time.time()})
+    log.info("job started", extra={**extra, "purpose": purpose})
+    started = time.monotonic()
+    try:
+        result = _process(store, upload_id, purpose, metadata, manifest, limits)
+    except (ValidationFailed, ManifestMismatch) as exc:
+        return _finish(store, upload_id, State.FAILED, {"error": str(exc)}, started)
+    except Exception as exc:
+        if final_attempt:
+            _finish(store, upload_id, State.FAILED, {"error": f"gave up: {exc}"}, started)
+        raise
+    return _finish(store, upload_id, State.DONE, {"result": result}, started)
+
+
+def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+             manifest: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
+    folder = store.path(upload_id)
+    verify_manifest(folder, manifest)
+    processor = processor_for(purpose)
+    if processor is None:
+        raise ValidationFailed(f"no processor for purpose {purpose!r}")
+    job = Job(upload_id, purpose, metadata, manifest, folder, store.work_dir(upload_id), limits)
+    try:
+        return processor(job)
+    finally:
+        shutil.rmtree(job.work_dir, ignore_errors=True)
+
+
+def _finish(store: UploadStore, upload_id: str, state: State, payload: dict[str, Any],
+            started: float) -> str:
+    seconds = round(time.monotonic() - started, 3)
+    store.finish(upload_id, {"status": str(state), "finished_at": time.time(),
+                             "seconds": seconds, **payload})
+    level = logging.INFO if state is State.DONE else logging.WARNING
+    log.log(level, "job %s", state, extra={"upload_id": upload_id, "seconds": seconds,
+                                            "error": payload.get("error")})
+    return str(state)

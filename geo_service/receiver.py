@@ -1,0 +1,136 @@
+"""Writes one incoming multipart stream into the store, each byte once.
+
+File bytes go straight into their final files while being hashed; nothing
+is spooled. Only when every file is fsynced is the manifest sealed, so a
+reader that finds a manifest finds complete files.
+"""
+
+import hashlib
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from geo_service.store import UploadStore
+from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
+from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
+
+
+class TooLarge(Exception):
+    """A file or the whole upload went over its limit."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_size: int
+    max_upload_size: int
+    max_field_size: int
+
+
+@dataclass
+class _Open:
+    handle: BinaryIO
+    name: str
+    filename: str
+    content_type: str
+    size: int = 0
+    sha256: Any = field(default_factory=hashlib.sha256)
+
+
+class Receiver:
+    """Consumes the body of ``POST /uploads/<id>`` for one upload."""
+
+    def __init__(self, store: UploadStore, upload_id: str, purposes: set[str], limits: Limits):
+        self.store = store
+        self.upload_id = upload_id
+        self.purposes = purposes
+        self.limits = limits
+        self.fields: dict[str, str] = {}
+        self.files: list[dict[str, Any]] = []
+        self.total = 0
+        self._open: _Open | None = None
+
+    def receive(self, chunks: Iterable[bytes], boundary: bytes) -> dict[str, Any]:
+        """Write every file in ``chunks``, then seal and return the manifest."""
+        parser = FormParser(boundary, self.limits.max_field_size)
+        try:
+            for chunk in chunks:
+                for event in parser.feed(chunk):
+                    self._on(event)
+            for event in parser.feed(None):
+                self._on(event)
+        finally:
+            self._close()
+        if not self.files:
+            raise MalformedForm("the upload contains no file part")
+        manifest = self._manifest()
+        self.store.seal(self.upload_id, manifest)
+        return manifest
+
+    def _on(self, event: object) -> None:
+        if isinstance(event, FileData):
+            self._write(event.data)
+        elif isinstance(event, FileStart):
+            self._start(event)
+        elif isinstance(event, FileEnd):
+            self._end()
+        elif isinstance(event, FieldValue):
+            check_field(event.name, set(self.fields))
+            self.fields[event.name] = event.value
+
+    def _start(self, event: FileStart) -> None:
+        path = self.store.file_path(self.upload_id, len(self.files))
+        handle = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in _end/_close
+        self._open = _Open(handle, event.name, event.filename, event.content_type)
+
+    def _write(self, data: bytes) -> None:
+        current = self._open
+        assert current is not None
+        current.size += len(data)
+        self.total += len(data)
+        if current.size > self.limits.max_file_size:
+            raise TooLarge(f"file {current.filename!r} exceeds {self.limits.max_file_size} bytes")
+        if self.total > self.limits.max_upload_size:
+            raise TooLarge(f"upload exceeds {self.limits.max_upload_size} bytes")
+        current.sha256.update(data)
+        view = memoryview(data)
+        while view:
+            view = view[current.handle.write(view) :]
+
+    def _end(self) -> None:
+        current = self._open
+        assert current is not None
+        os.fsync(current.handle.fileno())
+        current.handle.close()
+        self._open = None
+        self.files.append(
+            {
+                "path": f"files/{len(self.files)}",
+                "field": current.name,
+                "name": current.filename,
+                "content_type": current.content_type,
+                "size": current.size,
+                "sha256": current.sha256.hexdigest(),
+            }
+        )
+
+    def _close(self) -> None:
+        if self._open is not None:
+            self._open.handle.close()
+            self._open = None
+
+    def _manifest(self) -> dict[str, Any]:
+        try:
+            purpose = parse_purpose(self.fields.get("purpose", ""), self.purposes)
+            metadata = parse_metadata(self.fields.get("metadata", ""))
+        except FieldError as exc:
+            raise MalformedForm(str(exc)) from None
+        return {
+            "id": self.upload_id,
+            "purpose": purpose,
+            "metadata": metadata,
+            "files": self.files,
+            "size": self.total,
+            "created": time.time(),
+        }

@@ -1,0 +1,169 @@
+"""The internal upload endpoint: ``/uploads/<id>``, reachable only with the shared secret."""
+
+import errno
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from geo_service.locks import Busy
+from geo_service.receiver import Limits, Receiver, TooLarge
+from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStore
+from handoff.auth import bearer_token, token_allowed
+from handoff.config import Settings
+from handoff.form import FieldError
+from handoff.multipart import MalformedForm, NotMultipart, boundary_of
+from handoff.problems import Problem
+
+log = logging.getLogger("handoff.geo")
+bp = Blueprint("uploads", __name__)
+READ_SIZE = 1024 * 1024
+
+
+def _settings() -> Settings:
+    return current_app.config["HANDOFF"]
+
+
+def _store() -> UploadStore:
+    return current_app.extensions["handoff.store"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    token = bearer_token(request.headers.get("Authorization"))
+    if not token_allowed(token, [_settings().geo_secret]):
+        raise Problem(401, "unauthorized", "Unauthorized", "a valid bearer secret is required")
+
+
+def _checked(upload_id: str) -> str:
+    try:
+        _store().path(upload_id)
+    except InvalidId:
+        raise Problem(400, "invalid-id", "Invalid upload id",
+                      "upload ids are canonical lowercase UUIDs") from None
+    return upload_id
+
+
+class BodyIncomplete(Exception):
+    """The sender stopped before the body was complete."""
+
+
+def _body_chunks() -> Iterator[bytes]:
+    stream = request.stream
+    while True:
+        try:
+            chunk = stream.read(READ_SIZE)
+        except Exception as exc:
+            raise BodyIncomplete(str(exc) or type(exc).__name__) from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def _drain(chunks: Iterator[bytes]) -> None:
+    """Read what is left of the body so the relay gets our answer, not a reset."""
+    try:
+        for _ in chunks:
+            pass
+    except Exception:  # the sender is gone; nobody is left to answer
+        log.info("sender went away while draining")
+
+
+@bp.post("/uploads/<upload_id>")
+def create(upload_id: str) -> tuple[Response, int]:
+    settings = _settings()
+    _checked(upload_id)
+    if (request.content_length or 0) > settings.max_upload_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the body exceeds {settings.max_upload_size} bytes", upload_id=upload_id)
+    try:
+        boundary = boundary_of(request.content_type)
+    except NotMultipart as exc:
+        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
+    except MalformedForm as exc:
+        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+    store = _store()
+    try:
+        store.create(upload_id)
+    except UploadExists:
+        raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
+                      upload_id=upload_id) from None
+    with store.lock(upload_id):
+        manifest = _receive(store, upload_id, boundary, settings)
+    log.info("upload complete", extra={"upload_id": upload_id, "bytes": manifest["size"]})
+    return jsonify(manifest), 201
+
+
+def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings) -> dict:
+    limits = Limits(settings.max_file_size, settings.max_upload_size, settings.max_form_fields_size)
+    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits)
+    chunks = _body_chunks()
+    try:
+        return receiver.receive(chunks, boundary)
+    except BaseException as exc:
+        store.remove(upload_id)
+        problem = _problem_for(exc, upload_id)
+        if problem is None:
+            raise
+        if not isinstance(exc, BodyIncomplete):
+            _drain(chunks)
+        raise problem from None
+
+
+def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
+    if isinstance(exc, BodyIncomplete):
+        return Problem(400, "incomplete-body", "Incomplete body",
+                       f"the request body ended early: {exc}", upload_id=upload_id)
+    if isinstance(exc, (MalformedForm, FieldError)):
+        return Problem(400, "bad-form", "Malformed form", str(exc), upload_id=upload_id)
+    if isinstance(exc, TooLarge):
+        return Problem(413, "too-large", "Upload too large", str(exc), upload_id=upload_id)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return Problem(507, "storage-full", "Insufficient storage",
+                       "the upload store is full; the partial upload was removed",
+                       upload_id=upload_id)
+    return None
+
+
+@bp.get("/uploads/<upload_id>")
+def show(upload_id: str) -> Response:
+    try:
+        return jsonify(_store().status(_checked(upload_id)))
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+
+
+@bp.delete("/uploads/<upload_id>")
+def delete(upload_id: str) -> tuple[str, int]:
+    store = _store()
+    try:
+        with store.lock(_checked(upload_id)):
+            store.remove(upload_id)
+    except Busy:
+        raise Problem(409, "busy", "Upload in use",
+                      "the upload is being written or processed", upload_id=upload_id) from None
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+    log.info("upload removed on request", extra={"upload_id": upload_id})
+    return "", 204
+
+
+@bp.put("/uploads/<upload_id>/job")
+def record_job(upload_id: str) -> tuple[str, int]:
+    """The API says a job was enqueued: the upload is no longer an orphan."""
+    job: dict[str, Any] = request.get_json(force=True, silent=True) or {}
+    try:
+        _store().mark_queued(_checked(upload_id), job)
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+    return "", 204
+
+
+@bp.get("/purposes")
+def purposes() -> Response:
+    return jsonify(sorted(current_app.config["PURPOSES"]))
+
+
+def _not_found(upload_id: str) -> Problem:
+    return Problem(404, "not-found", "Not found", "no upload with this id", upload_id=upload_id)

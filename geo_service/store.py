@@ -1,0 +1,246 @@
+"""The upload store: the only code that knows how uploads are laid out on disk.
+
+::
+
+    <root>/<id>/files/<n>       the bytes, named by position, never by the client
+    <root>/<id>/manifest.json   written last, atomically: "fully written"
+    <root>/<id>/job.json        the API enqueued a job for it
+    <root>/<id>/claim.json      a worker took the job
+    <root>/<id>/result.json     the processor's outcome (done or failed)
+    <root>/<id>/work/           scratch space for processors
+    <root>/.locks/<id>.lock     the upload's advisory lock
+    <root>/.trash/<id>.<ns>/    an upload being deleted
+
+An upload is deleted by renaming it into ``.trash`` first, so readers see it
+vanish at once and a crash half-way through the removal is finished later.
+"""
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from geo_service.locks import held
+from handoff.ids import is_upload_id
+
+MANIFEST = "manifest.json"
+JOB = "job.json"
+CLAIM = "claim.json"
+RESULT = "result.json"
+FILES = "files"
+WORK = "work"
+LOCKS = ".locks"
+TRASH = ".trash"
+
+
+class State(StrEnum):
+    RECEIVING = "receiving"
+    COMPLETE = "complete"
+    QUEUED = "queued"
+    CLAIMED = "claimed"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class InvalidId(ValueError):
+    """Not a canonical upload id; no path was built from it."""
+
+
+class UploadExists(Exception):
+    """An upload with this id is already on disk."""
+
+
+class UploadMissing(Exception):
+    """No upload with this id is on disk."""
+
+
+class UploadStore:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).resolve()
+        (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+        (self.root / TRASH).mkdir(exist_ok=True)
+
+    # -- paths ---------------------------------------------------------------
+
+    def path(self, upload_id: str) -> Path:
+        if not is_upload_id(upload_id):
+            raise InvalidId(upload_id)
+        return self.root / upload_id
+
+    def file_path(self, upload_id: str, index: int) -> Path:
+        return self.path(upload_id) / FILES / str(index)
+
+    def work_dir(self, upload_id: str) -> Path:
+        return self.path(upload_id) / WORK
+
+    def lock(self, upload_id: str, timeout: float = 0) -> AbstractContextManager[None]:
+        """The upload's exclusive lock (see :mod:`geo_service.locks`)."""
+        self.path(upload_id)
+        return held(self.root / LOCKS / f"{upload_id}.lock", timeout)
+
+    # -- life cycle ----------------------------------------------------------
+
+    def create(self, upload_id: str) -> Path:
+        """Make the upload's folder; the caller must lock it before writing."""
+        folder = self.path(upload_id)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            raise UploadExists(upload_id) from None
+        (folder / FILES).mkdir()
+        return folder
+
+    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
+        """Mark the upload complete: its files are durable, then the manifest is."""
+        folder = self.path(upload_id)
+        _fsync_dir(folder / FILES)
+        _write_json(folder / MANIFEST, manifest)
+
+    def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None:
+        self._write_marker(upload_id, JOB, job)
+
+    def claim(self, upload_id: str, claim: dict[str, Any]) -> None:
+        self._write_marker(upload_id, CLAIM, claim)
+
+    def finish(self, upload_id: str, result: dict[str, Any]) -> None:
+        self._write_marker(upload_id, RESULT, result)
+
+    def remove(self, upload_id: str) -> int:
+        """Delete the upload; returns the bytes freed. The caller holds the lock."""
+        folder = self.path(upload_id)
+        size = _tree_size(folder)
+        target = self.root / TRASH / f"{upload_id}.{time.time_ns()}"
+        try:
+            folder.rename(target)
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        shutil.rmtree(target, ignore_errors=True)
+        return size
+
+    def empty_trash(self) -> int:
+        """Finish removals that a crash interrupted; returns the bytes freed."""
+        freed = 0
+        for entry in (self.root / TRASH).iterdir():
+            freed += _tree_size(entry)
+            shutil.rmtree(entry, ignore_errors=True)
+        return freed
+
+    # -- reading -------------------------------------------------------------
+
+    def exists(self, upload_id: str) -> bool:
+        return self.path(upload_id).is_dir()
+
+    def read(self, upload_id: str, name: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.path(upload_id) / name).read_text())
+        except FileNotFoundError:
+            return None
+
+    def state(self, upload_id: str) -> State:
+        folder = self.path(upload_id)
+        if not folder.is_dir():
+            raise UploadMissing(upload_id)
+        result = self.read(upload_id, RESULT)
+        if result is not None:
+            return State(result["status"])
+        for name, state in ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE)):
+            if (folder / name).exists():
+                return state
+        return State.RECEIVING
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        """Everything known about the upload, for GET and for the API's status."""
+        state = self.state(upload_id)
+        return {
+            "id": upload_id,
+            "state": str(state),
+            "manifest": self.read(upload_id, MANIFEST),
+            "job": self.read(upload_id, JOB),
+            "claim": self.read(upload_id, CLAIM),
+            "result": self.read(upload_id, RESULT),
+        }
+
+    def upload_ids(self) -> Iterator[str]:
+        """Ids of the uploads in the root; other entries are not yielded."""
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if is_upload_id(entry.name) and entry.is_dir(follow_symlinks=False):
+                    yield entry.name
+
+    def stray_entries(self) -> Iterator[str]:
+        """Names in the root that are neither uploads nor the store's own folders."""
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                if entry.name in (LOCKS, TRASH):
+                    continue
+                if not (is_upload_id(entry.name) and entry.is_dir(follow_symlinks=False)):
+                    yield entry.name
+
+    def last_activity(self, upload_id: str) -> float:
+        """Newest modification time inside the upload: when bytes last arrived."""
+        return _newest_mtime(self.path(upload_id))
+
+    def marker_time(self, upload_id: str, name: str) -> float | None:
+        try:
+            return (self.path(upload_id) / name).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def size(self, upload_id: str) -> int:
+        return _tree_size(self.path(upload_id))
+
+    def _write_marker(self, upload_id: str, name: str, payload: dict[str, Any]) -> None:
+        folder = self.path(upload_id)
+        if not folder.is_dir():
+            raise UploadMissing(upload_id)
+        _write_json(folder / name, payload)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` so that readers see either nothing or all of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(payload, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _walk(path: Path) -> Iterator[os.stat_result]:
+    """Stat every entry below ``path`` without following symlinks."""
+    try:
+        yield path.lstat()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    yield from _walk(Path(entry.path))
+                else:
+                    yield entry.stat(follow_symlinks=False)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+
+
+def _tree_size(path: Path) -> int:
+    return sum(st.st_size for st in _walk(path) if not _is_dir(st))
+
+
+def _newest_mtime(path: Path) -> float:
+    return max((st.st_mtime for st in _walk(path)), default=0.0)
+
+
+def _is_dir(st: os.stat_result) -> bool:
+    return (st.st_mode & 0o170000) == 0o040000

@@ -1,0 +1,1 @@
+"""Pieces shared by the API, the geo service and the sweeper."""

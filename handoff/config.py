@@ -1,0 +1,145 @@
+"""The one configuration loader: every setting is a ``HANDOFF_*`` variable.
+
+Values are parsed and checked once, at start-up, so a typo stops the process
+with a message naming the variable instead of failing on the first upload.
+The README's configuration table lists the same names and defaults.
+"""
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from handoff.units import parse_duration, parse_size
+
+PREFIX = "HANDOFF_"
+
+
+class ConfigError(ValueError):
+    """A variable is set to something the services cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_port: int = 8000
+    geo_port: int = 8001
+    geo_url: str = "http://127.0.0.1:8001"
+    geo_secret: str = ""
+    api_tokens: tuple[str, ...] = ()
+    redis_url: str = ""
+    queue: str = "geoprocessing"
+    uploads_root: Path = Path("var/uploads")
+    max_upload_size: int = 50 * 1024**3
+    max_file_size: int = 50 * 1024**3
+    max_form_fields_size: int = 1024**2
+    relay_chunk_size: int = 1024**2
+    geo_connect_timeout: float = 5.0
+    geo_read_timeout: float = 600.0
+    client_timeout: float = 60.0
+    orphan_ttl: float = 3600.0
+    partial_ttl: float = 3600.0
+    retention: float = 86400.0
+    gc_interval: float = 300.0
+    job_max_retries: int = 5
+    job_min_backoff: float = 1.0
+    zip_max_uncompressed: int = 4 * 1024**3
+    zip_max_entries: int = 10_000
+    log_level: str = "INFO"
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 < port < 65536:
+        raise ValueError(f"port out of range: {port}")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must not be negative: {value}")
+    return value
+
+
+def _tokens(text: str) -> tuple[str, ...]:
+    return tuple(token.strip() for token in text.split(",") if token.strip())
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError(f"unknown log level {text!r}")
+    return level
+
+
+def _positive_size(text: str) -> int:
+    value = parse_size(text)
+    if value <= 0:
+        raise ValueError(f"must be more than zero: {text!r}")
+    return value
+
+
+# variable suffix -> (Settings field, parser)
+_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "API_PORT": ("api_port", _port),
+    "GEO_PORT": ("geo_port", _port),
+    "GEO_URL": ("geo_url", lambda text: text.rstrip("/")),
+    "GEO_SECRET": ("geo_secret", str),
+    "API_TOKENS": ("api_tokens", _tokens),
+    "REDIS_URL": ("redis_url", str),
+    "QUEUE": ("queue", str),
+    "UPLOADS_ROOT": ("uploads_root", Path),
+    "MAX_UPLOAD_SIZE": ("max_upload_size", _positive_size),
+    "MAX_FILE_SIZE": ("max_file_size", _positive_size),
+    "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", _positive_size),
+    "RELAY_CHUNK_SIZE": ("relay_chunk_size", _positive_size),
+    "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", parse_duration),
+    "GEO_READ_TIMEOUT": ("geo_read_timeout", parse_duration),
+    "CLIENT_TIMEOUT": ("client_timeout", parse_duration),
+    "ORPHAN_TTL": ("orphan_ttl", parse_duration),
+    "PARTIAL_TTL": ("partial_ttl", parse_duration),
+    "RETENTION": ("retention", parse_duration),
+    "GC_INTERVAL": ("gc_interval", parse_duration),
+    "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),
+    "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
+    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", _positive_size),
+    "ZIP_MAX_ENTRIES": ("zip_max_entries", _positive_int),
+    "LOG_LEVEL": ("log_level", _log_level),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``environ`` (default: the process environment)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for suffix, (name, parse) in _PARSERS.items():
+        raw = environ.get(PREFIX + suffix)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}{suffix}={raw!r} is invalid: {exc}") from None
+    if "geo_url" not in values and "geo_port" in values:
+        values["geo_url"] = f"http://127.0.0.1:{values['geo_port']}"
+    if "max_file_size" not in values and "max_upload_size" in values:
+        values["max_file_size"] = values["max_upload_size"]
+    return Settings(**values)
+
+
+def load_or_exit(*, need_secret: bool = False) -> Settings:
+    """Settings for a service's start-up: a bad value ends the process.
+
+    Exit status 3 makes gunicorn's arbiter stop instead of respawning a
+    worker that can never boot.
+    """
+    try:
+        settings = load_settings()
+        if need_secret and not settings.geo_secret:
+            raise ConfigError(f"{PREFIX}GEO_SECRET is not set; the upload endpoint is never open")
+    except ConfigError as exc:
+        print(f"handoff: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(3) from None
+    return settings

@@ -1,0 +1,126 @@
+"""Incremental multipart/form-data parsing, shared by the API and the geo service.
+
+Werkzeug's ``request.files`` spools every large file to a temp file, which
+defeats streaming. This wraps Werkzeug's sans-IO ``MultipartDecoder``: bytes
+are pushed in as they arrive and part events come out, so file data can be
+hashed, relayed or written without ever being held whole.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+MAX_BOUNDARY = 200
+
+
+class NotMultipart(ValueError):
+    """The body is not multipart/form-data at all (HTTP 415)."""
+
+
+class MalformedForm(ValueError):
+    """The body claims to be multipart/form-data but does not parse (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class FileStart:
+    name: str
+    filename: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class FileData:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class FileEnd:
+    pass
+
+
+FormEvent = FieldValue | FileStart | FileData | FileEnd
+
+
+def boundary_of(content_type: str | None) -> bytes:
+    """The boundary of a multipart/form-data Content-Type header."""
+    mimetype, options = parse_options_header(content_type or "")
+    if mimetype != "multipart/form-data":
+        raise NotMultipart(f"expected multipart/form-data, got {mimetype or 'no content type'}")
+    boundary = options.get("boundary", "")
+    if not boundary or len(boundary) > MAX_BOUNDARY:
+        raise MalformedForm("multipart/form-data without a valid boundary parameter")
+    return boundary.encode("latin-1")
+
+
+class FormParser:
+    """Push bytes in with :meth:`feed`, get :data:`FormEvent` values out.
+
+    Field values are collected (at most ``max_field_size`` bytes in all);
+    file data is passed through as it arrives. ``feed(None)`` marks the end
+    of the body and raises :class:`MalformedForm` if the form is incomplete.
+    """
+
+    def __init__(self, boundary: bytes, max_field_size: int) -> None:
+        self._decoder = MultipartDecoder(boundary)
+        self._max_field_size = max_field_size
+        self._field_bytes = 0
+        self._field: str | None = None
+        self._value = bytearray()
+        self._in_file = False
+        self.complete = False
+
+    def feed(self, data: bytes | None) -> Iterator[FormEvent]:
+        self._decoder.receive_data(data)
+        try:
+            yield from self._drain()
+        except RequestEntityTooLarge:
+            raise MalformedForm("too many form parts") from None
+        except ValueError as exc:
+            raise MalformedForm(_describe(exc, data is None)) from None
+
+    def _drain(self) -> Iterator[FormEvent]:
+        while True:
+            event = self._decoder.next_event()
+            if isinstance(event, NeedData):
+                return
+            if isinstance(event, Epilogue):
+                self.complete = True
+                return
+            if isinstance(event, Field):
+                self._field = event.name
+                self._value.clear()
+            elif isinstance(event, File):
+                self._in_file = True
+                yield FileStart(event.name, event.filename, event.headers.get("content-type", ""))
+            elif isinstance(event, Data):
+                yield from self._data(event)
+
+    def _data(self, event: Data) -> Iterator[FormEvent]:
+        if self._in_file:
+            if event.data:
+                yield FileData(event.data)
+            if not event.more_data:
+                self._in_file = False
+                yield FileEnd()
+            return
+        self._field_bytes += len(event.data)
+        if self._field_bytes > self._max_field_size:
+            raise MalformedForm(f"form fields exceed {self._max_field_size} bytes")
+        self._value += event.data
+        if not event.more_data:
+            yield FieldValue(self._field or "", self._value.decode("utf-8", "replace"))
+
+
+def _describe(exc: ValueError, at_end: bool) -> str:
+    if at_end:
+        return "multipart body ended before its closing boundary"
+    return f"malformed multipart body: {exc}"

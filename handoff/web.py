@@ -1,0 +1,33 @@
+"""What both Flask services share: settings, problem answers, health routes."""
+
+from collections.abc import Callable
+
+from flask import Flask, Response, jsonify
+
+from handoff import problems
+from handoff.config import Settings
+from handoff.logs import setup_logging
+
+
+def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]]) -> Flask:
+    """A Flask app with settings, problem+json errors and /healthz, /readyz.
+
+    ``ready`` returns a mapping of dependency -> error message; empty means ready.
+    """
+    setup_logging(settings.log_level, name)
+    app = Flask(name)
+    app.config["HANDOFF"] = settings
+    problems.register(app)
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        failures = ready()
+        if failures:
+            return jsonify(status="unavailable", failures=failures), 503
+        return jsonify(status="ready"), 200
+
+    return app
