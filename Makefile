@@ -1,0 +1,53 @@
+# Two commands matter: `make run` (the whole stack, in the foreground) and
+# `make test` (everything CI checks). Both set themselves up from a fresh clone.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
+
+.PHONY: run test unit lint bench bench-gc system-deps requirements clean
+
+$(STAMP): $(REQS) pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(MAKE) system-deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(addprefix -r ,$(REQS))
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+# System packages: venv support and curl (used by the README examples).
+system-deps:
+	@if command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			python3-venv curl >/dev/null; \
+	else echo "no apt-get: install python3-venv and curl yourself"; fi
+
+run: $(STAMP)
+	$(BIN)/handoff-stack
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-gc: $(STAMP)
+	$(BIN)/python bench/gc_sweep.py
+
+# Re-pin requirements/*.txt after editing the .in files.
+requirements: $(STAMP)
+	cd requirements && for name in base dev chart; do \
+		../$(BIN)/pip-compile --quiet --strip-extras --no-header --no-emit-index-url \
+			--no-emit-find-links -o $$name.txt $$name.in; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,179 @@
+"""Fixtures that start real processes: valkey-server, gunicorn, a Dramatiq worker.
+
+Ports are picked free, every process is stopped by pid (its whole session)
+at teardown, and each stack lives in its own temp folder that is removed.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from requests_toolbelt import MultipartEncoder
+
+from handoff import processes
+
+SECRET = "test-geo-secret"
+DEFAULT_COMPONENTS = ("redis", "geo", "worker", "api")
+
+
+@dataclass
+class Stack:
+    """One running copy of the product, with helpers to drive it like a client."""
+
+    root: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    client_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['api']}"
+
+    @property
+    def geo_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['geo']}"
+
+    @property
+    def uploads(self) -> Path:
+        return Path(self.env["HANDOFF_UPLOADS_ROOT"])
+
+    @property
+    def geo_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['HANDOFF_GEO_SECRET']}"}
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self, name: str) -> None:
+        argv = {
+            "redis": lambda: processes.valkey_argv(self.ports["redis"], self.root),
+            "geo": lambda: processes.geo_argv(self.ports["geo"]),
+            "api": lambda: processes.api_argv(self.ports["api"]),
+            "worker": lambda: processes.worker_argv(self.env["HANDOFF_QUEUE"]),
+            "gc": processes.gc_argv,
+        }[name]()
+        proc = processes.start(argv, self.env, self.root / f"{name}.log")
+        self.procs[name] = proc
+        if name == "redis":
+            processes.wait_port(self.ports["redis"], proc)
+        elif name in ("geo", "api"):
+            processes.wait_ready(f"http://127.0.0.1:{self.ports[name]}/healthz", proc)
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            processes.stop(proc)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            processes.kill(proc)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name)
+
+    def upload(self, files: Sequence[tuple[str, Any]], purpose: str | None = "raw",
+               metadata: str | None = None, headers: dict[str, str] | None = None,
+               fields: Sequence[tuple[str, Any]] = ()) -> requests.Response:
+        """POST /v1/uploads as a streaming multipart client would.
+
+        ``files`` holds (filename, bytes or open binary file) pairs, sent as
+        parts named ``file``; ``fields`` are sent first, after purpose/metadata.
+        """
+        parts: list[tuple[str, Any]] = []
+        if purpose is not None:
+            parts.append(("purpose", purpose))
+        if metadata is not None:
+            parts.append(("metadata", metadata))
+        parts.extend(fields)
+        parts.extend(("file", (name, content, "application/octet-stream"))
+                     for name, content in files)
+        encoder = MultipartEncoder(parts)
+        return requests.post(f"{self.api_url}/v1/uploads", data=encoder, timeout=300,
+                             headers={"Content-Type": encoder.content_type,
+                                      **(self.client_headers if headers is None else headers)})
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        response = requests.get(f"{self.api_url}/v1/uploads/{upload_id}", timeout=30,
+                                headers=self.client_headers)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(self, upload_id: str, states: Sequence[str] = ("done", "failed"),
+                 timeout: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.status(upload_id)
+            if status["status"] in states or time.monotonic() > deadline:
+                return status
+            time.sleep(0.1)
+
+
+def launch(root: Path, overrides: dict[str, str] | None = None,
+           components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
+    """Start the named components in ``root``; the caller stops them."""
+    ports = {name: processes.free_port() for name in ("redis", "geo", "api")}
+    env = {
+        **os.environ,
+        "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
+        "HANDOFF_GEO_SECRET": SECRET,
+        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",
+        "HANDOFF_QUEUE": "geoprocessing",
+        "HANDOFF_HEARTBEAT_DIR": str(root),
+        "HANDOFF_WEB_WORKERS": "2",
+        **(overrides or {}),
+    }
+    (root / "uploads").mkdir(parents=True, exist_ok=True)
+    stack = Stack(root, env, ports)
+    tokens = [t for t in env.get("HANDOFF_API_TOKENS", "").split(",") if t]
+    if tokens:
+        stack.client_headers = {"Authorization": f"Bearer {tokens[0]}"}
+    try:
+        for name in components:
+            stack.start(name)
+    except BaseException:
+        stack.stop_all()
+        raise
+    return stack
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The default stack, shared by tests that do not disturb it."""
+    root = tmp_path_factory.mktemp("stack")
+    running = launch(root)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
+    """Start a private stack with its own settings; stopped and removed at teardown."""
+    started: list[Stack] = []
+
+    def _make(overrides: dict[str, str] | None = None,
+              components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
+        root = tmp_path_factory.mktemp("private-stack")
+        started.append(launch(root, overrides, components))
+        return started[-1]
+
+    try:
+        yield _make
+    finally:
+        for running in started:
+            running.stop_all()
+            shutil.rmtree(running.root, ignore_errors=True)

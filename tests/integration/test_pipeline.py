@@ -1,0 +1,123 @@
+"""The whole path on real processes: client → API → geo store → Dramatiq → processor."""
+
+import hashlib
+import os
+import threading
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_one_file_is_stored_verified_and_processed(stack):
+    data = os.urandom(3 * MiB + 17)
+    response = stack.upload([("survey.bin", data)], metadata='{"project": "p1"}')
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert body["status"] == "queued"
+    assert body["files"] == [{"name": "survey.bin", "size": len(data), "sha256": _sha256(data)}]
+    assert body["links"]["self"] == f"/v1/uploads/{body['id']}"
+
+    status = stack.wait_for(body["id"])
+    assert status["status"] == "done", status
+    assert status["metadata"] == {"project": "p1"}
+    assert status["result"]["files"][0]["sha256"] == _sha256(data)
+    stored = stack.uploads / body["id"] / "files" / "0"
+    assert stored.read_bytes() == data
+
+
+def test_several_files_with_hostile_names_stay_inside_the_upload(stack):
+    names = ["../../etc/passwd", "a/b.txt", "données été.zip"]
+    contents = [os.urandom(100_000 + i) for i in range(len(names))]
+    before = set(stack.root.rglob("*"))
+    response = stack.upload(list(zip(names, contents, strict=True)))
+    assert response.status_code == 202, response.text
+    upload_id = response.json()["id"]
+    assert [f["name"] for f in response.json()["files"]] == names
+
+    status = stack.wait_for(upload_id)
+    assert status["status"] == "done"
+    assert [(f["name"], f["sha256"]) for f in status["files"]] == [
+        (name, _sha256(content)) for name, content in zip(names, contents, strict=True)]
+    folder = stack.uploads / upload_id
+    created = set(stack.root.rglob("*")) - before
+    outside = [p for p in created if folder not in p.parents and p != folder
+               and ".locks" not in p.parts and not p.name.endswith(".log")]
+    assert outside == []
+    assert sorted(p.name for p in (folder / "files").iterdir()) == ["0", "1", "2"]
+
+
+def test_a_chunked_request_is_relayed_and_processed(stack):
+    data = os.urandom(2 * MiB)
+    boundary = "chunkedboundary42"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"c.bin\"\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks():
+        yield head
+        for start in range(0, len(data), 300_000):
+            yield data[start:start + 300_000]
+        yield tail
+
+    response = requests.post(f"{stack.api_url}/v1/uploads", data=chunks(), timeout=60,
+                             headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status_code == 202, response.text
+    assert response.json()["files"][0]["sha256"] == _sha256(data)
+    assert stack.wait_for(response.json()["id"])["status"] == "done"
+
+
+def test_status_of_an_unknown_upload_is_a_problem(stack):
+    response = requests.get(f"{stack.api_url}/v1/uploads/{uuid.uuid4()}", timeout=10)
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["title"] == "Not found"
+
+
+def _api_processes(stack) -> list[psutil.Process]:
+    master = psutil.Process(stack.procs["api"].pid)
+    return [master, *master.children(recursive=True)]
+
+
+def test_the_api_neither_spools_to_disk_nor_grows_with_file_size(stack, tmp_path: Path):
+    size = 512 * MiB
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as handle:
+        block = os.urandom(MiB)
+        for _ in range(size // MiB):
+            handle.write(block)
+    procs = _api_processes(stack)
+    written_before = sum(p.io_counters().write_bytes for p in procs)
+    peak = {"rss": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.05):
+            peak["rss"] = max(peak["rss"], *(p.memory_info().rss for p in procs))
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        with open(source, "rb") as handle:
+            response = stack.upload([("big.bin", handle)])
+    finally:
+        done.set()
+        sampler.join()
+    assert response.status_code == 202, response.text
+    written = sum(p.io_counters().write_bytes for p in procs) - written_before
+    # Spooling would write the whole 512 MiB; log lines are a few pages at most.
+    assert written < MiB, f"the API wrote {written} bytes to disk"
+    assert peak["rss"] < 150 * MiB, f"an API process peaked at {peak['rss'] / MiB:.0f} MiB"
+    assert stack.wait_for(response.json()["id"], timeout=120)["status"] == "done"
+    source.unlink()
