@@ -1,6 +1,7 @@
 """Enqueueing ``process_upload`` by name, without importing the worker's code."""
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from redis.exceptions import RedisError
 
@@ -16,8 +17,11 @@ class QueueUnavailable(Exception):
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.queue
-        self._broker = RedisBroker(url=settings.redis_url or None, socket_timeout=5,
-                                   socket_connect_timeout=5)
+        # Short timeouts: a dead Redis must turn into a quick 503, not a hung upload.
+        # (RedisBroker ignores connection parameters given next to a URL.)
+        client = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0",
+                                      socket_timeout=5, socket_connect_timeout=5)
+        self._broker = RedisBroker(client=client)
 
     def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
         """Put the job on the queue; returns the message id."""

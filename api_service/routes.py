@@ -57,6 +57,7 @@ def create_upload() -> tuple[Response, int]:
         raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
     except MalformedForm as exc:
         raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+    _limit_client_silence(settings.client_timeout)
     upload_id = new_upload_id()
     limits = Limits(settings.max_upload_size, settings.max_file_size,
                     settings.max_form_fields_size, settings.relay_chunk_size)
@@ -72,6 +73,17 @@ def create_upload() -> tuple[Response, int]:
     return jsonify(body), 202
 
 
+def _limit_client_silence(seconds: float) -> None:
+    """End uploads whose client stops sending for ``seconds`` (a stalled or trickling client).
+
+    gunicorn hands the client socket to the app; a read that waits longer
+    than this raises, and the relay turns that into a refused upload.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(seconds)
+
+
 def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
     geo = _geo()
     try:
@@ -80,7 +92,8 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
         relay.check(manifest["files"])
     except RelayError as exc:
         geo.delete(upload_id)
-        log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail})
+        log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
+                                          "status": exc.status, "bytes": relay.received})
         raise Problem(exc.status, exc.kind, _TITLES.get(exc.status, "Upload failed"),
                       exc.detail, upload_id=upload_id) from None
     except GeoError as exc:

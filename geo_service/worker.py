@@ -41,7 +41,13 @@ class Heartbeat(Middleware):
                 return
 
 
-broker = RedisBroker(url=settings.redis_url or None)
+# A worker that dies holding messages is noticed after the heartbeat timeout;
+# the next queue maintenance (a chance per million commands) requeues them.
+broker = RedisBroker(
+    url=settings.redis_url or None,
+    heartbeat_timeout=int(settings.broker_heartbeat_timeout * 1000),
+    maintenance_chance=settings.broker_maintenance_chance,
+)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(Heartbeat())
 dramatiq.set_broker(broker)

@@ -42,6 +42,8 @@ class Settings:
     partial_ttl: float = 3600.0
     retention: float = 86400.0
     gc_interval: float = 300.0
+    broker_heartbeat_timeout: float = 60.0
+    broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
     job_min_backoff: float = 1.0
     zip_max_uncompressed: int = 4 * 1024**3
@@ -102,6 +104,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PARTIAL_TTL": ("partial_ttl", parse_duration),
     "RETENTION": ("retention", parse_duration),
     "GC_INTERVAL": ("gc_interval", parse_duration),
+    "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
+    "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),
     "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
     "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", _positive_size),
