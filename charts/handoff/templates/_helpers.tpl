@@ -1,0 +1,160 @@
+{{/* Chart name, overridable. */}}
+{{- define "handoff.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Base name for every object. Kept at most 40 characters so that the longest
+derived name (the uploads claim "uploads-<fullname>-geo-0") stays a valid
+DNS label.
+*/}}
+{{- define "handoff.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "handoff.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object; call with (dict "ctx" $ "component" "api"). */}}
+{{- define "handoff.labels" -}}
+helm.sh/chart: {{ include "handoff.chart" .ctx }}
+{{ include "handoff.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: handoff
+{{- end }}
+
+{{/* Labels that select one component's pods; call like handoff.labels. */}}
+{{- define "handoff.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "handoff.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{- define "handoff.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{- define "handoff.configMapName" -}}
+{{- printf "%s-config" (include "handoff.fullname" .) }}
+{{- end }}
+
+{{- define "handoff.secretName" -}}
+{{- default (printf "%s-secrets" (include "handoff.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "handoff.geoName" -}}
+{{- printf "%s-geo" (include "handoff.fullname" .) }}
+{{- end }}
+
+{{- define "handoff.redisName" -}}
+{{- printf "%s-redis" (include "handoff.fullname" .) }}
+{{- end }}
+
+{{/* The claim the StatefulSet creates for its only pod. */}}
+{{- define "handoff.uploadsClaimName" -}}
+{{- printf "uploads-%s-0" (include "handoff.geoName" .) }}
+{{- end }}
+
+{{- define "handoff.uploadsRoot" -}}
+/var/lib/handoff/uploads
+{{- end }}
+
+{{/* Pod-level security context shared by every workload. */}}
+{{- define "handoff.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+# Volumes may hold tens of gigabytes: change ownership only when the root
+# does not match, never walk every file on each start.
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Container-level security context shared by every container. */}}
+{{- define "handoff.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* The writable /tmp every container gets; call with (dict "ctx" $ "name" "tmp"). */}}
+{{- define "handoff.tmpVolume" -}}
+- name: {{ .name }}
+  emptyDir:
+    sizeLimit: {{ .ctx.Values.tmpSizeLimit }}
+{{- end }}
+
+{{/* Environment shared by the handoff containers: the ConfigMap. */}}
+{{- define "handoff.envFrom" -}}
+- configMapRef:
+    name: {{ include "handoff.configMapName" . }}
+{{- end }}
+
+{{/* HANDOFF_REDIS_URL when it comes from a Secret (external Redis). */}}
+{{- define "handoff.redisUrlEnv" -}}
+{{- if and (not .Values.redis.enabled) .Values.externalRedis.existingSecret }}
+- name: HANDOFF_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.externalRedis.existingSecret }}
+      key: {{ .Values.externalRedis.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{- define "handoff.geoSecretEnv" -}}
+- name: HANDOFF_GEO_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "handoff.secretName" . }}
+      key: {{ .Values.secrets.geoSecretKey }}
+{{- end }}
+
+{{- define "handoff.apiTokensEnv" -}}
+- name: HANDOFF_API_TOKENS
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "handoff.secretName" . }}
+      key: {{ .Values.secrets.apiTokensKey }}
+{{- end }}
+
+{{/*
+gunicorn's graceful timeout: what is left of the termination grace period
+after the preStop pause, less a margin for the arbiter to exit.
+Call with (dict "grace" <seconds> "preStop" <seconds>).
+*/}}
+{{- define "handoff.gracefulTimeout" -}}
+{{- $timeout := sub (sub (int .grace) (int .preStop)) 15 }}
+{{- if lt $timeout 1 }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed preStopSleepSeconds (%d) by more than 15 seconds" (int .grace) (int .preStop)) }}
+{{- end }}
+{{- $timeout }}
+{{- end }}
+
+{{- define "handoff.redisUrl" -}}
+{{- if .Values.redis.enabled }}
+{{- printf "redis://%s:6379/0" (include "handoff.redisName" .) }}
+{{- else }}
+{{- .Values.externalRedis.url }}
+{{- end }}
+{{- end }}
