@@ -1,0 +1,230 @@
+"""The ``shapefile`` purpose: zipped ESRI shapefiles, summarised per layer.
+
+Every uploaded file must be a zip holding at least one shapefile: a
+``.shp``, ``.shx`` and ``.dbf`` sharing a stem, optionally with a ``.prj``
+(the CRS) and a ``.cpg`` (the DBF's text encoding). Archives come from the
+public, so :mod:`~geo_service.processors.zipsafe` vets each one before
+anything is written, and only the members a layer needs are extracted,
+under names chosen here, into ``job.work_dir``.
+
+The zip limits apply to each uploaded archive in turn: one archive's files
+are deleted before the next is opened, so the disk never holds more than
+one archive's worth of extracted bytes.
+"""
+
+import codecs
+import logging
+import math
+import re
+import shutil
+import struct
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+from zipfile import ZipInfo
+
+import shapefile
+
+from geo_service.processors import Job, ValidationFailed, zipsafe
+
+log = logging.getLogger(__name__)
+
+REQUIRED = (".shp", ".shx", ".dbf")
+OPTIONAL = (".prj", ".cpg")
+WKT_LIMIT = 2000
+CPG_LIMIT = 64
+
+_PYSHP_ERRORS = (shapefile.ShapefileException, struct.error, ValueError, LookupError)
+
+
+@dataclass(frozen=True)
+class LayerMembers:
+    """The zip entries of one shapefile, keyed by lower-case extension."""
+
+    name: str
+    members: dict[str, ZipInfo]
+
+
+def process(job: Job) -> dict[str, Any]:
+    """Summarise every shapefile layer in every uploaded zip."""
+    layers: list[dict[str, Any]] = []
+    for n, (entry, path) in enumerate(job.files()):
+        layers.extend(summarise_archive(job, n, entry["name"], path))
+    return {"layers": layers, "feature_count": sum(layer["feature_count"] for layer in layers)}
+
+
+def summarise_archive(job: Job, n: int, label: str, path: Path) -> list[dict[str, Any]]:
+    """Vet one uploaded zip, then extract and read its layers in ``work_dir/<n>``.
+
+    The extracted files are removed however this ends; a folder left by an
+    earlier, interrupted attempt is removed first.
+    """
+    target = job.work_dir / str(n)
+    _remove(target)
+    limits = job.limits
+    with zipsafe.SafeZip(
+        path, label, limits["zip_max_entries"], limits["zip_max_uncompressed"]
+    ) as archive:
+        layers = find_layers(archive.members(), label)
+        try:
+            target.mkdir(parents=True)
+            return [
+                _summarise_layer(archive, layer, target / str(k), label)
+                for k, layer in enumerate(layers)
+            ]
+        finally:
+            _remove(target)
+
+
+def find_layers(infos: list[ZipInfo], label: str) -> list[LayerMembers]:
+    """Group the entries into shapefile layers; every ``.shp`` must be complete.
+
+    A lone ``.dbf`` next to complete layers is tolerated (it is an ordinary
+    attribute table), but a ``.shp`` missing its index or attributes is not.
+    """
+    groups = _group_by_stem(infos, label)
+    layers = [
+        LayerMembers(name=members[".shp"].filename, members=members)
+        for _, members in sorted(groups.items())
+        if ".shp" in members
+    ]
+    if not layers:
+        raise ValidationFailed(_no_shp_message(groups, label))
+    for layer in layers:
+        _require_complete(layer, label)
+    return layers
+
+
+def _group_by_stem(infos: list[ZipInfo], label: str) -> dict[str, dict[str, ZipInfo]]:
+    groups: dict[str, dict[str, ZipInfo]] = {}
+    for info in infos:
+        stem, ext = _split(info.filename)
+        if ext not in REQUIRED + OPTIONAL:
+            continue
+        members = groups.setdefault(stem, {})
+        if ext in members:
+            raise ValidationFailed(
+                f"{label}: {info.filename!r} and {members[ext].filename!r} are the same "
+                "shapefile part; the archive is ambiguous"
+            )
+        members[ext] = info
+    return groups
+
+
+def _split(name: str) -> tuple[str, str]:
+    """Stem (with its folders) and lower-case extension of an entry name."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    return str(path.with_suffix("")), path.suffix.lower()
+
+
+def _no_shp_message(groups: dict[str, dict[str, ZipInfo]], label: str) -> str:
+    parts = sorted(info.filename for members in groups.values() for info in members.values())
+    found = f" (found only {', '.join(parts)})" if parts else ""
+    return f"{label} contains no shapefile: there is no .shp file{found}"
+
+
+def _require_complete(layer: LayerMembers, label: str) -> None:
+    missing = [ext for ext in REQUIRED if ext not in layer.members]
+    if missing:
+        names = " and no ".join(_sibling_name(layer.name, ext) for ext in missing)
+        raise ValidationFailed(f"{label}: {layer.name} has no {names}")
+
+
+def _sibling_name(shp_name: str, ext: str) -> str:
+    """The name a missing part should have had, in the ``.shp``'s letter case."""
+    suffix = ext.upper() if shp_name[-4:].isupper() else ext
+    return shp_name[:-4] + suffix
+
+
+def _summarise_layer(
+    archive: zipsafe.SafeZip, layer: LayerMembers, base: Path, label: str
+) -> dict[str, Any]:
+    """Extract one layer under ``base``.<ext>, read it, then delete its files."""
+    files = {ext: base.with_suffix(ext) for ext in layer.members}
+    try:
+        for ext, info in layer.members.items():
+            archive.extract(info, files[ext])
+        summary = read_layer(files, layer.name)
+    finally:
+        for path in files.values():
+            path.unlink(missing_ok=True)
+    return {"file": label, **summary}
+
+
+def read_layer(files: dict[str, Path], name: str) -> dict[str, Any]:
+    """Describe an extracted shapefile; unreadable content fails the upload."""
+    encoding = _dbf_encoding(files.get(".cpg"))
+    with ExitStack() as stack:
+        shp, shx, dbf = (stack.enter_context(files[ext].open("rb")) for ext in REQUIRED)
+        try:
+            reader = stack.enter_context(
+                shapefile.Reader(
+                    shp=shp, shx=shx, dbf=dbf, encoding=encoding, encodingErrors="replace"
+                )
+            )
+            summary = _describe(reader, name)
+        except _PYSHP_ERRORS as exc:
+            raise ValidationFailed(f"{name} could not be read: {exc}") from exc
+    summary["crs"] = read_crs(files.get(".prj"))
+    return summary
+
+
+def _describe(reader: shapefile.Reader, name: str) -> dict[str, Any]:
+    if reader.shapeType not in shapefile.SHAPETYPE_LOOKUP:
+        raise ValidationFailed(f"{name} has an unknown shape type {reader.shapeType}")
+    records = len(reader)
+    if reader.numShapes != records:
+        raise ValidationFailed(
+            f"{name} has {reader.numShapes} shapes but its .dbf has {records} records"
+        )
+    return {
+        "name": name,
+        "feature_count": records,
+        "geometry_type": reader.shapeTypeName,
+        "bbox": _bbox(reader.bbox) if records else None,
+        "fields": [field.name for field in reader.fields[1:]],
+    }
+
+
+def _bbox(bbox: tuple[float, ...]) -> list[float] | None:
+    """The header's bounding box; None when it is not finite (so not JSON)."""
+    values = [float(v) for v in bbox]
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def _dbf_encoding(cpg: Path | None) -> str:
+    """The DBF encoding a ``.cpg`` names, or UTF-8 when it names none we know.
+
+    Read here rather than by pyshp, which reads the whole file and fails on
+    a code page number such as ``1252``; field names are decoded with
+    replacement anyway, so a wrong guess costs accents, not the upload.
+    """
+    if cpg is None:
+        return "utf-8"
+    with cpg.open("rb") as f:
+        value = f.read(CPG_LIMIT).decode("ascii", "ignore").strip()
+    if value.isdigit():
+        value = f"cp{value}"
+    try:
+        return codecs.lookup(value).name
+    except LookupError:
+        return "utf-8"
+
+
+def read_crs(prj: Path | None) -> dict[str, Any]:
+    """The CRS as a ``.prj`` states it: its first quoted name and its WKT."""
+    if prj is None:
+        return {"present": False}
+    with prj.open(encoding="utf-8-sig", errors="replace") as f:
+        wkt = f.read(WKT_LIMIT).strip()
+    if not wkt:
+        return {"present": False}
+    match = re.search(r'"([^"]*)"', wkt)
+    return {"present": True, "name": match.group(1) if match else None, "wkt": wkt}
+
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    if folder.exists():
+        log.warning("could not remove extracted files under %s", folder)
