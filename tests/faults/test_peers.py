@@ -1,0 +1,185 @@
+"""A peer of the API fails: the geo service, the queue, the worker, the disk."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+import requests
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+QUEUE_KEY = "dramatiq:geoprocessing"
+BOUNDARY = "faultboundary"
+
+
+def _form(parts: int, before_pause: int, pause: threading.Event | None = None,
+          paused: threading.Event | None = None) -> Iterator[bytes]:
+    """A raw/ upload of ``parts`` MiB that can stop after ``before_pause`` MiB."""
+    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
+           f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+           f"filename=\"f.bin\"\r\n\r\n").encode()
+    block = os.urandom(MiB)
+    for index in range(parts):
+        if index == before_pause and pause is not None and paused is not None:
+            paused.set()
+            pause.wait(30)
+        yield block
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def _post_in_background(url: str, body: Iterator[bytes]) -> dict:
+    outcome: dict = {}
+
+    def send() -> None:
+        try:
+            outcome["response"] = requests.post(
+                url, data=body, timeout=60,
+                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+        except requests.RequestException as exc:
+            outcome["error"] = exc
+
+    outcome["thread"] = threading.Thread(target=send)
+    outcome["thread"].start()
+    return outcome
+
+
+def _upload_folders(stack) -> list[str]:
+    return [p.name for p in stack.uploads.iterdir() if not p.name.startswith(".")]
+
+
+def _wait_until(predicate, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def _queue_length(stack) -> int:
+    return redis.Redis.from_url(stack.env["HANDOFF_REDIS_URL"]).llen(QUEUE_KEY)
+
+
+def _sweep_once(stack) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "handoff_gc", "--once"], env=stack.env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def _problem(response: requests.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    return response.json()
+
+
+def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_stack):
+    stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s"}, components=("redis", "geo", "api"))
+    pause, paused = threading.Event(), threading.Event()
+    outcome = _post_in_background(f"{stack.api_url}/v1/uploads", _form(16, 6, pause, paused))
+    assert paused.wait(30)
+    assert _wait_until(lambda: _upload_folders(stack) != [])
+    stack.kill("geo")
+    pause.set()
+    outcome["thread"].join(60)
+
+    problem = _problem(outcome["response"], 502)
+    assert "geo service" in problem["detail"]
+    assert problem["upload_id"] in _upload_folders(stack)
+    assert _queue_length(stack) == 0
+
+    time.sleep(1.2)
+    sweep = _sweep_once(stack)
+    assert sweep.returncode == 0, sweep.stderr
+    assert _upload_folders(stack) == []
+
+
+def test_client_disconnect_stops_the_relay_and_removes_the_partial(make_stack):
+    stack = make_stack(components=("redis", "geo", "api"))
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", stack.ports["api"]), timeout=10)
+    body = _form(8, 8)
+    sock.sendall((f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {100 * MiB}\r\n"
+                  f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode())
+    for _ in range(4):
+        sock.sendall(next(body))
+    assert _wait_until(lambda: _upload_folders(stack) != [])
+    sock.close()
+
+    assert _wait_until(lambda: _upload_folders(stack) == []), _upload_folders(stack)
+    assert _wait_until(lambda: '"upload refused"' in stack.log("api"))
+    assert '"status": 400' in stack.log("api")
+    assert _queue_length(stack) == 0
+
+
+def test_queue_down_gives_503_discards_the_upload_and_recovers(make_stack):
+    stack = make_stack(components=("redis", "geo", "api"))
+    stack.stop("redis")
+    response = stack.upload([("a.bin", os.urandom(MiB))])
+    problem = _problem(response, 503)
+    assert "queue" in problem["detail"]
+    assert _wait_until(lambda: _upload_folders(stack) == [])
+
+    stack.start("redis")
+    response = stack.upload([("b.bin", os.urandom(MiB))])
+    assert response.status_code == 202, response.text
+    assert _queue_length(stack) == 1
+
+
+def test_worker_killed_mid_job_is_redelivered_and_done_once(make_stack, tmp_path):
+    stack = make_stack({"HANDOFF_BROKER_HEARTBEAT_TIMEOUT": "2s",
+                        "HANDOFF_BROKER_MAINTENANCE_CHANCE": "1000000"})
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as handle:
+        block = os.urandom(MiB)
+        for _ in range(1024):
+            handle.write(block)
+    with open(source, "rb") as handle:
+        response = stack.upload([("big.bin", handle)])
+    assert response.status_code == 202, response.text
+    upload_id = response.json()["id"]
+    folder = stack.uploads / upload_id
+    assert _wait_until(lambda: (folder / "claim.json").exists(), timeout=30)
+    assert not (folder / "result.json").exists(), "the job finished before the kill"
+    stack.kill("worker")
+
+    stack.start("worker")
+    status = stack.wait_for(upload_id, timeout=90)
+    assert status["status"] == "done", status
+    assert status["result"]["files"][0]["sha256"] == response.json()["files"][0]["sha256"]
+    log = stack.log("worker")
+    assert log.count(f'"upload_id": "{upload_id}"') >= 2
+    finished = [line for line in log.splitlines()
+                if upload_id in line and '"message": "job done"' in line]
+    assert len(finished) == 1, finished
+    source.unlink()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 24 MiB tmpfs to fill up (the tests run as root, as CI does)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_storage_gives_507_removes_partials_and_keeps_serving(make_stack, small_disk):
+    stack = make_stack({"HANDOFF_UPLOADS_ROOT": str(small_disk)})
+    response = stack.upload([("huge.bin", os.urandom(40 * MiB))])
+    problem = _problem(response, 507)
+    assert "full" in problem["detail"]
+    assert _wait_until(lambda: _upload_folders(stack) == [])
+    assert not list((small_disk / ".trash").iterdir())
+
+    response = stack.upload([("small.bin", os.urandom(MiB))])
+    assert response.status_code == 202, response.text
+    assert stack.wait_for(response.json()["id"])["status"] == "done"
