@@ -1,0 +1,42 @@
+"""Processors run by the real worker on uploads that went through the real API."""
+
+import pytest
+
+from tests.shapes import make_points_zip, make_zip, points_layer
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_zipped_shapefile_is_summarised(stack, tmp_path):
+    points = [(4.35, 50.85), (2.35, 48.86), (13.40, 52.52), (-3.70, 40.42)]
+    archive = make_points_zip(tmp_path / "capitals.zip", points, name="capitals")
+    with open(archive, "rb") as handle:
+        response = stack.upload([("capitals.zip", handle)], purpose="shapefile")
+    assert response.status_code == 202, response.text
+
+    status = stack.wait_for(response.json()["id"])
+    assert status["status"] == "done", status
+    (layer,) = status["result"]["layers"]
+    assert layer["feature_count"] == 4
+    assert layer["geometry_type"] == "POINT"
+    assert layer["bbox"] == pytest.approx([-3.70, 40.42, 13.40, 52.52])
+    assert layer["crs"]["present"] is True
+
+
+def test_a_zip_slip_entry_fails_the_upload_and_writes_nothing_outside(stack, tmp_path):
+    entries = {f"../evil{ext}": data for ext, data in
+               ((name[-4:], data) for name, data in points_layer([(1.0, 2.0)]).items())}
+    archive = make_zip(tmp_path / "evil.zip", entries)
+    before = set(stack.root.rglob("*"))
+    with open(archive, "rb") as handle:
+        response = stack.upload([("evil.zip", handle)], purpose="shapefile")
+    assert response.status_code == 202, response.text
+
+    status = stack.wait_for(response.json()["id"])
+    assert status["status"] == "failed"
+    assert ".." in status["error"]
+    created = set(stack.root.rglob("*")) - before
+    folder = stack.uploads / response.json()["id"]
+    assert [p for p in created if "evil" in p.name] == []
+    assert all(folder in p.parents or p == folder or ".locks" in p.parts
+               or p.suffix == ".log" for p in created)
