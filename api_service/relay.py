@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from handoff import metrics
 from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
 from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
 
@@ -94,12 +95,15 @@ class Relay:
 
     def body(self) -> Iterator[bytes]:
         """The whole client body, raw, for the geo service: head first, then the rest."""
-        yield from self._pending
+        for chunk in self._pending:
+            metrics.RELAYED_BYTES.inc(len(chunk))
+            yield chunk
         self._pending.clear()
         while not self._ended:
             chunk = self._read()
             self._consume(chunk)
             if chunk:
+                metrics.RELAYED_BYTES.inc(len(chunk))
                 yield chunk
         if not self._parser.complete:
             raise RelayError(400, "bad-form", "multipart body ended before its closing boundary")
@@ -116,9 +120,11 @@ class Relay:
         try:
             chunk = self._stream.read(self._limits.chunk_size)
         except Exception as exc:
-            raise ClientGone(f"the client stopped sending: {exc or type(exc).__name__}") from None
+            reason = str(exc) or type(exc).__name__
+            raise ClientGone(f"the client stopped sending: {reason}") from None
         if not chunk:
             self._ended = True
+        metrics.RECEIVED_BYTES.inc(len(chunk))
         return chunk
 
     def _consume(self, chunk: bytes) -> None:

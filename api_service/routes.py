@@ -9,6 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from api_service.geo import GeoClient, GeoError
 from api_service.jobs import JobQueue, QueueUnavailable
 from api_service.relay import Limits, Relay, RelayError
+from handoff import metrics
 from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
 from handoff.ids import is_upload_id, new_upload_id
@@ -46,6 +47,17 @@ def _authenticate() -> None:
 
 @bp.post("/v1/uploads")
 def create_upload() -> tuple[Response, int]:
+    with metrics.IN_FLIGHT.track_inprogress():
+        try:
+            answer = _create_upload()
+        except Problem as problem:
+            metrics.UPLOADS.labels(str(problem.status)).inc()
+            raise
+    metrics.UPLOADS.labels("accepted").inc()
+    return answer
+
+
+def _create_upload() -> tuple[Response, int]:
     settings = _settings()
     length = request.content_length
     if length is not None and length > settings.max_upload_size:
@@ -65,6 +77,7 @@ def create_upload() -> tuple[Response, int]:
     started = time.monotonic()
     _relay(relay, upload_id, length)
     message_id = _enqueue(relay, upload_id)
+    metrics.RELAY_SECONDS.observe(time.monotonic() - started)
     log.info("upload accepted", extra={"upload_id": upload_id, "bytes": relay.received,
                                        "seconds": round(time.monotonic() - started, 3),
                                        "message_id": message_id})
@@ -106,6 +119,7 @@ def _enqueue(relay: Relay, upload_id: str) -> str:
     try:
         message_id = _queue().enqueue(upload_id, relay.purpose, relay.metadata)
     except QueueUnavailable as exc:
+        metrics.ENQUEUE_FAILURES.inc()
         geo.delete(upload_id)
         log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
         raise Problem(503, "queue-unavailable", "Queue unavailable",

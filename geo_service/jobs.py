@@ -17,6 +17,7 @@ from geo_service.locks import Busy
 from geo_service.processors import Job, ValidationFailed, processor_for
 from geo_service.store import MANIFEST, State, UploadMissing, UploadStore
 from geo_service.verify import ManifestMismatch, verify_manifest
+from handoff import metrics
 
 log = logging.getLogger("handoff.worker")
 LOCK_WAIT = 30.0
@@ -60,12 +61,12 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
     try:
         result = _process(store, upload_id, purpose, metadata, manifest, limits)
     except (ValidationFailed, ManifestMismatch) as exc:
-        return _finish(store, upload_id, State.FAILED, {"error": str(exc)}, started)
+        return _finish(store, upload_id, purpose, State.FAILED, {"error": str(exc)}, started)
     except Exception as exc:
         if final_attempt:
-            _finish(store, upload_id, State.FAILED, {"error": f"gave up: {exc}"}, started)
+            _finish(store, upload_id, purpose, State.FAILED, {"error": f"gave up: {exc}"}, started)
         raise
-    return _finish(store, upload_id, State.DONE, {"result": result}, started)
+    return _finish(store, upload_id, purpose, State.DONE, {"result": result}, started)
 
 
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
@@ -82,9 +83,11 @@ def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[st
         shutil.rmtree(job.work_dir, ignore_errors=True)
 
 
-def _finish(store: UploadStore, upload_id: str, state: State, payload: dict[str, Any],
-            started: float) -> str:
+def _finish(store: UploadStore, upload_id: str, purpose: str, state: State,
+            payload: dict[str, Any], started: float) -> str:
     seconds = round(time.monotonic() - started, 3)
+    metrics.JOBS.labels(purpose, str(state)).inc()
+    metrics.JOB_SECONDS.labels(purpose).observe(seconds)
     store.finish(upload_id, {"status": str(state), "finished_at": time.time(),
                              "seconds": seconds, **payload})
     level = logging.INFO if state is State.DONE else logging.WARNING

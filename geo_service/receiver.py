@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from geo_service.store import UploadStore
+from handoff import metrics
 from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
 from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
 
@@ -97,6 +98,7 @@ class Receiver:
         view = memoryview(data)
         while view:
             view = view[current.handle.write(view) :]
+        metrics.STORED_BYTES.inc(len(data))
 
     def _end(self) -> None:
         current = self._open

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from geo_service.locks import Busy
 from geo_service.receiver import Limits, Receiver, TooLarge
 from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStore
+from handoff import metrics
 from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
 from handoff.form import FieldError
@@ -90,7 +91,12 @@ def create(upload_id: str) -> tuple[Response, int]:
         raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
     with store.lock(upload_id):
-        manifest = _receive(store, upload_id, boundary, settings)
+        try:
+            manifest = _receive(store, upload_id, boundary, settings)
+        except Problem as problem:
+            metrics.STORED_UPLOADS.labels(str(problem.status)).inc()
+            raise
+    metrics.STORED_UPLOADS.labels("stored").inc()
     log.info("upload complete", extra={"upload_id": upload_id, "bytes": manifest["size"]})
     return jsonify(manifest), 201
 

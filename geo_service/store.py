@@ -148,7 +148,8 @@ class UploadStore:
         result = self.read(upload_id, RESULT)
         if result is not None:
             return State(result["status"])
-        for name, state in ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE)):
+        markers = ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE))
+        for name, state in markers:
             if (folder / name).exists():
                 return state
         return State.RECEIVING

@@ -26,7 +26,10 @@ def file_digest(path: Path) -> tuple[int, str]:
 
 def verify_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     for entry in manifest["files"]:
-        size, sha256 = file_digest(folder / entry["path"])
+        try:
+            size, sha256 = file_digest(folder / entry["path"])
+        except FileNotFoundError:
+            raise ManifestMismatch(f"{entry['name']!r}: stored file is missing") from None
         if size != entry["size"] or sha256 != entry["sha256"]:
             raise ManifestMismatch(
                 f"{entry['name']!r}: stored {size} bytes sha256 {sha256}, "

@@ -4,12 +4,19 @@ Run with ``dramatiq geo_service.worker --queues <queue>``. The API never
 imports this module; it enqueues by actor name and queue.
 """
 
+import os
 import threading
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Middleware
+from dramatiq.middleware.prometheus import DB_PATH, Prometheus
+
+# Job metrics join Dramatiq's own in the multiprocess folder that its
+# exposition server (port $dramatiq_prom_port, default 9191) reads; the
+# variable must be set before prometheus_client is first imported.
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
 
 from geo_service import jobs
 from geo_service.processors import ValidationFailed
@@ -49,6 +56,7 @@ broker = RedisBroker(
     maintenance_chance=settings.broker_maintenance_chance,
 )
 broker.add_middleware(CurrentMessage())
+broker.add_middleware(Prometheus())
 broker.add_middleware(Heartbeat())
 dramatiq.set_broker(broker)
 

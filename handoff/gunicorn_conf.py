@@ -8,6 +8,8 @@ Every value can be overridden with ``GUNICORN_CMD_ARGS`` or on the command line.
 """
 
 import os
+import shutil
+import tempfile
 
 worker_class = "gthread"
 workers = int(os.environ.get("HANDOFF_WEB_WORKERS", "2"))
@@ -21,4 +23,26 @@ keepalive = 5
 control_socket_disable = True
 # Uploads are streamed, never buffered; keep header limits at their defaults.
 accesslog = "-"
-access_log_format = '{"remote": "%(h)s", "request": "%(r)s", "status": %(s)s, "bytes": "%(B)s", "seconds": %(L)s}'
+access_log_format = (
+    '{"remote": "%(h)s", "request": "%(r)s", "status": %(s)s, "bytes": "%(B)s", "seconds": %(L)s}'
+)
+
+# Prometheus values of all worker processes go to files in one folder per
+# service run, which /metrics merges. It must be set before any worker
+# imports prometheus_client, hence here, in the master.
+_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR") or tempfile.mkdtemp(prefix="handoff-metrics-")
+os.makedirs(_metrics_dir, exist_ok=True)
+for _stale in os.listdir(_metrics_dir):
+    os.unlink(os.path.join(_metrics_dir, _stale))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if not os.environ.get("HANDOFF_METRICS_DIR"):
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

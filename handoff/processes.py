@@ -94,10 +94,8 @@ def stop(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM the child (it stops its own workers), then SIGKILL what is left."""
     if proc.poll() is None:
         proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
     _signal_group(proc, signal.SIGKILL)
     proc.wait()
 

@@ -7,6 +7,7 @@ every child; if any child dies, the rest are stopped too.
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,10 @@ def _environment(settings: Settings) -> dict[str, str]:
         env["HANDOFF_GEO_SECRET"] = secrets.token_urlsafe(32)
     env.setdefault("HANDOFF_GEO_URL", settings.geo_url)
     env["HANDOFF_UPLOADS_ROOT"] = str(settings.uploads_root.resolve())
+    # Dramatiq's metrics folder: fresh per run, so counters start at zero.
+    worker_metrics = settings.uploads_root.resolve().parent / "worker-metrics"
+    shutil.rmtree(worker_metrics, ignore_errors=True)
+    env.setdefault("dramatiq_prom_db", str(worker_metrics))
     return env
 
 

@@ -4,13 +4,13 @@ from collections.abc import Callable
 
 from flask import Flask, Response, jsonify
 
-from handoff import problems
+from handoff import metrics, problems
 from handoff.config import Settings
 from handoff.logs import setup_logging
 
 
 def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]]) -> Flask:
-    """A Flask app with settings, problem+json errors and /healthz, /readyz.
+    """A Flask app with settings, problem+json errors and /healthz, /readyz, /metrics.
 
     ``ready`` returns a mapping of dependency -> error message; empty means ready.
     """
@@ -29,5 +29,10 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
         if failures:
             return jsonify(status="unavailable", failures=failures), 503
         return jsonify(status="ready"), 200
+
+    @app.get("/metrics")
+    def metrics_text() -> Response:
+        body, content_type = metrics.exposition()
+        return Response(body, content_type=content_type)
 
     return app

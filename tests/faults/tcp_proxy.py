@@ -4,6 +4,7 @@ Placed between the API and the geo service, it shows what happens when the
 bytes stored are not the bytes relayed, without any switch in product code.
 """
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -57,7 +58,5 @@ class CorruptingProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
