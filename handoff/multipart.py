@@ -13,6 +13,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+# Bytes a part's headers or the preamble may take before the form is refused.
+HEADER_SLACK = 16 * 1024
+
 MAX_BOUNDARY = 200
 
 
@@ -50,10 +53,25 @@ class FileEnd:
 FormEvent = FieldValue | FileStart | FileData | FileEnd
 
 
+class _Decoder(MultipartDecoder):
+    """Werkzeug's decoder with a fix for a closing boundary split across chunks.
+
+    When a chunk ends inside ``\r\n--boundary--`` just after the boundary,
+    Werkzeug 3.1.9 releases the ``\r`` as data (werkzeug#3285), adding a
+    byte to the last part. Holding back everything from the first CR or LF
+    in the last closing-boundary's length keeps a possible boundary whole.
+    """
+
+    def _last_partial_boundary_index(self, data: bytes | bytearray) -> int:
+        start = max(0, len(data) - len(b"\r\n--" + self.boundary + b"--"))
+        found = [i for i in (data.find(b"\r", start), data.find(b"\n", start)) if i != -1]
+        return min(found) if found else len(data)
+
+
 def boundary_of(content_type: str | None) -> bytes:
     """The boundary of a multipart/form-data Content-Type header."""
     mimetype, options = parse_options_header(content_type or "")
-    if mimetype != "multipart/form-data":
+    if mimetype.lower() != "multipart/form-data":
         raise NotMultipart(f"expected multipart/form-data, got {mimetype or 'no content type'}")
     boundary = options.get("boundary", "")
     if not boundary or len(boundary) > MAX_BOUNDARY:
@@ -70,7 +88,7 @@ class FormParser:
     """
 
     def __init__(self, boundary: bytes, max_field_size: int) -> None:
-        self._decoder = MultipartDecoder(boundary)
+        self._decoder = _Decoder(boundary)
         self._max_field_size = max_field_size
         self._field_bytes = 0
         self._field: str | None = None
@@ -91,6 +109,7 @@ class FormParser:
         while True:
             event = self._decoder.next_event()
             if isinstance(event, NeedData):
+                self._check_buffer()
                 return
             if isinstance(event, Epilogue):
                 self.complete = True
@@ -103,6 +122,16 @@ class FormParser:
                 yield FileStart(event.name, event.filename, event.headers.get("content-type", ""))
             elif isinstance(event, Data):
                 yield from self._data(event)
+
+    def _check_buffer(self) -> None:
+        """Refuse headers or a preamble that would grow the buffer without bound.
+
+        While file data flows the decoder holds back only a possible
+        boundary, so a large buffer means bytes that are not part data.
+        """
+        limit = self._max_field_size + MAX_BOUNDARY + HEADER_SLACK
+        if not self._in_file and len(self._decoder.buffer) > limit:
+            raise MalformedForm(f"part headers or preamble exceed {limit} bytes")
 
     def _data(self, event: Data) -> Iterator[FormEvent]:
         if self._in_file:

@@ -47,7 +47,11 @@ class Problem(Exception):
 def _from_http_exception(exc: HTTPException) -> Response:
     kind = (exc.name or "error").lower().replace(" ", "-")
     problem = Problem(exc.code or 500, kind, exc.name, exc.description or exc.name)
-    return problem.response()
+    response = problem.response()
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            response.headers.add(name, value)
+    return response
 
 
 def _from_unexpected(exc: Exception) -> Response:

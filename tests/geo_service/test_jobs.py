@@ -1,0 +1,299 @@
+"""One run of the processing job on a real store, with real locks."""
+
+import json
+import subprocess
+import sys
+import types
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geo_service import jobs, processors
+from geo_service.jobs import Retry
+from geo_service.processors import Job, ValidationFailed
+from geo_service.receiver import Limits, Receiver
+from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
+from tests.multipart_bodies import BOUNDARY, upload_body
+
+UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+LIMITS = {"zip_max_uncompressed": 1024**2, "zip_max_entries": 10}
+FILES = [("a.bin", bytes(range(256)) * 8), ("b.txt", b"hello\r\n" * 100)]
+FAKE = "fake"
+
+_HOLD_LOCK = """
+import sys, time
+from geo_service.store import UploadStore
+with UploadStore(sys.argv[1]).lock(sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UploadStore:
+    return UploadStore(tmp_path / "uploads")
+
+
+@pytest.fixture
+def sealed(store: UploadStore) -> dict[str, Any]:
+    """A complete upload of ``FILES``, written the way the geo service writes it."""
+    store.create(UPLOAD_ID)
+    receiver = Receiver(store, UPLOAD_ID, {"raw", FAKE},
+                        Limits(max_file_size=10**6, max_upload_size=10**6, max_field_size=1024))
+    manifest = receiver.receive([upload_body(FILES)], BOUNDARY)
+    store.mark_queued(UPLOAD_ID, {"purpose": "raw"})
+    return manifest
+
+
+@pytest.fixture
+def fake_processor(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[Job], Any]], None]:
+    """Register a processor for purpose ``fake`` that runs the given function."""
+    module = types.ModuleType("handoff_fake_processor")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    monkeypatch.setitem(processors._MODULES, FAKE, module.__name__)
+
+    def install(process: Callable[[Job], Any]) -> None:
+        module.__dict__["process"] = process
+
+    return install
+
+
+@pytest.fixture
+def lock_elsewhere(store: UploadStore) -> Iterator[Callable[[], None]]:
+    """Hold the upload's lock from another process until the test ends."""
+    holders: list[subprocess.Popen[str]] = []
+
+    def hold() -> None:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", _HOLD_LOCK, str(store.root), UPLOAD_ID],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        holders.append(holder)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+
+    try:
+        yield hold
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(timeout=10)
+            if holder.stdout is not None:
+                holder.stdout.close()
+
+
+def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:
+    return jobs.run(store, UPLOAD_ID, purpose, {"k": "v"}, LIMITS, **kwargs)
+
+
+def result_of(store: UploadStore) -> dict[str, Any]:
+    result = store.read(UPLOAD_ID, RESULT)
+    assert result is not None
+    return result
+
+
+def flip_a_byte(store: UploadStore, index: int) -> None:
+    path = store.file_path(UPLOAD_ID, index)
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_raw_upload_ends_done_with_its_result(store: UploadStore, sealed: dict[str, Any]) -> None:
+    assert run(store) == "done"
+    assert store.state(UPLOAD_ID) is State.DONE
+    result = result_of(store)
+    assert result["status"] == "done"
+    assert result["result"] == {
+        "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]}
+                  for f in sealed["files"]],
+        "verified": True,
+    }
+    assert result["seconds"] >= 0
+    assert isinstance(result["finished_at"], float)
+    assert "error" not in result
+    claim = store.read(UPLOAD_ID, CLAIM)
+    assert claim is not None
+    assert claim["worker"] == jobs.worker_id()
+    assert not store.work_dir(UPLOAD_ID).exists()
+
+
+def test_a_second_run_is_a_no_op(store: UploadStore, sealed: dict[str, Any]) -> None:
+    assert run(store) == "done"
+    folder = store.path(UPLOAD_ID)
+    before = {name: ((folder / name).stat().st_mtime_ns, (folder / name).read_bytes())
+              for name in (RESULT, CLAIM)}
+
+    assert run(store) == "done"
+    assert run(store, final_attempt=True) == "done"
+
+    after = {name: ((folder / name).stat().st_mtime_ns, (folder / name).read_bytes())
+             for name in (RESULT, CLAIM)}
+    assert after == before
+
+
+def test_a_failed_upload_stays_failed_on_redelivery(
+    store: UploadStore, sealed: dict[str, Any]
+) -> None:
+    assert run(store, purpose="pdf") == "failed"
+    before = result_of(store)
+    assert run(store) == "failed"
+    assert result_of(store) == before
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_tampered_file_fails_naming_the_file(
+    store: UploadStore, sealed: dict[str, Any], index: int
+) -> None:
+    flip_a_byte(store, index)
+    assert run(store) == "failed"
+    result = result_of(store)
+    assert result["status"] == "failed"
+    assert result["error"].startswith(repr(FILES[index][0]) + ": stored")
+    assert "result" not in result
+
+
+def test_a_tampered_file_never_reaches_the_processor(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    calls: list[Job] = []
+    fake_processor(calls.append)
+    flip_a_byte(store, 1)
+    assert run(store, purpose=FAKE) == "failed"
+    assert calls == []
+
+
+def test_a_missing_stored_file_fails_at_once(store: UploadStore, sealed: dict[str, Any]) -> None:
+    store.file_path(UPLOAD_ID, 1).unlink()
+    assert run(store) == "failed"
+    assert "'b.txt'" in result_of(store)["error"]
+
+
+def test_an_unknown_purpose_fails(store: UploadStore, sealed: dict[str, Any]) -> None:
+    assert run(store, purpose="pdf") == "failed"
+    assert result_of(store)["error"] == "no processor for purpose 'pdf'"
+
+
+def test_a_missing_upload_is_missing(store: UploadStore) -> None:
+    assert run(store) == "missing"
+    assert not store.exists(UPLOAD_ID)
+
+
+def test_an_invalid_id_is_refused(store: UploadStore) -> None:
+    with pytest.raises(InvalidId):
+        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, LIMITS)
+
+
+def test_an_upload_locked_elsewhere_is_retried(
+    store: UploadStore,
+    sealed: dict[str, Any],
+    lock_elsewhere: Callable[[], None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jobs, "LOCK_WAIT", 0.2)
+    lock_elsewhere()
+    with pytest.raises(Retry, match=f"upload {UPLOAD_ID} stayed locked"):
+        run(store)
+    assert store.state(UPLOAD_ID) is State.QUEUED
+    assert store.read(UPLOAD_ID, CLAIM) is None
+
+
+def test_a_receiving_upload_is_retried(store: UploadStore) -> None:
+    store.create(UPLOAD_ID)
+    store.file_path(UPLOAD_ID, 0).write_bytes(b"half")
+    with pytest.raises(Retry, match="has no manifest yet"):
+        run(store)
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+    assert store.read(UPLOAD_ID, CLAIM) is None
+
+
+def test_the_processor_gets_the_job(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    seen: list[tuple[Job, list[bytes], bool]] = []
+
+    def process(job: Job) -> dict[str, Any]:
+        job.work_dir.mkdir()
+        (job.work_dir / "scratch").write_bytes(b"temp")
+        seen.append((job, [path.read_bytes() for _, path in job.files()],
+                     (store.path(UPLOAD_ID) / CLAIM).exists()))
+        return {"answer": 42}
+
+    fake_processor(process)
+    assert run(store, purpose=FAKE) == "done"
+    ((job, contents, claimed),) = seen
+    assert (job.upload_id, job.purpose, job.metadata, job.limits) == (
+        UPLOAD_ID, FAKE, {"k": "v"}, LIMITS)
+    assert job.manifest == sealed
+    assert job.folder == store.path(UPLOAD_ID)
+    assert contents == [data for _, data in FILES]
+    assert claimed, "the claim is recorded before the processor runs"
+    assert result_of(store)["result"] == {"answer": 42}
+    assert not store.work_dir(UPLOAD_ID).exists()
+
+
+def test_a_validation_failure_fails_at_once(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    def process(job: Job) -> dict[str, Any]:
+        raise ValidationFailed("not a shapefile: no .shp member")
+
+    fake_processor(process)
+    assert run(store, purpose=FAKE) == "failed"
+    assert result_of(store)["error"] == "not a shapefile: no .shp member"
+
+
+def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    attempts: list[int] = []
+
+    def process(job: Job) -> dict[str, Any]:
+        attempts.append(1)
+        job.work_dir.mkdir(exist_ok=True)
+        raise ConnectionError("tile server down")
+
+    fake_processor(process)
+    with pytest.raises(ConnectionError, match="tile server down"):
+        run(store, purpose=FAKE)
+    assert store.state(UPLOAD_ID) is State.CLAIMED
+    assert store.read(UPLOAD_ID, RESULT) is None
+    assert not store.work_dir(UPLOAD_ID).exists()
+
+    with pytest.raises(ConnectionError):
+        run(store, purpose=FAKE, final_attempt=True)
+    assert store.state(UPLOAD_ID) is State.FAILED
+    assert result_of(store)["error"] == "gave up: tile server down"
+    assert len(attempts) == 2
+
+    assert run(store, purpose=FAKE) == "failed"
+    assert len(attempts) == 2
+
+
+def test_a_claimed_upload_is_processed_again_after_a_crash(
+    store: UploadStore, sealed: dict[str, Any]
+) -> None:
+    store.claim(UPLOAD_ID, {"worker": "dead-host:1:1", "claimed_at": 0})
+    assert run(store) == "done"
+    claim = store.read(UPLOAD_ID, CLAIM)
+    assert claim is not None
+    assert claim["worker"] == jobs.worker_id()
+
+
+def test_the_lock_is_released_after_every_outcome(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    def process(job: Job) -> dict[str, Any]:
+        raise RuntimeError("boom")
+
+    fake_processor(process)
+    with pytest.raises(RuntimeError):
+        run(store, purpose=FAKE)
+    with store.lock(UPLOAD_ID):
+        pass
+    assert run(store) == "done"
+    with store.lock(UPLOAD_ID):
+        assert json.loads((store.path(UPLOAD_ID) / RESULT).read_text())["status"] == "done"

@@ -1,0 +1,211 @@
+"""Writing one incoming multipart stream into a real store on disk."""
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from geo_service.receiver import Limits, Receiver, TooLarge
+from geo_service.store import MANIFEST, State, UploadStore
+from handoff.form import FieldError
+from handoff.multipart import MalformedForm
+from tests.multipart_bodies import (
+    BOUNDARY,
+    field_part,
+    file_part,
+    multipart_body,
+    split_every,
+    upload_body,
+)
+
+UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+PURPOSES = {"raw", "shapefile"}
+LIMITS = Limits(max_file_size=100_000, max_upload_size=150_000, max_field_size=4096)
+FILE_A = bytes(range(256)) * 100 + b"\r\n--" + BOUNDARY[:-1]
+FILE_B = b"line\r\n" * 2000
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UploadStore:
+    store = UploadStore(tmp_path / "uploads")
+    store.create(UPLOAD_ID)
+    return store
+
+
+def receive(store: UploadStore, chunks: list[bytes], limits: Limits = LIMITS) -> dict[str, Any]:
+    return Receiver(store, UPLOAD_ID, PURPOSES, limits).receive(chunks, BOUNDARY)
+
+
+def tree(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+def entry(index: int, name: str, data: bytes) -> dict[str, Any]:
+    return {
+        "path": f"files/{index}",
+        "field": "file",
+        "name": name,
+        "content_type": "application/octet-stream",
+        "size": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+@pytest.mark.parametrize("chunk_size", [64 * 1024, 1000, 7])
+def test_files_land_in_numbered_files_with_a_true_manifest(
+    store: UploadStore, chunk_size: int
+) -> None:
+    body = upload_body([("a.bin", FILE_A), ("b.txt", FILE_B)], purpose="shapefile",
+                       metadata={"crs": "EPSG:4326", "n": [1, 2]})
+    manifest = receive(store, split_every(body, chunk_size))
+
+    assert manifest["id"] == UPLOAD_ID
+    assert manifest["purpose"] == "shapefile"
+    assert manifest["metadata"] == {"crs": "EPSG:4326", "n": [1, 2]}
+    assert manifest["files"] == [entry(0, "a.bin", FILE_A), entry(1, "b.txt", FILE_B)]
+    assert manifest["size"] == len(FILE_A) + len(FILE_B)
+    assert isinstance(manifest["created"], float)
+    assert store.file_path(UPLOAD_ID, 0).read_bytes() == FILE_A
+    assert store.file_path(UPLOAD_ID, 1).read_bytes() == FILE_B
+    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+    assert store.state(UPLOAD_ID) is State.COMPLETE
+
+
+def test_metadata_defaults_to_an_empty_object(store: UploadStore) -> None:
+    manifest = receive(store, [upload_body([("a", b"x")])])
+    assert manifest["metadata"] == {}
+    assert manifest["purpose"] == "raw"
+
+
+def test_empty_files_are_kept(store: UploadStore) -> None:
+    manifest = receive(store, [upload_body([("empty", b""), ("one", b"1")])])
+    assert manifest["files"] == [entry(0, "empty", b""), entry(1, "one", b"1")]
+    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b""
+
+
+def test_part_name_and_content_type_are_recorded(store: UploadStore) -> None:
+    body = multipart_body([field_part("purpose", "raw"),
+                           file_part("x.zip", b"PK", name="archive",
+                                     content_type="application/zip")])
+    (recorded,) = receive(store, [body])["files"]
+    assert recorded["field"] == "archive"
+    assert recorded["content_type"] == "application/zip"
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", "manifest.json",
+     "C:\\evil.exe", ""],
+)
+def test_client_filenames_never_become_paths(
+    tmp_path: Path, store: UploadStore, filename: str
+) -> None:
+    before = tree(tmp_path)
+    manifest = receive(store, [upload_body([(filename, b"data"), ("second", b"more")])])
+
+    assert [f["name"] for f in manifest["files"]] == [filename, "second"]
+    assert [f["path"] for f in manifest["files"]] == ["files/0", "files/1"]
+    created = tree(tmp_path) - before
+    upload = f"uploads/{UPLOAD_ID}"
+    assert created == {f"{upload}/files/0", f"{upload}/files/1", f"{upload}/{MANIFEST}"}
+    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+
+
+def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[set[str]] = []
+    real_seal = store.seal
+
+    def spy(upload_id: str, manifest: dict[str, Any]) -> None:
+        seen.append(set(os.listdir(store.path(upload_id))))
+        assert all(f["size"] == store.file_path(upload_id, i).stat().st_size
+                   for i, f in enumerate(manifest["files"]))
+        real_seal(upload_id, manifest)
+
+    monkeypatch.setattr(store, "seal", spy)
+    receive(store, [upload_body([("a", FILE_A)])])
+    assert seen == [{"files"}]
+
+
+def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
+    limits = Limits(max_file_size=1000, max_upload_size=10_000, max_field_size=4096)
+    body = upload_body([("ok", b"o" * 1000), ("big.bin", b"b" * 1001)])
+    with pytest.raises(TooLarge, match=r"'big\.bin' exceeds 1000 bytes"):
+        receive(store, split_every(body, 100), limits)
+    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert store.file_path(UPLOAD_ID, 1).stat().st_size <= 1000
+
+
+def test_the_upload_over_its_limit_is_too_large(store: UploadStore) -> None:
+    limits = Limits(max_file_size=1000, max_upload_size=2500, max_field_size=4096)
+    body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000), ("c", b"c" * 1000)])
+    with pytest.raises(TooLarge, match="upload exceeds 2500 bytes"):
+        receive(store, split_every(body, 100), limits)
+    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert sum(p.stat().st_size for p in store.path(UPLOAD_ID).glob("files/*")) <= 2500
+
+
+def test_files_exactly_at_the_limits_pass(store: UploadStore) -> None:
+    limits = Limits(max_file_size=1000, max_upload_size=2000, max_field_size=4096)
+    manifest = receive(store, [upload_body([("a", b"a" * 1000), ("b", b"b" * 1000)])], limits)
+    assert manifest["size"] == 2000
+
+
+@pytest.mark.parametrize("cut", [-3, -100, -2000])
+def test_a_truncated_body_is_malformed_and_not_sealed(store: UploadStore, cut: int) -> None:
+    body = upload_body([("a", b"a" * 3000), ("b", b"b" * 3000)])
+    with pytest.raises(MalformedForm, match="ended before its closing boundary"):
+        receive(store, split_every(body[:cut], 500))
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+
+
+def test_a_form_without_a_file_is_malformed(store: UploadStore) -> None:
+    body = multipart_body([field_part("purpose", "raw"), field_part("metadata", "{}")])
+    with pytest.raises(MalformedForm, match="no file part"):
+        receive(store, [body])
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ([field_part("purpose", "pdf")], "unknown purpose 'pdf'"),
+        ([], "the purpose field is empty"),
+        ([field_part("purpose", "raw"), field_part("metadata", "[]")], "must be a JSON object"),
+    ],
+)
+def test_bad_fields_are_malformed(store: UploadStore, fields: list[bytes], message: str) -> None:
+    body = multipart_body([*fields, file_part("a", b"x")])
+    with pytest.raises(MalformedForm, match=message):
+        receive(store, [body])
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ([field_part("purpose", "raw"), field_part("purpose", "raw")], "more than once"),
+        ([field_part("colour", "red")], "unknown form field 'colour'"),
+    ],
+)
+def test_unknown_or_repeated_fields_are_refused(
+    store: UploadStore, fields: list[bytes], message: str
+) -> None:
+    with pytest.raises(FieldError, match=message):
+        receive(store, [multipart_body([*fields, file_part("a", b"x")])])
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+
+
+def test_fields_over_their_limit_are_malformed(store: UploadStore) -> None:
+    limits = Limits(max_file_size=1000, max_upload_size=1000, max_field_size=100)
+    body = upload_body([("a", b"x")], metadata={"pad": "p" * 200})
+    with pytest.raises(MalformedForm, match="form fields exceed 100 bytes"):
+        receive(store, [body], limits)
+
+
+def test_receiving_into_a_missing_upload_fails_without_creating_it(tmp_path: Path) -> None:
+    store = UploadStore(tmp_path / "uploads")
+    with pytest.raises(FileNotFoundError):
+        receive(store, [upload_body([("a", b"x")])])
+    assert not store.exists(UPLOAD_ID)

@@ -1,0 +1,187 @@
+"""The configuration loader, fed a plain dict instead of the process environment."""
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handoff.config import ConfigError, Settings, load_or_exit, load_settings
+
+GIB = 1024**3
+
+# variable suffix -> (Settings field, a value to set, what it parses to)
+VALID: dict[str, tuple[str, str, Any]] = {
+    "API_PORT": ("api_port", "9000", 9000),
+    "GEO_PORT": ("geo_port", "9001", 9001),
+    "GEO_URL": ("geo_url", "http://geo.internal:8080/", "http://geo.internal:8080"),
+    "GEO_SECRET": ("geo_secret", " s3cret ", " s3cret "),
+    "API_TOKENS": ("api_tokens", " t1, t2 ,,t3,", ("t1", "t2", "t3")),
+    "REDIS_URL": ("redis_url", "redis://localhost:6379/2", "redis://localhost:6379/2"),
+    "QUEUE": ("queue", "geo-high", "geo-high"),
+    "UPLOADS_ROOT": ("uploads_root", "/srv/uploads", Path("/srv/uploads")),
+    "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GIB),
+    "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GIB),
+    "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", "64KiB", 64 * 1024),
+    "RELAY_CHUNK_SIZE": ("relay_chunk_size", "256KiB", 256 * 1024),
+    "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", "500ms", 0.5),
+    "GEO_READ_TIMEOUT": ("geo_read_timeout", "15m", 900.0),
+    "CLIENT_TIMEOUT": ("client_timeout", "90", 90.0),
+    "ORPHAN_TTL": ("orphan_ttl", "2h", 7200.0),
+    "PARTIAL_TTL": ("partial_ttl", "30m", 1800.0),
+    "RETENTION": ("retention", "7d", 7 * 86400.0),
+    "GC_INTERVAL": ("gc_interval", "1m", 60.0),
+    "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", "90s", 90.0),
+    "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
+    "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),
+    "JOB_MIN_BACKOFF": ("job_min_backoff", "2s", 2.0),
+    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", "1GiB", GIB),
+    "ZIP_MAX_ENTRIES": ("zip_max_entries", "500", 500),
+    "LOG_LEVEL": ("log_level", "debug", "DEBUG"),
+}
+
+INVALID: list[tuple[str, str]] = [
+    ("API_PORT", "http"),
+    ("API_PORT", "0"),
+    ("API_PORT", "65536"),
+    ("GEO_PORT", "-1"),
+    ("GEO_PORT", "80.5"),
+    ("MAX_UPLOAD_SIZE", "0"),
+    ("MAX_UPLOAD_SIZE", "5 parsecs"),
+    ("MAX_FILE_SIZE", "-1GiB"),
+    ("MAX_FORM_FIELDS_SIZE", "0KiB"),
+    ("RELAY_CHUNK_SIZE", "big"),
+    ("GEO_CONNECT_TIMEOUT", "5 minutes"),
+    ("GEO_READ_TIMEOUT", "-1s"),
+    ("CLIENT_TIMEOUT", "1w"),
+    ("ORPHAN_TTL", "later"),
+    ("PARTIAL_TTL", "1h30m"),
+    ("RETENTION", "forever"),
+    ("GC_INTERVAL", "5x"),
+    ("BROKER_HEARTBEAT_TIMEOUT", "a minute"),
+    ("BROKER_MAINTENANCE_CHANCE", "-5"),
+    ("JOB_MAX_RETRIES", "-1"),
+    ("JOB_MAX_RETRIES", "3.0"),
+    ("JOB_MIN_BACKOFF", "soon"),
+    ("ZIP_MAX_UNCOMPRESSED", "0"),
+    ("ZIP_MAX_ENTRIES", "many"),
+    ("LOG_LEVEL", "verbose"),
+]
+
+
+def test_defaults_without_any_variable() -> None:
+    settings = load_settings({"PATH": "/usr/bin", "HOME": "/root"})
+    assert settings == Settings()
+    assert settings.api_port == 8000
+    assert settings.geo_url == "http://127.0.0.1:8001"
+    assert settings.max_upload_size == settings.max_file_size == 50 * GIB
+    assert settings.api_tokens == ()
+    assert settings.queue == "geoprocessing"
+    assert settings.log_level == "INFO"
+
+
+def test_every_setting_has_a_variable_under_test() -> None:
+    assert {field for field, _, _ in VALID.values()} == {
+        field.name for field in dataclasses.fields(Settings)
+    }
+
+
+@pytest.mark.parametrize("suffix", sorted(VALID))
+def test_each_variable_alone(suffix: str) -> None:
+    field, raw, expected = VALID[suffix]
+    settings = load_settings({"HANDOFF_" + suffix: raw})
+    assert getattr(settings, field) == expected
+
+
+def test_all_variables_together() -> None:
+    environ = {"HANDOFF_" + suffix: raw for suffix, (_, raw, _) in VALID.items()}
+    settings = load_settings(environ)
+    for field, _, expected in VALID.values():
+        assert getattr(settings, field) == expected, field
+
+
+@pytest.mark.parametrize("suffix", sorted(VALID))
+def test_empty_value_means_default(suffix: str) -> None:
+    field, _, _ = VALID[suffix]
+    assert getattr(load_settings({"HANDOFF_" + suffix: ""}), field) == getattr(Settings(), field)
+
+
+def test_unprefixed_variables_are_ignored() -> None:
+    assert load_settings({"API_PORT": "1", "MAX_FILE_SIZE": "x"}) == Settings()
+
+
+@pytest.mark.parametrize(("suffix", "raw"), INVALID)
+def test_invalid_value_names_the_variable(suffix: str, raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"HANDOFF_" + suffix: raw})
+    message = str(caught.value)
+    assert message.startswith(f"HANDOFF_{suffix}={raw!r} is invalid: ")
+    assert len(message) > len(f"HANDOFF_{suffix}={raw!r} is invalid: ")
+
+
+def test_config_error_is_a_value_error() -> None:
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_geo_port_implies_geo_url() -> None:
+    assert load_settings({"HANDOFF_GEO_PORT": "9100"}).geo_url == "http://127.0.0.1:9100"
+
+
+def test_explicit_geo_url_wins_over_geo_port() -> None:
+    settings = load_settings({"HANDOFF_GEO_PORT": "9100", "HANDOFF_GEO_URL": "http://geo:80"})
+    assert settings.geo_port == 9100
+    assert settings.geo_url == "http://geo:80"
+
+
+def test_max_upload_size_implies_max_file_size() -> None:
+    settings = load_settings({"HANDOFF_MAX_UPLOAD_SIZE": "3GiB"})
+    assert settings.max_upload_size == settings.max_file_size == 3 * GIB
+
+
+def test_explicit_max_file_size_wins_over_max_upload_size() -> None:
+    settings = load_settings(
+        {"HANDOFF_MAX_UPLOAD_SIZE": "3GiB", "HANDOFF_MAX_FILE_SIZE": "1GiB"}
+    )
+    assert settings.max_upload_size == 3 * GIB
+    assert settings.max_file_size == GIB
+
+
+def test_max_file_size_alone_leaves_the_upload_limit() -> None:
+    settings = load_settings({"HANDOFF_MAX_FILE_SIZE": "1GiB"})
+    assert settings.max_file_size == GIB
+    assert settings.max_upload_size == Settings().max_upload_size
+
+
+@pytest.fixture
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """The process environment without any HANDOFF_ variable."""
+    for name in [name for name in os.environ if name.startswith("HANDOFF_")]:
+        monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_load_settings_reads_the_process_environment(clean_environ: pytest.MonkeyPatch) -> None:
+    clean_environ.setenv("HANDOFF_QUEUE", "from-env")
+    assert load_settings().queue == "from-env"
+
+
+def test_load_or_exit_stops_with_status_3_and_names_the_variable(
+    clean_environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clean_environ.setenv("HANDOFF_API_PORT", "eighty")
+    with pytest.raises(SystemExit) as caught:
+        load_or_exit()
+    assert caught.value.code == 3
+    assert "HANDOFF_API_PORT='eighty' is invalid" in capsys.readouterr().err
+
+
+def test_load_or_exit_requires_the_secret_when_asked(
+    clean_environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        load_or_exit(need_secret=True)
+    assert caught.value.code == 3
+    assert "HANDOFF_GEO_SECRET is not set" in capsys.readouterr().err
+    clean_environ.setenv("HANDOFF_GEO_SECRET", "s3cret")
+    assert load_or_exit(need_secret=True).geo_secret == "s3cret"

@@ -1,0 +1,337 @@
+"""The incremental multipart parser, fed the same bodies in every possible way."""
+
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from handoff.multipart import (
+    MAX_BOUNDARY,
+    FieldValue,
+    FileData,
+    FileEnd,
+    FileStart,
+    FormEvent,
+    FormParser,
+    MalformedForm,
+    NotMultipart,
+    boundary_of,
+)
+from tests.multipart_bodies import (
+    BOUNDARY,
+    closing_dash_cut,
+    content_type,
+    field_part,
+    file_part,
+    multipart_body,
+    split_at,
+    split_every,
+)
+
+# File data that looks like the framing around it without being a delimiter.
+TRICKY = (
+    b"\r\n\r\nstarts with blank lines\r\n"
+    b"--" + BOUNDARY + b" not after a line break\r\n"
+    b"\r\n--" + BOUNDARY[:-1] + b"X almost a delimiter\r\n"
+    b"\r\n-\r\n--\r\r\n\n\x00\xfe\xff\x01 ends with a CR\r"
+)
+
+BODY = multipart_body(
+    [
+        field_part("purpose", "raw"),
+        field_part("metadata", '{"crs": "EPSG:4326"}'),
+        file_part("a.bin", TRICKY, content_type="application/zip"),
+        file_part("empty.txt", b""),
+        file_part("b.bin", bytes(range(256)) * 4),
+    ]
+)
+
+Item = FieldValue | tuple[FileStart, bytes]
+
+
+def parse(chunks: list[bytes], max_field_size: int = 1024) -> list[FormEvent]:
+    parser = FormParser(BOUNDARY, max_field_size)
+    events: list[FormEvent] = []
+    for chunk in chunks:
+        events.extend(parser.feed(chunk))
+    assert not parser.complete
+    events.extend(parser.feed(None))
+    assert parser.complete
+    return events
+
+
+def items(events: list[FormEvent]) -> list[Item]:
+    """Fields and files in order, each file's data joined; checks the event grammar."""
+    result: list[Item] = []
+    current: FileStart | None = None
+    data = bytearray()
+    for event in events:
+        if isinstance(event, FileStart):
+            assert current is None
+            current, data = event, bytearray()
+        elif isinstance(event, FileData):
+            assert current is not None
+            assert event.data
+            data += event.data
+        elif isinstance(event, FileEnd):
+            assert current is not None
+            result.append((current, bytes(data)))
+            current = None
+        else:
+            assert current is None
+            result.append(event)
+    assert current is None
+    return result
+
+
+EXPECTED: list[Item] = [
+    FieldValue("purpose", "raw"),
+    FieldValue("metadata", '{"crs": "EPSG:4326"}'),
+    (FileStart("file", "a.bin", "application/zip"), TRICKY),
+    (FileStart("file", "empty.txt", "application/octet-stream"), b""),
+    (FileStart("file", "b.bin", "application/octet-stream"), bytes(range(256)) * 4),
+]
+
+
+# -- boundary_of ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("multipart/form-data; boundary=abc", b"abc"),
+        ('multipart/form-data; boundary="a b:c"', b"a b:c"),
+        ("multipart/form-data; charset=utf-8; Boundary=xyz", b"xyz"),
+        (content_type(), BOUNDARY),
+        ("multipart/form-data; boundary=" + "b" * MAX_BOUNDARY, b"b" * MAX_BOUNDARY),
+    ],
+)
+def test_boundary_of(header: str, expected: bytes) -> None:
+    assert boundary_of(header) == expected
+
+
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "application/json", "multipart/mixed; boundary=abc", "text/plain; boundary=x"],
+)
+def test_boundary_of_not_multipart(header: str | None) -> None:
+    with pytest.raises(NotMultipart, match="expected multipart/form-data"):
+        boundary_of(header)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "multipart/form-data",
+        "multipart/form-data; boundary=",
+        'multipart/form-data; boundary=""',
+        "multipart/form-data; charset=utf-8",
+        "multipart/form-data; boundary=" + "b" * (MAX_BOUNDARY + 1),
+    ],
+)
+def test_boundary_of_without_a_usable_boundary(header: str) -> None:
+    with pytest.raises(MalformedForm, match="without a valid boundary"):
+        boundary_of(header)
+
+
+def test_boundary_of_ignores_the_case_of_the_media_type() -> None:
+    assert boundary_of("Multipart/Form-Data; boundary=xyz") == b"xyz"
+
+
+def test_not_multipart_and_malformed_are_distinct_value_errors() -> None:
+    assert issubclass(NotMultipart, ValueError)
+    assert issubclass(MalformedForm, ValueError)
+    assert not issubclass(NotMultipart, MalformedForm)
+    assert not issubclass(MalformedForm, NotMultipart)
+
+
+# -- whole bodies --------------------------------------------------------------
+
+
+def test_fields_and_files_in_one_chunk() -> None:
+    assert items(parse([BODY])) == EXPECTED
+
+
+def test_file_data_passes_through_in_pieces_not_whole() -> None:
+    big = bytes(range(256)) * 4096
+    body = multipart_body([file_part("big.bin", big)])
+    events = parse(split_every(body, 64 * 1024))
+    data_events = [event for event in events if isinstance(event, FileData)]
+    assert len(data_events) >= len(big) // (64 * 1024)
+    assert b"".join(event.data for event in data_events) == big
+
+
+def test_events_arrive_while_the_body_is_still_coming() -> None:
+    head, _ = BODY.split(b"b.bin", 1)
+    parser = FormParser(BOUNDARY, 1024)
+    assert items(list(parser.feed(head))) == EXPECTED[:4]
+    assert not parser.complete
+
+
+def test_a_part_without_filename_is_a_field_even_with_a_content_type() -> None:
+    part = b'Content-Disposition: form-data; name="note"\r\nContent-Type: text/plain\r\n\r\nhi'
+    assert items(parse([multipart_body([part])])) == [FieldValue("note", "hi")]
+
+
+def test_a_file_part_without_content_type_has_an_empty_one() -> None:
+    part = b'Content-Disposition: form-data; name="f"; filename="x"\r\n\r\nhi'
+    assert items(parse([multipart_body([part])])) == [(FileStart("f", "x", ""), b"hi")]
+
+
+def test_non_ascii_filename_and_undecodable_field() -> None:
+    body = multipart_body([field_part("purpose", b"r\xffw"), file_part("données été.zip", b"z")])
+    assert items(parse([body])) == [
+        FieldValue("purpose", "r\ufffdw"),
+        (FileStart("file", "données été.zip", "application/octet-stream"), b"z"),
+    ]
+
+
+def test_an_empty_form_is_complete_with_no_events() -> None:
+    assert parse([b"--" + BOUNDARY + b"--\r\n"]) == []
+
+
+def test_epilogue_after_the_closing_boundary_is_ignored() -> None:
+    assert items(parse([BODY + b"trailing junk\r\n--" + BOUNDARY + b"\r\n"])) == EXPECTED
+
+
+# -- chunking ------------------------------------------------------------------
+
+
+def test_one_byte_chunks_give_the_same_events_and_bytes() -> None:
+    assert items(parse(split_every(BODY, 1))) == EXPECTED
+
+
+def test_a_cut_inside_the_closing_dashes_adds_no_byte() -> None:
+    body = multipart_body([file_part("a.bin", b"payload")])
+    events = parse(split_at(body, [closing_dash_cut(body)]))
+    assert items(events) == [(FileStart("file", "a.bin", "application/octet-stream"), b"payload")]
+
+
+@pytest.mark.parametrize("size", [7, 2, 3, 5, 64, 1000])
+def test_small_chunks_give_the_same_events_and_bytes(size: int) -> None:
+    assert closing_dash_cut(BODY) % size != 0, "pick a size that avoids the known bad cut"
+    assert items(parse(split_every(BODY, size))) == EXPECTED
+
+
+def test_every_single_cut_gives_the_same_result() -> None:
+    bad = closing_dash_cut(BODY)
+    for cut in range(1, len(BODY)):
+        if cut != bad:
+            assert items(parse(split_at(BODY, [cut]))) == EXPECTED, cut
+
+
+def test_a_boundary_split_across_many_chunks() -> None:
+    delimiter = b"\r\n--" + BOUNDARY + b"\r\n"
+    start = BODY.index(delimiter, BODY.index(b"a.bin"))
+    cuts = range(start + 1, start + len(delimiter))
+    assert items(parse(split_at(BODY, cuts))) == EXPECTED
+
+
+@st.composite
+def bodies_and_cuts(draw: st.DrawFn) -> tuple[bytes, bytes, list[int]]:
+    pieces = st.sampled_from([b"\r", b"\n", b"\r\n", b"-", b"--", BOUNDARY[:9], b"\x00", b"x"])
+    data = b"".join(draw(st.lists(pieces | st.binary(max_size=16), max_size=40)))
+    body = multipart_body([field_part("purpose", "raw"), file_part("f", data)])
+    cuts = draw(st.lists(st.integers(1, len(body) - 1), max_size=30))
+    return data, body, cuts
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(bodies_and_cuts())
+def test_random_bytes_and_random_chunking_round_trip(
+    case: tuple[bytes, bytes, list[int]],
+) -> None:
+    data, body, cuts = case
+    delimiter = re.compile(b"[\r\n]--" + re.escape(BOUNDARY))
+    if delimiter.search(data) or closing_dash_cut(body) in cuts:
+        return
+    assert items(parse(split_at(body, cuts))) == [
+        FieldValue("purpose", "raw"),
+        (FileStart("file", "f", "application/octet-stream"), data),
+    ]
+
+
+# -- refusals ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("keep", [0, 10, 60, 120, 200, -40, -len(b"--\r\n")])
+def test_a_truncated_body_is_malformed_at_the_end(keep: int) -> None:
+    parser = FormParser(BOUNDARY, 1024)
+    list(parser.feed(BODY[:keep]))
+    with pytest.raises(MalformedForm, match="ended before its closing boundary"):
+        list(parser.feed(None))
+    assert not parser.complete
+
+
+def test_the_file_data_before_a_truncation_is_still_passed_on() -> None:
+    body = multipart_body([file_part("a.bin", b"0123456789" * 10)], close=False)
+    parser = FormParser(BOUNDARY, 1024)
+    events = list(parser.feed(body))
+    assert isinstance(events[0], FileStart)
+    assert not any(isinstance(event, FileEnd) for event in events)
+    with pytest.raises(MalformedForm):
+        list(parser.feed(None))
+
+
+def test_a_body_without_its_closing_boundary_is_malformed() -> None:
+    body = multipart_body([field_part("purpose", "raw"), file_part("a", b"abc")], close=False)
+    parser = FormParser(BOUNDARY, 1024)
+    events = list(parser.feed(body))
+    assert FieldValue("purpose", "raw") in events
+    with pytest.raises(MalformedForm, match="ended before its closing boundary"):
+        list(parser.feed(None))
+
+
+def test_a_body_with_another_boundary_is_malformed() -> None:
+    body = multipart_body([field_part("purpose", "raw")], boundary=b"other")
+    parser = FormParser(BOUNDARY, 1024)
+    assert list(parser.feed(body)) == []
+    with pytest.raises(MalformedForm):
+        list(parser.feed(None))
+
+
+def test_a_part_without_content_disposition_is_malformed() -> None:
+    body = multipart_body([b"Content-Type: text/plain\r\n\r\nhi"])
+    with pytest.raises(MalformedForm, match="malformed multipart body: Missing Content-Disp"):
+        list(FormParser(BOUNDARY, 1024).feed(body))
+
+
+def test_fields_up_to_the_limit_pass() -> None:
+    body = multipart_body([field_part("a", "x" * 6), field_part("b", "y" * 4)])
+    assert items(parse([body], max_field_size=10)) == [
+        FieldValue("a", "x" * 6),
+        FieldValue("b", "y" * 4),
+    ]
+
+
+def test_fields_over_the_limit_in_all_are_malformed() -> None:
+    body = multipart_body([field_part("a", "x" * 6), field_part("b", "y" * 5)])
+    with pytest.raises(MalformedForm, match="form fields exceed 10 bytes"):
+        parse([body], max_field_size=10)
+
+
+def test_a_huge_field_fails_before_the_body_ends() -> None:
+    head = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
+    parser = FormParser(BOUNDARY, 1024)
+    list(parser.feed(head))
+    with pytest.raises(MalformedForm, match="form fields exceed 1024 bytes"):
+        for _ in range(10):
+            list(parser.feed(b"x" * 512))
+
+
+def test_file_bytes_do_not_count_against_the_field_limit() -> None:
+    body = multipart_body([field_part("purpose", "raw"), file_part("a", b"z" * 5000)])
+    assert items(parse([body], max_field_size=3))[1] == (
+        FileStart("file", "a", "application/octet-stream"),
+        b"z" * 5000,
+    )
+
+
+def test_endless_part_headers_are_refused_like_oversized_fields() -> None:
+    head = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="purpose"\r\nX-Pad: '
+    parser = FormParser(BOUNDARY, 1024)
+    list(parser.feed(head))
+    with pytest.raises(MalformedForm):
+        for _ in range(1000):
+            list(parser.feed(b"a" * 1024))

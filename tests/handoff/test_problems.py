@@ -1,0 +1,135 @@
+"""problem+json answers for raised problems, HTTP errors and unexpected crashes."""
+
+import logging
+
+import pytest
+from flask import Flask, abort
+from flask.testing import FlaskClient
+
+from handoff import problems
+from handoff.problems import MEDIA_TYPE, TYPE_BASE, Problem
+
+UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+@pytest.fixture
+def client() -> FlaskClient:
+    app = Flask(__name__)
+    problems.register(app)
+
+    @app.get("/problem")
+    def problem() -> str:
+        raise Problem(409, "upload-exists", "Upload exists", "already there", upload_id=UPLOAD_ID)
+
+    @app.get("/problem-without-id")
+    def problem_without_id() -> str:
+        raise Problem(400, "bad-form", "Bad form", "no file part", upload_id=None)
+
+    @app.get("/missing")
+    def missing() -> str:
+        abort(404)
+
+    @app.get("/described")
+    def described() -> str:
+        abort(413, description="over 5GiB")
+
+    @app.get("/crash")
+    def crash() -> str:
+        raise RuntimeError("db password is hunter2")
+
+    @app.get("/only-get")
+    def only_get() -> str:
+        return "ok"
+
+    return app.test_client()
+
+
+def test_raised_problem(client: FlaskClient) -> None:
+    response = client.get("/problem")
+    assert response.status_code == 409
+    assert response.mimetype == MEDIA_TYPE == "application/problem+json"
+    assert response.get_json(force=True) == {
+        "type": TYPE_BASE + "upload-exists",
+        "title": "Upload exists",
+        "status": 409,
+        "detail": "already there",
+        "upload_id": UPLOAD_ID,
+    }
+
+
+def test_extra_members_that_are_none_are_left_out(client: FlaskClient) -> None:
+    body = client.get("/problem-without-id").get_json(force=True)
+    assert "upload_id" not in body
+    assert body["status"] == 400
+    assert body["type"] == "https://handoff.dev/problems/bad-form"
+
+
+def test_abort_404(client: FlaskClient) -> None:
+    response = client.get("/missing")
+    assert response.status_code == 404
+    assert response.mimetype == MEDIA_TYPE
+    body = response.get_json(force=True)
+    assert body["type"] == TYPE_BASE + "not-found"
+    assert body["title"] == "Not Found"
+    assert body["status"] == 404
+    assert body["detail"]
+
+
+def test_an_unknown_route_is_a_problem_too(client: FlaskClient) -> None:
+    response = client.get("/no/such/route")
+    assert response.status_code == 404
+    assert response.mimetype == MEDIA_TYPE
+    assert response.get_json(force=True)["type"] == TYPE_BASE + "not-found"
+
+
+def test_abort_with_a_description_keeps_it_as_detail(client: FlaskClient) -> None:
+    response = client.get("/described")
+    assert response.status_code == 413
+    body = response.get_json(force=True)
+    assert body["detail"] == "over 5GiB"
+    assert body["type"] == TYPE_BASE + "request-entity-too-large"
+
+
+def test_unexpected_error_is_a_500_without_its_details(
+    client: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="handoff.problems"):
+        response = client.get("/crash")
+    assert response.status_code == 500
+    assert response.mimetype == MEDIA_TYPE
+    assert response.get_json(force=True) == {
+        "type": TYPE_BASE + "internal-error",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "unexpected error",
+    }
+    text = response.get_data(as_text=True)
+    assert "Traceback" not in text
+    assert "hunter2" not in text
+    assert "RuntimeError" not in text
+    assert any(record.exc_info for record in caplog.records), "the crash is logged"
+
+
+def test_method_not_allowed_is_a_problem(client: FlaskClient) -> None:
+    response = client.post("/only-get")
+    assert response.status_code == 405
+    assert response.mimetype == MEDIA_TYPE
+    assert response.get_json(force=True)["type"] == TYPE_BASE + "method-not-allowed"
+
+
+def test_method_not_allowed_keeps_the_allow_header(client: FlaskClient) -> None:
+    response = client.post("/only-get")
+    assert set(response.headers.get("Allow", "").split(", ")) >= {"GET", "HEAD"}
+
+
+def test_problem_body_without_an_app() -> None:
+    problem = Problem(507, "storage-full", "Storage full", "disk is full", upload_id="x", n=3)
+    assert problem.body() == {
+        "type": TYPE_BASE + "storage-full",
+        "title": "Storage full",
+        "status": 507,
+        "detail": "disk is full",
+        "upload_id": "x",
+        "n": 3,
+    }
+    assert str(problem) == "disk is full"
