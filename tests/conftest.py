@@ -122,7 +122,8 @@ class Stack:
 def launch(root: Path, overrides: dict[str, str] | None = None,
            components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
     """Start the named components in ``root``; the caller stops them."""
-    ports = {name: processes.free_port() for name in ("redis", "geo", "api", "worker_metrics")}
+    ports = {name: processes.free_port()
+             for name in ("redis", "geo", "api", "worker_metrics", "gc_metrics")}
     env = {
         **os.environ,
         "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
@@ -134,6 +135,7 @@ def launch(root: Path, overrides: dict[str, str] | None = None,
         "HANDOFF_WEB_WORKERS": "2",
         "dramatiq_prom_db": str(root / "worker-metrics"),
         "dramatiq_prom_port": str(ports["worker_metrics"]),
+        "HANDOFF_GC_METRICS_PORT": str(ports["gc_metrics"]),
         **(overrides or {}),
     }
     (root / "uploads").mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "PARTIAL_TTL": ("partial_ttl", "30m", 1800.0),
     "RETENTION": ("retention", "7d", 7 * 86400.0),
     "GC_INTERVAL": ("gc_interval", "1m", 60.0),
+    "GC_METRICS_PORT": ("gc_metrics_port", "9300", 9300),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", "90s", 90.0),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
     "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),

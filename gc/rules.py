@@ -1,0 +1,96 @@
+"""When an upload may be deleted: pure decisions, no I/O.
+
+Keeping the rules free of the file system lets every combination of state,
+age and lock be tested as a table, and lets the sweeper ask the same
+question twice (once cheaply, once under the lock) with the same answer
+for the same facts.
+
+Every age is measured from the marker that started the waiting, never from
+the folder's creation: a slow upload that is still receiving is judged by
+when its last byte arrived, an orphan by when its manifest was written.
+"""
+
+from dataclasses import dataclass
+
+from geo_service.store import State
+
+ORPHAN = "orphan"
+PARTIAL = "partial"
+EXPIRED = "expired"
+STALE_QUEUED = "stale-queued"
+STALE_CLAIM = "stale-claim"
+
+BUSY = "busy"
+RECEIVING = "receiving"
+AWAITING_JOB = "awaiting-job"
+QUEUED = "queued"
+PROCESSING = "processing"
+RETAINED = "retained"
+NO_TIMESTAMP = "no-timestamp"
+
+DELETE_REASONS = (ORPHAN, PARTIAL, EXPIRED, STALE_QUEUED, STALE_CLAIM)
+
+
+@dataclass(frozen=True)
+class Ttls:
+    """How long each kind of upload is left alone, in seconds."""
+
+    orphan: float
+    partial: float
+    retention: float
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the sweeper observed about one upload at time ``now``.
+
+    Times are POSIX timestamps; a marker that does not exist is ``None``.
+    ``last_activity`` is only needed for a receiving upload, so the sweeper
+    may leave it ``None`` otherwise (walking a large upload is not free).
+    ``lock_free`` is whether nobody else holds the upload's lock.
+    """
+
+    state: State
+    now: float
+    lock_free: bool
+    last_activity: float | None = None
+    manifest_time: float | None = None
+    job_time: float | None = None
+    claim_time: float | None = None
+    result_time: float | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    delete: bool
+    reason: str
+
+
+# state -> (the marker the age is measured from, its TTL, delete reason, keep reason)
+_RULES: dict[State, tuple[str, str, str, str]] = {
+    State.RECEIVING: ("last_activity", "partial", PARTIAL, RECEIVING),
+    State.COMPLETE: ("manifest_time", "orphan", ORPHAN, AWAITING_JOB),
+    State.QUEUED: ("job_time", "retention", STALE_QUEUED, QUEUED),
+    State.CLAIMED: ("claim_time", "retention", STALE_CLAIM, PROCESSING),
+    State.DONE: ("result_time", "retention", EXPIRED, RETAINED),
+    State.FAILED: ("result_time", "retention", EXPIRED, RETAINED),
+}
+
+
+def decide(facts: Facts, ttls: Ttls) -> Decision:
+    """Delete or keep, with the reason that goes into the log.
+
+    A held lock always wins: whoever holds it (a writer still receiving, a
+    worker processing, a DELETE in progress) owns the upload right now. A
+    missing timestamp keeps the upload, because it means the facts were read
+    while the upload changed and the next sweep will see it whole.
+    """
+    if not facts.lock_free:
+        return Decision(False, BUSY)
+    since_field, ttl_field, delete_reason, keep_reason = _RULES[facts.state]
+    since = getattr(facts, since_field)
+    if since is None:
+        return Decision(False, NO_TIMESTAMP)
+    if facts.now - since > getattr(ttls, ttl_field):
+        return Decision(True, delete_reason)
+    return Decision(False, keep_reason)
