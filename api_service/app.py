@@ -1,8 +1,9 @@
 """Application factory for the public API (run under gunicorn)."""
 
 import logging
+from pathlib import Path
 
-from flask import Flask
+from flask import Flask, Response
 
 from api_service.geo import GeoClient
 from api_service.jobs import JobQueue
@@ -11,6 +12,7 @@ from handoff.config import Settings, load_or_exit
 from handoff.web import make_app
 
 log = logging.getLogger("handoff.api")
+OPENAPI = Path(__file__).with_name("openapi.json")
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -27,6 +29,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["handoff.queue"] = queue
     app.config["MAX_CONTENT_LENGTH"] = None
     app.register_blueprint(bp)
+
+    @app.get("/openapi.json")
+    def openapi() -> Response:
+        """The API's OpenAPI 3.1 description; open, like the health routes."""
+        return Response(OPENAPI.read_bytes(), content_type="application/json")
+
     if not settings.api_tokens:
         log.warning("HANDOFF_API_TOKENS is not set: the upload API is open to anyone")
     return app

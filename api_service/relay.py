@@ -120,8 +120,11 @@ class Relay:
         try:
             chunk = self._stream.read(self._limits.chunk_size)
         except Exception as exc:
-            reason = str(exc) or type(exc).__name__
-            raise ClientGone(f"the client stopped sending: {reason}") from None
+            # Socket errors read well ("timed out"); the server's own parser
+            # errors do not, so those are named by their type only.
+            reason = str(exc) if isinstance(exc, OSError) and str(exc) else type(exc).__name__
+            raise ClientGone("the client stopped sending before the body was complete "
+                             f"({reason})") from None
         if not chunk:
             self._ended = True
         metrics.RECEIVED_BYTES.inc(len(chunk))

@@ -107,7 +107,7 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
         geo.delete(upload_id)
         log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
                                           "status": exc.status, "bytes": relay.received})
-        raise Problem(exc.status, exc.kind, _TITLES.get(exc.status, "Upload failed"),
+        raise Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
                       exc.detail, upload_id=upload_id) from None
     except GeoError as exc:
         geo.delete(upload_id)
@@ -149,6 +149,8 @@ def _geo_problem(exc: GeoError, upload_id: str) -> Problem:
                    f"the geo service failed: {exc.detail}", upload_id=upload_id)
 
 
+_KIND_TITLES = {"bad-form": "Malformed form", "no-file": "No file", "too-large": "Upload too large",
+                "incomplete-body": "Incomplete body", "geo-mismatch": "Bad gateway"}
 _TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
            507: "Insufficient storage"}
 

@@ -19,6 +19,9 @@ timeout = 120
 # Seconds given to requests in flight after SIGTERM: long enough for an upload to finish.
 graceful_timeout = int(os.environ.get("HANDOFF_GRACEFUL_TIMEOUT", "3600"))
 keepalive = 5
+# gunicorn's largest request line, so that absurd ids still reach the app and
+# get a problem+json answer instead of gunicorn's own 414 page.
+limit_request_line = 8190
 # Several gunicorns share a host (API and geo); none needs the control socket.
 control_socket_disable = True
 # Uploads are streamed, never buffered; keep header limits at their defaults.

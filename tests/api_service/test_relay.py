@@ -252,7 +252,8 @@ def test_client_gone_names_an_error_without_a_message() -> None:
     relay = Relay(_Broken(b"", TimeoutError()), BOUNDARY, LIMITS)
     with pytest.raises(ClientGone) as caught:
         relay.read_head(PURPOSES)
-    assert caught.value.detail == "the client stopped sending: TimeoutError"
+    assert caught.value.detail == ("the client stopped sending before the body was complete "
+                                   "(TimeoutError)")
 
 
 def test_client_gone_is_a_relay_error() -> None:

@@ -1,0 +1,120 @@
+"""Fault tests: the real stack under bad input, hostile clients and failing peers.
+
+The checks below are the three things a refused upload must get right:
+the answer the client sees, the job queue (nothing enqueued) and the upload
+store on disk afterwards (nothing left behind).
+"""
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+
+from tests.conftest import Stack, launch
+from tests.faults.raw_http import Answer
+
+PROBLEM_TYPE = "application/problem+json"
+TYPE_BASE = "https://handoff.dev/problems/"
+NO_WORKER = ("redis", "geo", "api")
+# The geo service removes a refused upload when its own read of the body
+# fails, which can come a moment after the API has answered the client.
+CLEANUP_SECONDS = 10.0
+
+
+@contextmanager
+def private_stack(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str],
+                  components: tuple[str, ...] = NO_WORKER) -> Iterator[Stack]:
+    """A stack for one test module: started once, stopped and removed at the end.
+
+    Without a worker nothing consumes the queue, so its length shows
+    exactly what was enqueued.
+    """
+    root = tmp_path_factory.mktemp("faults-stack")
+    running = launch(root, overrides, components)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def problem(response: requests.Response | Answer, status: int, detail: str) -> dict[str, Any]:
+    """Assert an RFC 9457 answer with ``status`` whose detail mentions ``detail``."""
+    if isinstance(response, Answer):
+        code, content_type, body = response.status, response.content_type, response.body
+    else:
+        code, content_type, body = (response.status_code,
+                                    response.headers.get("Content-Type", ""), response.content)
+    assert code == status, f"expected {status}, got {code}: {body[:500]!r}"
+    assert content_type.split(";")[0].strip() == PROBLEM_TYPE, content_type
+    document = json.loads(body)
+    assert document["status"] == status
+    assert document["type"].startswith(TYPE_BASE), document
+    assert document["title"], document
+    assert detail.lower() in document["detail"].lower(), document
+    return document
+
+
+def queue_length(stack: Stack) -> int:
+    """Messages waiting in the stack's Dramatiq queue (a Redis list)."""
+    client = redis.Redis.from_url(stack.env["HANDOFF_REDIS_URL"], socket_timeout=5)
+    try:
+        return client.llen(f"dramatiq:{stack.env['HANDOFF_QUEUE']}")
+    finally:
+        client.close()
+
+
+def upload_folders(stack: Stack) -> list[str]:
+    """Upload folders in the store, without the lock and trash folders."""
+    return sorted(p.name for p in stack.uploads.iterdir() if p.name not in (".locks", ".trash"))
+
+
+def folders_left(stack: Stack, keep: frozenset[str] = frozenset()) -> list[str]:
+    """Upload folders other than ``keep`` once the geo side has had time to clean up.
+
+    Returns as soon as none is left, so a passing run does not wait.
+    """
+    deadline = time.monotonic() + CLEANUP_SECONDS
+    while True:
+        left = [name for name in upload_folders(stack) if name not in keep]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def log_records(stack: Stack, name: str, start: int = 0) -> list[dict[str, Any]]:
+    """The JSON lines of a component's log from character ``start`` on."""
+    records = []
+    for line in stack.log(name)[start:].splitlines():
+        if line.startswith("{"):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+def refusal(stack: Stack, upload_id: str) -> dict[str, Any]:
+    """The API's single "upload refused" record for ``upload_id``."""
+    found = [r for r in log_records(stack, "api")
+             if r.get("message") == "upload refused" and r.get("upload_id") == upload_id]
+    assert len(found) == 1, f"expected one refusal logged for {upload_id}, found {found}"
+    return found[0]
+
+
+def geo_posts(stack: Stack, upload_id: str) -> list[str]:
+    """The geo service's access-log lines for uploads of ``upload_id``: bytes it was sent."""
+    return [r["request"] for r in log_records(stack, "geo")
+            if str(r.get("request", "")).startswith(f"POST /uploads/{upload_id} ")]
+
+
+def tree(path: Path) -> set[str]:
+    """Every path below ``path``, relative to it."""
+    return {str(p.relative_to(path)) for p in path.rglob("*")}

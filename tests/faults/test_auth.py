@@ -1,0 +1,125 @@
+"""Authentication: without the right secret or token nothing is read, written or relayed.
+
+The geo service's upload endpoint writes to disk and must never be open;
+the public API, once tokens are configured, must refuse before it relays a
+byte to the geo service or queues a job.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import Stack
+from tests.faults import folders_left, log_records, private_stack, problem, queue_length
+from tests.faults.raw_http import Field, File, form, multipart_type
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+TOKENS = ("t1", "t2")
+# Near misses as well as plain wrong ones: a check that compared prefixes or
+# ignored the scheme would let them through.
+GEO_CREDENTIALS = [
+    pytest.param(lambda secret: {}, id="missing"),
+    pytest.param(lambda secret: {"Authorization": "Bearer wrong-secret"}, id="wrong"),
+    pytest.param(lambda secret: {"Authorization": f"Bearer {secret[:-1]}"}, id="secret-prefix"),
+    pytest.param(lambda secret: {"Authorization": f"Basic {secret}"}, id="other-scheme"),
+]
+
+
+def _small_form() -> bytes:
+    return form([Field("purpose", "raw"), File("file", "a.bin", os.urandom(64 * 1024))])
+
+
+def _geo_leftovers(stack: Stack, upload_id: str) -> list[str]:
+    paths = [stack.uploads / upload_id, stack.uploads / ".locks" / f"{upload_id}.lock"]
+    return [str(path) for path in paths if path.exists()]
+
+
+@pytest.mark.parametrize("credentials", GEO_CREDENTIALS)
+def test_the_geo_upload_endpoint_refuses_without_the_secret(stack: Stack, credentials):
+    """The endpoint writes whatever it is sent to disk, so it is never open to anyone else."""
+    upload_id = str(uuid.uuid4())
+    headers = {"Content-Type": multipart_type(),
+               **credentials(stack.env["HANDOFF_GEO_SECRET"])}
+
+    response = requests.post(f"{stack.geo_url}/uploads/{upload_id}", data=_small_form(),
+                             headers=headers, timeout=30)
+
+    problem(response, 401, "bearer secret")
+    assert _geo_leftovers(stack, upload_id) == []
+
+
+@pytest.mark.parametrize("credentials", GEO_CREDENTIALS)
+def test_geo_status_and_delete_refuse_without_the_secret(stack: Stack, credentials):
+    """An existing upload can be neither read nor removed without the secret."""
+    upload_id = str(uuid.uuid4())
+    url = f"{stack.geo_url}/uploads/{upload_id}"
+    created = requests.post(url, data=_small_form(), timeout=30,
+                            headers={"Content-Type": multipart_type(), **stack.geo_auth})
+    assert created.status_code == 201, created.text
+    headers = credentials(stack.env["HANDOFF_GEO_SECRET"])
+    try:
+        shown = requests.get(url, headers=headers, timeout=30)
+        problem(shown, 401, "bearer secret")
+        assert b"sha256" not in shown.content
+
+        problem(requests.delete(url, headers=headers, timeout=30), 401, "bearer secret")
+        assert (stack.uploads / upload_id / "manifest.json").is_file()
+    finally:
+        removed = requests.delete(url, headers=stack.geo_auth, timeout=30)
+    assert removed.status_code == 204
+    assert not (stack.uploads / upload_id).exists()
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack whose API accepts two tokens, without a worker to consume the queue."""
+    with private_stack(tmp_path_factory, {"HANDOFF_API_TOKENS": ",".join(TOKENS)}) as running:
+        yield running
+
+
+def _geo_uploads_since(stack: Stack, start: int) -> list[str]:
+    return [r["request"] for r in log_records(stack, "geo", start)
+            if str(r.get("request", "")).startswith("POST /uploads/")]
+
+
+@pytest.mark.parametrize("headers", [
+    pytest.param({}, id="missing"),
+    pytest.param({"Authorization": "Bearer t3"}, id="wrong"),
+    pytest.param({"Authorization": "Bearer t1,t2"}, id="the-whole-list"),
+    pytest.param({"Authorization": "Basic t2"}, id="other-scheme"),
+])
+def test_the_api_refuses_an_upload_without_a_listed_token(guarded: Stack, headers):
+    """Refused at the door: no byte reaches the geo service, no job is queued."""
+    queued = queue_length(guarded)
+    geo_log = len(guarded.log("geo"))
+
+    response = guarded.upload([("a.bin", os.urandom(MiB))], headers=headers)
+
+    problem(response, 401, "bearer token")
+    assert queue_length(guarded) == queued
+    assert folders_left(guarded) == []
+    assert _geo_uploads_since(guarded, geo_log) == []
+
+
+def test_every_listed_token_is_accepted(guarded: Stack):
+    """The second token works as well as the first; status needs a token too."""
+    queued = queue_length(guarded)
+    geo_log = len(guarded.log("geo"))
+
+    response = guarded.upload([("a.bin", os.urandom(MiB))],
+                              headers={"Authorization": f"Bearer {TOKENS[1]}"})
+
+    assert response.status_code == 202, response.text
+    upload_id = response.json()["id"]
+    assert queue_length(guarded) == queued + 1
+    assert _geo_uploads_since(guarded, geo_log) == [f"POST /uploads/{upload_id} HTTP/1.1"]
+    status_url = f"{guarded.api_url}/v1/uploads/{upload_id}"
+    problem(requests.get(status_url, timeout=30), 401, "bearer token")
+    shown = requests.get(status_url, timeout=30, headers={"Authorization": f"Bearer {TOKENS[0]}"})
+    assert shown.status_code == 200
+    assert shown.json()["status"] == "queued"

@@ -1,0 +1,134 @@
+"""The sweeper on a running stack, with TTLs of a second or less: one test per rule."""
+
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import requests
+from requests_toolbelt import MultipartEncoder
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+BOUNDARY = "gcboundary"
+
+
+def _deletions(stack) -> dict[str, str]:
+    """upload id -> reason, from the sweeper's JSON log."""
+    found = {}
+    for line in stack.log("gc").splitlines():
+        if line.startswith("{") and '"reason"' in line:
+            record = json.loads(line)
+            if record["message"].startswith("deleted upload"):
+                found[record["upload_id"]] = record["reason"]
+    return found
+
+
+def _wait_for(predicate, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def _slow_form(parts: int, gap: float, paused: threading.Event | None = None,
+               resume: threading.Event | None = None) -> Iterator[bytes]:
+    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
+           f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
+           f"filename=\"slow.bin\"\r\n\r\n").encode()
+    for index in range(parts):
+        if index == parts // 2 and paused is not None and resume is not None:
+            paused.set()
+            resume.wait(30)
+        yield os.urandom(256 * 1024)
+        time.sleep(gap)
+    yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+
+def _post(url: str, body: Iterator[bytes], result: dict) -> None:
+    try:
+        result["response"] = requests.post(
+            url, data=body, timeout=60,
+            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
+    except requests.RequestException as exc:
+        result["error"] = exc
+
+
+def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_stack):
+    stack = make_stack({"HANDOFF_ORPHAN_TTL": "1s", "HANDOFF_GC_INTERVAL": "300ms"},
+                       components=("redis", "geo", "gc"))
+    upload_id = str(uuid.uuid4())
+    encoder = MultipartEncoder([("purpose", "raw"), ("file", ("o.bin", os.urandom(MiB)))])
+    response = requests.post(f"{stack.geo_url}/uploads/{upload_id}", data=encoder, timeout=30,
+                             headers={**stack.geo_auth, "Content-Type": encoder.content_type})
+    assert response.status_code == 201, response.text
+    assert (stack.uploads / upload_id / "manifest.json").exists()
+
+    assert _wait_for(lambda: not (stack.uploads / upload_id).exists())
+    assert _deletions(stack)[upload_id] == "orphan"
+
+
+def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack):
+    stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s", "HANDOFF_GC_INTERVAL": "300ms"},
+                       components=("redis", "geo", "api", "gc"))
+    paused, resume, result = threading.Event(), threading.Event(), {}
+    sender = threading.Thread(target=_post, args=(f"{stack.api_url}/v1/uploads",
+                                                  _slow_form(8, 0, paused, resume), result))
+    sender.start()
+    assert paused.wait(30)
+    assert _wait_for(lambda: any(p for p in stack.uploads.iterdir() if "-" in p.name))
+    (partial,) = [p.name for p in stack.uploads.iterdir() if "-" in p.name]
+    stack.kill("geo")
+    resume.set()
+    sender.join(60)
+    assert result["response"].status_code == 502
+    assert not (stack.uploads / partial / "manifest.json").exists()
+
+    assert _wait_for(lambda: not (stack.uploads / partial).exists())
+    assert _deletions(stack)[partial] == "partial"
+
+
+def test_an_upload_receiving_across_the_ttl_survives_and_completes(make_stack):
+    stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s", "HANDOFF_ORPHAN_TTL": "1s",
+                        "HANDOFF_GC_INTERVAL": "200ms"})
+    stack.start("gc")
+    result: dict = {}
+    started = time.monotonic()
+    _post(f"{stack.api_url}/v1/uploads", _slow_form(12, 0.25), result)
+    assert time.monotonic() - started > 2.5, "the upload must outlast the partial TTL"
+
+    response = result["response"]
+    assert response.status_code == 202, response.text
+    status = stack.wait_for(response.json()["id"])
+    assert status["status"] == "done"
+    assert response.json()["id"] not in _deletions(stack)
+
+
+def test_processing_that_outlasts_every_ttl_is_kept_then_expires(make_stack, tmp_path):
+    ttl = "200ms"
+    stack = make_stack({"HANDOFF_ORPHAN_TTL": ttl, "HANDOFF_PARTIAL_TTL": ttl,
+                        "HANDOFF_RETENTION": ttl, "HANDOFF_GC_INTERVAL": "100ms"})
+    stack.start("gc")
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as handle:
+        block = os.urandom(MiB)
+        for _ in range(1536):
+            handle.write(block)
+    with open(source, "rb") as handle:
+        response = stack.upload([("big.bin", handle)])
+    source.unlink()
+    assert response.status_code == 202, response.text
+    upload_id = response.json()["id"]
+
+    assert _wait_for(lambda: upload_id in _deletions(stack), timeout=120)
+    assert _deletions(stack)[upload_id] == "expired"
+    done = [json.loads(line) for line in stack.log("worker").splitlines()
+            if upload_id in line and '"job done"' in line]
+    assert len(done) == 1
+    assert done[0]["seconds"] > 0.2, "processing must outlast the TTLs for this test to mean much"
