@@ -14,9 +14,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import handoff_gc.__main__ as gc_cli
 import pytest
 
+import handoff_gc.__main__ as gc_cli
 from handoff import cli
 
 UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
