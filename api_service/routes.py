@@ -10,11 +10,10 @@ from api_service.geo import GeoClient, GeoError
 from api_service.jobs import JobQueue, QueueUnavailable
 from api_service.relay import Limits, Relay, RelayError
 from handoff import metrics
-from handoff.auth import bearer_token, token_allowed
-from handoff.config import Settings
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
+from handoff.web import current_settings, require_bearer
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
@@ -24,10 +23,6 @@ _PUBLIC_STATE = {"complete": "queued", "queued": "queued", "claimed": "processin
                  "done": "done", "failed": "failed", "receiving": "receiving"}
 # geo answers passed on to the client as they are; anything else is a 502
 _GEO_PASSTHROUGH = {400, 413, 507}
-
-
-def _settings() -> Settings:
-    return current_app.config["HANDOFF"]
 
 
 def _geo() -> GeoClient:
@@ -40,9 +35,9 @@ def _queue() -> JobQueue:
 
 @bp.before_request
 def _authenticate() -> None:
-    tokens = _settings().api_tokens
-    if tokens and not token_allowed(bearer_token(request.headers.get("Authorization")), tokens):
-        raise Problem(401, "unauthorized", "Unauthorized", "a valid bearer token is required")
+    tokens = current_settings().api_tokens
+    if tokens:
+        require_bearer(tokens, "token")
 
 
 @bp.post("/v1/uploads")
@@ -58,7 +53,7 @@ def create_upload() -> tuple[Response, int]:
 
 
 def _create_upload() -> tuple[Response, int]:
-    settings = _settings()
+    settings = current_settings()
     length = request.content_length
     if length is not None and length > settings.max_upload_size:
         raise Problem(413, "too-large", "Upload too large",

@@ -11,19 +11,15 @@ from geo_service.locks import Busy
 from geo_service.receiver import Limits, Receiver, TooLarge
 from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStore
 from handoff import metrics
-from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
 from handoff.form import FieldError
 from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
+from handoff.web import current_settings, require_bearer
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
 READ_SIZE = 1024 * 1024
-
-
-def _settings() -> Settings:
-    return current_app.config["HANDOFF"]
 
 
 def _store() -> UploadStore:
@@ -32,9 +28,7 @@ def _store() -> UploadStore:
 
 @bp.before_request
 def _authenticate() -> None:
-    token = bearer_token(request.headers.get("Authorization"))
-    if not token_allowed(token, [_settings().geo_secret]):
-        raise Problem(401, "unauthorized", "Unauthorized", "a valid bearer secret is required")
+    require_bearer([current_settings().geo_secret], "secret")
 
 
 def _checked(upload_id: str) -> str:
@@ -73,7 +67,7 @@ def _drain(chunks: Iterator[bytes]) -> None:
 
 @bp.post("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
-    settings = _settings()
+    settings = current_settings()
     _checked(upload_id)
     if (request.content_length or 0) > settings.max_upload_size:
         raise Problem(413, "too-large", "Upload too large",

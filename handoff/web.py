@@ -1,12 +1,14 @@
 """What both Flask services share: settings, problem answers, health routes."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, current_app, jsonify, request
 
 from handoff import metrics, problems
+from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
 from handoff.logs import setup_logging
+from handoff.problems import Problem
 
 
 def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]]) -> Flask:
@@ -36,3 +38,13 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
         return Response(body, content_type=content_type)
 
     return app
+
+
+def current_settings() -> Settings:
+    return current_app.config["HANDOFF"]
+
+
+def require_bearer(allowed: Iterable[str], what: str) -> None:
+    """Refuse the request with 401 unless it carries one of the ``allowed`` tokens."""
+    if not token_allowed(bearer_token(request.headers.get("Authorization")), allowed):
+        raise Problem(401, "unauthorized", "Unauthorized", f"a valid bearer {what} is required")

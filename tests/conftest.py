@@ -7,6 +7,7 @@ at teardown, and each stack lives in its own temp folder that is removed.
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,43 @@ def launch(root: Path, overrides: dict[str, str] | None = None,
         stack.stop_all()
         raise
     return stack
+
+
+_HOLD_LOCK = """
+import sys, time
+from geo_service.store import UploadStore
+with UploadStore(sys.argv[1]).lock(sys.argv[2]):
+    print("locked", flush=True)
+    time.sleep(300)
+"""
+
+
+@pytest.fixture
+def hold_lock() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Hold upload locks from other processes, as a writer or a worker would.
+
+    flock locks conflict across processes, so this is the situation the
+    store's readers really meet. ``hold(store, upload_id)`` returns once the
+    lock is held; kill the process to release it. All are killed at teardown.
+    """
+    holders: list[subprocess.Popen] = []
+
+    def hold(store: Any, upload_id: str) -> subprocess.Popen:
+        holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id],
+                                  stdout=subprocess.PIPE, text=True)
+        holders.append(holder)
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        return holder
+
+    try:
+        yield hold
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait(timeout=10)
+            if holder.stdout is not None:
+                holder.stdout.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ store on disk afterwards (nothing left behind).
 
 import json
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +18,7 @@ import requests
 
 from tests.conftest import Stack, launch
 from tests.faults.raw_http import Answer
+from tests.polling import eventually
 
 PROBLEM_TYPE = "application/problem+json"
 TYPE_BASE = "https://handoff.dev/problems/"
@@ -81,12 +81,11 @@ def folders_left(stack: Stack, keep: frozenset[str] = frozenset()) -> list[str]:
 
     Returns as soon as none is left, so a passing run does not wait.
     """
-    deadline = time.monotonic() + CLEANUP_SECONDS
-    while True:
-        left = [name for name in upload_folders(stack) if name not in keep]
-        if not left or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
+    def left() -> list[str]:
+        return [name for name in upload_folders(stack) if name not in keep]
+
+    eventually(lambda: not left(), CLEANUP_SECONDS)
+    return left()
 
 
 def log_records(stack: Stack, name: str, start: int = 0) -> list[dict[str, Any]]:

@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 
 import pytest
-import redis
 import requests
+
+from tests.faults import problem, queue_length, upload_folders
+from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-QUEUE_KEY = "dramatiq:geoprocessing"
 BOUNDARY = "faultboundary"
 
 
@@ -49,21 +50,10 @@ def _post_in_background(url: str, body: Iterator[bytes]) -> dict:
     return outcome
 
 
-def _upload_folders(stack) -> list[str]:
-    return [p.name for p in stack.uploads.iterdir() if not p.name.startswith(".")]
 
 
-def _wait_until(predicate, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
-def _queue_length(stack) -> int:
-    return redis.Redis.from_url(stack.env["HANDOFF_REDIS_URL"]).llen(QUEUE_KEY)
 
 
 def _sweep_once(stack) -> subprocess.CompletedProcess:
@@ -71,10 +61,6 @@ def _sweep_once(stack) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-def _problem(response: requests.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    return response.json()
 
 
 def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_stack):
@@ -82,20 +68,19 @@ def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_s
     pause, paused = threading.Event(), threading.Event()
     outcome = _post_in_background(f"{stack.api_url}/v1/uploads", _form(16, 6, pause, paused))
     assert paused.wait(30)
-    assert _wait_until(lambda: _upload_folders(stack) != [])
+    assert eventually(lambda: upload_folders(stack) != [])
     stack.kill("geo")
     pause.set()
     outcome["thread"].join(60)
 
-    problem = _problem(outcome["response"], 502)
-    assert "geo service" in problem["detail"]
-    assert problem["upload_id"] in _upload_folders(stack)
-    assert _queue_length(stack) == 0
+    document = problem(outcome["response"], 502, "geo service")
+    assert document["upload_id"] in upload_folders(stack)
+    assert queue_length(stack) == 0
 
     time.sleep(1.2)
     sweep = _sweep_once(stack)
     assert sweep.returncode == 0, sweep.stderr
-    assert _upload_folders(stack) == []
+    assert upload_folders(stack) == []
 
 
 def test_client_disconnect_stops_the_relay_and_removes_the_partial(make_stack):
@@ -108,27 +93,26 @@ def test_client_disconnect_stops_the_relay_and_removes_the_partial(make_stack):
                   f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode())
     for _ in range(4):
         sock.sendall(next(body))
-    assert _wait_until(lambda: _upload_folders(stack) != [])
+    assert eventually(lambda: upload_folders(stack) != [])
     sock.close()
 
-    assert _wait_until(lambda: _upload_folders(stack) == []), _upload_folders(stack)
-    assert _wait_until(lambda: '"upload refused"' in stack.log("api"))
+    assert eventually(lambda: upload_folders(stack) == []), upload_folders(stack)
+    assert eventually(lambda: '"upload refused"' in stack.log("api"))
     assert '"status": 400' in stack.log("api")
-    assert _queue_length(stack) == 0
+    assert queue_length(stack) == 0
 
 
 def test_queue_down_gives_503_discards_the_upload_and_recovers(make_stack):
     stack = make_stack(components=("redis", "geo", "api"))
     stack.stop("redis")
     response = stack.upload([("a.bin", os.urandom(MiB))])
-    problem = _problem(response, 503)
-    assert "queue" in problem["detail"]
-    assert _wait_until(lambda: _upload_folders(stack) == [])
+    problem(response, 503, "queue")
+    assert eventually(lambda: upload_folders(stack) == [])
 
     stack.start("redis")
     response = stack.upload([("b.bin", os.urandom(MiB))])
     assert response.status_code == 202, response.text
-    assert _queue_length(stack) == 1
+    assert queue_length(stack) == 1
 
 
 def test_worker_killed_mid_job_is_redelivered_and_done_once(make_stack, tmp_path):
@@ -144,7 +128,7 @@ def test_worker_killed_mid_job_is_redelivered_and_done_once(make_stack, tmp_path
     assert response.status_code == 202, response.text
     upload_id = response.json()["id"]
     folder = stack.uploads / upload_id
-    assert _wait_until(lambda: (folder / "claim.json").exists(), timeout=30)
+    assert eventually(lambda: (folder / "claim.json").exists(), timeout=30)
     assert not (folder / "result.json").exists(), "the job finished before the kill"
     stack.kill("worker")
 
@@ -175,9 +159,8 @@ def small_disk(tmp_path):
 def test_full_storage_gives_507_removes_partials_and_keeps_serving(make_stack, small_disk):
     stack = make_stack({"HANDOFF_UPLOADS_ROOT": str(small_disk)})
     response = stack.upload([("huge.bin", os.urandom(40 * MiB))])
-    problem = _problem(response, 507)
-    assert "full" in problem["detail"]
-    assert _wait_until(lambda: _upload_folders(stack) == [])
+    problem(response, 507, "full")
+    assert eventually(lambda: upload_folders(stack) == [])
     assert not list((small_disk / ".trash").iterdir())
 
     response = stack.upload([("small.bin", os.urandom(MiB))])

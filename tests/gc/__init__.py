@@ -5,11 +5,7 @@ by moving its mtimes back with ``os.utime`` instead of by sleeping.
 """
 
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from geo_service.store import UploadStore
@@ -18,15 +14,6 @@ from handoff.ids import new_upload_id
 PAYLOAD = b"x" * 1000
 
 _STEPS = ("complete", "queued", "claimed", "done", "failed")
-
-_HOLD_LOCK = """
-import sys
-from geo_service.store import UploadStore
-with UploadStore(sys.argv[1]).lock(sys.argv[2]):
-    print("locked", flush=True)
-    sys.stdin.read()
-"""
-
 
 def make_upload(store: UploadStore, state: str, age: float = 0.0) -> str:
     """An upload in ``state`` (a ``State`` value) whose every mtime is ``age`` seconds old."""
@@ -59,24 +46,3 @@ def age_file(path: Path, age: float) -> None:
     os.utime(path, (stamp, stamp), follow_symlinks=False)
 
 
-@contextmanager
-def lock_held_elsewhere(store: UploadStore, upload_id: str) -> Iterator[None]:
-    """Hold the upload's lock from another process, as a writer or worker would.
-
-    flock locks conflict across processes, so this is the real situation the
-    sweeper meets, not an in-process imitation of it.
-    """
-    holder = subprocess.Popen(
-        [sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        yield
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(timeout=10)

@@ -2,8 +2,10 @@
 
 import logging
 import os
+import subprocess
 import threading
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from geo_service.store import LOCKS, RESULT, TRASH, UploadStore
 from handoff.ids import new_upload_id
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import STALE_LOCK_AGE, Deletion, SweepReport, sweep
-from tests.gc import PAYLOAD, age_file, age_tree, lock_held_elsewhere, make_upload
+from tests.gc import PAYLOAD, age_file, age_tree, make_upload
 
 TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 
@@ -67,12 +69,14 @@ def test_a_slow_upload_is_judged_by_its_last_byte(store: UploadStore) -> None:
 
 @pytest.mark.parametrize(("state", "age"), [("receiving", 10_000), ("done", 10_000)])
 def test_an_upload_locked_by_another_process_survives(
-    store: UploadStore, state: str, age: float
+    store: UploadStore, state: str, age: float, hold_lock: Callable[..., subprocess.Popen]
 ) -> None:
     upload_id = make_upload(store, state, age)
 
-    with lock_held_elsewhere(store, upload_id):
-        report = sweep(store, TTLS)
+    holder = hold_lock(store, upload_id)
+    report = sweep(store, TTLS)
+    holder.kill()
+    holder.wait()
 
     assert store.exists(upload_id)
     assert report.skipped_busy == 1
@@ -200,7 +204,9 @@ def test_stray_entries_are_logged_and_left_alone(
     }
 
 
-def test_stale_lock_files_are_removed(store: UploadStore) -> None:
+def test_stale_lock_files_are_removed(
+    store: UploadStore, hold_lock: Callable[..., subprocess.Popen]
+) -> None:
     locks = store.root / LOCKS
 
     def lock_file(upload_id: str, age: float) -> Path:
@@ -216,9 +222,11 @@ def test_stale_lock_files_are_removed(store: UploadStore) -> None:
     held = lock_file(held_id, STALE_LOCK_AGE + 60)
     foreign = lock_file("not-an-id", STALE_LOCK_AGE + 60)
 
-    with lock_held_elsewhere(store, held_id):
-        age_file(held, STALE_LOCK_AGE + 60)
-        report = sweep(store, TTLS)
+    holder = hold_lock(store, held_id)
+    age_file(held, STALE_LOCK_AGE + 60)
+    report = sweep(store, TTLS)
+    holder.kill()
+    holder.wait()
 
     assert not stale.exists()
     assert all(p.exists() for p in (young, live, held, foreign))

@@ -1,10 +1,9 @@
 """One run of the processing job on a real store, with real locks."""
 
 import json
-import subprocess
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +20,6 @@ UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 LIMITS = {"zip_max_uncompressed": 1024**2, "zip_max_entries": 10}
 FILES = [("a.bin", bytes(range(256)) * 8), ("b.txt", b"hello\r\n" * 100)]
 FAKE = "fake"
-
-_HOLD_LOCK = """
-import sys, time
-from geo_service.store import UploadStore
-with UploadStore(sys.argv[1]).lock(sys.argv[2]):
-    print("locked", flush=True)
-    time.sleep(120)
-"""
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
@@ -61,28 +51,9 @@ def fake_processor(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[Job],
 
 
 @pytest.fixture
-def lock_elsewhere(store: UploadStore) -> Iterator[Callable[[], None]]:
+def lock_elsewhere(store: UploadStore, hold_lock: Callable[..., Any]) -> Callable[[], None]:
     """Hold the upload's lock from another process until the test ends."""
-    holders: list[subprocess.Popen[str]] = []
-
-    def hold() -> None:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", _HOLD_LOCK, str(store.root), UPLOAD_ID],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        holders.append(holder)
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-
-    try:
-        yield hold
-    finally:
-        for holder in holders:
-            holder.kill()
-            holder.wait(timeout=10)
-            if holder.stdout is not None:
-                holder.stdout.close()
+    return lambda: hold_lock(store, UPLOAD_ID) and None
 
 
 def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:

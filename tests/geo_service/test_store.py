@@ -4,8 +4,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,44 +45,9 @@ BAD_IDS = [
     UPLOAD_ID * 100,
 ]
 
-_HOLD_LOCK = """
-import sys, time
-from geo_service.store import UploadStore
-with UploadStore(sys.argv[1]).lock(sys.argv[2]):
-    print("locked", flush=True)
-    time.sleep(120)
-"""
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
     return UploadStore(tmp_path / "uploads")
-
-
-@pytest.fixture
-def hold_lock() -> Iterator[Callable[[UploadStore, str], subprocess.Popen[str]]]:
-    """Start processes that hold an upload's lock until they are killed."""
-    holders: list[subprocess.Popen[str]] = []
-
-    def start(store: UploadStore, upload_id: str) -> subprocess.Popen[str]:
-        holder = subprocess.Popen(
-            [sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        holders.append(holder)
-        assert holder.stdout is not None
-        assert holder.stdout.readline().strip() == "locked"
-        return holder
-
-    try:
-        yield start
-    finally:
-        for holder in holders:
-            holder.kill()
-            holder.wait(timeout=10)
-            if holder.stdout is not None:
-                holder.stdout.close()
 
 
 def sealed(store: UploadStore, upload_id: str = UPLOAD_ID, data: bytes = b"payload") -> str:
