@@ -50,7 +50,7 @@ def _rss_peak_sampler(pids: list[int], stop: threading.Event, peak: dict) -> Non
 
 def test_32_concurrent_uploads_all_finish_with_bounded_memory(make_stack, tmp_path):
     stack = make_stack({"HANDOFF_WEB_THREADS": "16"})
-    sizes = [(i % 8 + 1) * 7 * MiB + i for i in range(32)]  # mixed, about 1 GiB in all
+    sizes = [(i % 8 + 1) * 14 * MiB + i for i in range(32)]  # mixed, about 2 GiB in all
     block = os.urandom(8 * MiB)
     paths = []
     for index, size in enumerate(sizes):
