@@ -96,6 +96,8 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
     geo = _geo()
     try:
         relay.read_head(_geo_call(geo.purposes, upload_id))
+        log.info("upload started", extra={"upload_id": upload_id, "purpose": relay.purpose,
+                                          "content_length": length})
         manifest = geo.upload(upload_id, request.content_type or "", relay.body(), length)
         relay.check(manifest["files"])
     except RelayError as exc:

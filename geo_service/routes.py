@@ -84,6 +84,8 @@ def create(upload_id: str) -> tuple[Response, int]:
     except UploadExists:
         raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
+    log.info("upload receiving", extra={"upload_id": upload_id,
+                                        "content_length": request.content_length})
     with store.lock(upload_id):
         try:
             manifest = _receive(store, upload_id, boundary, settings)

@@ -1,6 +1,7 @@
 """The whole path on real processes: client → API → geo store → Dramatiq → processor."""
 
 import hashlib
+import json
 import os
 import threading
 import uuid
@@ -121,3 +122,18 @@ def test_the_api_neither_spools_to_disk_nor_grows_with_file_size(stack, tmp_path
     assert peak["rss"] < 150 * MiB, f"an API process peaked at {peak['rss'] / MiB:.0f} MiB"
     assert stack.wait_for(response.json()["id"], timeout=120)["status"] == "done"
     source.unlink()
+
+
+def _events(stack, component: str, upload_id: str) -> list[str]:
+    return [json.loads(line)["message"] for line in stack.log(component).splitlines()
+            if line.startswith("{") and f'"upload_id": "{upload_id}"' in line]
+
+
+def test_the_logs_tell_an_uploads_whole_story_by_its_id(stack):
+    response = stack.upload([("story.bin", os.urandom(200_000))])
+    upload_id = response.json()["id"]
+    assert stack.wait_for(upload_id)["status"] == "done"
+
+    assert _events(stack, "api", upload_id) == ["upload started", "upload accepted"]
+    assert _events(stack, "geo", upload_id) == ["upload receiving", "upload complete"]
+    assert _events(stack, "worker", upload_id) == ["job started", "job done"]
