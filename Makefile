@@ -10,7 +10,7 @@ REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
 .PHONY: run test unit lint bench bench-gc system-deps requirements clean
 
 $(STAMP): $(REQS) pyproject.toml
-	@$(PYTHON) -m venv --help >/dev/null 2>&1 || $(MAKE) system-deps
+	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(addprefix -r ,$(REQS))

