@@ -20,10 +20,11 @@ from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from geo_service.store import UploadStore
+from handoff import metrics
 from handoff.config import Settings
 from handoff.probe import beat
 
-from .rules import Ttls
+from .rules import DELETE_REASONS, Ttls
 from .sweep import sweep
 
 log = logging.getLogger("handoff.gc")
@@ -85,6 +86,9 @@ def run(settings: Settings) -> int:
 
     _quiet_scheduler_log()
     if settings.gc_metrics_port:
+        for reason in DELETE_REASONS:  # every series visible from the start, at zero
+            metrics.GC_DELETIONS.labels(reason)
+            metrics.GC_FREED_BYTES.labels(reason)
         prometheus_client.start_http_server(settings.gc_metrics_port)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
