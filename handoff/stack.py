@@ -76,7 +76,9 @@ def main() -> int:
         return 2
     settings.uploads_root.mkdir(parents=True, exist_ok=True)
     env = _environment(settings)
+    # Set both explicitly: a shell starting us in the background ignores SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     children: list[subprocess.Popen] = []
     try:
         children = _start_all(settings, env)
