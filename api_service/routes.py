@@ -155,10 +155,10 @@ _TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
 @bp.get("/v1/uploads/<upload_id>")
 def show_upload(upload_id: str) -> Response:
     if not is_upload_id(upload_id):
-        raise Problem(404, "not-found", "Not found", "no upload with this id")
+        raise Problem(404, "not-found", "Not Found", "no upload with this id")
     status = _geo_call(lambda: _geo().status(upload_id), upload_id)
     if status is None:
-        raise Problem(404, "not-found", "Not found", "no upload with this id",
+        raise Problem(404, "not-found", "Not Found", "no upload with this id",
                       upload_id=upload_id)
     return jsonify(_public_status(status))
 

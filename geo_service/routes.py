@@ -168,4 +168,4 @@ def purposes() -> Response:
 
 
 def _not_found(upload_id: str) -> Problem:
-    return Problem(404, "not-found", "Not found", "no upload with this id", upload_id=upload_id)
+    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)

@@ -83,7 +83,7 @@ def test_status_of_an_unknown_upload_is_a_problem(stack):
     response = requests.get(f"{stack.api_url}/v1/uploads/{uuid.uuid4()}", timeout=10)
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.json()["title"] == "Not found"
+    assert response.json()["title"] == "Not Found"
 
 
 def _api_processes(stack) -> list[psutil.Process]:
