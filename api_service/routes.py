@@ -11,9 +11,8 @@ from api_service.jobs import JobQueue, QueueUnavailable
 from api_service.relay import Limits, Relay, RelayError
 from handoff import metrics
 from handoff.ids import is_upload_id, new_upload_id
-from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
-from handoff.web import current_settings, require_bearer
+from handoff.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
@@ -55,15 +54,7 @@ def create_upload() -> tuple[Response, int]:
 def _create_upload() -> tuple[Response, int]:
     settings = current_settings()
     length = request.content_length
-    if length is not None and length > settings.max_upload_size:
-        raise Problem(413, "too-large", "Upload too large",
-                      f"the request body exceeds {settings.max_upload_size} bytes")
-    try:
-        boundary = boundary_of(request.content_type)
-    except NotMultipart as exc:
-        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
-    except MalformedForm as exc:
-        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+    boundary = multipart_boundary(settings.max_upload_size)
     _limit_client_silence(settings.client_timeout)
     upload_id = new_upload_id()
     limits = Limits(settings.max_upload_size, settings.max_file_size,

@@ -13,9 +13,9 @@ from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStor
 from handoff import metrics
 from handoff.config import Settings
 from handoff.form import FieldError
-from handoff.multipart import MalformedForm, NotMultipart, boundary_of
+from handoff.multipart import MalformedForm
 from handoff.problems import Problem
-from handoff.web import current_settings, require_bearer
+from handoff.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
@@ -69,15 +69,7 @@ def _drain(chunks: Iterator[bytes]) -> None:
 def create(upload_id: str) -> tuple[Response, int]:
     settings = current_settings()
     _checked(upload_id)
-    if (request.content_length or 0) > settings.max_upload_size:
-        raise Problem(413, "too-large", "Upload too large",
-                      f"the body exceeds {settings.max_upload_size} bytes", upload_id=upload_id)
-    try:
-        boundary = boundary_of(request.content_type)
-    except NotMultipart as exc:
-        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
-    except MalformedForm as exc:
-        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+    boundary = multipart_boundary(settings.max_upload_size, upload_id)
     store = _store()
     try:
         store.create(upload_id)

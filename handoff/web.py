@@ -8,6 +8,7 @@ from handoff import metrics, problems
 from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
 from handoff.logs import setup_logging
+from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
 
 
@@ -48,3 +49,21 @@ def require_bearer(allowed: Iterable[str], what: str) -> None:
     """Refuse the request with 401 unless it carries one of the ``allowed`` tokens."""
     if not token_allowed(bearer_token(request.headers.get("Authorization")), allowed):
         raise Problem(401, "unauthorized", "Unauthorized", f"a valid bearer {what} is required")
+
+
+def multipart_boundary(max_size: int, upload_id: str | None = None) -> bytes:
+    """Check an upload request's length and media type before its body is read.
+
+    A Content-Length over ``max_size`` is refused at once (413), so a client
+    learns it before sending gigabytes; then the boundary of a
+    multipart/form-data body (415 for another type, 400 without a boundary).
+    """
+    if (request.content_length or 0) > max_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the request body exceeds {max_size} bytes", upload_id=upload_id)
+    try:
+        return boundary_of(request.content_type)
+    except NotMultipart as exc:
+        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
+    except MalformedForm as exc:
+        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.faults import problem, queue_length, upload_folders
+from tests.payloads import random_file
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -118,11 +119,7 @@ def test_queue_down_gives_503_discards_the_upload_and_recovers(make_stack):
 def test_worker_killed_mid_job_is_redelivered_and_done_once(make_stack, tmp_path):
     stack = make_stack({"HANDOFF_BROKER_HEARTBEAT_TIMEOUT": "2s",
                         "HANDOFF_BROKER_MAINTENANCE_CHANCE": "1000000"})
-    source = tmp_path / "big.bin"
-    with open(source, "wb") as handle:
-        block = os.urandom(MiB)
-        for _ in range(1024):
-            handle.write(block)
+    source = random_file(tmp_path / "big.bin", 1024)
     with open(source, "rb") as handle:
         response = stack.upload([("big.bin", handle)])
     assert response.status_code == 202, response.text

@@ -11,6 +11,7 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from tests.payloads import random_file
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
@@ -113,11 +114,7 @@ def test_processing_that_outlasts_the_ttls_is_kept_then_expires(make_stack, tmp_
     stack = make_stack({"HANDOFF_ORPHAN_TTL": ttl, "HANDOFF_PARTIAL_TTL": ttl,
                         "HANDOFF_RETENTION": "3s", "HANDOFF_GC_INTERVAL": "100ms"})
     stack.start("gc")
-    source = tmp_path / "big.bin"
-    with open(source, "wb") as handle:
-        block = os.urandom(MiB)
-        for _ in range(1536):
-            handle.write(block)
+    source = random_file(tmp_path / "big.bin", 1536)
     with open(source, "rb") as handle:
         response = stack.upload([("big.bin", handle)])
     source.unlink()

@@ -11,6 +11,8 @@ import psutil
 import pytest
 import requests
 
+from tests.payloads import random_file
+
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
@@ -92,12 +94,7 @@ def _api_processes(stack) -> list[psutil.Process]:
 
 
 def test_the_api_neither_spools_to_disk_nor_grows_with_file_size(stack, tmp_path: Path):
-    size = 512 * MiB
-    source = tmp_path / "big.bin"
-    with open(source, "wb") as handle:
-        block = os.urandom(MiB)
-        for _ in range(size // MiB):
-            handle.write(block)
+    source = random_file(tmp_path / "big.bin", 512)
     procs = _api_processes(stack)
     written_before = sum(p.io_counters().write_bytes for p in procs)
     peak = {"rss": 0}
