@@ -50,7 +50,7 @@ def _body_chunks() -> Iterator[bytes]:
         try:
             chunk = stream.read(READ_SIZE)
         except Exception as exc:
-            raise BodyIncomplete(str(exc) or type(exc).__name__) from exc
+            raise BodyIncomplete(type(exc).__name__) from exc
         if not chunk:
             return
         yield chunk
@@ -76,6 +76,8 @@ def create(upload_id: str) -> tuple[Response, int]:
     except UploadExists:
         raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
+    except OSError as exc:
+        raise _problem_for(exc, upload_id) or exc from None
     log.info("upload receiving", extra={"upload_id": upload_id,
                                         "content_length": request.content_length})
     with store.lock(upload_id):
@@ -108,7 +110,7 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
 def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
     if isinstance(exc, BodyIncomplete):
         return Problem(400, "incomplete-body", "Incomplete body",
-                       f"the request body ended early: {exc}", upload_id=upload_id)
+                       f"the request body ended early ({exc})", upload_id=upload_id)
     if isinstance(exc, (MalformedForm, FieldError)):
         return Problem(400, "bad-form", "Malformed form", str(exc), upload_id=upload_id)
     if isinstance(exc, TooLarge):
