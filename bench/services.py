@@ -1,0 +1,172 @@
+"""The processes under test, started the way ``make run`` and the tests start them.
+
+One stack serves every variant: valkey, the geo service, a worker, the API,
+the naive app and (when available) nginx, all on free loopback ports, all
+stopped in a ``finally``. The API logs into a named pipe rather than a file,
+because the API's own disk writes are measured and a log file would add
+pages of its own; the lines still reach the benchmark, for error messages.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import threading
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.nginx import nginx_argv
+from handoff import processes
+
+QUEUE = "geoprocessing"
+PIPE_JOIN_SECONDS = 5.0
+NAIVE_APP = "bench.naive_app:create_app()"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class LogPipe:
+    """A FIFO standing in for a service's log file; a thread keeps the last lines."""
+
+    def __init__(self, path: Path, keep: int = 200) -> None:
+        os.mkfifo(path)
+        self.path = path
+        self.lines: deque[str] = deque(maxlen=keep)
+        self.accepted: list[dict[str, Any]] = []
+        self._thread = threading.Thread(target=self._read, name=f"log-{path.name}", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        with open(self.path, "rb") as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "replace").rstrip()
+                self.lines.append(line)
+                if '"upload accepted"' in line:
+                    with contextlib.suppress(ValueError):
+                        self.accepted.append(json.loads(line))
+
+    def close(self) -> None:
+        """Wait for the writer's end of the pipe to close (the service has stopped)."""
+        self._thread.join(PIPE_JOIN_SECONDS)
+
+    def tail(self, count: int = 20) -> str:
+        return "\n".join(list(self.lines)[-count:])
+
+
+@dataclass
+class Stack:
+    """The running services and how to reach them."""
+
+    root: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    api_log: LogPipe | None = None
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def pid(self, name: str) -> int:
+        return self.procs[name].pid
+
+    def has(self, name: str) -> bool:
+        return name in self.procs
+
+    @property
+    def uploads(self) -> Path:
+        return Path(self.env["HANDOFF_UPLOADS_ROOT"])
+
+    @property
+    def geo_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['HANDOFF_GEO_SECRET']}"}
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "logs" / f"{name}.log"
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            processes.stop(self.procs.pop(name))
+        if self.api_log is not None:
+            self.api_log.close()
+
+
+def _environment(root: Path, ports: dict[str, int]) -> dict[str, str]:
+    """The variables ``tests/conftest.py`` sets, on top of the caller's own.
+
+    Tuning variables (``HANDOFF_RELAY_CHUNK_SIZE``, ``GUNICORN_CMD_ARGS``,
+    ``HANDOFF_WEB_WORKERS``, ``HANDOFF_WEB_THREADS``) pass through unchanged.
+    """
+    return {
+        **os.environ,
+        "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
+        "HANDOFF_GEO_SECRET": secrets.token_urlsafe(24),
+        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",
+        "HANDOFF_QUEUE": QUEUE,
+        "HANDOFF_HEARTBEAT_DIR": str(root),
+    }
+
+
+@contextlib.contextmanager
+def running(root: Path, nginx_binary: str | None) -> Iterator[Stack]:
+    """Start the whole stack under ``root``; everything is stopped when the block ends."""
+    ports = {name: processes.free_port() for name in ("redis", "geo", "api", "naive", "nginx")}
+    (root / "uploads").mkdir(parents=True)
+    (root / "logs").mkdir()
+    stack = Stack(root, _environment(root, ports), ports)
+    try:
+        _start_backends(stack)
+        _start_api(stack)
+        _start_http(stack, "naive", _naive_argv(ports["naive"]))
+        if nginx_binary is not None:
+            _start_nginx(stack, nginx_binary)
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+def _naive_argv(port: int) -> list[str]:
+    """gunicorn for the naive app; ``--chdir`` makes ``bench`` importable from anywhere."""
+    argv = processes.gunicorn_argv(NAIVE_APP, port)
+    argv[-1:-1] = ["--chdir", str(REPO_ROOT)]
+    return argv
+
+
+def _start_backends(stack: Stack) -> None:
+    redis = _start(stack, "redis", processes.valkey_argv(stack.ports["redis"], stack.root))
+    processes.wait_port(stack.ports["redis"], redis)
+    _start_http(stack, "geo", processes.geo_argv(stack.ports["geo"]))
+    _start(stack, "worker", processes.worker_argv(QUEUE))
+
+
+def _start_api(stack: Stack) -> None:
+    stack.api_log = LogPipe(stack.root / "logs" / "api.pipe")
+    api = processes.start(processes.api_argv(stack.ports["api"]), stack.env, stack.api_log.path)
+    stack.procs["api"] = api
+    try:
+        processes.wait_ready(f"{stack.url('api')}/readyz", api)
+    except (RuntimeError, TimeoutError) as exc:
+        raise RuntimeError(f"the API did not start: {exc}\n{stack.api_log.tail()}") from None
+
+
+def _start_http(stack: Stack, name: str, argv: list[str]) -> None:
+    proc = _start(stack, name, argv)
+    try:
+        processes.wait_ready(f"{stack.url(name)}/healthz", proc)
+    except (RuntimeError, TimeoutError) as exc:
+        log = stack.log_path(name).read_text(errors="replace")[-2000:]
+        raise RuntimeError(f"{name} did not start: {exc}\n{log}") from None
+
+
+def _start_nginx(stack: Stack, binary: str) -> None:
+    argv = nginx_argv(binary, stack.root / "nginx", stack.ports["nginx"], stack.ports["geo"])
+    _start_http(stack, "nginx", argv)
+
+
+def _start(stack: Stack, name: str, argv: list[str]) -> subprocess.Popen:
+    proc = processes.start(argv, stack.env, stack.log_path(name))
+    stack.procs[name] = proc
+    return proc
