@@ -30,10 +30,18 @@ access_log_format = (
     '{"remote": "%(h)s", "request": "%(r)s", "status": %(s)s, "bytes": "%(B)s", "seconds": %(L)s}'
 )
 
+# Memory-backed files for what changes all the time: gunicorn's worker
+# heartbeat and the Prometheus values. On a disk they cause steady writes
+# (the API is meant to write nothing) and can stall on a busy disk.
+_SHM = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+worker_tmp_dir = _SHM
+
 # Prometheus values of all worker processes go to files in one folder per
 # service run, which /metrics merges. It must be set before any worker
 # imports prometheus_client, hence here, in the master.
-_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR") or tempfile.mkdtemp(prefix="handoff-metrics-")
+_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR") or tempfile.mkdtemp(
+    prefix="handoff-metrics-", dir=_SHM
+)
 os.makedirs(_metrics_dir, exist_ok=True)
 for _stale in os.listdir(_metrics_dir):
     os.unlink(os.path.join(_metrics_dir, _stale))
