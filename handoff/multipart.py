@@ -6,12 +6,20 @@ are pushed in as they arrive and part events come out, so file data can be
 hashed, relayed or written without ever being held whole.
 """
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from werkzeug.sansio.multipart import (
+    Data,
+    Epilogue,
+    Field,
+    File,
+    MultipartDecoder,
+    NeedData,
+    State,
+)
 
 # Bytes a part's headers or the preamble may take before the form is refused.
 HEADER_SLACK = 16 * 1024
@@ -42,7 +50,9 @@ class FileStart:
 
 @dataclass(frozen=True)
 class FileData:
-    data: bytes
+    """A piece of a file; a view into the fed bytes, valid until the next feed."""
+
+    data: bytes | memoryview
 
 
 @dataclass(frozen=True)
@@ -85,10 +95,20 @@ class FormParser:
     Field values are collected (at most ``max_field_size`` bytes in all);
     file data is passed through as it arrives. ``feed(None)`` marks the end
     of the body and raises :class:`MalformedForm` if the form is incomplete.
+
+    Inside a file, where nearly all bytes are, the bytes are not copied
+    through Werkzeug's decoder: a search for the next ``--boundary`` after a
+    line break finds where the file may end, and only from there on does
+    the decoder take over again (headers, fields, and deciding whether a
+    candidate is really a boundary).
     """
 
     def __init__(self, boundary: bytes, max_field_size: int) -> None:
         self._decoder = _Decoder(boundary)
+        self._marker = b"--" + boundary
+        # Bytes at the end of a piece that may begin "\r\n--boundary".
+        self._hold = len(b"\r\n") + len(self._marker) - 1
+        self._tail = b""
         self._max_field_size = max_field_size
         self._field_bytes = 0
         self._field: str | None = None
@@ -97,13 +117,43 @@ class FormParser:
         self.complete = False
 
     def feed(self, data: bytes | None) -> Iterator[FormEvent]:
-        self._decoder.receive_data(data)
         try:
+            if data is not None and self._streaming_file():
+                rest = yield from self._file_data(data)
+                if not rest:
+                    return
+                data = rest
+            elif self._tail:
+                self._decoder.receive_data(self._tail)
+                self._tail = b""
+            self._decoder.receive_data(data)
             yield from self._drain()
         except RequestEntityTooLarge:
             raise MalformedForm("too many form parts") from None
         except ValueError as exc:
             raise MalformedForm(_describe(exc, data is None)) from None
+
+    def _streaming_file(self) -> bool:
+        return (self._in_file and self._decoder.state is State.DATA
+                and not self._decoder.buffer)
+
+    def _file_data(self, data: bytes) -> Generator[FormEvent, None, bytes]:
+        """Pass file bytes up to a possible boundary; return the rest for the decoder."""
+        buf = self._tail + data if self._tail else data
+        self._tail = b""
+        start = 0
+        while (hit := buf.find(self._marker, start)) != -1:
+            if hit > 0 and buf[hit - 1] in b"\r\n":
+                end = hit - 2 if buf[max(hit - 2, 0):hit] == b"\r\n" else hit - 1
+                if end > 0:
+                    yield FileData(memoryview(buf)[:end])
+                return buf[end:]
+            start = hit + 1
+        cut = max(len(buf) - self._hold, 0)
+        if cut:
+            yield FileData(memoryview(buf)[:cut])
+        self._tail = buf[cut:]
+        return b""
 
     def _drain(self) -> Iterator[FormEvent]:
         while True:
