@@ -85,7 +85,7 @@ class Receiver:
         handle = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in _end/_close
         self._open = _Open(handle, event.name, event.filename, event.content_type)
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         current = self._open
         assert current is not None
         current.size += len(data)
