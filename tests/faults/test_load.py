@@ -84,10 +84,12 @@ def test_32_concurrent_uploads_all_finish_with_bounded_memory(make_stack, tmp_pa
     folders = [p for p in stack.uploads.iterdir() if not p.name.startswith(".")]
     assert len(folders) == 32
     assert list((stack.uploads / ".trash").iterdir()) == []
-    # Each of a process's 16 threads holds a few copies of one 1 MiB relay chunk
-    # at most; a process that buffered its files would hold ~500 MiB here.
+    # Each of a process's 16 threads holds a few copies of one 1 MiB relay
+    # chunk (socket buffers, parser, request body), and the allocator keeps
+    # some freed blocks: about 8 MiB per upload in flight was measured. A
+    # process that buffered its files would hold about 1 GiB here.
     growth = peak["rss"] - idle
-    assert growth < 16 * 8 * MiB, f"an API process grew by {growth / MiB:.0f} MiB"
+    assert growth < 16 * 12 * MiB, f"an API process grew by {growth / MiB:.0f} MiB"
 
 
 def test_trickling_clients_do_not_block_other_uploads(stack):
