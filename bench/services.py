@@ -11,11 +11,10 @@ import contextlib
 import json
 import os
 import secrets
-import subprocess
 import threading
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,17 +56,10 @@ class LogPipe:
 
 
 @dataclass
-class Stack:
+class Stack(processes.LocalStack):
     """The running services and how to reach them."""
 
-    root: Path
-    env: dict[str, str]
-    ports: dict[str, int]
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     api_log: LogPipe | None = None
-
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
 
     def pid(self, name: str) -> int:
         return self.procs[name].pid
@@ -75,20 +67,11 @@ class Stack:
     def has(self, name: str) -> bool:
         return name in self.procs
 
-    @property
-    def uploads(self) -> Path:
-        return Path(self.env["HANDOFF_UPLOADS_ROOT"])
-
-    @property
-    def geo_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.env['HANDOFF_GEO_SECRET']}"}
-
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            processes.stop(self.procs.pop(name))
+        super().stop_all()
         if self.api_log is not None:
             self.api_log.close()
 
@@ -120,7 +103,7 @@ def running(root: Path, nginx_binary: str | None) -> Iterator[Stack]:
     try:
         _start_backends(stack)
         _start_api(stack)
-        _start_http(stack, "naive", _naive_argv(ports["naive"]))
+        _start(stack, "naive", _naive_argv(ports["naive"]))
         if nginx_binary is not None:
             _start_nginx(stack, nginx_binary)
         yield stack
@@ -136,37 +119,28 @@ def _naive_argv(port: int) -> list[str]:
 
 
 def _start_backends(stack: Stack) -> None:
-    redis = _start(stack, "redis", processes.valkey_argv(stack.ports["redis"], stack.root))
-    processes.wait_port(stack.ports["redis"], redis)
-    _start_http(stack, "geo", processes.geo_argv(stack.ports["geo"]))
-    _start(stack, "worker", processes.worker_argv(QUEUE))
+    for name in ("redis", "geo", "worker"):
+        _start(stack, name)
 
 
 def _start_api(stack: Stack) -> None:
     stack.api_log = LogPipe(stack.root / "logs" / "api.pipe")
-    api = processes.start(processes.api_argv(stack.ports["api"]), stack.env, stack.api_log.path)
-    stack.procs["api"] = api
     try:
+        api = stack.start("api", log_path=stack.api_log.path)
         processes.wait_ready(f"{stack.url('api')}/readyz", api)
     except (RuntimeError, TimeoutError) as exc:
         raise RuntimeError(f"the API did not start: {exc}\n{stack.api_log.tail()}") from None
 
 
-def _start_http(stack: Stack, name: str, argv: list[str]) -> None:
-    proc = _start(stack, name, argv)
-    try:
-        processes.wait_ready(f"{stack.url(name)}/healthz", proc)
-    except (RuntimeError, TimeoutError) as exc:
-        log = stack.log_path(name).read_text(errors="replace")[-2000:]
-        raise RuntimeError(f"{name} did not start: {exc}\n{log}") from None
-
-
 def _start_nginx(stack: Stack, binary: str) -> None:
     argv = nginx_argv(binary, stack.root / "nginx", stack.ports["nginx"], stack.ports["geo"])
-    _start_http(stack, "nginx", argv)
+    _start(stack, "nginx", argv)
 
 
-def _start(stack: Stack, name: str, argv: list[str]) -> subprocess.Popen:
-    proc = processes.start(argv, stack.env, stack.log_path(name))
-    stack.procs[name] = proc
-    return proc
+def _start(stack: Stack, name: str, argv: list[str] | None = None) -> None:
+    try:
+        stack.start(name, argv)
+    except (RuntimeError, TimeoutError) as exc:
+        path = stack.log_path(name)
+        log = path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        raise RuntimeError(f"{name} did not start: {exc}\n{log}") from None

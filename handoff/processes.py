@@ -13,7 +13,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
@@ -119,3 +120,68 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def scratch_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
+
+
+@dataclass
+class LocalStack:
+    """Services of one local run: their environment, ports and processes.
+
+    ``start(name)`` knows the product's components (``redis``, ``geo``,
+    ``api``, ``worker``, ``gc``) and waits until each is usable; other
+    programs are started with an explicit ``argv``. Logs go to
+    ``<root>/<name>.log`` unless ``log_path`` says otherwise.
+    """
+
+    root: Path
+    env: dict[str, str]
+    ports: dict[str, int]
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    @property
+    def uploads(self) -> Path:
+        return Path(self.env["HANDOFF_UPLOADS_ROOT"])
+
+    @property
+    def geo_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.env['HANDOFF_GEO_SECRET']}"}
+
+    def log_path(self, name: str) -> Path:
+        return self.root / f"{name}.log"
+
+    def start(self, name: str, argv: list[str] | None = None,
+              log_path: Path | None = None) -> subprocess.Popen:
+        command = argv or self._argv(name)
+        proc = start(command, self.env, log_path or self.log_path(name))
+        self.procs[name] = proc
+        if name == "redis":
+            wait_port(self.ports["redis"], proc)
+        elif name in self.ports:
+            wait_ready(self.url(name) + "/healthz", proc)
+        return proc
+
+    def _argv(self, name: str) -> list[str]:
+        known: dict[str, Callable[[], list[str]]] = {
+            "redis": lambda: valkey_argv(self.ports["redis"], self.root),
+            "geo": lambda: geo_argv(self.ports["geo"]),
+            "api": lambda: api_argv(self.ports["api"]),
+            "worker": lambda: worker_argv(self.env.get("HANDOFF_QUEUE", "geoprocessing")),
+            "gc": gc_argv,
+        }
+        return known[name]()
+
+    def stop(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            stop(proc)
+
+    def kill(self, name: str) -> None:
+        proc = self.procs.pop(name, None)
+        if proc is not None:
+            kill(proc)
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.procs)):
+            self.stop(name)

@@ -25,63 +25,22 @@ DEFAULT_COMPONENTS = ("redis", "geo", "worker", "api")
 
 
 @dataclass
-class Stack:
+class Stack(processes.LocalStack):
     """One running copy of the product, with helpers to drive it like a client."""
 
-    root: Path
-    env: dict[str, str]
-    ports: dict[str, int]
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     client_headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['api']}"
+        return self.url("api")
 
     @property
     def geo_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['geo']}"
-
-    @property
-    def uploads(self) -> Path:
-        return Path(self.env["HANDOFF_UPLOADS_ROOT"])
-
-    @property
-    def geo_auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.env['HANDOFF_GEO_SECRET']}"}
+        return self.url("geo")
 
     def log(self, name: str) -> str:
-        path = self.root / f"{name}.log"
+        path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
-
-    def start(self, name: str) -> None:
-        argv = {
-            "redis": lambda: processes.valkey_argv(self.ports["redis"], self.root),
-            "geo": lambda: processes.geo_argv(self.ports["geo"]),
-            "api": lambda: processes.api_argv(self.ports["api"]),
-            "worker": lambda: processes.worker_argv(self.env["HANDOFF_QUEUE"]),
-            "gc": processes.gc_argv,
-        }[name]()
-        proc = processes.start(argv, self.env, self.root / f"{name}.log")
-        self.procs[name] = proc
-        if name == "redis":
-            processes.wait_port(self.ports["redis"], proc)
-        elif name in ("geo", "api"):
-            processes.wait_ready(f"http://127.0.0.1:{self.ports[name]}/healthz", proc)
-
-    def stop(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            processes.stop(proc)
-
-    def kill(self, name: str) -> None:
-        proc = self.procs.pop(name, None)
-        if proc is not None:
-            processes.kill(proc)
-
-    def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.stop(name)
 
     def upload(self, files: Sequence[tuple[str, Any]], purpose: str | None = "raw",
                metadata: str | None = None, headers: dict[str, str] | None = None,
