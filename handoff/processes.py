@@ -129,13 +129,15 @@ class LocalStack:
     ``start(name)`` knows the product's components (``redis``, ``geo``,
     ``api``, ``worker``, ``gc``) and waits until each is usable; other
     programs are started with an explicit ``argv``. Logs go to
-    ``<root>/<name>.log`` unless ``log_path`` says otherwise.
+    ``<root>/<name>.log`` unless ``log_path`` says otherwise, or to this
+    process's own output when ``logs_to_files`` is false (``make run``).
     """
 
     root: Path
     env: dict[str, str]
     ports: dict[str, int]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    logs_to_files: bool = True
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -154,7 +156,9 @@ class LocalStack:
     def start(self, name: str, argv: list[str] | None = None,
               log_path: Path | None = None) -> subprocess.Popen:
         command = argv or self._argv(name)
-        proc = start(command, self.env, log_path or self.log_path(name))
+        if log_path is None and self.logs_to_files:
+            log_path = self.log_path(name)
+        proc = start(command, self.env, log_path)
         self.procs[name] = proc
         if name == "redis":
             wait_port(self.ports["redis"], proc)

@@ -31,25 +31,16 @@ def _environment(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _start_all(settings: Settings, env: dict[str, str]) -> list[subprocess.Popen]:
-    children: list[subprocess.Popen] = []
-    if not settings.redis_url:
-        port = processes.free_port()
-        workdir = settings.uploads_root.resolve().parent / "valkey"
-        workdir.mkdir(parents=True, exist_ok=True)
-        children.append(processes.start(processes.valkey_argv(port, workdir), env))
-        processes.wait_port(port, children[-1])
-        env["HANDOFF_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
-        print(f"handoff: started valkey-server on 127.0.0.1:{port}", flush=True)
-    geo = processes.start(processes.geo_argv(settings.geo_port), env)
-    children.append(geo)
-    processes.wait_ready(f"http://127.0.0.1:{settings.geo_port}/healthz", geo)
-    children.append(processes.start(processes.worker_argv(settings.queue), env))
-    children.append(processes.start(processes.gc_argv(), env))
-    api = processes.start(processes.api_argv(settings.api_port), env)
-    children.append(api)
-    processes.wait_ready(f"http://127.0.0.1:{settings.api_port}/readyz", api)
-    return children
+def _start_all(stack: processes.LocalStack, with_redis: bool) -> None:
+    """Start every part, the API last; return once the API is ready."""
+    if with_redis:
+        stack.ports["redis"] = processes.free_port()
+        stack.env["HANDOFF_REDIS_URL"] = f"redis://127.0.0.1:{stack.ports['redis']}/0"
+        stack.start("redis")
+        print(f"handoff: started valkey-server on 127.0.0.1:{stack.ports['redis']}", flush=True)
+    for name in ("geo", "worker", "gc", "api"):
+        stack.start(name)
+    processes.wait_ready(stack.url("api") + "/readyz", stack.procs["api"])
 
 
 def _serve(children: list[subprocess.Popen]) -> int:
@@ -79,22 +70,23 @@ def main() -> int:
     # Set both explicitly: a shell starting us in the background ignores SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    children: list[subprocess.Popen] = []
+    ports = {"geo": settings.geo_port, "api": settings.api_port}
+    stack = processes.LocalStack(settings.uploads_root.resolve().parent, env, ports,
+                                 logs_to_files=False)
     try:
-        children = _start_all(settings, env)
-        url = f"http://127.0.0.1:{settings.api_port}"
+        _start_all(stack, with_redis=not settings.redis_url)
+        url = stack.url("api")
         print(f"handoff: ready on {url} (uploads in {Path(env['HANDOFF_UPLOADS_ROOT'])})\n"
               f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"
               f"  curl {url}/v1/uploads/<id>", flush=True)
-        return _serve(children)
+        return _serve(list(stack.procs.values()))
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:
         print(f"handoff: start-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
-        for child in reversed(children):
-            processes.stop(child)
+        stack.stop_all()
         print("handoff: stopped", flush=True)
 
 
