@@ -39,7 +39,7 @@ from geo_service.store import (
 from handoff import metrics
 from handoff.ids import is_upload_id
 
-from .rules import BUSY, Facts, Ttls, decide
+from .rules import BUSY, Decision, Facts, Ttls, decide
 
 log = logging.getLogger("handoff.gc")
 
@@ -173,13 +173,22 @@ def _sweep_upload(
         report.errors += 1
 
 
+def _verdict(
+    store: UploadStore, upload_id: str, ttls: Ttls, report: SweepReport, clock: Clock
+) -> Decision | None:
+    """The rules' decision on the upload as it is now; None, counted as kept, for keep."""
+    decision = decide(read_facts(store, upload_id, clock(), lock_free=True), ttls)
+    if decision.delete:
+        return decision
+    report.kept[decision.reason] += 1
+    return None
+
+
 def _judge(
     store: UploadStore, upload_id: str, ttls: Ttls, report: SweepReport, clock: Clock
 ) -> None:
     """Decide without the lock (assuming it free); if that says delete, lock and decide again."""
-    decision = decide(read_facts(store, upload_id, clock(), lock_free=True), ttls)
-    if not decision.delete:
-        report.kept[decision.reason] += 1
+    if _verdict(store, upload_id, ttls, report, clock) is None:
         return
     try:
         with store.lock(upload_id):
@@ -194,9 +203,8 @@ def _delete_locked(
     store: UploadStore, upload_id: str, ttls: Ttls, report: SweepReport, clock: Clock
 ) -> None:
     """Re-read the facts under the lock, and delete only if they still say so."""
-    decision = decide(read_facts(store, upload_id, clock(), lock_free=True), ttls)
-    if not decision.delete:
-        report.kept[decision.reason] += 1
+    decision = _verdict(store, upload_id, ttls, report, clock)
+    if decision is None:
         return
     freed = store.size(upload_id) if report.dry_run else store.remove(upload_id)
     report.record(Deletion(upload_id, decision.reason, freed))
