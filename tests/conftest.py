@@ -6,6 +6,7 @@ at teardown, and each stack lives in its own temp folder that is removed.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,19 @@ from requests_toolbelt import MultipartEncoder
 from handoff import processes
 
 SECRET = "test-geo-secret"
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Make SIGTERM (a CI time-out, say) end the run like Ctrl-C.
+
+    pytest then still tears fixtures down, so the services they started,
+    each in its own session, are stopped instead of outliving the run.
+    """
+    signal.signal(signal.SIGTERM, _interrupt)
 DEFAULT_COMPONENTS = ("redis", "geo", "worker", "api")
 
 
