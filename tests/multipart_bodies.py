@@ -6,9 +6,14 @@ a missing closing delimiter, a part without a name.
 """
 
 import json
-from collections.abc import Iterable, Sequence
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import pairwise
 from typing import Any
+
+import requests
 
 BOUNDARY = b"handoff-test-boundary-7MA4YWxk"
 
@@ -87,3 +92,40 @@ def split_at(data: bytes, cuts: Iterable[int]) -> list[bytes]:
     """``data`` cut at the given offsets (duplicates and ends are ignored)."""
     edges = [0, *sorted({cut for cut in cuts if 0 < cut < len(data)}), len(data)]
     return [data[start:end] for start, end in pairwise(edges)]
+
+
+def upload_head(filename: str = "paced.bin", boundary: bytes = BOUNDARY) -> bytes:
+    """The start of a ``raw`` upload: the purpose field and a file part's headers."""
+    return (b"--" + boundary + b"\r\n" + field_part("purpose", "raw") + b"\r\n"
+            + b"--" + boundary + b"\r\n" + file_part(filename, b""))
+
+
+def paced_upload(blocks: int, block_size: int = 1024 * 1024, *, gap: float = 0.0,
+                 pause_at: int | None = None, paused: threading.Event | None = None,
+                 resume: threading.Event | None = None,
+                 boundary: bytes = BOUNDARY) -> Iterator[bytes]:
+    """A ``raw`` upload sent piece by piece, for tests that act while it arrives.
+
+    ``gap`` seconds pass between pieces; before piece ``pause_at`` it sets
+    ``paused`` and waits (at most 30 s) for ``resume``.
+    """
+    yield upload_head(boundary=boundary)
+    block = os.urandom(block_size)
+    for index in range(blocks):
+        if index == pause_at and paused is not None and resume is not None:
+            paused.set()
+            resume.wait(30)
+        yield block
+        if gap:
+            time.sleep(gap)
+    yield b"\r\n--" + boundary + b"--\r\n"
+
+
+def post_upload(url: str, body: Iterator[bytes], outcome: dict[str, Any],
+                boundary: bytes = BOUNDARY) -> None:
+    """POST a streamed body (chunked); the response, or the client's error, goes in ``outcome``."""
+    try:
+        outcome["response"] = requests.post(url, data=body, timeout=60,
+                                            headers={"Content-Type": content_type(boundary)})
+    except requests.RequestException as exc:
+        outcome["error"] = exc

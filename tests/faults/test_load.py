@@ -10,23 +10,18 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
+from tests.multipart_bodies import content_type, upload_head
+
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-BOUNDARY = "slowboundary"
-
-
-def _head() -> bytes:
-    return (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
-            f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-            f"filename=\"slow.bin\"\r\n\r\n").encode()
 
 
 def _open_slow_upload(port: int, length: int) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
     sock.sendall((f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode()
-                 + _head())
+                  f"Content-Type: {content_type()}\r\n\r\n").encode()
+                 + upload_head("slow.bin"))
     return sock
 
 

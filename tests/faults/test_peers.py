@@ -1,60 +1,22 @@
 """A peer of the API fails: the geo service, the queue, the worker, the disk."""
 
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-import requests
 
 from tests.faults import problem, queue_length, upload_folders
+from tests.multipart_bodies import content_type, paced_upload, post_upload
 from tests.payloads import random_file
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-BOUNDARY = "faultboundary"
-
-
-def _form(parts: int, before_pause: int, pause: threading.Event | None = None,
-          paused: threading.Event | None = None) -> Iterator[bytes]:
-    """A raw/ upload of ``parts`` MiB that can stop after ``before_pause`` MiB."""
-    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
-           f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-           f"filename=\"f.bin\"\r\n\r\n").encode()
-    block = os.urandom(MiB)
-    for index in range(parts):
-        if index == before_pause and pause is not None and paused is not None:
-            paused.set()
-            pause.wait(30)
-        yield block
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def _post_in_background(url: str, body: Iterator[bytes]) -> dict:
-    outcome: dict = {}
-
-    def send() -> None:
-        try:
-            outcome["response"] = requests.post(
-                url, data=body, timeout=60,
-                headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-        except requests.RequestException as exc:
-            outcome["error"] = exc
-
-    outcome["thread"] = threading.Thread(target=send)
-    outcome["thread"].start()
-    return outcome
-
-
-
-
-
-
 
 
 def _sweep_once(stack) -> subprocess.CompletedProcess:
@@ -62,17 +24,18 @@ def _sweep_once(stack) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-
-
 def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_stack):
     stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s"}, components=("redis", "geo", "api"))
-    pause, paused = threading.Event(), threading.Event()
-    outcome = _post_in_background(f"{stack.api_url}/v1/uploads", _form(16, 6, pause, paused))
+    resume, paused, outcome = threading.Event(), threading.Event(), {}
+    body = paced_upload(16, pause_at=6, paused=paused, resume=resume)
+    sender = threading.Thread(target=post_upload, args=(f"{stack.api_url}/v1/uploads", body,
+                                                        outcome))
+    sender.start()
     assert paused.wait(30)
     assert eventually(lambda: upload_folders(stack) != [])
     stack.kill("geo")
-    pause.set()
-    outcome["thread"].join(60)
+    resume.set()
+    sender.join(60)
 
     document = problem(outcome["response"], 502, "geo service")
     assert document["upload_id"] in upload_folders(stack)
@@ -86,12 +49,10 @@ def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_s
 
 def test_client_disconnect_stops_the_relay_and_removes_the_partial(make_stack):
     stack = make_stack(components=("redis", "geo", "api"))
-    import socket
-
     sock = socket.create_connection(("127.0.0.1", stack.ports["api"]), timeout=10)
-    body = _form(8, 8)
+    body = paced_upload(8)
     sock.sendall((f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {100 * MiB}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n\r\n").encode())
+                  f"Content-Type: {content_type()}\r\n\r\n").encode())
     for _ in range(4):
         sock.sendall(next(body))
     assert eventually(lambda: upload_folders(stack) != [])

@@ -3,21 +3,19 @@
 import json
 import os
 import threading
-import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from tests.multipart_bodies import paced_upload, post_upload
 from tests.payloads import random_file
 from tests.polling import eventually
 
 pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
-BOUNDARY = "gcboundary"
 
 
 def _deletions(stack) -> dict[str, str]:
@@ -29,31 +27,6 @@ def _deletions(stack) -> dict[str, str]:
             if record["message"].startswith("deleted upload"):
                 found[record["upload_id"]] = record["reason"]
     return found
-
-
-
-
-def _slow_form(parts: int, gap: float, paused: threading.Event | None = None,
-               resume: threading.Event | None = None) -> Iterator[bytes]:
-    yield (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nraw\r\n"
-           f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; "
-           f"filename=\"slow.bin\"\r\n\r\n").encode()
-    for index in range(parts):
-        if index == parts // 2 and paused is not None and resume is not None:
-            paused.set()
-            resume.wait(30)
-        yield os.urandom(256 * 1024)
-        time.sleep(gap)
-    yield f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
-def _post(url: str, body: Iterator[bytes], result: dict) -> None:
-    try:
-        result["response"] = requests.post(
-            url, data=body, timeout=60,
-            headers={"Content-Type": f"multipart/form-data; boundary={BOUNDARY}"})
-    except requests.RequestException as exc:
-        result["error"] = exc
 
 
 def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_stack):
@@ -74,8 +47,9 @@ def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack
     stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s", "HANDOFF_GC_INTERVAL": "300ms"},
                        components=("redis", "geo", "api", "gc"))
     paused, resume, result = threading.Event(), threading.Event(), {}
-    sender = threading.Thread(target=_post, args=(f"{stack.api_url}/v1/uploads",
-                                                  _slow_form(8, 0, paused, resume), result))
+    body = paced_upload(8, pause_at=4, paused=paused, resume=resume)
+    sender = threading.Thread(target=post_upload, args=(f"{stack.api_url}/v1/uploads", body,
+                                                        result))
     sender.start()
     assert paused.wait(30)
     assert eventually(lambda: any(p for p in stack.uploads.iterdir() if "-" in p.name))
@@ -97,7 +71,7 @@ def test_an_upload_receiving_across_the_ttl_survives_and_completes(make_stack):
     result: dict = {}
     # 12 pieces 0.25 s apart: the upload is still receiving 3 s after it
     # began, well past the 1 s partial TTL, while the sweeper runs 5 times a second.
-    _post(f"{stack.api_url}/v1/uploads", _slow_form(12, 0.25), result)
+    post_upload(f"{stack.api_url}/v1/uploads", paced_upload(12, 256 * 1024, gap=0.25), result)
 
     response = result["response"]
     assert response.status_code == 202, response.text
