@@ -87,19 +87,26 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
     geo = _geo()
     try:
         relay.read_head(_geo_call(geo.purposes, upload_id))
-        log.info("upload started", extra={"upload_id": upload_id, "purpose": relay.purpose,
-                                          "content_length": length})
+    except RelayError as exc:
+        raise _refused(exc, relay, upload_id) from None  # nothing reached the geo service
+    log.info("upload started", extra={"upload_id": upload_id, "purpose": relay.purpose,
+                                      "content_length": length})
+    try:
         manifest = geo.upload(upload_id, request.content_type or "", relay.body(), length)
         relay.check(manifest["files"])
     except RelayError as exc:
         geo.delete(upload_id)
-        log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
-                                          "status": exc.status, "bytes": relay.received})
-        raise Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
-                      exc.detail, upload_id=upload_id) from None
+        raise _refused(exc, relay, upload_id) from None
     except GeoError as exc:
         geo.delete(upload_id)
         raise _geo_problem(exc, upload_id) from None
+
+
+def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
+    log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
+                                      "status": exc.status, "bytes": relay.received})
+    return Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
+                   exc.detail, upload_id=upload_id)
 
 
 def _enqueue(relay: Relay, upload_id: str) -> str:
