@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+from handoff.allocator import keep_freed_memory
+
 worker_class = "gthread"
 workers = int(os.environ.get("HANDOFF_WEB_WORKERS", "2"))
 threads = int(os.environ.get("HANDOFF_WEB_THREADS", "16"))
@@ -29,6 +31,10 @@ accesslog = "-"
 access_log_format = (
     '{"remote": "%(h)s", "request": "%(r)s", "status": %(s)s, "bytes": "%(B)s", "seconds": %(L)s}'
 )
+
+# Set in the master, inherited by every worker it forks: large buffers are
+# reused instead of being faulted in afresh for every chunk (handoff/allocator.py).
+keep_freed_memory()
 
 # Memory-backed files for what changes all the time: gunicorn's worker
 # heartbeat and the Prometheus values. On a disk they cause steady writes
