@@ -11,11 +11,12 @@ file size, and nothing touches the API's disk.
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import Any
 
 from handoff import metrics
 from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
 from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
+from handoff.request_body import Readable
 
 
 class RelayError(Exception):
@@ -54,7 +55,7 @@ class Limits:
 class Relay:
     """One client upload on its way through the API."""
 
-    def __init__(self, stream: IO[bytes], boundary: bytes, limits: Limits) -> None:
+    def __init__(self, stream: Readable, boundary: bytes, limits: Limits) -> None:
         self._stream = stream
         self._parser = FormParser(boundary, limits.max_field_size)
         self._limits = limits

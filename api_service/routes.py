@@ -12,6 +12,7 @@ from api_service.relay import Limits, Relay, RelayError
 from handoff import metrics
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.problems import Problem
+from handoff.request_body import body_reader
 from handoff.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.api")
@@ -59,7 +60,7 @@ def _create_upload() -> tuple[Response, int]:
     upload_id = new_upload_id()
     limits = Limits(settings.max_upload_size, settings.max_file_size,
                     settings.max_form_fields_size, settings.relay_chunk_size)
-    relay = Relay(request.stream, boundary, limits)
+    relay = Relay(body_reader(request.environ), boundary, limits)
     started = time.monotonic()
     _relay(relay, upload_id, length)
     message_id = _enqueue(relay, upload_id)

@@ -15,6 +15,7 @@ from handoff.config import Settings
 from handoff.form import FieldError
 from handoff.multipart import MalformedForm
 from handoff.problems import Problem
+from handoff.request_body import body_reader
 from handoff.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.geo")
@@ -45,7 +46,7 @@ class BodyIncomplete(Exception):
 
 
 def _body_chunks() -> Iterator[bytes]:
-    stream = request.stream
+    stream = body_reader(request.environ)
     while True:
         try:
             chunk = stream.read(READ_SIZE)

@@ -164,6 +164,22 @@ def hold_lock() -> Iterator[Callable[..., subprocess.Popen]]:
 
 
 @pytest.fixture(scope="session")
+def body_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """gunicorn, with the product's settings, serving tests/handoff/body_echo_app.py; its URL."""
+    root = tmp_path_factory.mktemp("body-echo")
+    port = processes.free_port()
+    argv = processes.gunicorn_argv("tests.handoff.body_echo_app:app", port)
+    env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
+    proc = processes.start(argv, env, root / "gunicorn.log")
+    try:
+        processes.wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        processes.stop(proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The default stack, shared by tests that do not disturb it."""
     root = tmp_path_factory.mktemp("stack")

@@ -1,0 +1,26 @@
+"""A WSGI app that reads its body through body_reader and says what it got.
+
+Served by gunicorn with the product's settings for tests/handoff/test_request_body.py.
+"""
+
+import hashlib
+
+from flask import Flask, jsonify, request
+
+from handoff.request_body import body_reader
+
+app = Flask(__name__)
+
+
+@app.post("/echo")
+def echo():
+    reader = body_reader(request.environ)
+    size = request.args.get("read", 1024 * 1024, type=int)
+    digest, total, reads = hashlib.sha256(), 0, 0
+    while chunk := reader.read(size):
+        assert len(chunk) <= size
+        digest.update(chunk)
+        total += len(chunk)
+        reads += 1
+    return jsonify(size=total, sha256=digest.hexdigest(), reads=reads,
+                   direct=type(reader).__name__ == "_SocketBody")
