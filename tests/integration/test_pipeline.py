@@ -141,11 +141,13 @@ def test_the_services_reuse_their_buffers_from_chunk_to_chunk(stack, tmp_path: P
     source = random_file(tmp_path / "relayed.bin", 256)
     procs = [proc for name in ("api", "geo")
              for proc in psutil.Process(stack.procs[name].pid).children(recursive=True)]
-    assert _relay(stack, source, chunked).status_code == 202
+    warm_up = _relay(stack, source, chunked)
     before = _minor_faults(procs)
     response = _relay(stack, source, chunked)
     faults = _minor_faults(procs) - before
-    assert response.status_code == 202, response.text
+    for answer in (warm_up, response):  # no job may outlive the test
+        assert answer.status_code == 202, answer.text
+        assert stack.wait_for(answer.json()["id"], timeout=120)["status"] == "done"
     pages = source.stat().st_size // 4096
     assert faults < pages // 16, f"{faults} page faults while relaying {pages} pages"
     source.unlink()
