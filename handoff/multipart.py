@@ -138,22 +138,53 @@ class FormParser:
                 and not self._decoder.buffer)
 
     def _file_data(self, data: bytes) -> Generator[FormEvent, None, bytes]:
-        """Pass file bytes up to a possible boundary; return the rest for the decoder."""
-        buf = self._tail + data if self._tail else data
-        self._tail = b""
+        """Pass file bytes up to a possible boundary; return the rest for the decoder.
+
+        The few bytes held back from the last piece (``_tail``) are looked at
+        together with the start of this one, never glued to all of it: that
+        would copy every byte of every file once more.
+        """
+        tail, self._tail = self._tail, b""
+        end = self._boundary_end(tail, data)
+        if end is None:
+            yield from self._pass_on(tail, data)
+            return b""
+        if end <= len(tail):
+            if end > 0:
+                yield FileData(tail[:end])
+            return tail[end:] + data
+        if tail:
+            yield FileData(tail)
+        yield FileData(memoryview(data)[: end - len(tail)])
+        return data[end - len(tail):]
+
+    def _boundary_end(self, tail: bytes, data: bytes) -> int | None:
+        """Where the file may end in ``tail + data``: before a line break and ``--boundary``."""
+        if tail:
+            seam = tail + data[: len(self._marker) - 1]
+            start = 0
+            while (hit := seam.find(self._marker, start)) != -1 and hit < len(tail):
+                if (end := _end_before(seam[max(hit - 2, 0):hit], hit)) is not None:
+                    return end
+                start = hit + 1
         start = 0
-        while (hit := buf.find(self._marker, start)) != -1:
-            if hit > 0 and buf[hit - 1] in b"\r\n":
-                end = hit - 2 if buf[max(hit - 2, 0):hit] == b"\r\n" else hit - 1
-                if end > 0:
-                    yield FileData(memoryview(buf)[:end])
-                return buf[end:]
+        while (hit := data.find(self._marker, start)) != -1:
+            before = data[hit - 2:hit] if hit >= 2 else (tail + data[:hit])[-2:]
+            if (end := _end_before(before, len(tail) + hit)) is not None:
+                return end
             start = hit + 1
-        cut = max(len(buf) - self._hold, 0)
+        return None
+
+    def _pass_on(self, tail: bytes, data: bytes) -> Iterator[FormEvent]:
+        """All but the last bytes, which might begin a boundary the next piece completes."""
+        if len(data) < self._hold:
+            data, tail = tail + data, b""
+        cut = max(len(data) - self._hold, 0)
+        if tail:
+            yield FileData(tail)
         if cut:
-            yield FileData(memoryview(buf)[:cut])
-        self._tail = buf[cut:]
-        return b""
+            yield FileData(memoryview(data)[:cut])
+        self._tail = data[cut:]
 
     def _drain(self) -> Iterator[FormEvent]:
         while True:
@@ -197,6 +228,13 @@ class FormParser:
         self._value += event.data
         if not event.more_data:
             yield FieldValue(self._field or "", self._value.decode("utf-8", "replace"))
+
+
+def _end_before(before: bytes, position: int) -> int | None:
+    """The file's end if a marker at ``position`` follows a line break (``before``)."""
+    if before[-1:] not in (b"\r", b"\n"):
+        return None
+    return position - 2 if before == b"\r\n" else position - 1
 
 
 def _describe(exc: ValueError, at_end: bool) -> str:
