@@ -45,9 +45,31 @@ worker_tmp_dir = _SHM
 # Prometheus values of all worker processes go to files in one folder per
 # service run, which /metrics merges. It must be set before any worker
 # imports prometheus_client, hence here, in the master.
-_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR") or tempfile.mkdtemp(
-    prefix="handoff-metrics-", dir=_SHM
-)
+_METRICS_PREFIX = "handoff-metrics-"
+
+
+def _remove_orphaned_metrics_dirs(parent: str) -> None:
+    """Folders left by masters that died without on_exit (SIGKILL, OOM): the pid is in the name."""
+    for name in os.listdir(parent):
+        pid = name.removeprefix(_METRICS_PREFIX).split("-", 1)[0]
+        if name.startswith(_METRICS_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR", "")
+if not _metrics_dir:
+    _remove_orphaned_metrics_dirs(_SHM or tempfile.gettempdir())
+    _metrics_dir = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-", dir=_SHM)
 os.makedirs(_metrics_dir, exist_ok=True)
 for _stale in os.listdir(_metrics_dir):
     os.unlink(os.path.join(_metrics_dir, _stale))
