@@ -3,7 +3,7 @@
 gunicorn's ``wsgi.input`` hands out exactly the size asked for. To do that it
 appends every ``recv()`` to a BytesIO, slices the result and pushes the rest
 back, in two layers (the length reader and the body): two to three copies of
-every byte. On the byte path that was an eighth of the API's CPU.
+every byte. On the byte path that was an eighth to a quarter of the API's CPU.
 
 For a body with a Content-Length, :func:`body_reader` reads the client's
 socket directly instead: whatever gunicorn already read past the headers
