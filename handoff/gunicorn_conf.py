@@ -49,8 +49,15 @@ _METRICS_PREFIX = "handoff-metrics-"
 
 
 def _remove_orphaned_metrics_dirs(parent: str) -> None:
-    """Folders left by masters that died without on_exit (SIGKILL, OOM): the pid is in the name."""
-    for name in os.listdir(parent):
+    """Folders left by masters that died without on_exit (SIGKILL, OOM): the pid is in the name.
+
+    Best effort: a folder that cannot be listed must not keep the service from starting.
+    """
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
         pid = name.removeprefix(_METRICS_PREFIX).split("-", 1)[0]
         if name.startswith(_METRICS_PREFIX) and pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
@@ -61,8 +68,8 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        return True
+    except PermissionError:  # alive, and another user's
+        pass
     return True
 
 
