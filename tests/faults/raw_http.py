@@ -87,13 +87,18 @@ def chunked(pieces: Iterable[bytes], last: bool = True) -> Iterator[bytes]:
         yield b"0\r\n\r\n"
 
 
-def head(method: str, url: str, target: str | bytes, headers: dict[str, str]) -> bytes:
-    """The request line and headers, with ``target`` sent exactly as given."""
+def head(method: str, url: str, target: str | bytes, headers: dict[str, str],
+         close: bool = True) -> bytes:
+    """The request line and headers, with ``target`` sent exactly as given.
+
+    ``close=False`` keeps the connection open for the requests that follow.
+    """
     raw_target = target.encode("latin-1") if isinstance(target, str) else target
     netloc = urlsplit(url).netloc
     lines = [method.encode() + b" " + raw_target + b" HTTP/1.1", f"Host: {netloc}".encode()]
     lines += [f"{name}: {value}".encode("latin-1") for name, value in headers.items()]
-    lines.append(b"Connection: close")
+    if close:
+        lines.append(b"Connection: close")
     return b"\r\n".join(lines) + b"\r\n\r\n"
 
 
@@ -114,6 +119,24 @@ def read_answer(sock: socket.socket) -> Answer:
         response.close()
     headers = {name.lower(): value for name, value in response.getheaders()}
     return Answer(response.status, headers, body)
+
+
+def read_answers(sock: socket.socket, count: int) -> list[Answer]:
+    """Parse ``count`` responses with a Content-Length off one kept-alive connection.
+
+    One buffered reader serves them all, so bytes read ahead for one answer
+    are there for the next (http.client makes a new reader per response).
+    """
+    answers = []
+    with sock.makefile("rb") as reader:
+        for _ in range(count):
+            status = int(reader.readline().split()[1])
+            headers = {}
+            while (line := reader.readline().rstrip(b"\r\n")):
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            answers.append(Answer(status, headers, reader.read(int(headers["content-length"]))))
+    return answers
 
 
 def send(url: str, method: str, target: str | bytes, headers: dict[str, str] | None = None,
