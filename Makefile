@@ -29,7 +29,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc --ignore-missing-imports
+	$(BIN)/mypy handoff api_service geo_service gc bench --ignore-missing-imports
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -37,7 +37,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc --ignore-missing-imports
+	$(BIN)/mypy handoff api_service geo_service gc bench --ignore-missing-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

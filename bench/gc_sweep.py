@@ -78,7 +78,7 @@ def build_store(root: Path, count: int) -> None:
 def _write_upload(folder: Path, kind: str, old: float) -> None:
     os.makedirs(folder / FILES)
     (folder / FILES / "0").write_bytes(b"0123456789abcdef")
-    markers = {MANIFEST: {"files": [{"name": "0", "size": 16}]}}
+    markers: dict[str, dict[str, object]] = {MANIFEST: {"files": [{"name": "0", "size": 16}]}}
     if kind == "done":
         markers |= {JOB: {"purpose": "raw"}, CLAIM: {"worker": "bench"}, RESULT: {"status": "done"}}
     for name, payload in markers.items():
