@@ -3,7 +3,7 @@
 Settings, all optional:
 
 - ``HANDOFF_BENCH_SIZE`` file size in GiB (default 2; ``0.25`` for a quick run)
-- ``HANDOFF_BENCH_REPEAT`` runs per throughput measurement (default 5, minimum 3)
+- ``HANDOFF_BENCH_REPEAT`` runs per throughput measurement (default 7, minimum 3)
 - ``HANDOFF_BENCH_SAMPLES`` pairs of 1 MiB uploads for the latency figures (default 20)
 - ``HANDOFF_BENCH_CONCURRENCY`` simultaneous uploads (default 8)
 - ``HANDOFF_BENCH_DIR`` where the run's temp folder goes (payloads, geo store, logs).
@@ -58,7 +58,7 @@ class Config:
     def from_env(cls) -> "Config":
         """Read the ``HANDOFF_BENCH_*`` variables; a bad value stops the run, naming it."""
         size = int(_number("HANDOFF_BENCH_SIZE", "2", float) * GIB)
-        repeat = _number("HANDOFF_BENCH_REPEAT", "5", int)
+        repeat = _number("HANDOFF_BENCH_REPEAT", "7", int)
         if size < MIB or repeat < MIN_REPEAT:
             raise SystemExit("bench: HANDOFF_BENCH_SIZE must be >= 1 MiB and "
                              f"HANDOFF_BENCH_REPEAT >= {MIN_REPEAT}")
@@ -143,7 +143,7 @@ def run_all(stack: Stack, payloads: Payloads, config: Config, notes: list[str]) 
     say(f"latency: {config.samples} pairs of 1 MiB uploads")
     latency = latency_pairs(stack, small, config.samples)
     return Results(config.size, config.repeat, _filesystem(config.parent), throughput, memory,
-                   concurrent, latency, notes)
+                   concurrent, latency, payloads.write_cpu_per_gib, notes)
 
 
 def _memory_points(stack: Stack, payloads: Payloads) -> dict[str, MemoryPoint]:

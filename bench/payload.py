@@ -8,6 +8,7 @@ and unlike zeros it cannot be special-cased by a filesystem or a page cache.
 """
 
 import os
+import time
 from pathlib import Path
 
 MIB = 1024**2
@@ -25,6 +26,20 @@ class Payloads:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._pool = memoryview(os.urandom(POOL_SIZE))
         self._made: dict[int, Path] = {}
+        self._written = 0
+        self._write_cpu = 0.0
+
+    @property
+    def write_cpu_per_gib(self) -> float | None:
+        """CPU seconds this process spent per GiB written so far, the kernel's share included.
+
+        Writing into the run's folder is what the geo service does with every
+        byte it stores, so this is the run's reading of the machine: on a
+        virtual machine whose host takes freed guest memory back, memory that
+        is used again after a few seconds costs several times what it costs
+        when it stays with the guest, and the geo service pays the same.
+        """
+        return self._write_cpu / (self._written / GIB) if self._written else None
 
     def get(self, size: int) -> Path:
         """A file of exactly ``size`` random bytes."""
@@ -55,6 +70,7 @@ class Payloads:
             path.unlink(missing_ok=True)
 
     def _write(self, path: Path, size: int) -> None:
+        started = time.thread_time()
         offset = 0
         with open(path, "wb") as out:
             for written in range(0, size, CHUNK):
@@ -62,3 +78,5 @@ class Payloads:
                 start = offset % (POOL_SIZE - CHUNK)
                 out.write(self._pool[start : start + count])
                 offset += STEP
+        self._write_cpu += time.thread_time() - started
+        self._written += size

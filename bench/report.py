@@ -29,6 +29,7 @@ class Results:
     memory: dict[str, MemoryPoint]
     concurrent: list[ConcurrentRound]
     latency: Latency
+    payload_write_cpu_per_gib: float | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -98,6 +99,7 @@ def summary(results: Results) -> dict[str, Any]:
         "cpu_s_per_gib": {name: {service: _round(found.cpu_per_gib(service), 2)
                                  for service in ("front", "geo")}
                           for name, found in results.throughput.items()},
+        "payload_write_cpu_s_per_gib": _round(results.payload_write_cpu_per_gib, 2),
         "repeat": results.repeat,
         "store": results.store,
     }
@@ -141,9 +143,15 @@ def render(results: Results) -> str:
     sections = [_throughput_table(results), _memory_lines(results),
                 _concurrent_lines(results), _latency_lines(results.latency),
                 _ratio_lines(data), _budget_lines(budgets(data))]
-    if results.notes:
-        sections.append("\n".join(f"note: {note}" for note in results.notes))
+    notes = [*results.notes, _payload_note(results)]
+    sections.append("\n".join(f"note: {note}" for note in notes))
     return "\n\n".join(sections)
+
+
+def _payload_note(results: Results) -> str:
+    return (f"writing the payloads into {results.store} cost "
+            f"{_fmt('{:.2f}', results.payload_write_cpu_per_gib)} CPU s/GiB "
+            "(kernel included): the same work as the geo service's writes into its store")
 
 
 def json_line(results: Results) -> str:
