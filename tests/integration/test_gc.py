@@ -40,6 +40,8 @@ def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_sta
     assert (stack.uploads / upload_id / "manifest.json").exists()
 
     assert eventually(lambda: not (stack.uploads / upload_id).exists())
+    # The sweeper logs a deletion after it: the folder can be gone a moment before the line.
+    assert eventually(lambda: upload_id in _deletions(stack))
     assert _deletions(stack)[upload_id] == "orphan"
 
 
@@ -61,6 +63,8 @@ def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack
     assert not (stack.uploads / partial / "manifest.json").exists()
 
     assert eventually(lambda: not (stack.uploads / partial).exists())
+    # The sweeper logs a deletion after it: the folder can be gone a moment before the line.
+    assert eventually(lambda: partial in _deletions(stack))
     assert _deletions(stack)[partial] == "partial"
 
 
