@@ -27,9 +27,7 @@ system-deps:
 run: $(STAMP)
 	$(BIN)/handoff-stack
 
-test: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc bench --ignore-missing-imports
+test: lint
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

@@ -29,6 +29,15 @@ def _deletions(stack) -> dict[str, str]:
     return found
 
 
+def _logged_reason(stack, upload_id: str, timeout: float = 20.0) -> str | None:
+    """The reason the sweeper logged for deleting ``upload_id``, once the line is there.
+
+    The sweeper logs a deletion after it: the folder can be gone a moment before the line.
+    """
+    eventually(lambda: upload_id in _deletions(stack), timeout=timeout)
+    return _deletions(stack).get(upload_id)
+
+
 def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_stack):
     stack = make_stack({"HANDOFF_ORPHAN_TTL": "1s", "HANDOFF_GC_INTERVAL": "300ms"},
                        components=("redis", "geo", "gc"))
@@ -40,9 +49,7 @@ def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_sta
     assert (stack.uploads / upload_id / "manifest.json").exists()
 
     assert eventually(lambda: not (stack.uploads / upload_id).exists())
-    # The sweeper logs a deletion after it: the folder can be gone a moment before the line.
-    assert eventually(lambda: upload_id in _deletions(stack))
-    assert _deletions(stack)[upload_id] == "orphan"
+    assert _logged_reason(stack, upload_id) == "orphan"
 
 
 def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack):
@@ -63,9 +70,7 @@ def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack
     assert not (stack.uploads / partial / "manifest.json").exists()
 
     assert eventually(lambda: not (stack.uploads / partial).exists())
-    # The sweeper logs a deletion after it: the folder can be gone a moment before the line.
-    assert eventually(lambda: partial in _deletions(stack))
-    assert _deletions(stack)[partial] == "partial"
+    assert _logged_reason(stack, partial) == "partial"
 
 
 def test_an_upload_receiving_across_the_ttl_survives_and_completes(make_stack):
@@ -99,8 +104,7 @@ def test_processing_that_outlasts_the_ttls_is_kept_then_expires(make_stack, tmp_
     assert response.status_code == 202, response.text
     upload_id = response.json()["id"]
 
-    assert eventually(lambda: upload_id in _deletions(stack), timeout=120)
-    assert _deletions(stack)[upload_id] == "expired"
+    assert _logged_reason(stack, upload_id, timeout=120) == "expired"
     done = [json.loads(line) for line in stack.log("worker").splitlines()
             if upload_id in line and '"job done"' in line]
     assert len(done) == 1
