@@ -130,23 +130,40 @@ def tree_cpu_seconds(master_pid: int) -> float:
     return total
 
 
+def host_idle_and_total() -> tuple[float, float]:
+    """Seconds all cores spent idle (or waiting for I/O), and in all, since boot."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    busy = (times.user + times.nice + times.system + getattr(times, "irq", 0.0)
+            + getattr(times, "softirq", 0.0) + getattr(times, "steal", 0.0))
+    return idle, idle + busy
+
+
 class CpuTime:
     """CPU seconds each watched process tree used while the block ran.
 
     On two cores, throughput is mostly a question of CPU per byte: the
-    relay's cost is the API's CPU on top of the geo service's.
+    relay's cost is the API's CPU on top of the geo service's. The host's
+    idle share tells which bound a run hit: near zero, the cores were full;
+    near half, one thread was the limit and the other core waited.
     """
 
     def __init__(self, masters: Mapping[str, int]) -> None:
         self._masters = dict(masters)
         self._before: dict[str, float] = {}
+        self._host_before = (0.0, 0.0)
         self.seconds: dict[str, float] = {}
+        self.host_idle_share = 0.0
 
     def __enter__(self) -> "CpuTime":
         self._before = {name: tree_cpu_seconds(pid) for name, pid in self._masters.items()}
+        self._host_before = host_idle_and_total()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        idle, total = host_idle_and_total()
+        spent = total - self._host_before[1]
+        self.host_idle_share = (idle - self._host_before[0]) / spent if spent > 0 else 0.0
         self.seconds = {name: tree_cpu_seconds(pid) - self._before[name]
                         for name, pid in self._masters.items()}

@@ -99,6 +99,8 @@ def summary(results: Results) -> dict[str, Any]:
         "cpu_s_per_gib": {name: {service: _round(found.cpu_per_gib(service), 2)
                                  for service in ("front", "geo")}
                           for name, found in results.throughput.items()},
+        "host_idle_pct": {name: round(100 * found.median_idle_share, 1)
+                          for name, found in results.throughput.items()},
         "payload_write_cpu_s_per_gib": _round(results.payload_write_cpu_per_gib, 2),
         "repeat": results.repeat,
         "store": results.store,
@@ -163,9 +165,9 @@ def json_line(results: Results) -> str:
 def _throughput_table(results: Results) -> str:
     head = (f"Upload byte path: {results.size / GIB:g} GiB file, {results.repeat} runs per "
             f"variant, store on {results.store} (MB/s = 10^6 bytes/s; CPU = median "
-            "CPU seconds per GiB)")
+            "CPU seconds per GiB; idle = share of both cores left idle, median)")
     rows = [f"{'variant':8} {'runs':>4} {'median MB/s':>12} {'best MB/s':>10} {'median s':>9} "
-            f"{'min s':>7} {'front CPU':>10} {'geo CPU':>8} {'front disk writes':>18}"]
+            f"{'min s':>7} {'front CPU':>10} {'geo CPU':>8} {'idle':>6} {'front disk writes':>18}"]
     for name, found in results.throughput.items():
         seconds = [t.seconds for t in found.transfers]
         writes = "-" if name in ("direct", "nginx") else _bytes(found.front_write_bytes)
@@ -174,7 +176,8 @@ def _throughput_table(results: Results) -> str:
         rows.append(f"{name:8} {len(seconds):>4} {found.median_mbps:>12.1f} "
                     f"{found.best_mbps:>10.1f} {statistics.median(seconds):>9.2f} "
                     f"{min(seconds):>7.2f} {_cpu(found.cpu_per_gib('front')):>10} "
-                    f"{_cpu(found.cpu_per_gib('geo')):>8} {writes:>18}")
+                    f"{_cpu(found.cpu_per_gib('geo')):>8} "
+                    f"{100 * found.median_idle_share:>5.0f}% {writes:>18}")
     return "\n".join([head, *rows])
 
 

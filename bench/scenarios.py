@@ -50,6 +50,7 @@ class Run:
     front_write_bytes: int
     writes_exact: bool
     cpu_seconds: dict[str, float]
+    host_idle_share: float
 
 
 @dataclass
@@ -77,6 +78,10 @@ class Throughput:
     @property
     def writes_exact(self) -> bool:
         return all(run.writes_exact for run in self.runs)
+
+    @property
+    def median_idle_share(self) -> float:
+        return statistics.median(run.host_idle_share for run in self.runs)
 
     def cpu_per_gib(self, service: str) -> float | None:
         """Median CPU seconds per GiB that ``service`` spent, or None if not watched."""
@@ -112,10 +117,10 @@ def measured_upload(stack: Stack, variant: Variant, path: Path) -> Run:
     if variant.front not in ("api", "naive"):
         with CpuTime(masters) as cpu:
             transfer = upload(stack, variant, path)
-        return Run(transfer, 0, True, cpu.seconds)
+        return Run(transfer, 0, True, cpu.seconds, cpu.host_idle_share)
     with DiskWrites(stack.pid(variant.front)) as writes, CpuTime(masters) as cpu:
         transfer = upload(stack, variant, path)
-    return Run(transfer, writes.bytes, writes.stable, cpu.seconds)
+    return Run(transfer, writes.bytes, writes.stable, cpu.seconds, cpu.host_idle_share)
 
 
 @dataclass(frozen=True)
