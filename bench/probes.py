@@ -133,10 +133,8 @@ def tree_cpu_seconds(master_pid: int) -> float:
 def host_idle_and_total() -> tuple[float, float]:
     """Seconds all cores spent idle (or waiting for I/O), and in all, since boot."""
     times = psutil.cpu_times()
-    idle = times.idle + getattr(times, "iowait", 0.0)
-    busy = (times.user + times.nice + times.system + getattr(times, "irq", 0.0)
-            + getattr(times, "softirq", 0.0) + getattr(times, "steal", 0.0))
-    return idle, idle + busy
+    # guest time is already counted in user time on Linux
+    return times.idle + times.iowait, sum(times) - times.guest - times.guest_nice
 
 
 class CpuTime:
