@@ -1,5 +1,6 @@
 """The API's client for the geo service's internal endpoint."""
 
+import functools
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -8,6 +9,8 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import StreamingIterator
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from handoff.config import Settings
 
@@ -24,20 +27,64 @@ class GeoError(Exception):
         self.problem = problem or {}
 
 
-class _BlockAdapter(HTTPAdapter):
-    """Sends request bodies in blocks of ``blocksize`` instead of urllib3's 16 KiB.
+class _Connection(HTTPConnection):
+    """Sends the request body under ``body_timeout`` instead of the connect timeout.
 
-    With the relay's chunks (up to 1 MiB) this makes each socket write one
-    whole chunk, instead of up to sixty-four 16 KiB slices copied out of it.
+    urllib3 leaves the connect timeout on the socket until the whole body is
+    sent (urllib3#857, requests#5263). The geo service's connect timeout is
+    seconds; a geo service that stops reading for longer, because its
+    threads are all busy or its disk stalls, would have an upload that was
+    going fine aborted. Connecting stays bounded by the connect timeout.
     """
 
-    def __init__(self, blocksize: int) -> None:
+    def __init__(self, host: str, port: int | None = None, *,
+                 body_timeout: float | None = None, **kwargs: Any) -> None:
+        super().__init__(host, port, **kwargs)
+        self.body_timeout = body_timeout
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        if self.sock is None:
+            self.connect()
+        if self.body_timeout is not None:
+            self.timeout = self.body_timeout
+        super().request(*args, **kwargs)
+
+
+class _TLSConnection(_Connection, HTTPSConnection):
+    pass
+
+
+class _Pool(HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+class _GeoAdapter(HTTPAdapter):
+    """How the API talks to the geo service: big body blocks, and a body timeout.
+
+    Request bodies go in blocks of ``blocksize`` instead of urllib3's 16 KiB:
+    with the relay's chunks (up to 1 MiB) each socket write is one whole
+    chunk, instead of up to sixty-four 16 KiB slices copied out of it. Bodies
+    are sent under ``body_timeout`` (see :class:`_Connection`).
+    """
+
+    def __init__(self, blocksize: int, body_timeout: float) -> None:
         self._blocksize = blocksize
+        self._body_timeout = body_timeout
         super().__init__()
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         kwargs["blocksize"] = self._blocksize
         super().init_poolmanager(*args, **kwargs)
+        # The pool passes keywords it does not know on to its connections.
+        pools: dict[str, Any] = {
+            "http": functools.partial(_Pool, body_timeout=self._body_timeout),
+            "https": functools.partial(_TLSPool, body_timeout=self._body_timeout),
+        }
+        self.poolmanager.pool_classes_by_scheme = pools
 
 
 class _ChunkReader:
@@ -77,8 +124,9 @@ class GeoClient:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.mount("http://", _BlockAdapter(self._blocksize))
-            session.mount("https://", _BlockAdapter(self._blocksize))
+            adapter = _GeoAdapter(self._blocksize, self._timeout[1])
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             self._local.session = session
         return session
 
