@@ -14,19 +14,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from handoff import metrics
-from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
-from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
+from handoff.form import FieldError, UploadForm, over_limit
+from handoff.multipart import (
+    FileData,
+    FileEnd,
+    FileStart,
+    FormTooLarge,
+    MalformedForm,
+    ParserLimits,
+)
 from handoff.request_body import Readable
 
 
 class RelayError(Exception):
     """The client's upload cannot go on; ``status`` and ``kind`` say why."""
 
-    def __init__(self, status: int, kind: str, detail: str) -> None:
+    def __init__(self, status: int, kind: str, detail: str, limit: str | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
+        self.limit = limit
 
 
 class ClientGone(RelayError):
@@ -48,8 +56,8 @@ class FileDigest:
 class Limits:
     max_upload_size: int
     max_file_size: int
-    max_field_size: int
     chunk_size: int
+    form: ParserLimits
 
 
 class Relay:
@@ -57,10 +65,9 @@ class Relay:
 
     def __init__(self, stream: Readable, boundary: bytes, limits: Limits) -> None:
         self._stream = stream
-        self._parser = FormParser(boundary, limits.max_field_size)
+        self._form = UploadForm(boundary, limits.form)
         self._limits = limits
         self._pending: list[bytes] = []
-        self._fields: dict[str, str] = {}
         self._files: list[FileDigest] = []
         self._current: FileDigest | None = None
         self._received = 0
@@ -89,8 +96,8 @@ class Relay:
         if not self._files:
             raise RelayError(400, "no-file", "the form contains no file part")
         try:
-            self.purpose = parse_purpose(self._fields.get("purpose", ""), purposes)
-            self.metadata = parse_metadata(self._fields.get("metadata", ""))
+            self.purpose = self._form.purpose(purposes)
+            self.metadata = self._form.metadata()
         except FieldError as exc:
             raise RelayError(400, "bad-form", str(exc)) from None
 
@@ -106,7 +113,7 @@ class Relay:
             if chunk:
                 metrics.RELAYED_BYTES.inc(len(chunk))
                 yield chunk
-        if not self._parser.complete:
+        if not self._form.complete:
             raise RelayError(400, "bad-form", "multipart body ended before its closing boundary")
 
     def check(self, stored: list[dict[str, Any]]) -> None:
@@ -137,12 +144,13 @@ class Relay:
             raise RelayError(413, "too-large",
                              f"the upload exceeds {self._limits.max_upload_size} bytes")
         try:
-            for event in self._parser.feed(chunk or None):
+            for event in self._form.feed(chunk or None):
                 self._on(event)
-        except MalformedForm as exc:
+        except (MalformedForm, FieldError) as exc:
             raise RelayError(400, "bad-form", str(exc)) from None
-        except FieldError as exc:
-            raise RelayError(400, "bad-form", str(exc)) from None
+        except FormTooLarge as exc:
+            setting, detail = over_limit(exc)
+            raise RelayError(413, "too-large", detail, limit=setting) from None
 
     def _on(self, event: object) -> None:
         if isinstance(event, FileData):
@@ -158,9 +166,3 @@ class Relay:
             self._files.append(self._current)
         elif isinstance(event, FileEnd):
             self._current = None
-        elif isinstance(event, FieldValue):
-            if self._files:
-                raise FieldError(f"field {event.name!r} comes after a file; "
-                                 "fields must come before the files")
-            check_field(event.name, set(self._fields))
-            self._fields[event.name] = event.value

@@ -10,6 +10,7 @@ from api_service.geo import GeoClient, GeoError
 from api_service.jobs import JobQueue, QueueUnavailable
 from api_service.relay import Limits, Relay, RelayError
 from handoff import metrics
+from handoff.form import parser_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.problems import Problem
 from handoff.request_body import body_reader
@@ -59,7 +60,7 @@ def _create_upload() -> tuple[Response, int]:
     _limit_client_silence(settings.client_timeout)
     upload_id = new_upload_id()
     limits = Limits(settings.max_upload_size, settings.max_file_size,
-                    settings.max_form_fields_size, settings.relay_chunk_size)
+                    settings.relay_chunk_size, parser_limits(settings))
     relay = Relay(body_reader(request.environ), boundary, limits)
     started = time.monotonic()
     _relay(relay, upload_id, length)
@@ -107,7 +108,7 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
     return Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
-                   exc.detail, upload_id=upload_id)
+                   exc.detail, upload_id=upload_id, limit=exc.limit)
 
 
 def _enqueue(relay: Relay, upload_id: str) -> str:

@@ -14,8 +14,8 @@ from typing import Any, BinaryIO
 
 from geo_service.store import UploadStore
 from handoff import metrics
-from handoff.form import FieldError, check_field, parse_metadata, parse_purpose
-from handoff.multipart import FieldValue, FileData, FileEnd, FileStart, FormParser, MalformedForm
+from handoff.form import FieldError, UploadForm
+from handoff.multipart import FileData, FileEnd, FileStart, MalformedForm, ParserLimits
 
 
 class TooLarge(Exception):
@@ -26,7 +26,7 @@ class TooLarge(Exception):
 class Limits:
     max_file_size: int
     max_upload_size: int
-    max_field_size: int
+    form: ParserLimits
 
 
 @dataclass
@@ -47,25 +47,24 @@ class Receiver:
         self.upload_id = upload_id
         self.purposes = purposes
         self.limits = limits
-        self.fields: dict[str, str] = {}
         self.files: list[dict[str, Any]] = []
         self.total = 0
         self._open: _Open | None = None
 
     def receive(self, chunks: Iterable[bytes], boundary: bytes) -> dict[str, Any]:
         """Write every file in ``chunks``, then seal and return the manifest."""
-        parser = FormParser(boundary, self.limits.max_field_size)
+        form = UploadForm(boundary, self.limits.form)
         try:
             for chunk in chunks:
-                for event in parser.feed(chunk):
+                for event in form.feed(chunk):
                     self._on(event)
-            for event in parser.feed(None):
+            for event in form.feed(None):
                 self._on(event)
         finally:
             self._close()
         if not self.files:
             raise MalformedForm("the upload contains no file part")
-        manifest = self._manifest()
+        manifest = self._manifest(form)
         self.store.seal(self.upload_id, manifest)
         return manifest
 
@@ -76,9 +75,6 @@ class Receiver:
             self._start(event)
         elif isinstance(event, FileEnd):
             self._end()
-        elif isinstance(event, FieldValue):
-            check_field(event.name, set(self.fields))
-            self.fields[event.name] = event.value
 
     def _start(self, event: FileStart) -> None:
         path = self.store.file_path(self.upload_id, len(self.files))
@@ -122,10 +118,10 @@ class Receiver:
             self._open.handle.close()
             self._open = None
 
-    def _manifest(self) -> dict[str, Any]:
+    def _manifest(self, form: UploadForm) -> dict[str, Any]:
         try:
-            purpose = parse_purpose(self.fields.get("purpose", ""), self.purposes)
-            metadata = parse_metadata(self.fields.get("metadata", ""))
+            purpose = form.purpose(self.purposes)
+            metadata = form.metadata()
         except FieldError as exc:
             raise MalformedForm(str(exc)) from None
         return {

@@ -12,8 +12,8 @@ from geo_service.receiver import Limits, Receiver, TooLarge
 from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStore
 from handoff import metrics
 from handoff.config import Settings
-from handoff.form import FieldError
-from handoff.multipart import MalformedForm
+from handoff.form import FieldError, over_limit, parser_limits
+from handoff.multipart import FormTooLarge, MalformedForm
 from handoff.problems import Problem
 from handoff.request_body import body_reader
 from handoff.web import current_settings, multipart_boundary, require_bearer
@@ -93,7 +93,7 @@ def create(upload_id: str) -> tuple[Response, int]:
 
 
 def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings) -> dict:
-    limits = Limits(settings.max_file_size, settings.max_upload_size, settings.max_form_fields_size)
+    limits = Limits(settings.max_file_size, settings.max_upload_size, parser_limits(settings))
     receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits)
     chunks = _body_chunks()
     try:
@@ -114,6 +114,10 @@ def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
                        f"the request body ended early ({exc})", upload_id=upload_id)
     if isinstance(exc, (MalformedForm, FieldError)):
         return Problem(400, "bad-form", "Malformed form", str(exc), upload_id=upload_id)
+    if isinstance(exc, FormTooLarge):
+        setting, detail = over_limit(exc)
+        return Problem(413, "too-large", "Upload too large", detail, upload_id=upload_id,
+                       limit=setting)
     if isinstance(exc, TooLarge):
         return Problem(413, "too-large", "Upload too large", str(exc), upload_id=upload_id)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:

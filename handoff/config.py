@@ -34,6 +34,11 @@ class Settings:
     max_upload_size: int = 50 * 1024**3
     max_file_size: int = 50 * 1024**3
     max_form_fields_size: int = 1024**2
+    max_files: int = 1000
+    max_part_header_size: int = 8 * 1024
+    max_part_headers: int = 16
+    max_preamble_size: int = 64 * 1024
+    max_epilogue_size: int = 64 * 1024
     relay_chunk_size: int = 1024**2
     geo_connect_timeout: float = 5.0
     geo_read_timeout: float = 600.0
@@ -63,6 +68,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise ValueError(f"must not be negative: {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError(f"must be more than zero: {value}")
     return value
 
 
@@ -97,6 +109,11 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MAX_UPLOAD_SIZE": ("max_upload_size", _positive_size),
     "MAX_FILE_SIZE": ("max_file_size", _positive_size),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", _positive_size),
+    "MAX_FILES": ("max_files", _count),
+    "MAX_PART_HEADER_SIZE": ("max_part_header_size", _positive_size),
+    "MAX_PART_HEADERS": ("max_part_headers", _count),
+    "MAX_PREAMBLE_SIZE": ("max_preamble_size", _positive_size),
+    "MAX_EPILOGUE_SIZE": ("max_epilogue_size", _positive_size),
     "RELAY_CHUNK_SIZE": ("relay_chunk_size", _positive_size),
     "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", parse_duration),
     "GEO_READ_TIMEOUT": ("geo_read_timeout", parse_duration),
@@ -114,6 +131,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "ZIP_MAX_ENTRIES": ("zip_max_entries", _positive_int),
     "LOG_LEVEL": ("log_level", _log_level),
 }
+
+
+def variable(name: str) -> str:
+    """The environment variable behind the :class:`Settings` field ``name``, for messages."""
+    for suffix, (field_name, _) in _PARSERS.items():
+        if field_name == name:
+            return PREFIX + suffix
+    raise KeyError(name)
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

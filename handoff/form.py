@@ -1,11 +1,26 @@
-"""Rules for the form fields that travel with an upload.
+"""Rules for the form that carries an upload, applied by both services.
 
-Both services check them: the API before relaying a byte, the geo service
-before recording them in the manifest.
+The API applies them before relaying a byte, the geo service before
+recording the upload in its manifest: :class:`UploadForm` is the one place
+that decides which parts are fields, which are files and which are refused,
+so the two always agree on the files of an upload.
 """
 
 import json
+from collections.abc import Iterator
 from typing import Any
+
+from handoff.config import Settings, variable
+from handoff.multipart import (
+    FieldValue,
+    FileData,
+    FileEnd,
+    FileStart,
+    FormEvent,
+    FormParser,
+    FormTooLarge,
+    ParserLimits,
+)
 
 
 class FieldError(ValueError):
@@ -13,6 +28,94 @@ class FieldError(ValueError):
 
 
 KNOWN_FIELDS = ("purpose", "metadata")
+FILE_FIELD = "file"
+# Bytes of UTF-8 a client's file name may take, as most file systems allow.
+MAX_FILENAME = 255
+
+
+def parser_limits(settings: Settings) -> ParserLimits:
+    """The parser's limits from the settings of the same names."""
+    return ParserLimits(
+        max_form_fields_size=settings.max_form_fields_size,
+        max_files=settings.max_files,
+        max_part_header_size=settings.max_part_header_size,
+        max_part_headers=settings.max_part_headers,
+        max_preamble_size=settings.max_preamble_size,
+        max_epilogue_size=settings.max_epilogue_size,
+    )
+
+
+def over_limit(exc: FormTooLarge) -> tuple[str, str]:
+    """The variable of the limit a form went over, and a message that names it."""
+    setting = variable(exc.limit)
+    return setting, f"{exc}; the limit is {setting}"
+
+
+class UploadForm:
+    """An upload's form: the parser's events, less what the rules leave out or refuse.
+
+    Fields come first and each known one at most once; files are the parts
+    named ``file``. A file input left empty in a browser (a part with
+    ``filename=""`` and no bytes) is no file and is skipped.
+    """
+
+    def __init__(self, boundary: bytes, limits: ParserLimits) -> None:
+        self._parser = FormParser(boundary, limits)
+        self.fields: dict[str, str] = {}
+        self._files = 0
+        self._skipping = False
+
+    @property
+    def complete(self) -> bool:
+        return self._parser.complete
+
+    def feed(self, data: bytes | None) -> Iterator[FormEvent]:
+        for event in self._parser.feed(data):
+            if self._accept(event):
+                yield event
+
+    def _accept(self, event: FormEvent) -> bool:
+        if isinstance(event, FileData):
+            if self._skipping and event.data:
+                raise FieldError("a file part with an empty filename carries data; "
+                                 "name the file")
+            return not self._skipping
+        if isinstance(event, FileEnd):
+            skipped, self._skipping = self._skipping, False
+            return not skipped
+        if isinstance(event, FileStart):
+            return self._file(event)
+        assert isinstance(event, FieldValue)
+        self._field(event)
+        return True
+
+    def _file(self, event: FileStart) -> bool:
+        if event.name != FILE_FIELD:
+            raise FieldError(f"form field {event.name!r} is a file; files go in parts "
+                             f"named {FILE_FIELD!r}")
+        if not event.filename:
+            self._skipping = True
+            return False
+        if len(event.filename.encode()) > MAX_FILENAME:
+            raise FieldError(f"a file name is longer than {MAX_FILENAME} bytes of UTF-8")
+        self._files += 1
+        return True
+
+    def _field(self, event: FieldValue) -> None:
+        if event.name == FILE_FIELD:
+            raise FieldError(f"the part named {FILE_FIELD!r} has no filename; "
+                             "a file part needs one")
+        if self._files:
+            raise FieldError(f"field {event.name!r} comes after a file; "
+                             "fields must come before the files")
+        check_field(event.name, set(self.fields))
+        self.fields[event.name] = event.value
+
+    def metadata(self) -> dict[str, Any]:
+        return parse_metadata(self.fields.get("metadata", ""))
+
+    def purpose(self, known: frozenset[str] | set[str]) -> str:
+        return parse_purpose(self.fields.get("purpose"), known)
 
 
 def check_field(name: str, seen: set[str]) -> None:
@@ -36,7 +139,9 @@ def parse_metadata(text: str) -> dict[str, Any]:
     return value
 
 
-def parse_purpose(text: str, known: frozenset[str] | set[str]) -> str:
+def parse_purpose(text: str | None, known: frozenset[str] | set[str]) -> str:
+    if text is None:
+        raise FieldError("the purpose field is missing; it names the processor to run")
     purpose = text.strip()
     if not purpose:
         raise FieldError("the purpose field is empty")

@@ -6,10 +6,11 @@ are pushed in as they arrive and part events come out, so file data can be
 hashed, relayed or written without ever being held whole.
 """
 
+import re
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.datastructures import Headers
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
@@ -18,13 +19,18 @@ from werkzeug.sansio.multipart import (
     File,
     MultipartDecoder,
     NeedData,
+    Preamble,
     State,
 )
 
-# Bytes a part's headers or the preamble may take before the form is refused.
-HEADER_SLACK = 16 * 1024
-
 MAX_BOUNDARY = 200
+# RFC 2046 §5.1.1: bchars, of which a space may not come last.
+_BOUNDARY_RE = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]*[0-9A-Za-z'()+_,\-./:=?]")
+# A Content-Disposition parameter, its value quoted (up to the next quote) or a token.
+_PARAMETER_RE = re.compile(r';[ \t]*([^=; \t]+)[ \t]*=[ \t]*(?:"([^"]*)"|([^; \t]*))')
+# What the HTML standard escapes in a multipart name or filename (and nothing else).
+_HTML_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
+_HTML_ESCAPE_RE = re.compile("|".join(_HTML_ESCAPES), re.IGNORECASE)
 
 
 class NotMultipart(ValueError):
@@ -33,6 +39,36 @@ class NotMultipart(ValueError):
 
 class MalformedForm(ValueError):
     """The body claims to be multipart/form-data but does not parse (HTTP 400)."""
+
+
+class FormTooLarge(ValueError):
+    """The form goes over one of the parser's limits (HTTP 413); ``limit`` names it.
+
+    ``limit`` is the name of the :class:`ParserLimits` field, which is also
+    the name of the setting it comes from.
+    """
+
+    def __init__(self, limit: str, detail: str) -> None:
+        super().__init__(detail)
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class ParserLimits:
+    """Bounds on the parser's work and memory, whatever the body holds.
+
+    Field values, part names and filenames share ``max_form_fields_size``;
+    a part's header block, the preamble and the epilogue each have their
+    own cap, so the decoder's buffer never grows past the largest of them
+    plus one chunk.
+    """
+
+    max_form_fields_size: int = 1024**2
+    max_files: int = 1000
+    max_part_header_size: int = 8 * 1024
+    max_part_headers: int = 16
+    max_preamble_size: int = 64 * 1024
+    max_epilogue_size: int = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,17 +120,53 @@ def boundary_of(content_type: str | None) -> bytes:
     if mimetype.lower() != "multipart/form-data":
         raise NotMultipart(f"expected multipart/form-data, got {mimetype or 'no content type'}")
     boundary = options.get("boundary", "")
-    if not boundary or len(boundary) > MAX_BOUNDARY:
+    if not boundary or len(boundary) > MAX_BOUNDARY or not _usable_boundary(boundary):
         raise MalformedForm("multipart/form-data without a valid boundary parameter")
     return boundary.encode("latin-1")
+
+
+def _usable_boundary(boundary: str) -> bool:
+    """Every boundary RFC 2046 allows, and others of visible ASCII that clients send."""
+    if _BOUNDARY_RE.fullmatch(boundary):
+        return True
+    return boundary.isascii() and boundary.isprintable() and not boundary.endswith(" ")
+
+
+def disposition(headers: Headers) -> tuple[str, str | None]:
+    """The ``name`` and ``filename`` of a form-data part, as the client sent them.
+
+    Browsers quote these values the HTML standard's way: ``"``, CR and LF
+    become ``%22``, ``%0D`` and ``%0A``, and a backslash is an ordinary
+    character (``C:\\fakepath\\x.txt`` arrives as it is). Werkzeug reads
+    them as RFC 9110 quoted strings and drops the backslashes, so the
+    parameters are read here. RFC 7578 §4.2 requires a name.
+    """
+    value = headers.get("content-disposition")
+    if value is None:
+        raise MalformedForm("a part has no Content-Disposition header")
+    params: dict[str, str] = {}
+    for match in _PARAMETER_RE.finditer(value):
+        key, quoted, token = match.groups()
+        params.setdefault(key.lower(),
+                          token if quoted is None else _HTML_ESCAPE_RE.sub(_unescape, quoted))
+    name = params.get("name")
+    if not name:
+        raise MalformedForm("a part's Content-Disposition has no name parameter "
+                            "(RFC 7578 §4.2 requires one)")
+    return name, params.get("filename")
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _HTML_ESCAPES[match.group().upper()]
 
 
 class FormParser:
     """Push bytes in with :meth:`feed`, get :data:`FormEvent` values out.
 
-    Field values are collected (at most ``max_field_size`` bytes in all);
-    file data is passed through as it arrives. ``feed(None)`` marks the end
-    of the body and raises :class:`MalformedForm` if the form is incomplete.
+    Field values are collected; file data is passed through as it arrives.
+    ``feed(None)`` marks the end of the body and raises
+    :class:`MalformedForm` if the form is incomplete. Going over one of the
+    ``limits`` raises :class:`FormTooLarge` as soon as it happens.
 
     Inside a file, where nearly all bytes are, the bytes are not copied
     through Werkzeug's decoder: a search for the next ``--boundary`` after a
@@ -103,14 +175,15 @@ class FormParser:
     candidate is really a boundary).
     """
 
-    def __init__(self, boundary: bytes, max_field_size: int) -> None:
+    def __init__(self, boundary: bytes, limits: ParserLimits) -> None:
         self._decoder = _Decoder(boundary)
         self._marker = b"--" + boundary
         # Bytes at the end of a piece that may begin "\r\n--boundary".
         self._hold = len(b"\r\n") + len(self._marker) - 1
         self._tail = b""
-        self._max_field_size = max_field_size
+        self._limits = limits
         self._field_bytes = 0
+        self._files = 0
         self._field: str | None = None
         self._value = bytearray()
         self._in_file = False
@@ -128,8 +201,8 @@ class FormParser:
                 self._tail = b""
             self._decoder.receive_data(data)
             yield from self._drain()
-        except RequestEntityTooLarge:
-            raise MalformedForm("too many form parts") from None
+        except (FormTooLarge, MalformedForm):
+            raise
         except ValueError as exc:
             raise MalformedForm(_describe(exc, data is None)) from None
 
@@ -188,6 +261,7 @@ class FormParser:
 
     def _drain(self) -> Iterator[FormEvent]:
         while True:
+            buffered = len(self._decoder.buffer)
             event = self._decoder.next_event()
             if isinstance(event, NeedData):
                 self._check_buffer()
@@ -195,24 +269,60 @@ class FormParser:
             if isinstance(event, Epilogue):
                 self.complete = True
                 return
-            if isinstance(event, Field):
-                self._field = event.name
-                self._value.clear()
-            elif isinstance(event, File):
-                self._in_file = True
-                yield FileStart(event.name, event.filename, event.headers.get("content-type", ""))
+            if isinstance(event, Preamble):
+                self._check("max_preamble_size", len(event.data), "the preamble")
+            elif isinstance(event, (Field, File)):
+                yield from self._part(event, buffered - len(self._decoder.buffer))
             elif isinstance(event, Data):
                 yield from self._data(event)
 
+    def _part(self, event: Field | File, header_size: int) -> Iterator[FormEvent]:
+        """A part begins: check its headers, then say whether it is a field or a file."""
+        self._check("max_part_header_size", header_size, "a part's headers")
+        if len(event.headers) > self._limits.max_part_headers:
+            raise FormTooLarge("max_part_headers", f"a part has more than "
+                               f"{self._limits.max_part_headers} headers")
+        name, filename = disposition(event.headers)
+        self._count_field_bytes(len(name.encode()) + len((filename or "").encode()))
+        if filename is None:
+            self._field = name
+            self._value.clear()
+            return
+        self._files += 1
+        if self._files > self._limits.max_files:
+            raise FormTooLarge("max_files", f"the form has more than "
+                               f"{self._limits.max_files} file parts")
+        self._in_file = True
+        yield FileStart(name, filename, event.headers.get("content-type", ""))
+
     def _check_buffer(self) -> None:
-        """Refuse headers or a preamble that would grow the buffer without bound.
+        """Refuse headers, a preamble or an epilogue that would grow the buffer without bound.
 
         While file data flows the decoder holds back only a possible
-        boundary, so a large buffer means bytes that are not part data.
+        boundary, so a large buffer means bytes that are not part data;
+        what they are depends on where the decoder is.
         """
-        limit = self._max_field_size + MAX_BOUNDARY + HEADER_SLACK
-        if not self._in_file and len(self._decoder.buffer) > limit:
-            raise MalformedForm(f"part headers or preamble exceed {limit} bytes")
+        state, size = self._decoder.state, len(self._decoder.buffer)
+        if state is State.PREAMBLE:
+            # the buffer may end in the first delimiter's beginning
+            self._check("max_preamble_size", size - len(self._marker) - 4, "the preamble")
+        elif state is State.PART:
+            # the buffer may end in the first bytes of the blank line
+            self._check("max_part_header_size", size - 3, "a part's headers")
+        elif state is State.EPILOGUE:
+            self._check("max_epilogue_size", size, "the epilogue")
+
+    def _check(self, limit: str, size: int, what: str) -> None:
+        allowed = getattr(self._limits, limit)
+        if size > allowed:
+            raise FormTooLarge(limit, f"{what}: more than {allowed} bytes")
+
+    def _count_field_bytes(self, size: int) -> None:
+        self._field_bytes += size
+        allowed = self._limits.max_form_fields_size
+        if self._field_bytes > allowed:
+            raise FormTooLarge("max_form_fields_size",
+                               f"form fields, part names and filenames: more than {allowed} bytes")
 
     def _data(self, event: Data) -> Iterator[FormEvent]:
         if self._in_file:
@@ -222,9 +332,7 @@ class FormParser:
                 self._in_file = False
                 yield FileEnd()
             return
-        self._field_bytes += len(event.data)
-        if self._field_bytes > self._max_field_size:
-            raise MalformedForm(f"form fields exceed {self._max_field_size} bytes")
+        self._count_field_bytes(len(event.data))
         self._value += event.data
         if not event.more_data:
             yield FieldValue(self._field or "", self._value.decode("utf-8", "replace"))

@@ -23,7 +23,9 @@ def content_type(boundary: bytes = BOUNDARY) -> str:
 
 
 def _quote(text: str) -> bytes:
-    return ('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"').encode()
+    """A quoted name or filename, escaped as browsers do (the HTML standard's way)."""
+    escaped = text.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    return ('"' + escaped + '"').encode()
 
 
 def field_part(name: str, value: str | bytes) -> bytes:

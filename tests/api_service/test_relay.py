@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from api_service.relay import ClientGone, Limits, Relay, RelayError
-from handoff.multipart import HEADER_SLACK, MAX_BOUNDARY
+from handoff.multipart import ParserLimits
 from tests.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -18,8 +18,8 @@ from tests.multipart_bodies import (
 
 PURPOSES = {"raw", "shapefile"}
 MIB = 1024 * 1024
-LIMITS = Limits(max_upload_size=10 * MIB, max_file_size=5 * MIB, max_field_size=4096,
-                chunk_size=1000)
+FORM = ParserLimits(max_form_fields_size=4096)
+LIMITS = Limits(max_upload_size=10 * MIB, max_file_size=5 * MIB, chunk_size=1000, form=FORM)
 FILE_A = bytes(range(256)) * 40 + b"\r\n--" + BOUNDARY[:-1]
 FILE_B = b"\r\nsecond file\r\n" * 500
 
@@ -79,7 +79,7 @@ def test_metadata_is_optional() -> None:
     ("parts", "kind", "detail"),
     [
         ([field_part("purpose", "pdf"), file_part("a", b"x")], "bad-form", "unknown purpose 'pdf'"),
-        ([file_part("a", b"x")], "bad-form", "the purpose field is empty"),
+        ([file_part("a", b"x")], "bad-form", "the purpose field is missing"),
         ([field_part("purpose", " "), file_part("a", b"x")], "bad-form", "purpose field is empty"),
         ([field_part("purpose", "raw"), field_part("metadata", "[1]"), file_part("a", b"x")],
          "bad-form", "metadata must be a JSON object"),
@@ -107,14 +107,15 @@ def test_an_empty_body_is_a_bad_form() -> None:
     assert "ended before its closing boundary" in error.detail
 
 
-def test_fields_over_their_limit_are_a_bad_form() -> None:
+def test_fields_over_their_limit_are_413_naming_the_limit() -> None:
     body = upload_body([("a", b"x")], metadata={"pad": "x" * 5000})
     error = head_error(body)
-    assert error.status == 400
-    assert "form fields exceed 4096 bytes" in error.detail
+    assert (error.status, error.limit) == (413, "HANDOFF_MAX_FORM_FIELDS_SIZE")
+    assert "more than 4096 bytes" in error.detail
+    assert "HANDOFF_MAX_FORM_FIELDS_SIZE" in error.detail
 
 
-def test_the_head_held_in_memory_is_bounded_by_the_field_limit() -> None:
+def test_the_head_held_in_memory_is_bounded_by_the_header_limit() -> None:
     padded = (
         b'Content-Disposition: form-data; name="purpose"\r\nX-Pad: ' + b"a" * 200_000
         + b"\r\n\r\nraw"
@@ -122,9 +123,8 @@ def test_the_head_held_in_memory_is_bounded_by_the_field_limit() -> None:
     relay = relay_for(multipart_body([padded, file_part("a", b"x")]))
     with pytest.raises(RelayError) as caught:
         relay.read_head(PURPOSES)
-    assert caught.value.status == 400
-    held = LIMITS.max_field_size + MAX_BOUNDARY + HEADER_SLACK
-    assert relay.received <= held + 2 * LIMITS.chunk_size
+    assert (caught.value.status, caught.value.limit) == (413, "HANDOFF_MAX_PART_HEADER_SIZE")
+    assert relay.received <= FORM.max_part_header_size + 2 * LIMITS.chunk_size
 
 
 # -- the body ------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_the_head_held_in_memory_is_bounded_by_the_field_limit() -> None:
 def test_body_is_exactly_the_client_body_and_files_are_hashed(chunk_size: int) -> None:
     body = upload_body([("a.bin", FILE_A), ("données été.zip", FILE_B)],
                        metadata={"k": "v"})
-    limits = Limits(10 * MIB, 5 * MIB, 4096, chunk_size)
+    limits = Limits(10 * MIB, 5 * MIB, chunk_size, FORM)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     assert relayed(relay) == body
@@ -167,8 +167,7 @@ def test_a_field_after_a_file_is_a_bad_form() -> None:
 
 
 def test_a_file_over_the_file_limit_is_413() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, max_field_size=4096,
-                    chunk_size=1000)
+    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
     body = upload_body([("small", b"s" * 4000), ("big.bin", b"b" * 5001)])
     error = body_error(body, limits)
     assert (error.status, error.kind) == (413, "too-large")
@@ -177,8 +176,7 @@ def test_a_file_over_the_file_limit_is_413() -> None:
 
 
 def test_a_file_at_the_file_limit_passes() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, max_field_size=4096,
-                    chunk_size=1000)
+    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
     body = upload_body([("a", b"a" * 5000), ("b", b"b" * 5000)])
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
@@ -187,8 +185,7 @@ def test_a_file_at_the_file_limit_passes() -> None:
 
 def test_an_upload_over_the_request_limit_is_413_before_reading_much_more() -> None:
     body = upload_body([("a", b"a" * 30_000), ("b", b"b" * 30_000)])
-    limits = Limits(max_upload_size=40_000, max_file_size=MIB, max_field_size=4096,
-                    chunk_size=1000)
+    limits = Limits(max_upload_size=40_000, max_file_size=MIB, chunk_size=1000, form=FORM)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     with pytest.raises(RelayError) as caught:
@@ -296,3 +293,23 @@ def test_check_raises_502_on_any_difference(stored: list[dict[str, object]]) -> 
     with pytest.raises(RelayError) as caught:
         relay.check(stored)
     assert (caught.value.status, caught.value.kind) == (502, "geo-mismatch")
+
+
+def test_an_empty_file_input_alone_is_no_file() -> None:
+    error = head_error(upload_body([("", b"")]))
+    assert (error.status, error.kind) == (400, "no-file")
+
+
+def test_an_empty_file_input_beside_a_file_is_relayed_but_not_counted() -> None:
+    body = upload_body([("", b""), ("a.bin", FILE_A), ("", b"")])
+    relay = relay_for(body)
+    relay.read_head(PURPOSES)
+    assert relayed(relay) == body
+    assert relay.files == [summary("a.bin", FILE_A)]
+
+
+def test_too_many_file_parts_are_413_naming_the_limit() -> None:
+    limits = Limits(max_upload_size=MIB, max_file_size=MIB, chunk_size=1000,
+                    form=ParserLimits(max_files=3))
+    error = body_error(upload_body([(f"{n}", b"x") for n in range(4)]), limits)
+    assert (error.status, error.kind, error.limit) == (413, "too-large", "HANDOFF_MAX_FILES")

@@ -14,6 +14,7 @@ from geo_service.jobs import Retry
 from geo_service.processors import Job, ValidationFailed
 from geo_service.receiver import Limits, Receiver
 from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
+from handoff.multipart import ParserLimits
 from tests.multipart_bodies import BOUNDARY, upload_body
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -31,7 +32,7 @@ def sealed(store: UploadStore) -> dict[str, Any]:
     """A complete upload of ``FILES``, written the way the geo service writes it."""
     store.create(UPLOAD_ID)
     receiver = Receiver(store, UPLOAD_ID, {"raw", FAKE},
-                        Limits(max_file_size=10**6, max_upload_size=10**6, max_field_size=1024))
+                        Limits(max_file_size=10**6, max_upload_size=10**6, form=ParserLimits()))
     manifest = receiver.receive([upload_body(FILES)], BOUNDARY)
     store.mark_queued(UPLOAD_ID, {"purpose": "raw"})
     return manifest

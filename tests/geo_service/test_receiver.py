@@ -10,7 +10,7 @@ import pytest
 from geo_service.receiver import Limits, Receiver, TooLarge
 from geo_service.store import MANIFEST, State, UploadStore
 from handoff.form import FieldError
-from handoff.multipart import MalformedForm
+from handoff.multipart import FormTooLarge, MalformedForm, ParserLimits
 from tests.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -22,7 +22,8 @@ from tests.multipart_bodies import (
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PURPOSES = {"raw", "shapefile"}
-LIMITS = Limits(max_file_size=100_000, max_upload_size=150_000, max_field_size=4096)
+FORM = ParserLimits(max_form_fields_size=4096)
+LIMITS = Limits(max_file_size=100_000, max_upload_size=150_000, form=FORM)
 FILE_A = bytes(range(256)) * 100 + b"\r\n--" + BOUNDARY[:-1]
 FILE_B = b"line\r\n" * 2000
 
@@ -87,17 +88,34 @@ def test_empty_files_are_kept(store: UploadStore) -> None:
 
 def test_part_name_and_content_type_are_recorded(store: UploadStore) -> None:
     body = multipart_body([field_part("purpose", "raw"),
-                           file_part("x.zip", b"PK", name="archive",
-                                     content_type="application/zip")])
+                           file_part("x.zip", b"PK", content_type="application/zip")])
     (recorded,) = receive(store, [body])["files"]
-    assert recorded["field"] == "archive"
+    assert recorded["field"] == "file"
     assert recorded["content_type"] == "application/zip"
+
+
+def test_only_parts_named_file_are_files(store: UploadStore) -> None:
+    body = multipart_body([field_part("purpose", "raw"), file_part("x.zip", b"PK", name="upload")])
+    with pytest.raises(FieldError, match="'upload' is a file"):
+        receive(store, [body])
+
+
+def test_an_empty_file_input_is_skipped_and_the_files_are_numbered_without_it(
+    store: UploadStore,
+) -> None:
+    manifest = receive(store, [upload_body([("", b""), ("one", b"1"), ("", b"")])])
+    assert manifest["files"] == [entry(0, "one", b"1")]
+
+
+def test_an_empty_file_input_alone_is_no_file(store: UploadStore) -> None:
+    with pytest.raises(MalformedForm, match="no file part"):
+        receive(store, [upload_body([("", b"")])])
 
 
 @pytest.mark.parametrize(
     "filename",
     ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", "manifest.json",
-     "C:\\evil.exe", ""],
+     "C:\\fakepath\\x.txt", 'say "hi".txt'],
 )
 def test_client_filenames_never_become_paths(
     tmp_path: Path, store: UploadStore, filename: str
@@ -129,7 +147,7 @@ def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.Monkey
 
 
 def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=10_000, max_field_size=4096)
+    limits = Limits(max_file_size=1000, max_upload_size=10_000, form=FORM)
     body = upload_body([("ok", b"o" * 1000), ("big.bin", b"b" * 1001)])
     with pytest.raises(TooLarge, match=r"'big\.bin' exceeds 1000 bytes"):
         receive(store, split_every(body, 100), limits)
@@ -138,7 +156,7 @@ def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
 
 
 def test_the_upload_over_its_limit_is_too_large(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=2500, max_field_size=4096)
+    limits = Limits(max_file_size=1000, max_upload_size=2500, form=FORM)
     body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000), ("c", b"c" * 1000)])
     with pytest.raises(TooLarge, match="upload exceeds 2500 bytes"):
         receive(store, split_every(body, 100), limits)
@@ -147,7 +165,7 @@ def test_the_upload_over_its_limit_is_too_large(store: UploadStore) -> None:
 
 
 def test_files_exactly_at_the_limits_pass(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=2000, max_field_size=4096)
+    limits = Limits(max_file_size=1000, max_upload_size=2000, form=FORM)
     manifest = receive(store, [upload_body([("a", b"a" * 1000), ("b", b"b" * 1000)])], limits)
     assert manifest["size"] == 2000
 
@@ -171,7 +189,7 @@ def test_a_form_without_a_file_is_malformed(store: UploadStore) -> None:
     ("fields", "message"),
     [
         ([field_part("purpose", "pdf")], "unknown purpose 'pdf'"),
-        ([], "the purpose field is empty"),
+        ([], "the purpose field is missing"),
         ([field_part("purpose", "raw"), field_part("metadata", "[]")], "must be a JSON object"),
     ],
 )
@@ -197,11 +215,13 @@ def test_unknown_or_repeated_fields_are_refused(
     assert store.state(UPLOAD_ID) is State.RECEIVING
 
 
-def test_fields_over_their_limit_are_malformed(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=1000, max_field_size=100)
+def test_fields_over_their_limit_are_too_large(store: UploadStore) -> None:
+    limits = Limits(max_file_size=1000, max_upload_size=1000,
+                    form=ParserLimits(max_form_fields_size=100))
     body = upload_body([("a", b"x")], metadata={"pad": "p" * 200})
-    with pytest.raises(MalformedForm, match="form fields exceed 100 bytes"):
+    with pytest.raises(FormTooLarge, match="more than 100 bytes") as caught:
         receive(store, [body], limits)
+    assert caught.value.limit == "max_form_fields_size"
 
 
 def test_receiving_into_a_missing_upload_fails_without_creating_it(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from handoff.config import ConfigError, Settings, load_or_exit, load_settings
+from handoff.config import ConfigError, Settings, load_or_exit, load_settings, variable
 
 GIB = 1024**3
 
@@ -24,6 +24,11 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GIB),
     "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GIB),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", "64KiB", 64 * 1024),
+    "MAX_FILES": ("max_files", "20", 20),
+    "MAX_PART_HEADER_SIZE": ("max_part_header_size", "4KiB", 4096),
+    "MAX_PART_HEADERS": ("max_part_headers", "8", 8),
+    "MAX_PREAMBLE_SIZE": ("max_preamble_size", "1KiB", 1024),
+    "MAX_EPILOGUE_SIZE": ("max_epilogue_size", "2KiB", 2048),
     "RELAY_CHUNK_SIZE": ("relay_chunk_size", "256KiB", 256 * 1024),
     "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", "500ms", 0.5),
     "GEO_READ_TIMEOUT": ("geo_read_timeout", "15m", 900.0),
@@ -52,6 +57,10 @@ INVALID: list[tuple[str, str]] = [
     ("MAX_UPLOAD_SIZE", "5 parsecs"),
     ("MAX_FILE_SIZE", "-1GiB"),
     ("MAX_FORM_FIELDS_SIZE", "0KiB"),
+    ("MAX_FILES", "0"),
+    ("MAX_FILES", "many"),
+    ("MAX_PART_HEADERS", "-1"),
+    ("MAX_PREAMBLE_SIZE", "0"),
     ("RELAY_CHUNK_SIZE", "big"),
     ("GEO_CONNECT_TIMEOUT", "5 minutes"),
     ("GEO_READ_TIMEOUT", "-1s"),
@@ -186,3 +195,10 @@ def test_load_or_exit_requires_the_secret_when_asked(
     assert "HANDOFF_GEO_SECRET is not set" in capsys.readouterr().err
     clean_environ.setenv("HANDOFF_GEO_SECRET", "s3cret")
     assert load_or_exit(need_secret=True).geo_secret == "s3cret"
+
+
+def test_variable_names_the_setting_behind_a_field() -> None:
+    assert variable("max_files") == "HANDOFF_MAX_FILES"
+    assert variable("max_form_fields_size") == "HANDOFF_MAX_FORM_FIELDS_SIZE"
+    with pytest.raises(KeyError):
+        variable("no_such_setting")

@@ -1,8 +1,22 @@
 """The rules for the fields that travel with an upload."""
 
+import dataclasses
+
 import pytest
 
-from handoff.form import KNOWN_FIELDS, FieldError, check_field, parse_metadata, parse_purpose
+from handoff.config import Settings
+from handoff.form import (
+    KNOWN_FIELDS,
+    FieldError,
+    UploadForm,
+    check_field,
+    over_limit,
+    parse_metadata,
+    parse_purpose,
+    parser_limits,
+)
+from handoff.multipart import FileData, FileStart, FormTooLarge, ParserLimits
+from tests.multipart_bodies import BOUNDARY, field_part, file_part, multipart_body
 
 PURPOSES = frozenset({"raw", "shapefile"})
 
@@ -75,3 +89,80 @@ def test_parse_purpose_refuses_empty() -> None:
 def test_parse_purpose_refuses_unknown_and_lists_known() -> None:
     with pytest.raises(FieldError, match="unknown purpose 'RAW'; known: raw, shapefile"):
         parse_purpose("RAW", PURPOSES)
+
+
+def test_parse_purpose_says_when_the_field_is_missing() -> None:
+    with pytest.raises(FieldError, match="the purpose field is missing"):
+        parse_purpose(None, PURPOSES)
+
+
+# -- UploadForm: which parts are files -------------------------------------------
+
+
+def form_items(parts: list[bytes]) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """The files (filename, bytes) the form lets through, and its fields."""
+    form = UploadForm(BOUNDARY, ParserLimits())
+    files: list[tuple[str, bytes]] = []
+    for event in [*form.feed(multipart_body(parts)), *form.feed(None)]:
+        if isinstance(event, FileStart):
+            files.append((event.filename, b""))
+        elif isinstance(event, FileData):
+            files[-1] = (files[-1][0], files[-1][1] + bytes(event.data))
+    assert form.complete
+    return files, form.fields
+
+
+def test_an_empty_file_input_is_skipped_beside_real_files() -> None:
+    files, fields = form_items([field_part("purpose", "raw"), file_part("", b""),
+                                file_part("a.txt", b"abc"), file_part("", b"")])
+    assert files == [("a.txt", b"abc")]
+    assert fields == {"purpose": "raw"}
+
+
+def test_a_field_may_follow_an_empty_file_input() -> None:
+    files, fields = form_items([file_part("", b""), field_part("purpose", "raw"),
+                                file_part("a.txt", b"abc")])
+    assert (files, fields) == ([("a.txt", b"abc")], {"purpose": "raw"})
+
+
+def test_an_empty_filename_with_data_is_refused() -> None:
+    with pytest.raises(FieldError, match="empty filename carries data"):
+        form_items([file_part("", b"bytes")])
+
+
+@pytest.mark.parametrize("name", ["upload", "files[]", "File"])
+def test_a_file_under_another_name_is_refused_naming_it(name: str) -> None:
+    with pytest.raises(FieldError, match="files go in parts named 'file'") as caught:
+        form_items([field_part("purpose", "raw"), file_part("a.txt", b"x", name=name)])
+    assert repr(name) in str(caught.value)
+
+
+def test_a_file_part_without_a_filename_says_so() -> None:
+    with pytest.raises(FieldError, match="'file' has no filename"):
+        form_items([field_part("purpose", "raw"), field_part("file", "contents")])
+
+
+def test_filenames_up_to_255_bytes_of_utf8_pass() -> None:
+    name = "é" * 127 + "x"  # 255 bytes
+    assert form_items([file_part(name, b"x")])[0] == [(name, b"x")]
+    with pytest.raises(FieldError, match="longer than 255 bytes"):
+        form_items([file_part(name + "x", b"x")])
+
+
+def test_a_field_after_a_file_is_refused() -> None:
+    with pytest.raises(FieldError, match="comes after a file"):
+        form_items([file_part("a", b"x"), field_part("purpose", "raw")])
+
+
+def test_over_limit_names_the_variable() -> None:
+    setting, detail = over_limit(FormTooLarge("max_files", "the form has more than 3 file parts"))
+    assert setting == "HANDOFF_MAX_FILES"
+    assert detail == "the form has more than 3 file parts; the limit is HANDOFF_MAX_FILES"
+
+
+def test_parser_limits_come_from_the_settings_of_the_same_names() -> None:
+    settings = Settings(max_files=7, max_part_headers=3, max_epilogue_size=9)
+    limits = parser_limits(settings)
+    assert (limits.max_files, limits.max_part_headers, limits.max_epilogue_size) == (7, 3, 9)
+    assert {f.name for f in dataclasses.fields(limits)} <= {
+        f.name for f in dataclasses.fields(Settings)}

@@ -14,8 +14,10 @@ from handoff.multipart import (
     FileStart,
     FormEvent,
     FormParser,
+    FormTooLarge,
     MalformedForm,
     NotMultipart,
+    ParserLimits,
     boundary_of,
 )
 from tests.multipart_bodies import (
@@ -50,8 +52,11 @@ BODY = multipart_body(
 Item = FieldValue | tuple[FileStart, bytes]
 
 
+LIMITS = ParserLimits(max_form_fields_size=1024)
+
+
 def parse(chunks: list[bytes], max_field_size: int = 1024) -> list[FormEvent]:
-    parser = FormParser(BOUNDARY, max_field_size)
+    parser = FormParser(BOUNDARY, ParserLimits(max_form_fields_size=max_field_size))
     events: list[FormEvent] = []
     for chunk in chunks:
         events.extend(parser.feed(chunk))
@@ -166,7 +171,7 @@ def test_file_data_in_the_middle_of_a_file_is_not_copied() -> None:
     """Gluing the held-back tail to every piece copied each file byte once more."""
     body = multipart_body([file_part("big.bin", bytes(range(256)) * 4096)])
     pieces = split_every(body, 300_000)
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     for piece in pieces[:2]:  # the decoder's own start, then streaming, holding a tail back
         list(parser.feed(piece))
     views = [event.data for event in parser.feed(pieces[2]) if isinstance(event, FileData)]
@@ -180,7 +185,7 @@ def test_file_data_in_the_middle_of_a_file_is_not_copied() -> None:
 
 def test_events_arrive_while_the_body_is_still_coming() -> None:
     head, _ = BODY.split(b"b.bin", 1)
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     assert items(list(parser.feed(head))) == EXPECTED[:4]
     assert not parser.complete
 
@@ -273,7 +278,7 @@ def test_random_bytes_and_random_chunking_round_trip(
 
 @pytest.mark.parametrize("keep", [0, 10, 60, 120, 200, -40, -len(b"--\r\n")])
 def test_a_truncated_body_is_malformed_at_the_end(keep: int) -> None:
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     list(parser.feed(BODY[:keep]))
     with pytest.raises(MalformedForm, match="ended before its closing boundary"):
         list(parser.feed(None))
@@ -282,7 +287,7 @@ def test_a_truncated_body_is_malformed_at_the_end(keep: int) -> None:
 
 def test_the_file_data_before_a_truncation_is_still_passed_on() -> None:
     body = multipart_body([file_part("a.bin", b"0123456789" * 10)], close=False)
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     events = list(parser.feed(body))
     assert isinstance(events[0], FileStart)
     assert not any(isinstance(event, FileEnd) for event in events)
@@ -292,7 +297,7 @@ def test_the_file_data_before_a_truncation_is_still_passed_on() -> None:
 
 def test_a_body_without_its_closing_boundary_is_malformed() -> None:
     body = multipart_body([field_part("purpose", "raw"), file_part("a", b"abc")], close=False)
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     events = list(parser.feed(body))
     assert FieldValue("purpose", "raw") in events
     with pytest.raises(MalformedForm, match="ended before its closing boundary"):
@@ -301,7 +306,7 @@ def test_a_body_without_its_closing_boundary_is_malformed() -> None:
 
 def test_a_body_with_another_boundary_is_malformed() -> None:
     body = multipart_body([field_part("purpose", "raw")], boundary=b"other")
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     assert list(parser.feed(body)) == []
     with pytest.raises(MalformedForm):
         list(parser.feed(None))
@@ -310,44 +315,181 @@ def test_a_body_with_another_boundary_is_malformed() -> None:
 def test_a_part_without_content_disposition_is_malformed() -> None:
     body = multipart_body([b"Content-Type: text/plain\r\n\r\nhi"])
     with pytest.raises(MalformedForm, match="malformed multipart body: Missing Content-Disp"):
-        list(FormParser(BOUNDARY, 1024).feed(body))
+        list(FormParser(BOUNDARY, LIMITS).feed(body))
 
 
 def test_fields_up_to_the_limit_pass() -> None:
+    """Names count too: "a" + 6 bytes and "b" + 3 bytes are 11."""
     body = multipart_body([field_part("a", "x" * 6), field_part("b", "y" * 4)])
-    assert items(parse([body], max_field_size=10)) == [
+    assert items(parse([body], max_field_size=12)) == [
         FieldValue("a", "x" * 6),
         FieldValue("b", "y" * 4),
     ]
 
 
-def test_fields_over_the_limit_in_all_are_malformed() -> None:
+def test_fields_over_the_limit_in_all_are_too_large() -> None:
     body = multipart_body([field_part("a", "x" * 6), field_part("b", "y" * 5)])
-    with pytest.raises(MalformedForm, match="form fields exceed 10 bytes"):
-        parse([body], max_field_size=10)
+    with pytest.raises(FormTooLarge, match="more than 12 bytes") as caught:
+        parse([body], max_field_size=12)
+    assert caught.value.limit == "max_form_fields_size"
+
+
+def test_part_names_and_filenames_count_toward_the_field_limit() -> None:
+    body = multipart_body([file_part("n" * 30, b"z"), file_part("m" * 30, b"z")])
+    with pytest.raises(FormTooLarge) as caught:
+        parse([body], max_field_size=60)
+    assert caught.value.limit == "max_form_fields_size"
 
 
 def test_a_huge_field_fails_before_the_body_ends() -> None:
     head = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="purpose"\r\n\r\n'
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     list(parser.feed(head))
-    with pytest.raises(MalformedForm, match="form fields exceed 1024 bytes"):
+    with pytest.raises(FormTooLarge, match="more than 1024 bytes"):
         for _ in range(10):
             list(parser.feed(b"x" * 512))
 
 
 def test_file_bytes_do_not_count_against_the_field_limit() -> None:
     body = multipart_body([field_part("purpose", "raw"), file_part("a", b"z" * 5000)])
-    assert items(parse([body], max_field_size=3))[1] == (
+    assert items(parse([body], max_field_size=20))[1] == (
         FileStart("file", "a", "application/octet-stream"),
         b"z" * 5000,
     )
 
 
-def test_endless_part_headers_are_refused_like_oversized_fields() -> None:
+# -- the parser's own limits -----------------------------------------------------
+
+
+def feed_all(body: bytes, limits: ParserLimits, size: int = 4096) -> list[FormEvent]:
+    parser = FormParser(BOUNDARY, limits)
+    events: list[FormEvent] = []
+    for piece in split_every(body, size):
+        events.extend(parser.feed(piece))
+    events.extend(parser.feed(None))
+    return events
+
+
+def refused_limit(body: bytes, limits: ParserLimits, size: int = 4096) -> str:
+    with pytest.raises(FormTooLarge) as caught:
+        feed_all(body, limits, size)
+    return caught.value.limit
+
+
+@pytest.mark.parametrize("size", [1, 100, 1_000_000])
+def test_file_parts_up_to_max_files_pass_and_one_more_is_refused(size: int) -> None:
+    limits = ParserLimits(max_files=5)
+    five = multipart_body([file_part(f"{n}.bin", b"x") for n in range(5)])
+    assert len(items(feed_all(five, limits, size))) == 5
+    six = multipart_body([file_part(f"{n}.bin", b"x") for n in range(6)])
+    assert refused_limit(six, limits, size) == "max_files"
+
+
+def test_fields_do_not_count_as_files() -> None:
+    body = multipart_body([field_part("purpose", "raw"), file_part("a", b"x")])
+    assert len(items(feed_all(body, ParserLimits(max_files=1)))) == 2
+
+
+@pytest.mark.parametrize("size", [1, 64, 1_000_000])
+def test_part_headers_over_their_size_are_refused(size: int) -> None:
+    limits = ParserLimits(max_part_header_size=200)
+    pad = b"X-Pad: " + b"a" * 150 + b"\r\n"
+    fits = multipart_body([pad[:60] + b"\r\n" + file_part("a", b"x")])
+    assert len(items(feed_all(fits, limits, size))) == 1
+    over = multipart_body([pad + file_part("a", b"x")])
+    assert refused_limit(over, limits, size) == "max_part_header_size"
+
+
+def test_endless_part_headers_are_refused_before_the_body_ends() -> None:
     head = b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="purpose"\r\nX-Pad: '
-    parser = FormParser(BOUNDARY, 1024)
+    parser = FormParser(BOUNDARY, LIMITS)
     list(parser.feed(head))
-    with pytest.raises(MalformedForm):
-        for _ in range(1000):
+    with pytest.raises(FormTooLarge) as caught:
+        for _ in range(9):
             list(parser.feed(b"a" * 1024))
+    assert caught.value.limit == "max_part_header_size"
+
+
+def test_more_headers_per_part_than_allowed_are_refused() -> None:
+    limits = ParserLimits(max_part_headers=3)
+    three = multipart_body([b"X-A: 1\r\n" + file_part("a", b"x")])
+    assert len(items(feed_all(three, limits))) == 1
+    four = multipart_body([b"X-A: 1\r\nX-B: 2\r\n" + file_part("a", b"x")])
+    assert refused_limit(four, limits) == "max_part_headers"
+
+
+@pytest.mark.parametrize("size", [1, 333, 1_000_000])
+def test_a_preamble_over_its_cap_is_refused(size: int) -> None:
+    limits = ParserLimits(max_preamble_size=1000)
+    assert items(feed_all(b"p" * 1000 + b"\r\n" + BODY, limits, size)) == EXPECTED
+    assert refused_limit(b"p" * 1001 + b"\r\n" + BODY, limits, size) == "max_preamble_size"
+
+
+def test_an_endless_preamble_is_refused_while_it_arrives() -> None:
+    parser = FormParser(BOUNDARY, ParserLimits(max_preamble_size=64 * 1024))
+    with pytest.raises(FormTooLarge) as caught:
+        for _ in range(100):
+            list(parser.feed(b"p" * 1024))
+    assert caught.value.limit == "max_preamble_size"
+    assert len(parser._decoder.buffer) <= 66 * 1024
+
+
+@pytest.mark.parametrize("size", [1, 333, 1_000_000])
+def test_an_epilogue_over_its_cap_is_refused(size: int) -> None:
+    limits = ParserLimits(max_epilogue_size=1000)
+    assert items(feed_all(BODY + b"e" * 990, limits, size)) == EXPECTED
+    assert refused_limit(BODY + b"e" * 2000, limits, size) == "max_epilogue_size"
+
+
+# -- Content-Disposition as browsers send it --------------------------------------
+
+
+def disposition_of(value: bytes) -> tuple[str, str | None]:
+    part = b"Content-Disposition: " + value + b"\r\n\r\nx"
+    (item,) = items(parse([multipart_body([part])]))
+    if isinstance(item, FieldValue):
+        return item.name, None
+    return item[0].name, item[0].filename
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'form-data; name="file"; filename="C:\\fakepath\\x.txt"',
+         ("file", "C:\\fakepath\\x.txt")),
+        (b'form-data; name="file"; filename="a%22b%0D%0Ac.txt"', ("file", 'a"b\r\nc.txt')),
+        (b'form-data; name="file"; filename="a; name=b.txt"', ("file", "a; name=b.txt")),
+        (b'form-data; name="file"; filename=""', ("file", "")),
+        (b"form-data; name=file; filename=plain.txt", ("file", "plain.txt")),
+        (b'form-data; filename="x.txt"; name="file"', ("file", "x.txt")),
+        (b'form-data; name="purpose"', ("purpose", None)),
+        ('form-data; name="file"; filename="données.zip"'.encode(), ("file", "données.zip")),
+    ],
+)
+def test_names_and_filenames_are_read_as_browsers_send_them(
+    value: bytes, expected: tuple[str, str | None]
+) -> None:
+    assert disposition_of(value) == expected
+
+
+@pytest.mark.parametrize("value", [b"form-data", b'form-data; filename="x"', b'form-data; name=""'])
+def test_a_part_without_a_name_is_malformed(value: bytes) -> None:
+    with pytest.raises(MalformedForm, match="RFC 7578"):
+        disposition_of(value)
+
+
+@pytest.mark.parametrize(
+    "boundary", [b"'()+_,-./:=?", b"a b", b"0" * 70, b"x", b"----WebKitFormBoundary7MA4YWxkTrZu0gW"]
+)
+def test_every_boundary_rfc_2046_allows_works(boundary: bytes) -> None:
+    header = 'multipart/form-data; boundary="' + boundary.decode() + '"'
+    assert boundary_of(header) == boundary
+    body = multipart_body([field_part("purpose", "raw"), file_part("a", b"x")], boundary=boundary)
+    parser = FormParser(boundary, LIMITS)
+    assert len(items([*parser.feed(body), *parser.feed(None)])) == 2
+
+
+@pytest.mark.parametrize("boundary", ["ends-in-space ", "tab\there", "caf\u00e9"])
+def test_boundaries_that_cannot_be_delimiters_are_refused(boundary: str) -> None:
+    with pytest.raises(MalformedForm, match="without a valid boundary"):
+        boundary_of('multipart/form-data; boundary="' + boundary + '"')
