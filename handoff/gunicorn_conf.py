@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 
+from handoff import gunicorn_errors
 from handoff.allocator import keep_freed_memory
 
 worker_class = "gthread"
@@ -31,6 +32,10 @@ accesslog = "-"
 access_log_format = (
     '{"remote": "%(h)s", "request": "%(r)s", "status": %(s)s, "bytes": "%(B)s", "seconds": %(L)s}'
 )
+
+# gunicorn's own refusals (400 bad request line, 414, 431) answer problem+json
+# like the applications do; set in the master, inherited by every worker.
+gunicorn_errors.install()
 
 # Set in the master, inherited by every worker it forks: large buffers are
 # reused instead of being faulted in afresh for every chunk (handoff/allocator.py).

@@ -1,0 +1,192 @@
+"""Forms as browsers and curl send them, byte for byte, and the parser's limits.
+
+A browser form with a file input left empty, a file under another field
+name, a part without a name, a boundary full of the punctuation RFC 2046
+allows, a Windows path as a file name: each is sent as a raw request, and
+the answer must be what the API documents. Refusals leave nothing queued
+and nothing on disk.
+"""
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import SECRET, Stack
+from tests.faults import folders_left, private_stack, problem, queue_length, refusal
+from tests.faults.raw_http import send, send_streaming
+from tests.multipart_bodies import content_type, field_part, file_part, multipart_body
+
+pytestmark = pytest.mark.integration
+
+KiB = 1024
+MiB = 1024 * KiB
+RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
+EMPTY_INPUT = file_part("", b"")  # what a browser sends for a file input left empty
+BOUNDARY = b"handoff-test-boundary-7MA4YWxk"
+
+
+@pytest.fixture(scope="module")
+def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack without a worker, so the queue length is what the API enqueued."""
+    with private_stack(tmp_path_factory, {}) as running:
+        yield running
+
+
+def _post(stack: Stack, parts: list[bytes], boundary: bytes = BOUNDARY,
+          header: str | None = None):
+    body = multipart_body(parts, boundary=boundary)
+    headers = {"Content-Type": header or content_type(boundary),
+               "Content-Length": str(len(body)), **stack.client_headers}
+    return send(stack.api_url, "POST", "/v1/uploads", headers, body, timeout=30)
+
+
+def _nothing_kept(stack: Stack) -> None:
+    assert queue_length(stack) == 0
+    assert folders_left(stack) == []
+
+
+def _manifest(stack: Stack, upload_id: str) -> dict:
+    response = requests.get(f"{stack.geo_url}/uploads/{upload_id}", timeout=30,
+                            headers={"Authorization": f"Bearer {SECRET}"})
+    response.raise_for_status()
+    return response.json()["manifest"]
+
+
+def _summary(name: str, data: bytes) -> dict:
+    return {"name": name, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+# -- browsers' forms ---------------------------------------------------------------
+
+
+def test_an_empty_file_input_alone_is_no_file(quiet: Stack):
+    answer = _post(quiet, [field_part("purpose", "raw"), EMPTY_INPUT])
+
+    assert problem(answer, 400, "no file part")["type"].endswith("/no-file")
+    _nothing_kept(quiet)
+
+
+def test_an_empty_file_input_beside_a_real_file_is_ignored(stack: Stack):
+    """The API's answer and the geo manifest both list the one real file."""
+    answer = _post(stack, [field_part("purpose", "raw"), EMPTY_INPUT,
+                           file_part("a.txt", b"hello"), EMPTY_INPUT])
+
+    assert answer.status == 202, answer.body
+    document = answer.json()
+    assert document["files"] == [_summary("a.txt", b"hello")]
+    stored = _manifest(stack, document["id"])["files"]
+    assert [{key: f[key] for key in ("name", "size", "sha256")} for f in stored] \
+        == document["files"]
+
+
+def test_a_file_under_another_field_name_is_refused_naming_it(quiet: Stack):
+    """curl -F upload=@x: the OpenAPI says files go in parts named ``file``."""
+    answer = _post(quiet, [field_part("purpose", "raw"), file_part("x", b"data", name="upload")])
+
+    assert "'upload'" in problem(answer, 400, "named 'file'")["detail"]
+    _nothing_kept(quiet)
+
+
+def test_a_file_part_without_a_filename_says_so(quiet: Stack):
+    answer = _post(quiet, [field_part("purpose", "raw"), field_part("file", "data")])
+
+    problem(answer, 400, "has no filename")
+    _nothing_kept(quiet)
+
+
+def test_a_part_without_a_name_is_refused(quiet: Stack):
+    nameless = (b'Content-Disposition: form-data; filename="a.txt"\r\n'
+                b"Content-Type: text/plain\r\n\r\nhello")
+    answer = _post(quiet, [field_part("purpose", "raw"), nameless])
+
+    problem(answer, 400, "RFC 7578")
+    _nothing_kept(quiet)
+
+
+def test_a_form_without_purpose_says_it_is_missing(quiet: Stack):
+    answer = _post(quiet, [file_part("a.txt", b"hello")])
+
+    problem(answer, 400, "purpose field is missing")
+    _nothing_kept(quiet)
+
+
+def test_a_boundary_of_every_character_rfc_2046_allows_is_accepted(stack: Stack):
+    boundary = b"0aZ'()+_,-./:=? end"
+    header = f'multipart/form-data; boundary="{boundary.decode()}"'
+    answer = _post(stack, [field_part("purpose", "raw"), file_part("a.txt", b"hi")],
+                   boundary, header)
+
+    assert answer.status == 202, answer.body
+    assert answer.json()["files"] == [_summary("a.txt", b"hi")]
+
+
+@pytest.mark.parametrize("filename", ["C:\\fakepath\\x.txt", "back\\slash\\", "100%.txt"])
+def test_file_names_are_reported_as_sent(stack: Stack, filename: str):
+    answer = _post(stack, [field_part("purpose", "raw"), file_part(filename, b"x")])
+
+    assert answer.status == 202, answer.body
+    document = answer.json()
+    assert [f["name"] for f in document["files"]] == [filename]
+    assert [f["name"] for f in stack.status(document["id"])["files"]] == [filename]
+
+
+def test_a_file_name_over_255_bytes_is_refused(quiet: Stack):
+    answer = _post(quiet, [field_part("purpose", "raw"), file_part("é" * 128, b"x")])
+
+    problem(answer, 400, "longer than 255 bytes")
+    _nothing_kept(quiet)
+
+
+def test_fields_over_their_limit_are_413_naming_it(quiet: Stack):
+    answer = _post(quiet, [field_part("purpose", "raw"),
+                           field_part("metadata", '{"pad": "' + "p" * MiB + '"}'),
+                           file_part("a.txt", b"x")])
+
+    assert problem(answer, 413, "HANDOFF_MAX_FORM_FIELDS_SIZE")["limit"] \
+        == "HANDOFF_MAX_FORM_FIELDS_SIZE"
+    _nothing_kept(quiet)
+
+
+# -- the parser's limits -------------------------------------------------------------
+
+
+def test_1001_file_parts_are_413_naming_max_files(quiet: Stack):
+    files = [file_part(f"{n}.txt", b"x") for n in range(1001)]
+    answer = _post(quiet, [field_part("purpose", "raw"), *files])
+
+    assert problem(answer, 413, "HANDOFF_MAX_FILES")["limit"] == "HANDOFF_MAX_FILES"
+    _nothing_kept(quiet)
+
+
+def _endless(start: bytes, filler: bytes, total: int) -> Iterator[bytes]:
+    """``start``, then ``filler`` until ``total`` bytes: far more than the server should read."""
+    yield start
+    for _ in range((total - len(start)) // len(filler)):
+        yield filler
+
+
+@pytest.mark.parametrize(("start", "limit"), [
+    pytest.param(b"--" + BOUNDARY + b"\r\n" + b"X-Pad: " + b"h" * 20 * KiB + b"\r\n",
+                 "HANDOFF_MAX_PART_HEADER_SIZE", id="20KiB-part-header"),
+    pytest.param(b"p" * MiB, "HANDOFF_MAX_PREAMBLE_SIZE", id="1MiB-preamble"),
+])
+def test_bytes_that_are_no_part_data_are_refused_while_they_arrive(
+    quiet: Stack, start: bytes, limit: str
+):
+    """A 20 KiB part header or a 1 MiB preamble in a 1 GiB body: refused after a few chunks.
+
+    The client would send all of it; the answer comes while it is still
+    sending, and the API has read no more than the cap and two chunks.
+    """
+    total = 1024 * MiB
+    headers = {"Content-Type": content_type(BOUNDARY), "Content-Length": str(total)}
+    pieces = _endless(start, b"h" * 256 * KiB, total)
+
+    answer = send_streaming(quiet.api_url, "POST", "/v1/uploads", headers, pieces, timeout=30)
+
+    document = problem(answer, 413, limit)
+    assert document["limit"] == limit
+    assert refusal(quiet, document["upload_id"])["bytes"] <= 64 * KiB + 2 * RELAY_CHUNK
+    _nothing_kept(quiet)
