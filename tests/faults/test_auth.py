@@ -50,6 +50,7 @@ def test_the_geo_upload_endpoint_refuses_without_the_secret(stack: Stack, creden
                              headers=headers, timeout=30)
 
     problem(response, 401, "bearer secret")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert _geo_leftovers(stack, upload_id) == []
 
 
@@ -101,6 +102,7 @@ def test_the_api_refuses_an_upload_without_a_listed_token(guarded: Stack, header
     response = guarded.upload([("a.bin", os.urandom(MiB))], headers=headers)
 
     problem(response, 401, "bearer token")
+    assert response.headers["WWW-Authenticate"] == "Bearer"
     assert queue_length(guarded) == queued
     assert folders_left(guarded) == []
     assert _geo_uploads_since(guarded, geo_log) == []

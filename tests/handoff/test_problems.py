@@ -133,3 +133,11 @@ def test_problem_body_without_an_app() -> None:
         "n": 3,
     }
     assert str(problem) == "disk is full"
+
+
+def test_a_problem_carries_its_headers() -> None:
+    response = Problem(401, "unauthorized", "Unauthorized", "token needed",
+                       headers={"WWW-Authenticate": "Bearer"}).response()
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.mimetype == MEDIA_TYPE
+    assert "headers" not in response.get_json()
