@@ -42,6 +42,11 @@ class ClientGone(RelayError):
         super().__init__(400, "incomplete-body", detail)
 
 
+def _no_file() -> RelayError:
+    return RelayError(400, "no-file", "the form contains no file part "
+                      "(a file input left empty is none)")
+
+
 @dataclass
 class FileDigest:
     name: str
@@ -86,15 +91,20 @@ class Relay:
     def read_head(self, purposes: set[str]) -> None:
         """Read up to the first file part and validate the fields before it.
 
-        The raw bytes read so far are kept to be relayed first: they are at
-        most the fields' size limit plus one chunk.
+        The raw bytes read so far are kept to be relayed first: at most the
+        fields' size limit plus one chunk. Empty file inputs are read past
+        while that bound holds, so a form of nothing else is refused here;
+        after it, relaying starts and :meth:`body` refuses such a form at
+        its end.
         """
-        while not self._files and not self._ended:
+        budget = self._limits.form.max_form_fields_size
+        while not self._files and not self._ended and (
+                not self._form.in_files or self._received <= budget):
             chunk = self._read()
             self._pending.append(chunk)
             self._consume(chunk)
-        if not self._files:
-            raise RelayError(400, "no-file", "the form contains no file part")
+        if not self._files and self._ended:
+            raise _no_file()
         try:
             self.purpose = self._form.purpose(purposes)
             self.metadata = self._form.metadata()
@@ -115,6 +125,8 @@ class Relay:
                 yield chunk
         if not self._form.complete:
             raise RelayError(400, "bad-form", "multipart body ended before its closing boundary")
+        if not self._files:
+            raise _no_file()
 
     def check(self, stored: list[dict[str, Any]]) -> None:
         """Raise unless the geo service stored exactly the files that passed through."""

@@ -54,20 +54,26 @@ def over_limit(exc: FormTooLarge) -> tuple[str, str]:
 class UploadForm:
     """An upload's form: the parser's events, less what the rules leave out or refuse.
 
-    Fields come first and each known one at most once; files are the parts
-    named ``file``. A file input left empty in a browser (a part with
-    ``filename=""`` and no bytes) is no file and is skipped.
+    Fields come first, before any file part, and each known one at most
+    once; files are the parts named ``file``. A file input left empty in a
+    browser (a part with ``filename=""`` and no bytes) is no file and is
+    skipped.
     """
 
     def __init__(self, boundary: bytes, limits: ParserLimits) -> None:
         self._parser = FormParser(boundary, limits)
         self.fields: dict[str, str] = {}
-        self._files = 0
+        self._file_parts = 0
         self._skipping = False
 
     @property
     def complete(self) -> bool:
         return self._parser.complete
+
+    @property
+    def in_files(self) -> bool:
+        """Whether a file part, even a skipped one, has begun: no field may follow."""
+        return self._file_parts > 0
 
     def feed(self, data: bytes | None) -> Iterator[FormEvent]:
         for event in self._parser.feed(data):
@@ -93,19 +99,19 @@ class UploadForm:
         if event.name != FILE_FIELD:
             raise FieldError(f"form field {event.name!r} is a file; files go in parts "
                              f"named {FILE_FIELD!r}")
+        self._file_parts += 1
         if not event.filename:
             self._skipping = True
             return False
         if len(event.filename.encode()) > MAX_FILENAME:
             raise FieldError(f"a file name is longer than {MAX_FILENAME} bytes of UTF-8")
-        self._files += 1
         return True
 
     def _field(self, event: FieldValue) -> None:
         if event.name == FILE_FIELD:
             raise FieldError(f"the part named {FILE_FIELD!r} has no filename; "
                              "a file part needs one")
-        if self._files:
+        if self.in_files:
             raise FieldError(f"field {event.name!r} comes after a file; "
                              "fields must come before the files")
         check_field(event.name, set(self.fields))

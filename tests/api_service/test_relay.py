@@ -313,3 +313,14 @@ def test_too_many_file_parts_are_413_naming_the_limit() -> None:
                     form=ParserLimits(max_files=3))
     error = body_error(upload_body([(f"{n}", b"x") for n in range(4)]), limits)
     assert (error.status, error.kind, error.limit) == (413, "too-large", "HANDOFF_MAX_FILES")
+
+
+def test_many_empty_file_inputs_are_relayed_past_the_head_and_refused_at_the_end() -> None:
+    """The head held in memory stays bounded; the form is still refused for having no file."""
+    body = upload_body([("", b"")] * 200)
+    relay = relay_for(body)
+    relay.read_head(PURPOSES)
+    assert relay.received <= FORM.max_form_fields_size + LIMITS.chunk_size
+    with pytest.raises(RelayError) as caught:
+        relayed(relay)
+    assert (caught.value.status, caught.value.kind) == (400, "no-file")

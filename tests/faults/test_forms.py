@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from tests.conftest import SECRET, Stack
-from tests.faults import folders_left, private_stack, problem, queue_length, refusal
+from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length, refusal
 from tests.faults.raw_http import send, send_streaming
 from tests.multipart_bodies import content_type, field_part, file_part, multipart_body
 
@@ -64,7 +64,9 @@ def _summary(name: str, data: bytes) -> dict:
 def test_an_empty_file_input_alone_is_no_file(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), EMPTY_INPUT])
 
-    assert problem(answer, 400, "no file part")["type"].endswith("/no-file")
+    document = problem(answer, 400, "no file part")
+    assert document["type"].endswith("/no-file")
+    assert geo_posts(quiet, document["upload_id"]) == []
     _nothing_kept(quiet)
 
 

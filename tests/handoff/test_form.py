@@ -119,10 +119,9 @@ def test_an_empty_file_input_is_skipped_beside_real_files() -> None:
     assert fields == {"purpose": "raw"}
 
 
-def test_a_field_may_follow_an_empty_file_input() -> None:
-    files, fields = form_items([file_part("", b""), field_part("purpose", "raw"),
-                                file_part("a.txt", b"abc")])
-    assert (files, fields) == ([("a.txt", b"abc")], {"purpose": "raw"})
+def test_a_field_may_not_follow_even_an_empty_file_input() -> None:
+    with pytest.raises(FieldError, match="comes after a file"):
+        form_items([file_part("", b""), field_part("purpose", "raw"), file_part("a.txt", b"x")])
 
 
 def test_an_empty_filename_with_data_is_refused() -> None:
