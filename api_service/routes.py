@@ -19,8 +19,9 @@ from handoff.web import current_settings, multipart_boundary, require_bearer
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
 
-# geo state -> public state
-_PUBLIC_STATE = {"complete": "queued", "queued": "queued", "claimed": "processing",
+# geo state -> public state. "complete" is sealed but its job not yet recorded: it is
+# not "queued" until the API has enqueued it, so it still reads as receiving.
+_PUBLIC_STATE = {"complete": "receiving", "queued": "queued", "claimed": "processing",
                  "done": "done", "failed": "failed", "receiving": "receiving"}
 # geo answers passed on to the client as they are; anything else is a 502
 _GEO_PASSTHROUGH = {400, 413, 507}

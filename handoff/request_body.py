@@ -12,10 +12,18 @@ the size asked for) with no copy. gunicorn's own count of the body bytes
 still to come is kept up to date, so keep-alive works as before. Anything
 else (chunked bodies, another server, a gunicorn that no longer has these
 attributes) gets the server's own ``read``.
+
+A connection that ends before the announced Content-Length is not the end
+of the body but an incomplete one: :class:`IncompleteBody` is raised, so
+neither service mistakes a client that closed early for one that finished.
 """
 
 import socket
 from typing import Any, Protocol
+
+
+class IncompleteBody(ConnectionError):
+    """The sender closed the connection before its Content-Length was reached."""
 
 
 class Readable(Protocol):
@@ -55,6 +63,9 @@ class _SocketBody:
             return b""
         try:
             data = self._reader.unreader.take_buffered() or self._sock.recv(want)
+            if not data:
+                raise IncompleteBody(f"connection closed with {self._reader.length} "
+                                     "bytes of the body still due")
         except BaseException:
             self._stream.failed = True  # where the next request starts is unknown now
             raise

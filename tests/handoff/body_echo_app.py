@@ -7,7 +7,7 @@ import hashlib
 
 from flask import Flask, jsonify, request
 
-from handoff.request_body import body_reader
+from handoff.request_body import IncompleteBody, body_reader
 
 app = Flask(__name__)
 
@@ -17,10 +17,14 @@ def echo():
     reader = body_reader(request.environ)
     size = request.args.get("read", 1024 * 1024, type=int)
     digest, total, reads = hashlib.sha256(), 0, 0
-    while chunk := reader.read(size):
-        assert len(chunk) <= size
-        digest.update(chunk)
-        total += len(chunk)
-        reads += 1
-    return jsonify(size=total, sha256=digest.hexdigest(), reads=reads,
+    incomplete = False
+    try:
+        while chunk := reader.read(size):
+            assert len(chunk) <= size
+            digest.update(chunk)
+            total += len(chunk)
+            reads += 1
+    except IncompleteBody:
+        incomplete = True
+    return jsonify(size=total, sha256=digest.hexdigest(), reads=reads, incomplete=incomplete,
                    direct=type(reader).__name__ == "_SocketBody")

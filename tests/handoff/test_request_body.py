@@ -74,8 +74,12 @@ def test_a_chunked_body_is_read_by_gunicorn_itself(body_echo):
     assert {k: answer[k] for k in ("size", "sha256")} == _expected(b"".join(pieces))
 
 
-def test_a_body_cut_short_ends_the_reads_instead_of_hanging(body_echo):
+@pytest.mark.parametrize("missing", [1, 50_000])
+def test_a_body_cut_short_is_incomplete_at_once_not_ended(body_echo, missing):
+    """EOF before the Content-Length is reached raises; it is not the end of the body."""
     body = os.urandom(100_000)
-    answer = send(body_echo, "POST", "/echo", {"Content-Length": str(len(body) + 50_000)},
+    answer = send(body_echo, "POST", "/echo", {"Content-Length": str(len(body) + missing)},
                   body, shut_write=True, timeout=30)
+    assert answer.json()["incomplete"] is True
+    assert answer.json()["direct"] is True
     assert _got(answer) == _expected(body)

@@ -1,0 +1,64 @@
+"""Bodies that lie about their length: fewer bytes than their Content-Length, then a close.
+
+A complete multipart body one byte short of what it announced is not an
+upload: the API must notice the close at once (not after a read time-out),
+and the geo service must never seal what it received.
+"""
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.conftest import Stack
+from tests.faults import folders_left, private_stack, upload_folders
+from tests.faults.raw_http import connect, head
+from tests.multipart_bodies import content_type, upload_body
+
+pytestmark = pytest.mark.integration
+
+LIARS = 32
+
+
+@pytest.fixture(scope="module")
+def liar_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with private_stack(tmp_path_factory, {}) as running:
+        yield running
+
+
+def _lie(url: str, body: bytes) -> socket.socket:
+    """Send ``body`` announced as one byte longer, then close the sending side."""
+    sock = connect(url, timeout=10)
+    headers = {"Content-Type": content_type(), "Content-Length": str(len(body) + 1)}
+    sock.sendall(head("POST", url, "/v1/uploads", headers) + body)
+    sock.shutdown(socket.SHUT_WR)
+    return sock
+
+
+def _sealed_without_job(stack: Stack) -> list[str]:
+    return [name for name in upload_folders(stack)
+            if (stack.uploads / name / "manifest.json").exists()
+            and not (stack.uploads / name / "job.json").exists()]
+
+
+def test_short_bodies_closed_at_once_leave_the_api_serving_and_nothing_sealed(liar_stack):
+    body = upload_body([("short.bin", os.urandom(64 * 1024))])
+    liars = [_lie(liar_stack.api_url, body) for _ in range(LIARS)]
+    try:
+        started = time.monotonic()
+        health = requests.get(f"{liar_stack.api_url}/healthz", timeout=5)
+        normal = liar_stack.upload([("normal.bin", os.urandom(1024 * 1024))])
+        elapsed = time.monotonic() - started
+    finally:
+        for sock in liars:
+            sock.close()
+    assert health.status_code == 200
+    assert normal.status_code == 202, normal.text
+    assert elapsed < 5, f"the API took {elapsed:.1f}s to serve beside {LIARS} liars"
+    normal_id = normal.json()["id"]
+    # Every liar's partial goes; only the normal upload (sealed and queued) stays.
+    assert folders_left(liar_stack, keep=frozenset({normal_id})) == []
+    assert _sealed_without_job(liar_stack) == []
