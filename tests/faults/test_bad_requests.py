@@ -56,7 +56,7 @@ def test_a_body_shorter_than_its_content_length_is_refused(quiet: Stack):
     answer = send(quiet.api_url, "POST", "/v1/uploads", headers, body[:2 * MiB],
                   shut_write=True, timeout=15.0)
 
-    assert problem(answer, 400, "ended")["upload_id"]
+    assert problem(answer, 400, "stopped sending")["upload_id"]
     _nothing_kept(quiet)
 
 
