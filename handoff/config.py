@@ -64,6 +64,11 @@ def _port(text: str) -> int:
     return port
 
 
+def _port_or_off(text: str) -> int:
+    """A port to listen on, or 0 for none."""
+    return 0 if int(text) == 0 else _port(text)
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -122,7 +127,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PARTIAL_TTL": ("partial_ttl", parse_duration),
     "RETENTION": ("retention", parse_duration),
     "GC_INTERVAL": ("gc_interval", parse_duration),
-    "GC_METRICS_PORT": ("gc_metrics_port", _positive_int),
+    "GC_METRICS_PORT": ("gc_metrics_port", _port_or_off),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),

@@ -52,6 +52,8 @@ INVALID: list[tuple[str, str]] = [
     ("API_PORT", "0"),
     ("API_PORT", "65536"),
     ("GEO_PORT", "-1"),
+    ("GC_METRICS_PORT", "99999"),
+    ("GC_METRICS_PORT", "-1"),
     ("GEO_PORT", "80.5"),
     ("MAX_UPLOAD_SIZE", "0"),
     ("MAX_UPLOAD_SIZE", "5 parsecs"),
