@@ -56,6 +56,13 @@ def _serve(children: list[subprocess.Popen]) -> int:
 
 
 def _interrupt(signum: int, frame: object) -> None:
+    """Start stopping, once: further signals must not cut the clean-up short.
+
+    A second Ctrl-C, or make relaying SIGTERM to its group, would otherwise
+    raise inside ``stop_all`` and leave children running with their ports bound.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -86,6 +93,8 @@ def main() -> int:
         print(f"handoff: start-up failed: {exc}", file=sys.stderr)
         return 1
     finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop_all()
         print("handoff: stopped", flush=True)
 
