@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
 
-.PHONY: run test unit lint bench bench-gc system-deps requirements clean
+.PHONY: run test unit lint bench bench-gc soak system-deps requirements clean
 
 $(STAMP): $(REQS) pyproject.toml
 	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
@@ -35,10 +35,14 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc bench --ignore-missing-imports
+	$(BIN)/mypy handoff api_service geo_service gc bench soak --ignore-missing-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+
+# The chaos soak: real stack, faults at random, then a strict check (HANDOFF_SOAK_SECONDS).
+soak: $(STAMP)
+	$(BIN)/python -m soak
 
 bench-gc: $(STAMP)
 	$(BIN)/python bench/gc_sweep.py
