@@ -20,7 +20,6 @@ from handoff_gc.rules import (
     RECEIVING,
     RETAINED,
     STALE_CLAIM,
-    STALE_QUEUED,
     Decision,
     Facts,
     Ttls,
@@ -34,7 +33,6 @@ TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 MEASURED_FROM = {
     State.RECEIVING: ("last_activity", TTLS.partial),
     State.COMPLETE: ("manifest_time", TTLS.orphan),
-    State.QUEUED: ("job_time", TTLS.retention),
     State.CLAIMED: ("claim_time", TTLS.retention),
     State.DONE: ("result_time", TTLS.retention),
     State.FAILED: ("result_time", TTLS.retention),
@@ -65,8 +63,8 @@ def facts(state: State, lock_free: bool = True, **ages: float | None) -> Facts:
             Decision(False, AWAITING_JOB),
         ),
         (facts(State.COMPLETE, False, manifest_time=5000), Decision(False, BUSY)),
-        # queued: judged from the job marker, with RETENTION
-        (facts(State.QUEUED, manifest_time=5000, job_time=1001), Decision(True, STALE_QUEUED)),
+        # queued: accepted work, never deleted however old (the reconciler's business)
+        (facts(State.QUEUED, manifest_time=5000, job_time=10**6), Decision(False, QUEUED)),
         (facts(State.QUEUED, manifest_time=5000, job_time=999), Decision(False, QUEUED)),
         (facts(State.QUEUED, False, job_time=5000), Decision(False, BUSY)),
         # claimed: a dead worker's claim expires after RETENTION; a live one holds the lock
@@ -88,8 +86,8 @@ def test_decision_table(given_facts: Facts, expected: Decision) -> None:
     assert decide(given_facts, TTLS) == expected
 
 
-@pytest.mark.parametrize("state", list(State))
-def test_every_state_has_a_rule(state: State) -> None:
+@pytest.mark.parametrize("state", [state for state in State if state is not State.QUEUED])
+def test_every_state_but_queued_has_a_rule(state: State) -> None:
     marker, ttl = MEASURED_FROM[state]
     old = Facts(state=state, now=NOW, lock_free=True, **{marker: NOW - ttl - 1})
     assert decide(old, TTLS).delete
@@ -103,6 +101,11 @@ states = st.sampled_from(list(State))
 @st.composite
 def any_facts(draw: st.DrawFn) -> Facts:
     return facts(draw(states), draw(st.booleans()), **{name: draw(ages) for name in MARKERS})
+
+
+@given(any_facts())
+def test_queued_is_never_deleted(f: Facts) -> None:
+    assert not decide(replace(f, state=State.QUEUED), TTLS).delete
 
 
 @given(any_facts())
@@ -128,7 +131,7 @@ def test_waiting_longer_never_saves_an_upload(f: Facts, later: float) -> None:
 
 @given(any_facts(), st.sampled_from(MARKERS), ages)
 def test_only_the_states_own_marker_counts(f: Facts, other: str, age: float | None) -> None:
-    if other == MEASURED_FROM[f.state][0]:
+    if other == MEASURED_FROM.get(f.state, ("job_time",))[0]:
         return
     moved = replace(f, **{other: None if age is None else NOW - age})
     assert decide(moved, TTLS) == decide(f, TTLS)

@@ -34,7 +34,6 @@ def deleted_ids(report: SweepReport) -> set[str]:
     [
         ("complete", 150, "orphan"),
         ("receiving", 250, "partial"),
-        ("queued", 1500, "stale-queued"),
         ("claimed", 1500, "stale-claim"),
         ("done", 1500, "expired"),
         ("failed", 1500, "expired"),

@@ -1,10 +1,15 @@
-"""Enqueueing ``process_upload`` by name, without importing the worker's code."""
+"""Enqueueing ``process_upload`` by name, without importing the worker's code.
+
+The API enqueues each accepted upload here, and the sweeper re-enqueues one
+whose message the broker lost, so both build the very same message.
+"""
 
 from typing import Any
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
 from handoff.config import Settings
@@ -31,6 +36,21 @@ class JobQueue:
                                    args=(upload_id, purpose, metadata), kwargs={}, options={})
         try:
             return self._broker.enqueue(message).message_id
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(str(exc)) from None
+
+    def holds(self, message_id: str) -> bool:
+        """Whether the broker still has the message: pending, delayed or in flight.
+
+        Dramatiq's Redis broker keeps each message's body in the hash
+        ``<namespace>:<queue>.msgs`` (``<queue>.DQ.msgs`` while delayed for
+        a retry) from enqueue until the worker acks it, in flight included.
+        """
+        client = self._broker.client
+        namespace = self._broker.namespace
+        try:
+            return any(client.hexists(f"{namespace}:{name}.msgs", message_id)
+                       for name in (self._queue, dq_name(self._queue)))
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(str(exc)) from None
 
