@@ -29,9 +29,9 @@ log = logging.getLogger("handoff.gc")
 
 
 class Broker(Protocol):
-    """The two questions the reconciler asks the queue."""
+    """What the reconciler needs of the queue."""
 
-    def holds(self, message_id: str) -> bool: ...
+    def held_message_ids(self) -> set[str]: ...
 
     def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str: ...
 
@@ -47,10 +47,32 @@ def reconcile_settings(store: UploadStore, broker: Broker, settings: Settings) -
     return Counter({"not-run": 1})
 
 
+class _HeldMessages:
+    """The broker's messages, read once per pass when first needed.
+
+    A job marker written after the read may name a message the read could
+    not see; such an upload counts as held and waits for the next pass.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._ids: set[str] | None = None
+        self._taken_at = 0.0
+
+    def holds(self, message_id: str | None, since: float | None) -> bool:
+        if self._ids is None:
+            self._taken_at = time.time()
+            self._ids = self._broker.held_message_ids()
+        if since is None or since >= self._taken_at:
+            return True
+        return message_id in self._ids
+
+
 def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
               max_requeues: int) -> Counter[str]:
     """One pass over the queued uploads; returns how many got each decision."""
     outcomes: Counter[str] = Counter()
+    held = _HeldMessages(broker)
     for upload_id in store.upload_ids():
         try:
             if store.state(upload_id) is not State.QUEUED:
@@ -58,7 +80,8 @@ def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
             if not requeue_due(time.time(), store.marker_time(upload_id, JOB), requeue_after):
                 continue
             with store.lock(upload_id):
-                outcomes[_reconcile_one(store, broker, upload_id, requeue_after, max_requeues)] += 1
+                outcomes[_reconcile_one(store, broker, held, upload_id, requeue_after,
+                                        max_requeues)] += 1
         except Busy:
             outcomes["busy"] += 1
         except UploadMissing:
@@ -72,32 +95,35 @@ def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
     return outcomes
 
 
-def _reconcile_one(store: UploadStore, broker: Broker, upload_id: str,
+def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, upload_id: str,
                    requeue_after: float, max_requeues: int) -> str:
     """Decide and act for one upload; the caller holds its lock."""
     if store.state(upload_id) is not State.QUEUED:
         return "claimed"
     job = store.read(upload_id, JOB) or {}
     requeues = int(job.get("requeues", 0))
-    message_id = job.get("message_id")
-    facts = QueuedFacts(
-        now=time.time(),
-        since=store.marker_time(upload_id, JOB),
-        requeues=requeues,
-        held=bool(message_id) and broker.holds(str(message_id)),
-    )
+    since = store.marker_time(upload_id, JOB)
+    facts = QueuedFacts(now=time.time(), since=since, requeues=requeues,
+                        held=held.holds(job.get("message_id"), since))
     decision = reconcile_decision(facts, requeue_after, max_requeues)
     if decision == REQUEUE:
-        manifest = store.read(upload_id, MANIFEST) or {}
-        new_id = broker.enqueue(upload_id, manifest.get("purpose", ""),
-                                manifest.get("metadata") or {})
-        count = store.requeued(upload_id, new_id)
-        metrics.GC_REQUEUED.inc()
-        log.warning("requeued %s: the broker lost its message (requeue %d)", upload_id, count,
-                    extra={"upload_id": upload_id, "requeues": count, "message_id": new_id})
+        _requeue(store, broker, upload_id)
     elif decision == GIVE_UP:
-        error = f"the queue lost this upload's message {requeues + 1} times; gave up"
-        store.finish(upload_id, {"status": str(State.FAILED), "finished_at": time.time(),
-                                 "error": error})
-        log.error("failed %s: %s", upload_id, error, extra={"upload_id": upload_id})
+        _give_up(store, upload_id, requeues + 1)
     return decision
+
+
+def _requeue(store: UploadStore, broker: Broker, upload_id: str) -> None:
+    manifest = store.read(upload_id, MANIFEST) or {}
+    new_id = broker.enqueue(upload_id, manifest.get("purpose", ""), manifest.get("metadata") or {})
+    count = store.requeued(upload_id, new_id)
+    metrics.GC_REQUEUED.inc()
+    log.warning("requeued %s: the broker lost its message (requeue %d)", upload_id, count,
+                extra={"upload_id": upload_id, "requeues": count, "message_id": new_id})
+
+
+def _give_up(store: UploadStore, upload_id: str, losses: int) -> None:
+    error = f"the queue lost this upload's message {losses} times; gave up"
+    store.finish(upload_id, {"status": str(State.FAILED), "finished_at": time.time(),
+                             "error": error})
+    log.error("failed %s: %s", upload_id, error, extra={"upload_id": upload_id})

@@ -39,20 +39,25 @@ class JobQueue:
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(str(exc)) from None
 
-    def holds(self, message_id: str) -> bool:
-        """Whether the broker still has the message: pending, delayed or in flight.
+    def held_message_ids(self) -> set[str]:
+        """Ids of every message the broker still has: pending, delayed or in flight.
 
         Dramatiq's Redis broker keeps each message's body in the hash
         ``<namespace>:<queue>.msgs`` (``<queue>.DQ.msgs`` while delayed for
         a retry) from enqueue until the worker acks it, in flight included.
+        The hash is keyed by a per-enqueue Redis id, not the message id, so
+        the bodies are scanned; this costs one pass over the backlog.
         """
         client = self._broker.client
         namespace = self._broker.namespace
+        held: set[str] = set()
         try:
-            return any(client.hexists(f"{namespace}:{name}.msgs", message_id)
-                       for name in (self._queue, dq_name(self._queue)))
+            for name in (self._queue, dq_name(self._queue)):
+                for _, body in client.hscan_iter(f"{namespace}:{name}.msgs"):
+                    held.add(dramatiq.Message.decode(body).message_id)
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(str(exc)) from None
+        return held
 
     def ready(self) -> str | None:
         try:
