@@ -6,9 +6,9 @@ from pathlib import Path
 from flask import Flask, Response
 
 from api_service.geo import GeoClient
-from api_service.jobs import JobQueue
 from api_service.routes import bp
 from handoff.config import Settings, load_or_exit
+from handoff.jobs import JobQueue
 from handoff.web import make_app
 
 log = logging.getLogger("handoff.api")

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 
 from api_service.geo import GeoClient, GeoError
-from api_service.jobs import JobQueue, QueueUnavailable
 from api_service.relay import Limits, Relay, RelayError
 from handoff import metrics
 from handoff.form import parser_limits
 from handoff.ids import is_upload_id, new_upload_id
+from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
 from handoff.request_body import body_reader
 from handoff.web import current_settings, multipart_boundary, require_bearer

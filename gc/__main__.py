@@ -13,8 +13,10 @@ from typing import TextIO
 
 from geo_service.store import UploadStore
 from handoff.config import ConfigError, Settings, load_settings
+from handoff.jobs import JobQueue
 from handoff.logs import setup_logging
 
+from .reconcile import reconcile_settings
 from .rules import DELETE_REASONS
 from .runner import run, ttls_from
 from .sweep import SweepReport, sweep
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 def sweep_once(settings: Settings, *, dry_run: bool = False) -> int:
     """Sweep a single time, print what happened, and return the exit status."""
     store = UploadStore(settings.uploads_root)
+    if not dry_run:
+        reconcile_settings(store, JobQueue(settings), settings)
     try:
         report = sweep(store, ttls_from(settings), dry_run=dry_run)
     except OSError as exc:

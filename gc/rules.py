@@ -17,7 +17,6 @@ from geo_service.store import State
 ORPHAN = "orphan"
 PARTIAL = "partial"
 EXPIRED = "expired"
-STALE_QUEUED = "stale-queued"
 STALE_CLAIM = "stale-claim"
 
 BUSY = "busy"
@@ -28,7 +27,7 @@ PROCESSING = "processing"
 RETAINED = "retained"
 NO_TIMESTAMP = "no-timestamp"
 
-DELETE_REASONS = (ORPHAN, PARTIAL, EXPIRED, STALE_QUEUED, STALE_CLAIM)
+DELETE_REASONS = (ORPHAN, PARTIAL, EXPIRED, STALE_CLAIM)
 
 
 @dataclass(frozen=True)
@@ -66,11 +65,12 @@ class Decision:
     reason: str
 
 
-# state -> (the marker the age is measured from, its TTL, delete reason, keep reason)
+# state -> (the marker the age is measured from, its TTL, delete reason, keep reason).
+# A queued upload is accepted work: it is never deleted, only requeued or failed
+# by the reconciler (see ``reconcile_decision``), after which retention applies.
 _RULES: dict[State, tuple[str, str, str, str]] = {
     State.RECEIVING: ("last_activity", "partial", PARTIAL, RECEIVING),
     State.COMPLETE: ("manifest_time", "orphan", ORPHAN, AWAITING_JOB),
-    State.QUEUED: ("job_time", "retention", STALE_QUEUED, QUEUED),
     State.CLAIMED: ("claim_time", "retention", STALE_CLAIM, PROCESSING),
     State.DONE: ("result_time", "retention", EXPIRED, RETAINED),
     State.FAILED: ("result_time", "retention", EXPIRED, RETAINED),
@@ -87,6 +87,8 @@ def decide(facts: Facts, ttls: Ttls) -> Decision:
     """
     if not facts.lock_free:
         return Decision(False, BUSY)
+    if facts.state is State.QUEUED:
+        return Decision(False, QUEUED)
     since_field, ttl_field, delete_reason, keep_reason = _RULES[facts.state]
     since = getattr(facts, since_field)
     if since is None:
@@ -94,3 +96,48 @@ def decide(facts: Facts, ttls: Ttls) -> Decision:
     if facts.now - since > getattr(ttls, ttl_field):
         return Decision(True, delete_reason)
     return Decision(False, keep_reason)
+
+
+# What the reconciler does with a queued upload.
+WAIT = "wait"
+HELD = "held"
+REQUEUE = "requeue"
+GIVE_UP = "give-up"
+
+
+@dataclass(frozen=True)
+class QueuedFacts:
+    """What the reconciler observed about one queued, unclaimed upload.
+
+    ``since`` is when its current message was enqueued (by the API, or by
+    the last requeue); ``held`` is whether the broker still has that
+    message, pending, delayed or in flight.
+    """
+
+    now: float
+    since: float | None
+    requeues: int
+    held: bool
+
+
+def requeue_due(now: float, since: float | None, requeue_after: float) -> bool:
+    """Whether the current message is old enough to ask the broker about it."""
+    return since is not None and now - since > requeue_after
+
+
+def reconcile_decision(facts: QueuedFacts, requeue_after: float, max_requeues: int) -> str:
+    """Wait, leave alone, requeue or fail one queued upload.
+
+    Measuring from the current message's enqueue time allows at most one
+    requeue per ``requeue_after`` per upload, so a long backlog is never
+    flooded with duplicates; a message the broker still holds is never
+    duplicated at all. Giving up after ``max_requeues`` turns a queue that
+    keeps losing messages into a visible failure instead of a silent loop.
+    """
+    if not requeue_due(facts.now, facts.since, requeue_after):
+        return WAIT
+    if facts.held:
+        return HELD
+    if facts.requeues >= max_requeues:
+        return GIVE_UP
+    return REQUEUE

@@ -22,8 +22,10 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from geo_service.store import UploadStore
 from handoff import metrics
 from handoff.config import Settings
+from handoff.jobs import JobQueue
 from handoff.probe import beat
 
+from .reconcile import reconcile_settings
 from .rules import DELETE_REASONS, Ttls
 from .sweep import sweep
 
@@ -40,13 +42,15 @@ def ttls_from(settings: Settings) -> Ttls:
     )
 
 
-def sweep_and_beat(store: UploadStore, ttls: Ttls, stop: threading.Event) -> None:
-    """One scheduled sweep, then the heartbeat that the liveness probe reads.
+def sweep_and_beat(store: UploadStore, ttls: Ttls, stop: threading.Event,
+                   broker: JobQueue, settings: Settings) -> None:
+    """One scheduled sweep and reconciliation, then the heartbeat the liveness probe reads.
 
     The heartbeat is written only after a sweep that ran to its end: a
     sweeper that keeps failing (its root unreadable, say) stops beating and
     gets restarted by its probe.
     """
+    reconcile_settings(store, broker, settings)
     report = sweep(store, ttls, stop=stop)
     if not report.interrupted:
         beat("gc")
@@ -60,7 +64,8 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BlockingSchedu
     scheduler.add_job(
         sweep_and_beat,
         "interval",
-        args=(UploadStore(settings.uploads_root), ttls_from(settings), stop),
+        args=(UploadStore(settings.uploads_root), ttls_from(settings), stop, JobQueue(settings),
+              settings),
         seconds=settings.gc_interval,
         id=JOB_ID,
         max_instances=1,
@@ -89,6 +94,7 @@ def run(settings: Settings) -> int:
         for reason in DELETE_REASONS:  # every series visible from the start, at zero
             metrics.GC_DELETIONS.labels(reason)
             metrics.GC_FREED_BYTES.labels(reason)
+        metrics.GC_REQUEUED.inc(0)
         prometheus_client.start_http_server(settings.gc_metrics_port)
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

@@ -104,6 +104,18 @@ class UploadStore:
     def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None:
         self._write_marker(upload_id, JOB, job)
 
+    def requeued(self, upload_id: str, message_id: str) -> int:
+        """Record that the job was enqueued again; returns the requeue count.
+
+        The job marker is rewritten, so its time is the new message's, and
+        it keeps how many times the queue lost the message.
+        """
+        job = self.read(upload_id, JOB) or {}
+        count = int(job.get("requeues", 0)) + 1
+        self._write_marker(upload_id, JOB, {**job, "message_id": message_id,
+                                            "enqueued_at": time.time(), "requeues": count})
+        return count
+
     def claim(self, upload_id: str, claim: dict[str, Any]) -> None:
         self._write_marker(upload_id, CLAIM, claim)
 

@@ -47,6 +47,8 @@ class Settings:
     partial_ttl: float = 3600.0
     retention: float = 86400.0
     gc_interval: float = 300.0
+    requeue_after: float = 600.0
+    max_requeues: int = 3
     gc_metrics_port: int = 9192
     broker_heartbeat_timeout: float = 60.0
     broker_maintenance_chance: int = 1000
@@ -127,6 +129,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "PARTIAL_TTL": ("partial_ttl", parse_duration),
     "RETENTION": ("retention", parse_duration),
     "GC_INTERVAL": ("gc_interval", parse_duration),
+    "REQUEUE_AFTER": ("requeue_after", parse_duration),
+    "MAX_REQUEUES": ("max_requeues", _positive_int),
     "GC_METRICS_PORT": ("gc_metrics_port", _port_or_off),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),

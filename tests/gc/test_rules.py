@@ -12,19 +12,24 @@ from handoff_gc.rules import (
     BUSY,
     DELETE_REASONS,
     EXPIRED,
+    GIVE_UP,
+    HELD,
     NO_TIMESTAMP,
     ORPHAN,
     PARTIAL,
     PROCESSING,
     QUEUED,
     RECEIVING,
+    REQUEUE,
     RETAINED,
     STALE_CLAIM,
-    STALE_QUEUED,
+    WAIT,
     Decision,
     Facts,
+    QueuedFacts,
     Ttls,
     decide,
+    reconcile_decision,
 )
 
 NOW = 1_700_000_000.0
@@ -34,7 +39,6 @@ TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 MEASURED_FROM = {
     State.RECEIVING: ("last_activity", TTLS.partial),
     State.COMPLETE: ("manifest_time", TTLS.orphan),
-    State.QUEUED: ("job_time", TTLS.retention),
     State.CLAIMED: ("claim_time", TTLS.retention),
     State.DONE: ("result_time", TTLS.retention),
     State.FAILED: ("result_time", TTLS.retention),
@@ -65,8 +69,8 @@ def facts(state: State, lock_free: bool = True, **ages: float | None) -> Facts:
             Decision(False, AWAITING_JOB),
         ),
         (facts(State.COMPLETE, False, manifest_time=5000), Decision(False, BUSY)),
-        # queued: judged from the job marker, with RETENTION
-        (facts(State.QUEUED, manifest_time=5000, job_time=1001), Decision(True, STALE_QUEUED)),
+        # queued: accepted work, never deleted however old (the reconciler's business)
+        (facts(State.QUEUED, manifest_time=5000, job_time=10**6), Decision(False, QUEUED)),
         (facts(State.QUEUED, manifest_time=5000, job_time=999), Decision(False, QUEUED)),
         (facts(State.QUEUED, False, job_time=5000), Decision(False, BUSY)),
         # claimed: a dead worker's claim expires after RETENTION; a live one holds the lock
@@ -88,8 +92,8 @@ def test_decision_table(given_facts: Facts, expected: Decision) -> None:
     assert decide(given_facts, TTLS) == expected
 
 
-@pytest.mark.parametrize("state", list(State))
-def test_every_state_has_a_rule(state: State) -> None:
+@pytest.mark.parametrize("state", [state for state in State if state is not State.QUEUED])
+def test_every_state_but_queued_has_a_rule(state: State) -> None:
     marker, ttl = MEASURED_FROM[state]
     old = Facts(state=state, now=NOW, lock_free=True, **{marker: NOW - ttl - 1})
     assert decide(old, TTLS).delete
@@ -103,6 +107,11 @@ states = st.sampled_from(list(State))
 @st.composite
 def any_facts(draw: st.DrawFn) -> Facts:
     return facts(draw(states), draw(st.booleans()), **{name: draw(ages) for name in MARKERS})
+
+
+@given(any_facts())
+def test_queued_is_never_deleted(f: Facts) -> None:
+    assert not decide(replace(f, state=State.QUEUED), TTLS).delete
 
 
 @given(any_facts())
@@ -128,7 +137,53 @@ def test_waiting_longer_never_saves_an_upload(f: Facts, later: float) -> None:
 
 @given(any_facts(), st.sampled_from(MARKERS), ages)
 def test_only_the_states_own_marker_counts(f: Facts, other: str, age: float | None) -> None:
-    if other == MEASURED_FROM[f.state][0]:
+    if other == MEASURED_FROM.get(f.state, ("job_time",))[0]:
         return
     moved = replace(f, **{other: None if age is None else NOW - age})
     assert decide(moved, TTLS) == decide(f, TTLS)
+
+
+# the reconciler's decisions: wait, leave alone, requeue or give up
+AFTER = 600.0
+MAX = 3
+
+
+def queued(age: float | None, requeues: int = 0, held: bool = False) -> QueuedFacts:
+    return QueuedFacts(now=NOW, since=None if age is None else NOW - age,
+                       requeues=requeues, held=held)
+
+
+@pytest.mark.parametrize(
+    ("given_facts", "expected"),
+    [
+        # a young message is left alone, held or not: the worker may be busy
+        (queued(10), WAIT),
+        (queued(AFTER), WAIT),
+        (queued(10, held=True), WAIT),
+        # no job marker time: facts read while the upload changed
+        (queued(None), WAIT),
+        # old, and the broker still has it (a long backlog): never duplicated
+        (queued(AFTER + 1, held=True), HELD),
+        (queued(10**6, requeues=MAX, held=True), HELD),
+        # old and lost: requeued, until the bound
+        (queued(AFTER + 1), REQUEUE),
+        (queued(AFTER + 1, requeues=MAX - 1), REQUEUE),
+        (queued(AFTER + 1, requeues=MAX), GIVE_UP),
+        (queued(AFTER + 1, requeues=MAX + 5), GIVE_UP),
+        # a clock that went backwards makes nothing old
+        (queued(-10**6), WAIT),
+    ],
+)
+def test_reconcile_decision_table(given_facts: QueuedFacts, expected: str) -> None:
+    assert reconcile_decision(given_facts, AFTER, MAX) == expected
+
+
+@given(st.floats(min_value=-1e7, max_value=1e7, allow_nan=False), st.integers(0, 10))
+def test_a_held_message_is_never_requeued(age: float, requeues: int) -> None:
+    assert reconcile_decision(queued(age, requeues, held=True), AFTER, MAX) in (WAIT, HELD)
+
+
+@given(st.floats(min_value=-1e7, max_value=AFTER, allow_nan=False), st.integers(0, 10))
+def test_nothing_happens_within_requeue_after(age: float, requeues: int) -> None:
+    """At most one requeue per period: the requeue resets ``since``."""
+    assert reconcile_decision(queued(age, requeues), AFTER, MAX) == WAIT

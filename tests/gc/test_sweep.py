@@ -34,7 +34,6 @@ def deleted_ids(report: SweepReport) -> set[str]:
     [
         ("complete", 150, "orphan"),
         ("receiving", 250, "partial"),
-        ("queued", 1500, "stale-queued"),
         ("claimed", 1500, "stale-claim"),
         ("done", 1500, "expired"),
         ("failed", 1500, "expired"),
@@ -305,3 +304,13 @@ def test_concurrent_sweeps_delete_each_upload_once(store: UploadStore) -> None:
     assert sorted(all_deleted) == sorted(doomed)
     assert sum(report.errors for report in reports) == 0
     assert set(os.listdir(store.root)) == kept | {LOCKS, TRASH}
+
+
+def test_a_queued_upload_is_never_deleted_however_old(store: UploadStore) -> None:
+    upload_id = make_upload(store, "queued", age=10**7)
+
+    report = sweep(store, TTLS)
+
+    assert store.exists(upload_id)
+    assert report.deletions == []
+    assert report.kept == Counter({"queued": 1})

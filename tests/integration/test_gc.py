@@ -90,9 +90,8 @@ def test_an_upload_receiving_across_the_ttl_survives_and_completes(make_stack):
 
 
 def test_processing_that_outlasts_the_ttls_is_kept_then_expires(make_stack, tmp_path):
-    # Retention also bounds how long a queued job may wait for a worker
-    # ("stale-queued"), so it stays a few seconds; the others are far
-    # shorter than the job.
+    # Retention stays a few seconds, so the finished upload expires within
+    # the test; the other TTLs are far shorter than the job.
     ttl = "200ms"
     stack = make_stack({"HANDOFF_ORPHAN_TTL": ttl, "HANDOFF_PARTIAL_TTL": ttl,
                         "HANDOFF_RETENTION": "3s", "HANDOFF_GC_INTERVAL": "100ms"})

@@ -1,10 +1,15 @@
-"""Enqueueing ``process_upload`` by name, without importing the worker's code."""
+"""Enqueueing ``process_upload`` by name, without importing the worker's code.
+
+The API enqueues each accepted upload here, and the sweeper re-enqueues one
+whose message the broker lost, so both build the very same message.
+"""
 
 from typing import Any
 
 import dramatiq
 import redis
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
 from handoff.config import Settings
@@ -33,6 +38,26 @@ class JobQueue:
             return self._broker.enqueue(message).message_id
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(str(exc)) from None
+
+    def held_message_ids(self) -> set[str]:
+        """Ids of every message the broker still has: pending, delayed or in flight.
+
+        Dramatiq's Redis broker keeps each message's body in the hash
+        ``<namespace>:<queue>.msgs`` (``<queue>.DQ.msgs`` while delayed for
+        a retry) from enqueue until the worker acks it, in flight included.
+        The hash is keyed by a per-enqueue Redis id, not the message id, so
+        the bodies are scanned; this costs one pass over the backlog.
+        """
+        client = self._broker.client
+        namespace = self._broker.namespace
+        held: set[str] = set()
+        try:
+            for name in (self._queue, dq_name(self._queue)):
+                for _, body in client.hscan_iter(f"{namespace}:{name}.msgs"):
+                    held.add(dramatiq.Message.decode(body).message_id)
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(str(exc)) from None
+        return held
 
     def ready(self) -> str | None:
         try:

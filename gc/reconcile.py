@@ -1,0 +1,129 @@
+"""Requeue queued uploads whose message the broker lost, or fail them.
+
+Dramatiq's Redis broker keeps messages only in Redis' memory: a restart
+without persistence, a flush, a failover or an eviction drops them, and the
+upload would wait as ``queued`` for ever. Each sweep asks the broker, for
+every queued upload whose message is older than ``requeue_after``, whether
+it still holds that message; if not, the same job is enqueued again (the
+worker is idempotent by upload id). After ``max_requeues`` the upload fails
+with a reason that says so, and retention then applies to it as to any
+failed upload. The decisions are pure (:func:`rules.reconcile_decision`);
+this module only gathers facts and acts, under the upload's lock taken
+without waiting, so a busy upload is left to the next sweep.
+"""
+
+import logging
+import time
+from collections import Counter
+from typing import Protocol
+
+from geo_service.locks import Busy
+from geo_service.store import JOB, MANIFEST, State, UploadMissing, UploadStore
+from handoff import metrics
+from handoff.config import Settings
+from handoff.jobs import QueueUnavailable
+
+from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_due
+
+log = logging.getLogger("handoff.gc")
+
+
+class Broker(Protocol):
+    """What the reconciler needs of the queue."""
+
+    def held_message_ids(self) -> set[str]: ...
+
+    def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str: ...
+
+
+def reconcile_settings(store: UploadStore, broker: Broker, settings: Settings) -> Counter[str]:
+    """One pass with the configured period and bound; a broker that is down skips it."""
+    try:
+        return reconcile(store, broker, settings.requeue_after, settings.max_requeues)
+    except QueueUnavailable as exc:
+        log.warning("cannot reconcile queued uploads: broker unavailable: %s", exc)
+    except OSError:
+        log.exception("could not list the uploads root")
+    return Counter({"not-run": 1})
+
+
+class _HeldMessages:
+    """The broker's messages, read once per pass when first needed.
+
+    A job marker written after the read may name a message the read could
+    not see; such an upload counts as held and waits for the next pass.
+    """
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._ids: set[str] | None = None
+        self._taken_at = 0.0
+
+    def holds(self, message_id: str | None, since: float | None) -> bool:
+        if self._ids is None:
+            self._taken_at = time.time()
+            self._ids = self._broker.held_message_ids()
+        if since is None or since >= self._taken_at:
+            return True
+        return message_id in self._ids
+
+
+def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
+              max_requeues: int) -> Counter[str]:
+    """One pass over the queued uploads; returns how many got each decision."""
+    outcomes: Counter[str] = Counter()
+    held = _HeldMessages(broker)
+    for upload_id in store.upload_ids():
+        try:
+            if store.state(upload_id) is not State.QUEUED:
+                continue
+            if not requeue_due(time.time(), store.marker_time(upload_id, JOB), requeue_after):
+                continue
+            with store.lock(upload_id):
+                outcomes[_reconcile_one(store, broker, held, upload_id, requeue_after,
+                                        max_requeues)] += 1
+        except Busy:
+            outcomes["busy"] += 1
+        except UploadMissing:
+            continue
+        except QueueUnavailable:
+            raise
+        except Exception:  # one broken upload must not stop the others; the sweep counts it
+            log.exception("could not reconcile upload %s", upload_id,
+                          extra={"upload_id": upload_id})
+            outcomes["error"] += 1
+    return outcomes
+
+
+def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, upload_id: str,
+                   requeue_after: float, max_requeues: int) -> str:
+    """Decide and act for one upload; the caller holds its lock."""
+    if store.state(upload_id) is not State.QUEUED:
+        return "claimed"
+    job = store.read(upload_id, JOB) or {}
+    requeues = int(job.get("requeues", 0))
+    since = store.marker_time(upload_id, JOB)
+    facts = QueuedFacts(now=time.time(), since=since, requeues=requeues,
+                        held=held.holds(job.get("message_id"), since))
+    decision = reconcile_decision(facts, requeue_after, max_requeues)
+    if decision == REQUEUE:
+        _requeue(store, broker, upload_id)
+    elif decision == GIVE_UP:
+        _give_up(store, upload_id, requeues + 1)
+    return decision
+
+
+def _requeue(store: UploadStore, broker: Broker, upload_id: str) -> None:
+    manifest = store.read(upload_id, MANIFEST) or {}
+    new_id = broker.enqueue(upload_id, manifest.get("purpose", ""), manifest.get("metadata") or {})
+    count = store.requeued(upload_id, new_id)
+    metrics.GC_REQUEUED.inc()
+    log.warning("requeued %s: the broker lost its message (requeue %d)", upload_id, count,
+                extra={"upload_id": upload_id, "requeues": count, "message_id": new_id})
+
+
+def _give_up(store: UploadStore, upload_id: str, losses: int) -> None:
+    error = f"the queue lost this upload's message {losses} times; gave up"
+    store.finish(upload_id, {"status": str(State.FAILED), "finished_at": time.time(),
+                             "error": error})
+    log.error("failed %s: %s", upload_id, error, extra={"upload_id": upload_id})

@@ -1,0 +1,110 @@
+"""The reconciler against a real store on disk, with a broker that only remembers ids."""
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from geo_service.store import JOB, State, UploadStore
+from handoff_gc.reconcile import reconcile
+from tests.gc import age_tree, make_upload
+
+AFTER = 600.0
+MAX = 2
+
+
+class RecordingBroker:
+    """Holds the ids it is told to, and records what is enqueued."""
+
+    def __init__(self, held: set[str] | None = None) -> None:
+        self.held = held or set()
+        self.enqueued: list[tuple[str, str, dict]] = []
+
+    def held_message_ids(self) -> set[str]:
+        return set(self.held)
+
+    def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
+        self.enqueued.append((upload_id, purpose, metadata))
+        return f"new-{len(self.enqueued)}"
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UploadStore:
+    return UploadStore(tmp_path / "uploads")
+
+
+def queued(store: UploadStore, age: float, message_id: str = "m-1", requeues: int = 0) -> str:
+    upload_id = make_upload(store, "queued")
+    store.seal(upload_id, {"files": [], "purpose": "raw", "metadata": {"k": 1}})
+    store.mark_queued(upload_id, {"message_id": message_id, "requeues": requeues})
+    age_tree(store.path(upload_id), age)
+    return upload_id
+
+
+def test_a_lost_message_is_enqueued_again_with_the_same_arguments(store: UploadStore) -> None:
+    upload_id = queued(store, AFTER + 60)
+    broker = RecordingBroker()
+
+    outcomes = reconcile(store, broker, AFTER, MAX)
+
+    assert broker.enqueued == [(upload_id, "raw", {"k": 1})]
+    job = store.read(upload_id, JOB)
+    assert job is not None
+    assert (job["message_id"], job["requeues"]) == ("new-1", 1)
+    assert outcomes["requeue"] == 1
+    assert store.state(upload_id) is State.QUEUED
+
+
+def test_a_requeued_upload_waits_a_full_period_before_the_next(store: UploadStore) -> None:
+    queued(store, AFTER + 60)
+    broker = RecordingBroker()
+    reconcile(store, broker, AFTER, MAX)
+
+    reconcile(store, broker, AFTER, MAX)
+
+    assert len(broker.enqueued) == 1
+
+
+@pytest.mark.parametrize("age", [AFTER + 60, 10**6])
+def test_a_held_message_is_left_alone(store: UploadStore, age: float) -> None:
+    upload_id = queued(store, age)
+    before = store.read(upload_id, JOB)
+
+    outcomes = reconcile(store, RecordingBroker({"m-1"}), AFTER, MAX)
+
+    assert store.read(upload_id, JOB) == before
+    assert outcomes["held"] == 1
+
+
+def test_a_young_upload_is_not_asked_about(store: UploadStore) -> None:
+    queued(store, 10)
+    broker = RecordingBroker()
+
+    assert reconcile(store, broker, AFTER, MAX) == {}
+    assert broker.enqueued == []
+
+
+def test_after_the_bound_the_upload_fails_with_the_reason(store: UploadStore) -> None:
+    upload_id = queued(store, AFTER + 60, requeues=MAX)
+    broker = RecordingBroker()
+
+    reconcile(store, broker, AFTER, MAX)
+
+    assert broker.enqueued == []
+    assert store.state(upload_id) is State.FAILED
+    result = store.read(upload_id, "result.json")
+    assert result is not None
+    assert "lost this upload's message 3 times" in result["error"]
+
+
+def test_a_locked_upload_is_skipped(store: UploadStore,
+                                    hold_lock: Callable[..., subprocess.Popen]) -> None:
+    upload_id = queued(store, AFTER + 60)
+    hold_lock(store, upload_id)
+    broker = RecordingBroker()
+
+    outcomes = reconcile(store, broker, AFTER, MAX)
+
+    assert outcomes["busy"] == 1
+    assert broker.enqueued == []
