@@ -122,6 +122,29 @@ def scratch_dir(prefix: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix))
 
 
+def scratch_environment(root: Path, secret: str) -> tuple[dict[str, str], dict[str, int]]:
+    """Environment and free ports for a throw-away stack whose files all live in ``root``.
+
+    The tests and the soak run the same stack this way; ``make run`` has its own.
+    """
+    ports = {name: free_port() for name in ("redis", "geo", "api", "worker_metrics", "gc_metrics")}
+    env = {
+        **os.environ,
+        "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
+        "HANDOFF_GEO_SECRET": secret,
+        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
+        "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",
+        "HANDOFF_QUEUE": "geoprocessing",
+        "HANDOFF_HEARTBEAT_DIR": str(root),
+        "HANDOFF_WEB_WORKERS": "2",
+        "dramatiq_prom_db": str(root / "worker-metrics"),
+        "dramatiq_prom_port": str(ports["worker_metrics"]),
+        "HANDOFF_GC_METRICS_PORT": str(ports["gc_metrics"]),
+    }
+    (root / "uploads").mkdir(parents=True, exist_ok=True)
+    return env, ports
+
+
 @dataclass
 class LocalStack:
     """Services of one local run: their environment, ports and processes.

@@ -43,7 +43,29 @@ def body_reader(environ: dict[str, Any]) -> Readable:
         and _nothing_buffered(stream)
     ):
         return _SocketBody(sock, stream, reader)
+    length = environ.get("CONTENT_LENGTH")
+    if length and length.isdigit() and not environ.get("HTTP_TRANSFER_ENCODING"):
+        return _CountedBody(stream, int(length))
     return stream
+
+
+class _CountedBody:
+    """The server's own reader, held to the Content-Length.
+
+    gunicorn's reader simply ends when the connection closes early; counted,
+    that end is an incomplete body, as on the direct path.
+    """
+
+    def __init__(self, stream: Readable, length: int) -> None:
+        self._stream = stream
+        self._left = length
+
+    def read(self, size: int) -> bytes:
+        data = self._stream.read(size) if self._left > 0 else b""
+        self._left -= len(data)
+        if not data and self._left > 0:
+            raise IncompleteBody(f"connection closed with {self._left} bytes of the body still due")
+        return data
 
 
 def _nothing_buffered(stream: Any) -> bool:

@@ -35,23 +35,8 @@ CLIENTS = 3
 
 
 def environment(root: Path) -> tuple[dict[str, str], dict[str, int]]:
-    ports = {name: processes.free_port()
-             for name in ("redis", "geo", "api", "worker_metrics", "gc_metrics")}
-    env = {
-        **os.environ,
-        "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
-        "HANDOFF_GEO_SECRET": "soak-geo-secret",
-        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",
-        "HANDOFF_QUEUE": "geoprocessing",
-        "HANDOFF_HEARTBEAT_DIR": str(root),
-        "HANDOFF_WEB_WORKERS": "2",
-        "dramatiq_prom_db": str(root / "worker-metrics"),
-        "dramatiq_prom_port": str(ports["worker_metrics"]),
-        "HANDOFF_GC_METRICS_PORT": str(ports["gc_metrics"]),
-        **TTLS,
-    }
-    (root / "uploads").mkdir(parents=True, exist_ok=True)
+    env, ports = processes.scratch_environment(root, "soak-geo-secret")
+    env.update(TTLS)
     return env, ports
 
 

@@ -96,23 +96,8 @@ class Stack(processes.LocalStack):
 def launch(root: Path, overrides: dict[str, str] | None = None,
            components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
     """Start the named components in ``root``; the caller stops them."""
-    ports = {name: processes.free_port()
-             for name in ("redis", "geo", "api", "worker_metrics", "gc_metrics")}
-    env = {
-        **os.environ,
-        "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
-        "HANDOFF_GEO_SECRET": SECRET,
-        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
-        "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",
-        "HANDOFF_QUEUE": "geoprocessing",
-        "HANDOFF_HEARTBEAT_DIR": str(root),
-        "HANDOFF_WEB_WORKERS": "2",
-        "dramatiq_prom_db": str(root / "worker-metrics"),
-        "dramatiq_prom_port": str(ports["worker_metrics"]),
-        "HANDOFF_GC_METRICS_PORT": str(ports["gc_metrics"]),
-        **(overrides or {}),
-    }
-    (root / "uploads").mkdir(parents=True, exist_ok=True)
+    env, ports = processes.scratch_environment(root, SECRET)
+    env.update(overrides or {})
     stack = Stack(root, env, ports)
     tokens = [t for t in env.get("HANDOFF_API_TOKENS", "").split(",") if t]
     if tokens:

@@ -2,12 +2,14 @@
 gunicorn's bookkeeping left right for the next request on the connection."""
 
 import hashlib
+import io
 import os
 import time
 
 import pytest
 import requests
 
+from handoff.request_body import IncompleteBody, body_reader
 from tests.faults.raw_http import Answer, connect, head, read_answers, send
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,19 @@ def test_a_body_cut_short_is_incomplete_at_once_not_ended(body_echo, missing):
     assert answer.json()["incomplete"] is True
     assert answer.json()["direct"] is True
     assert _got(answer) == _expected(body)
+
+
+def test_the_servers_own_reader_is_held_to_the_content_length():
+    """Off the direct path (here: no gunicorn socket), an early end is still incomplete."""
+    short = {"wsgi.input": io.BytesIO(b"x" * 10), "CONTENT_LENGTH": "11"}
+    reader = body_reader(short)
+    assert reader.read(8) == b"x" * 8
+    assert reader.read(8) == b"xx"
+    with pytest.raises(IncompleteBody):
+        reader.read(8)
+    whole = body_reader({"wsgi.input": io.BytesIO(b"y" * 11), "CONTENT_LENGTH": "11"})
+    assert reader_bytes(whole) == b"y" * 11
+
+
+def reader_bytes(reader) -> bytes:
+    return b"".join(iter(lambda: reader.read(4), b""))
