@@ -20,15 +20,18 @@ class Problem(Exception):
     """An answer the client should get instead of the normal response.
 
     ``kind`` is the stable slug in the ``type`` URI; ``detail`` is for
-    humans; ``extra`` members (``upload_id`` and the like) are added as-is.
+    humans; ``extra`` members (``upload_id`` and the like) are added as-is;
+    ``headers`` go out with the answer (``WWW-Authenticate`` for a 401).
     """
 
-    def __init__(self, status: int, kind: str, title: str, detail: str, **extra: Any) -> None:
+    def __init__(self, status: int, kind: str, title: str, detail: str,
+                 headers: dict[str, str] | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.title = title
         self.detail = detail
+        self.headers = headers or {}
         self.extra = {key: value for key, value in extra.items() if value is not None}
 
     def body(self) -> dict[str, Any]:
@@ -41,7 +44,8 @@ class Problem(Exception):
         }
 
     def response(self) -> Response:
-        return Response(json.dumps(self.body()), status=self.status, mimetype=MEDIA_TYPE)
+        return Response(json.dumps(self.body()), status=self.status, mimetype=MEDIA_TYPE,
+                        headers=self.headers)
 
 
 def _from_http_exception(exc: HTTPException) -> Response:

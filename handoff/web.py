@@ -48,7 +48,8 @@ def current_settings() -> Settings:
 def require_bearer(allowed: Iterable[str], what: str) -> None:
     """Refuse the request with 401 unless it carries one of the ``allowed`` tokens."""
     if not token_allowed(bearer_token(request.headers.get("Authorization")), allowed):
-        raise Problem(401, "unauthorized", "Unauthorized", f"a valid bearer {what} is required")
+        raise Problem(401, "unauthorized", "Unauthorized", f"a valid bearer {what} is required",
+                      headers={"WWW-Authenticate": "Bearer"})
 
 
 def multipart_boundary(max_size: int, upload_id: str | None = None) -> bytes:

@@ -20,6 +20,7 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from handoff import processes
+from handoff.auth import parse_credentials
 
 SECRET = "test-geo-secret"
 
@@ -114,9 +115,9 @@ def launch(root: Path, overrides: dict[str, str] | None = None,
     }
     (root / "uploads").mkdir(parents=True, exist_ok=True)
     stack = Stack(root, env, ports)
-    tokens = [t for t in env.get("HANDOFF_API_TOKENS", "").split(",") if t]
-    if tokens:
-        stack.client_headers = {"Authorization": f"Bearer {tokens[0]}"}
+    credentials = parse_credentials(env.get("HANDOFF_API_TOKENS", ""))
+    if credentials:
+        stack.client_headers = {"Authorization": f"Bearer {credentials[0].token}"}
     try:
         for name in components:
             stack.start(name)
