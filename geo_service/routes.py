@@ -168,22 +168,21 @@ def delete(upload_id: str) -> tuple[str, int]:
 
 
 def _cancel(store: UploadStore, upload_id: str) -> State:
-    """Stop and remove the upload in any state but claimed (a worker is processing it).
+    """Stop and remove the upload unless a worker is processing it (Busy).
 
-    The writer of a receiving upload holds its lock, perhaps in another
-    process or on another replica, so it is told through the store and
-    removes the partial itself at its next chunk; this then finds the
-    lock free and the upload gone. Returns the state the upload was in.
+    Whoever holds the lock is told through the store: the writer of a
+    receiving upload, perhaps in another process or on another replica,
+    removes the partial itself at its next chunk (and a worker that gets
+    the lock first, should the writer just have sealed it, skips the job
+    and removes it). Once the lock is free nobody is working on the
+    upload, so it is removed whatever its state; a claimed upload whose
+    lock is free lost its worker. Returns the state the upload was in.
     """
     state = store.state(upload_id)
-    if state is State.CLAIMED:
-        raise Busy(upload_id)
     if state is State.RECEIVING:
         store.mark_cancelled(upload_id)
     try:
-        with store.lock(upload_id, timeout=CANCEL_WAIT):
-            if store.state(upload_id) is State.CLAIMED:
-                raise Busy(upload_id)
+        with store.lock(upload_id, timeout=0 if state is State.CLAIMED else CANCEL_WAIT):
             store.remove(upload_id)
     except (UploadMissing, Busy):
         # A writer that has not read on since stops at its next chunk;
