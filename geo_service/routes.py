@@ -170,8 +170,8 @@ def delete(upload_id: str) -> tuple[str, int]:
 def _cancel(store: UploadStore, upload_id: str) -> State:
     """Stop and remove the upload unless a worker is processing it (Busy).
 
-    Whoever holds the lock is told through the store: the writer of a
-    receiving upload, perhaps in another process or on another replica,
+    The writer of a receiving upload holds its lock, perhaps in another
+    process or on another replica, so it is told through the store and
     removes the partial itself at its next chunk (and a worker that gets
     the lock first, should the writer just have sealed it, skips the job
     and removes it). Once the lock is free nobody is working on the
