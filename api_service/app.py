@@ -7,6 +7,7 @@ from flask import Flask, Response
 
 from api_service.geo import GeoClient
 from api_service.routes import bp
+from api_service.tenants import Authenticate, bearer_authenticator
 from handoff.config import Settings, load_or_exit
 from handoff.jobs import JobQueue
 from handoff.web import make_app
@@ -15,7 +16,9 @@ log = logging.getLogger("handoff.api")
 OPENAPI = Path(__file__).with_name("openapi.json")
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+def create_app(settings: Settings | None = None,
+               authenticate: Authenticate | None = None) -> Flask:
+    """The API app; ``authenticate`` replaces the bearer tokens' "who is asking"."""
     settings = settings or load_or_exit(need_secret=True)
     geo = GeoClient(settings)
     queue = JobQueue(settings)
@@ -27,6 +30,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = make_app("api_service", settings, ready)
     app.extensions["handoff.geo"] = geo
     app.extensions["handoff.queue"] = queue
+    app.extensions["handoff.authenticate"] = authenticate or bearer_authenticator(
+        settings.api_tokens)
     app.config["MAX_CONTENT_LENGTH"] = None
     app.register_blueprint(bp)
 
@@ -35,6 +40,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         """The API's OpenAPI 3.1 description; open, like the health routes."""
         return Response(OPENAPI.read_bytes(), content_type="application/json")
 
-    if not settings.api_tokens:
-        log.warning("HANDOFF_API_TOKENS is not set: the upload API is open to anyone")
+    if authenticate is None and not settings.api_tokens:
+        log.warning("HANDOFF_API_TOKENS is not set: the upload API is open to anyone, "
+                    "as the tenant 'anonymous'")
     return app

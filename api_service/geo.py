@@ -15,6 +15,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from handoff.config import Settings
 
 PURPOSES_TTL = 30.0
+# The tenant an upload is created for; the geo service trusts it because
+# only holders of the shared secret can send it.
+TENANT_HEADER = "Handoff-Tenant"
 
 
 class GeoError(Exception):
@@ -130,15 +133,15 @@ class GeoClient:
             self._local.session = session
         return session
 
-    def upload(self, upload_id: str, content_type: str, body: Iterable[bytes],
+    def upload(self, upload_id: str, tenant: str, content_type: str, body: Iterable[bytes],
                length: int | None) -> dict[str, Any]:
-        """Stream ``body`` as the upload ``upload_id``; returns the geo manifest.
+        """Stream ``body`` as ``tenant``'s upload ``upload_id``; returns the geo manifest.
 
         A known ``length`` is sent as Content-Length (requests-toolbelt's
         StreamingIterator); otherwise the body goes chunked, as it came.
         """
         data = StreamingIterator(length, _ChunkReader(body)) if length is not None else body
-        headers = {**self._auth, "Content-Type": content_type}
+        headers = {**self._auth, "Content-Type": content_type, TENANT_HEADER: tenant}
         response = self._call("post", f"/uploads/{upload_id}", data=data, headers=headers,
                               timeout=self._timeout)
         return self._json(response, 201)
@@ -158,6 +161,20 @@ class GeoClient:
         except GeoError:
             return False
         return response.status_code in (204, 404)
+
+    def cancel(self, upload_id: str) -> bool:
+        """Stop and remove the upload, whatever its state; False if there is none.
+
+        Raises GeoError with the geo service's answer otherwise (409 while
+        a worker processes it).
+        """
+        response = self._call("delete", f"/uploads/{upload_id}", headers=self._auth,
+                              timeout=self._short())
+        if response.status_code == 404:
+            return False
+        if response.status_code != 204:
+            self._json(response, 204)
+        return True
 
     def record_job(self, upload_id: str, job: dict[str, Any]) -> None:
         response = self._call("put", f"/uploads/{upload_id}/job", json=job, headers=self._auth,

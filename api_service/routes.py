@@ -1,20 +1,25 @@
-"""The public endpoints: ``POST /v1/uploads`` and ``GET /v1/uploads/<id>``."""
+"""The public endpoints: ``POST /v1/uploads``, ``GET`` and ``DELETE /v1/uploads/<id>``.
+
+Every upload belongs to the tenant that sent it; to any other it does not
+exist (404), so ids cannot be probed.
+"""
 
 import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api_service.geo import GeoClient, GeoError
 from api_service.relay import Limits, Relay, RelayError
+from api_service.tenants import Authenticate, visible_to
 from handoff import metrics
 from handoff.form import parser_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
 from handoff.request_body import body_reader
-from handoff.web import current_settings, multipart_boundary, require_bearer
+from handoff.web import current_settings, multipart_boundary
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
@@ -35,11 +40,14 @@ def _queue() -> JobQueue:
     return current_app.extensions["handoff.queue"]
 
 
+def _tenant() -> str:
+    return g.tenant
+
+
 @bp.before_request
 def _authenticate() -> None:
-    tokens = current_settings().api_tokens
-    if tokens:
-        require_bearer(tokens, "token")
+    authenticate: Authenticate = current_app.extensions["handoff.authenticate"]
+    g.tenant = authenticate(request)
 
 
 @bp.post("/v1/uploads")
@@ -67,7 +75,8 @@ def _create_upload() -> tuple[Response, int]:
     _relay(relay, upload_id, length)
     message_id = _enqueue(relay, upload_id)
     metrics.RELAY_SECONDS.observe(time.monotonic() - started)
-    log.info("upload accepted", extra={"upload_id": upload_id, "bytes": relay.received,
+    log.info("upload accepted", extra={"upload_id": upload_id, "tenant": _tenant(),
+                                       "bytes": relay.received,
                                        "seconds": round(time.monotonic() - started, 3),
                                        "message_id": message_id})
     body = {"id": upload_id, "status": "queued", "purpose": relay.purpose,
@@ -92,10 +101,11 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
         relay.read_head(_geo_call(geo.purposes, upload_id))
     except RelayError as exc:
         raise _refused(exc, relay, upload_id) from None  # nothing reached the geo service
-    log.info("upload started", extra={"upload_id": upload_id, "purpose": relay.purpose,
-                                      "content_length": length})
+    log.info("upload started", extra={"upload_id": upload_id, "tenant": _tenant(),
+                                      "purpose": relay.purpose, "content_length": length})
     try:
-        manifest = geo.upload(upload_id, request.content_type or "", relay.body(), length)
+        manifest = geo.upload(upload_id, _tenant(), request.content_type or "", relay.body(),
+                              length)
         relay.check(manifest["files"])
     except RelayError as exc:
         geo.delete(upload_id)
@@ -106,7 +116,8 @@ def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
 
 
 def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
-    log.info("upload refused", extra={"upload_id": upload_id, "reason": exc.detail,
+    log.info("upload refused", extra={"upload_id": upload_id, "tenant": _tenant(),
+                                      "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
     return Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
                    exc.detail, upload_id=upload_id, limit=exc.limit)
@@ -140,11 +151,19 @@ def _geo_call(call: Any, upload_id: str) -> Any:
 
 def _geo_problem(exc: GeoError, upload_id: str) -> Problem:
     log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
+    if _geo_kind(exc) == "cancelled":
+        return Problem(409, "cancelled", "Upload cancelled",
+                       "the upload was cancelled while it was being sent", upload_id=upload_id)
     if exc.status in _GEO_PASSTHROUGH:
-        kind = str(exc.problem.get("type", "")).rsplit("/", 1)[-1] or "geo-error"
+        kind = _geo_kind(exc) or "geo-error"
         return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
     return Problem(502, "geo-unavailable", "Bad gateway",
                    f"the geo service failed: {exc.detail}", upload_id=upload_id)
+
+
+def _geo_kind(exc: GeoError) -> str:
+    """The slug of the geo service's problem type, if it sent one."""
+    return str(exc.problem.get("type", "")).rsplit("/", 1)[-1]
 
 
 _KIND_TITLES = {"bad-form": "Malformed form", "no-file": "No file", "too-large": "Upload too large",
@@ -155,13 +174,39 @@ _TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
 
 @bp.get("/v1/uploads/<upload_id>")
 def show_upload(upload_id: str) -> Response:
+    return jsonify(_public_status(_owned_status(upload_id)))
+
+
+@bp.delete("/v1/uploads/<upload_id>")
+def cancel_upload(upload_id: str) -> tuple[str, int]:
+    """Stop the upload wherever it is and remove it, unless a worker is processing it."""
+    _owned_status(upload_id)
+    try:
+        removed = _geo().cancel(upload_id)
+    except GeoError as exc:
+        if exc.status == 409:
+            raise Problem(409, "processing", "Upload is processing",
+                          "a worker is processing the upload; it can be removed once it is "
+                          "done or failed", upload_id=upload_id) from None
+        raise _geo_problem(exc, upload_id) from None
+    if not removed:
+        raise _not_found(upload_id)
+    log.info("upload cancelled", extra={"upload_id": upload_id, "tenant": _tenant()})
+    return "", 204
+
+
+def _owned_status(upload_id: str) -> dict[str, Any]:
+    """The geo status of the asking tenant's upload; 404 for anyone else's, as for none."""
     if not is_upload_id(upload_id):
-        raise Problem(404, "not-found", "Not Found", "no upload with this id")
+        raise _not_found(None)
     status = _geo_call(lambda: _geo().status(upload_id), upload_id)
-    if status is None:
-        raise Problem(404, "not-found", "Not Found", "no upload with this id",
-                      upload_id=upload_id)
-    return jsonify(_public_status(status))
+    if status is None or not visible_to(_tenant(), status):
+        raise _not_found(upload_id)
+    return status
+
+
+def _not_found(upload_id: str | None) -> Problem:
+    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)
 
 
 def _public_status(status: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """One run of the ``process_upload`` job, independent of Dramatiq.
 
 The rules that make redelivery safe live here: work happens only under the
-upload's lock, an upload that already has a result is left alone, and the
-stored bytes are checked against the manifest before a processor sees them.
+upload's lock, an upload that already has a result is left alone, one its
+tenant cancelled is removed instead of processed, and the stored bytes are
+checked against the manifest before a processor sees them.
 """
 
 import logging
@@ -48,6 +49,10 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
 def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
                 limits: dict[str, int], final_attempt: bool) -> str:
     extra = {"upload_id": upload_id}
+    if store.cancelled(upload_id):
+        store.remove(upload_id)
+        log.info("job for a cancelled upload; removed it instead", extra=extra)
+        return "cancelled"
     state = store.state(upload_id)
     if state in (State.DONE, State.FAILED):
         log.info("job already finished; nothing to do", extra={**extra, "state": str(state)})

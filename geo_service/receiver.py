@@ -2,7 +2,9 @@
 
 File bytes go straight into their final files while being hashed; nothing
 is spooled. Only when every file is fsynced is the manifest sealed, so a
-reader that finds a manifest finds complete files.
+reader that finds a manifest finds complete files. A cancel is looked for
+after every chunk and once more before sealing: the writer holds the lock,
+so it is the one that stops.
 """
 
 import hashlib
@@ -14,12 +16,17 @@ from typing import Any, BinaryIO
 
 from geo_service.store import UploadStore
 from handoff import metrics
+from handoff.auth import ANONYMOUS
 from handoff.form import FieldError, UploadForm
 from handoff.multipart import FileData, FileEnd, FileStart, MalformedForm, ParserLimits
 
 
 class TooLarge(Exception):
     """A file or the whole upload went over its limit."""
+
+
+class Cancelled(Exception):
+    """The upload's tenant cancelled it while it was being received."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +49,11 @@ class _Open:
 class Receiver:
     """Consumes the body of ``POST /uploads/<id>`` for one upload."""
 
-    def __init__(self, store: UploadStore, upload_id: str, purposes: set[str], limits: Limits):
+    def __init__(self, store: UploadStore, upload_id: str, purposes: set[str], limits: Limits,
+                 tenant: str = ANONYMOUS):
         self.store = store
         self.upload_id = upload_id
+        self.tenant = tenant
         self.purposes = purposes
         self.limits = limits
         self.files: list[dict[str, Any]] = []
@@ -58,6 +67,7 @@ class Receiver:
             for chunk in chunks:
                 for event in form.feed(chunk):
                     self._on(event)
+                self._check_cancel()
             for event in form.feed(None):
                 self._on(event)
         finally:
@@ -65,8 +75,13 @@ class Receiver:
         if not self.files:
             raise MalformedForm("the upload contains no file part")
         manifest = self._manifest(form)
+        self._check_cancel()
         self.store.seal(self.upload_id, manifest)
         return manifest
+
+    def _check_cancel(self) -> None:
+        if self.store.cancelled(self.upload_id):
+            raise Cancelled(f"upload {self.upload_id} was cancelled")
 
     def _on(self, event: object) -> None:
         if isinstance(event, FileData):
@@ -126,6 +141,7 @@ class Receiver:
             raise MalformedForm(str(exc)) from None
         return {
             "id": self.upload_id,
+            "tenant": self.tenant,
             "purpose": purpose,
             "metadata": metadata,
             "files": self.files,

@@ -8,9 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from geo_service.locks import Busy
-from geo_service.receiver import Limits, Receiver, TooLarge
-from geo_service.store import InvalidId, UploadExists, UploadMissing, UploadStore
+from geo_service.receiver import Cancelled, Limits, Receiver, TooLarge
+from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
 from handoff import metrics
+from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
 from handoff.form import FieldError, over_limit, parser_limits
 from handoff.multipart import FormTooLarge, MalformedForm
@@ -21,6 +22,10 @@ from handoff.web import current_settings, multipart_boundary, require_bearer
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
 READ_SIZE = 1024 * 1024
+TENANT_HEADER = "Handoff-Tenant"
+# How long a cancel waits for the writer to notice it, or for the sweeper
+# or a starting worker to let go of the lock.
+CANCEL_WAIT = 10.0
 
 
 def _store() -> UploadStore:
@@ -30,6 +35,15 @@ def _store() -> UploadStore:
 @bp.before_request
 def _authenticate() -> None:
     require_bearer([current_settings().geo_secret], "secret")
+
+
+def _tenant() -> str:
+    """The tenant the API creates the upload for (only holders of the secret get here)."""
+    tenant = request.headers.get(TENANT_HEADER, ANONYMOUS)
+    if not is_tenant_name(tenant):
+        raise Problem(400, "invalid-tenant", "Invalid tenant",
+                      f"the {TENANT_HEADER} header is not a valid tenant name")
+    return tenant
 
 
 def _checked(upload_id: str) -> str:
@@ -71,19 +85,20 @@ def create(upload_id: str) -> tuple[Response, int]:
     settings = current_settings()
     _checked(upload_id)
     boundary = multipart_boundary(settings.max_upload_size, upload_id)
+    tenant = _tenant()
     store = _store()
     try:
-        store.create(upload_id)
+        store.create(upload_id, tenant)
     except UploadExists:
         raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
     except OSError as exc:
         raise _problem_for(exc, upload_id) or exc from None
-    log.info("upload receiving", extra={"upload_id": upload_id,
+    log.info("upload receiving", extra={"upload_id": upload_id, "tenant": tenant,
                                         "content_length": request.content_length})
     with store.lock(upload_id):
         try:
-            manifest = _receive(store, upload_id, boundary, settings)
+            manifest = _receive(store, upload_id, boundary, settings, tenant)
         except Problem as problem:
             metrics.STORED_UPLOADS.labels(str(problem.status)).inc()
             raise
@@ -92,9 +107,10 @@ def create(upload_id: str) -> tuple[Response, int]:
     return jsonify(manifest), 201
 
 
-def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings) -> dict:
+def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings,
+             tenant: str) -> dict:
     limits = Limits(settings.max_file_size, settings.max_upload_size, parser_limits(settings))
-    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits)
+    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
     chunks = _body_chunks()
     try:
         return receiver.receive(chunks, boundary)
@@ -103,7 +119,8 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
         problem = _problem_for(exc, upload_id)
         if problem is None:
             raise
-        if not isinstance(exc, BodyIncomplete):
+        # A cancelled upload's sender is not drained: the point is to stop it.
+        if not isinstance(exc, (BodyIncomplete, Cancelled)):
             _drain(chunks)
         raise problem from None
 
@@ -118,6 +135,11 @@ def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
         setting, detail = over_limit(exc)
         return Problem(413, "too-large", "Upload too large", detail, upload_id=upload_id,
                        limit=setting)
+    if isinstance(exc, Cancelled):
+        log.info("upload cancelled while receiving", extra={"upload_id": upload_id})
+        return Problem(409, "cancelled", "Upload cancelled",
+                       "the upload was cancelled while it was being received",
+                       upload_id=upload_id)
     if isinstance(exc, TooLarge):
         return Problem(413, "too-large", "Upload too large", str(exc), upload_id=upload_id)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
@@ -139,15 +161,39 @@ def show(upload_id: str) -> Response:
 def delete(upload_id: str) -> tuple[str, int]:
     store = _store()
     try:
-        with store.lock(_checked(upload_id)):
-            store.remove(upload_id)
+        state = _cancel(store, _checked(upload_id))
     except Busy:
-        raise Problem(409, "busy", "Upload in use",
-                      "the upload is being written or processed", upload_id=upload_id) from None
+        raise Problem(409, "busy", "Upload in use", "a worker is processing the upload",
+                      upload_id=upload_id) from None
     except UploadMissing:
         raise _not_found(upload_id) from None
-    log.info("upload removed on request", extra={"upload_id": upload_id})
+    log.info("upload removed on request", extra={"upload_id": upload_id, "state": str(state)})
     return "", 204
+
+
+def _cancel(store: UploadStore, upload_id: str) -> State:
+    """Stop and remove the upload unless a worker is processing it (Busy).
+
+    The writer of a receiving upload holds its lock, perhaps in another
+    process or on another replica, so it is told through the store and
+    removes the partial itself at its next chunk (and a worker that gets
+    the lock first, should the writer just have sealed it, skips the job
+    and removes it). Once the lock is free nobody is working on the
+    upload, so it is removed whatever its state; a claimed upload whose
+    lock is free lost its worker. Returns the state the upload was in.
+    """
+    state = store.state(upload_id)
+    if state is State.RECEIVING:
+        store.mark_cancelled(upload_id)
+    try:
+        with store.lock(upload_id, timeout=0 if state is State.CLAIMED else CANCEL_WAIT):
+            store.remove(upload_id)
+    except (UploadMissing, Busy):
+        # A writer that has not read on since stops at its next chunk;
+        # until then the upload is hidden as cancelled.
+        if state is not State.RECEIVING:
+            raise
+    return state
 
 
 @bp.put("/uploads/<upload_id>/job")

@@ -2,6 +2,8 @@
 
 ::
 
+    <root>/<id>/tenant.json     who sent it, written with the folder
+    <root>/<id>/cancelled.json  its tenant cancelled it: the writer or worker stops
     <root>/<id>/files/<n>       the bytes, named by position, never by the client
     <root>/<id>/manifest.json   written last, atomically: "fully written"
     <root>/<id>/job.json        the API enqueued a job for it
@@ -26,8 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from geo_service.locks import held
+from handoff.auth import ANONYMOUS
 from handoff.ids import is_upload_id
 
+TENANT = "tenant.json"
+CANCELLED = "cancelled.json"
 MANIFEST = "manifest.json"
 JOB = "job.json"
 CLAIM = "claim.json"
@@ -85,13 +90,18 @@ class UploadStore:
 
     # -- life cycle ----------------------------------------------------------
 
-    def create(self, upload_id: str) -> Path:
-        """Make the upload's folder; the caller must lock it before writing."""
+    def create(self, upload_id: str, tenant: str = ANONYMOUS) -> Path:
+        """Make ``tenant``'s upload folder; the caller must lock it before writing.
+
+        The tenant is recorded at once, so the upload is its tenant's alone
+        (to see, or to cancel) while it is still being received.
+        """
         folder = self.path(upload_id)
         try:
             folder.mkdir()
         except FileExistsError:
             raise UploadExists(upload_id) from None
+        _write_json(folder / TENANT, {"tenant": tenant})
         (folder / FILES).mkdir()
         return folder
 
@@ -122,6 +132,10 @@ class UploadStore:
     def finish(self, upload_id: str, result: dict[str, Any]) -> None:
         self._write_marker(upload_id, RESULT, result)
 
+    def mark_cancelled(self, upload_id: str) -> None:
+        """Ask whoever holds the lock (writer or worker) to stop and remove the upload."""
+        self._write_marker(upload_id, CANCELLED, {"cancelled_at": time.time()})
+
     def remove(self, upload_id: str) -> int:
         """Delete the upload; returns the bytes freed. The caller holds the lock."""
         folder = self.path(upload_id)
@@ -146,6 +160,14 @@ class UploadStore:
 
     def exists(self, upload_id: str) -> bool:
         return self.path(upload_id).is_dir()
+
+    def cancelled(self, upload_id: str) -> bool:
+        return (self.path(upload_id) / CANCELLED).exists()
+
+    def tenant(self, upload_id: str) -> str:
+        """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
+        recorded = self.read(upload_id, TENANT) or {}
+        return str(recorded.get("tenant") or ANONYMOUS)
 
     def read(self, upload_id: str, name: str) -> dict[str, Any] | None:
         try:
@@ -172,6 +194,8 @@ class UploadStore:
         return {
             "id": upload_id,
             "state": str(state),
+            "tenant": self.tenant(upload_id),
+            "cancelled": self.cancelled(upload_id),
             "manifest": self.read(upload_id, MANIFEST),
             "job": self.read(upload_id, JOB),
             "claim": self.read(upload_id, CLAIM),

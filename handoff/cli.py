@@ -4,9 +4,10 @@ Commands::
 
     handoff upload FILE... --purpose P [--metadata JSON] [--wait] [--interval S] [--timeout S]
     handoff status ID [--watch] [--interval S] [--timeout S]
+    handoff cancel ID
     handoff gc --once [--dry-run]
 
-``upload`` and ``status`` take ``--url`` (default ``$HANDOFF_URL``, else
+``upload``, ``status`` and ``cancel`` take ``--url`` (default ``$HANDOFF_URL``, else
 http://127.0.0.1:8000) and ``--token`` (default ``$HANDOFF_TOKEN``), before or
 after the command name.
 
@@ -124,7 +125,7 @@ class _LargeBlocks(HTTPAdapter):
 
 
 class Api:
-    """The two public endpoints, with the base URL and the token applied once."""
+    """The public endpoints, with the base URL and the token applied once."""
 
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url
@@ -144,7 +145,11 @@ class Api:
         return self._call("GET", f"/v1/uploads/{quote(upload_id, safe='')}",
                           timeout=(CONNECT_TIMEOUT, STATUS_ANSWER_TIMEOUT))
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    def cancel(self, upload_id: str) -> None:
+        self._request("DELETE", f"/v1/uploads/{quote(upload_id, safe='')}",
+                      timeout=(CONNECT_TIMEOUT, STATUS_ANSWER_TIMEOUT))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.request(method, self.url + path, **kwargs)
         except requests.RequestException as exc:
@@ -152,6 +157,10 @@ class Api:
                            f"error: {method} {self.url}{path} failed: {_cause(exc)}") from None
         if not response.ok:
             raise _problem_error(response)
+        return response
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        response = self._request(method, path, **kwargs)
         try:
             body = response.json()
         except ValueError:
@@ -254,6 +263,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     return _finish(_poll(api, args.id, args.interval, args.timeout), args.timeout)
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    Api(args.url, args.token).cancel(args.id)
+    _print_json({"id": args.id, "status": "cancelled"})
+    return EXIT_OK
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     """Run one sweep in this process, so operators have one command for everything."""
     from handoff_gc.__main__ import main as gc_main
@@ -338,6 +353,12 @@ def _add_status(commands: Any, connection: argparse.ArgumentParser) -> None:
     _add_polling(parser, "--watch", "poll until the job is done or failed; print its status")
 
 
+def _add_cancel(commands: Any, connection: argparse.ArgumentParser) -> None:
+    parser = _subparser(commands, "cancel", connection,
+                        "DELETE /v1/uploads/<id>: stop the upload and remove it", cmd_cancel)
+    parser.add_argument("id", help="the upload id from the 202 answer")
+
+
 def _add_gc(commands: Any) -> None:
     parser = commands.add_parser("gc", help="sweep the upload store once (same as handoff-gc)",
                                  description="Sweep the upload store once, with HANDOFF_* "
@@ -358,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_upload(commands, connection)
     _add_status(commands, connection)
+    _add_cancel(commands, connection)
     _add_gc(commands)
     return parser
 

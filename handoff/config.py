@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handoff.auth import Credential, parse_credentials
 from handoff.units import parse_duration, parse_size
 
 PREFIX = "HANDOFF_"
@@ -27,7 +28,7 @@ class Settings:
     geo_port: int = 8001
     geo_url: str = "http://127.0.0.1:8001"
     geo_secret: str = ""
-    api_tokens: tuple[str, ...] = ()
+    api_tokens: tuple[Credential, ...] = ()
     redis_url: str = ""
     queue: str = "geoprocessing"
     uploads_root: Path = Path("var/uploads")
@@ -85,8 +86,13 @@ def _count(text: str) -> int:
     return value
 
 
-def _tokens(text: str) -> tuple[str, ...]:
-    return tuple(token.strip() for token in text.split(",") if token.strip())
+def _credentials_file(text: str) -> tuple[Credential, ...]:
+    """The credentials in a file, such as a Kubernetes Secret mounted as a volume."""
+    try:
+        content = Path(text).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the file: {exc}") from None
+    return parse_credentials(content)
 
 
 def _log_level(text: str) -> str:
@@ -109,7 +115,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GEO_PORT": ("geo_port", _port),
     "GEO_URL": ("geo_url", lambda text: text.rstrip("/")),
     "GEO_SECRET": ("geo_secret", str),
-    "API_TOKENS": ("api_tokens", _tokens),
+    "API_TOKENS": ("api_tokens", parse_credentials),
+    "API_TOKENS_FILE": ("api_tokens_file", _credentials_file),
     "REDIS_URL": ("redis_url", str),
     "QUEUE": ("queue", str),
     "UPLOADS_ROOT": ("uploads_root", Path),
@@ -141,6 +148,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_LEVEL": ("log_level", _log_level),
 }
 
+# Values never repeated in an error message: they are credentials.
+_SECRETS = frozenset({"GEO_SECRET", "API_TOKENS"})
+
 
 def variable(name: str) -> str:
     """The environment variable behind the :class:`Settings` field ``name``, for messages."""
@@ -161,12 +171,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(f"{PREFIX}{suffix}={raw!r} is invalid: {exc}") from None
+            shown = "(secret)" if suffix in _SECRETS else repr(raw)
+            raise ConfigError(f"{PREFIX}{suffix}={shown} is invalid: {exc}") from None
     if "geo_url" not in values and "geo_port" in values:
         values["geo_url"] = f"http://127.0.0.1:{values['geo_port']}"
     if "max_file_size" not in values and "max_upload_size" in values:
         values["max_file_size"] = values["max_upload_size"]
+    values["api_tokens"] = _all_credentials(values)
     return Settings(**values)
+
+
+def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:
+    """The tokens of both variables together; a token in both is a mistake."""
+    listed = values.get("api_tokens", ())
+    from_file = values.pop("api_tokens_file", ())
+    if {c.token for c in listed} & {c.token for c in from_file}:
+        raise ConfigError(f"{PREFIX}API_TOKENS and {PREFIX}API_TOKENS_FILE list the same token")
+    return listed + from_file
 
 
 def load_or_exit(*, need_secret: bool = False) -> Settings:

@@ -20,6 +20,7 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from handoff import processes
+from handoff.auth import parse_credentials
 
 SECRET = "test-geo-secret"
 
@@ -99,9 +100,9 @@ def launch(root: Path, overrides: dict[str, str] | None = None,
     env, ports = processes.scratch_environment(root, SECRET)
     env.update(overrides or {})
     stack = Stack(root, env, ports)
-    tokens = [t for t in env.get("HANDOFF_API_TOKENS", "").split(",") if t]
-    if tokens:
-        stack.client_headers = {"Authorization": f"Bearer {tokens[0]}"}
+    credentials = parse_credentials(env.get("HANDOFF_API_TOKENS", ""))
+    if credentials:
+        stack.client_headers = {"Authorization": f"Bearer {credentials[0].token}"}
     try:
         for name in components:
             stack.start(name)
@@ -114,7 +115,10 @@ def launch(root: Path, overrides: dict[str, str] | None = None,
 _HOLD_LOCK = """
 import sys, time
 from geo_service.store import UploadStore
-with UploadStore(sys.argv[1]).lock(sys.argv[2]):
+store = UploadStore(sys.argv[1])
+with store.lock(sys.argv[2]):
+    if sys.argv[3] == "claim":
+        store.claim(sys.argv[2], {"worker": "test-holder", "claimed_at": time.time()})
     print("locked", flush=True)
     time.sleep(300)
 """
@@ -126,13 +130,16 @@ def hold_lock() -> Iterator[Callable[..., subprocess.Popen]]:
 
     flock locks conflict across processes, so this is the situation the
     store's readers really meet. ``hold(store, upload_id)`` returns once the
-    lock is held; kill the process to release it. All are killed at teardown.
+    lock is held; with ``claim=True`` the holder also claims the upload, as a
+    worker does before processing it. Kill the process to release the lock.
+    All are killed at teardown.
     """
     holders: list[subprocess.Popen] = []
 
-    def hold(store: Any, upload_id: str) -> subprocess.Popen:
-        holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id],
-                                  stdout=subprocess.PIPE, text=True)
+    def hold(store: Any, upload_id: str, claim: bool = False) -> subprocess.Popen:
+        argv = [sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id,
+                "claim" if claim else "lock"]
+        holder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         holders.append(holder)
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "locked"

@@ -94,7 +94,7 @@ def test_a_geo_service_that_pauses_longer_than_the_connect_timeout_does_not_abor
                         geo_read_timeout=20.0)
     chunks = [bytes([n]) * 1024**2 for n in range(32)]
     try:
-        manifest = GeoClient(settings).upload("x", "multipart/form-data; boundary=b",
+        manifest = GeoClient(settings).upload("x", "alice", "multipart/form-data; boundary=b",
                                               iter(chunks), 32 * 1024**2)
     finally:
         geo.close()
@@ -108,7 +108,7 @@ def test_a_geo_service_that_stops_reading_for_good_fails_after_the_read_timeout(
                         geo_read_timeout=1.0)
     try:
         with pytest.raises(GeoError) as failed:
-            GeoClient(settings).upload("x", "multipart/form-data; boundary=b",
+            GeoClient(settings).upload("x", "alice", "multipart/form-data; boundary=b",
                                        iter([b"\0" * 1024**2] * 32), 32 * 1024**2)
     finally:
         geo.close()

@@ -269,3 +269,17 @@ def test_the_lock_is_released_after_every_outcome(
     assert run(store) == "done"
     with store.lock(UPLOAD_ID):
         assert json.loads((store.path(UPLOAD_ID) / RESULT).read_text())["status"] == "done"
+
+
+def test_a_cancelled_upload_is_removed_not_processed(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
+) -> None:
+    """A cancel that reached a queued upload: the job skips it and removes its bytes."""
+    calls: list[str] = []
+    fake_processor(lambda job: calls.append(job.upload_id))
+    store.mark_cancelled(UPLOAD_ID)
+
+    assert run(store, FAKE) == "cancelled"
+    assert calls == []
+    assert not store.exists(UPLOAD_ID)
+    assert run(store, FAKE) == "missing"

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from geo_service.receiver import Limits, Receiver, TooLarge
-from geo_service.store import MANIFEST, State, UploadStore
+from geo_service.receiver import Cancelled, Limits, Receiver, TooLarge
+from geo_service.store import MANIFEST, TENANT, State, UploadStore
 from handoff.form import FieldError
 from handoff.multipart import FormTooLarge, MalformedForm, ParserLimits
 from tests.multipart_bodies import (
@@ -143,7 +143,7 @@ def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(store, "seal", spy)
     receive(store, [upload_body([("a", FILE_A)])])
-    assert seen == [{"files"}]
+    assert seen == [{"files", TENANT}]
 
 
 def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
@@ -229,3 +229,42 @@ def test_receiving_into_a_missing_upload_fails_without_creating_it(tmp_path: Pat
     with pytest.raises(FileNotFoundError):
         receive(store, [upload_body([("a", b"x")])])
     assert not store.exists(UPLOAD_ID)
+
+
+def test_the_manifest_names_the_tenant(tmp_path: Path) -> None:
+    store = UploadStore(tmp_path / "tenants")
+    store.create(UPLOAD_ID, "alice")
+    receiver = Receiver(store, UPLOAD_ID, PURPOSES, LIMITS, "alice")
+    manifest = receiver.receive([upload_body([("a.bin", FILE_A)])], BOUNDARY)
+    assert manifest["tenant"] == "alice"
+    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+
+
+def test_a_cancel_stops_the_writer_at_its_next_chunk(store: UploadStore) -> None:
+    """Chunks after the cancel are not read, and no manifest is sealed."""
+    body = split_every(upload_body([("a.bin", FILE_A)]), 1024)
+    read: list[int] = []
+
+    def chunks():
+        for index, chunk in enumerate(body):
+            read.append(index)
+            if index == 3:
+                store.mark_cancelled(UPLOAD_ID)
+            yield chunk
+
+    with pytest.raises(Cancelled):
+        receive(store, chunks())
+    assert read == [0, 1, 2, 3]
+    assert store.read(UPLOAD_ID, MANIFEST) is None
+
+
+def test_a_cancel_after_the_last_chunk_still_prevents_the_seal(store: UploadStore) -> None:
+    body = upload_body([("a.bin", FILE_A)])
+
+    def chunks():
+        yield body
+        store.mark_cancelled(UPLOAD_ID)
+
+    with pytest.raises(Cancelled):
+        receive(store, chunks())
+    assert store.read(UPLOAD_ID, MANIFEST) is None

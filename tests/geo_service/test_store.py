@@ -12,11 +12,13 @@ import pytest
 from geo_service import store as store_module
 from geo_service.locks import Busy, held
 from geo_service.store import (
+    CANCELLED,
     CLAIM,
     JOB,
     LOCKS,
     MANIFEST,
     RESULT,
+    TENANT,
     TRASH,
     InvalidId,
     State,
@@ -24,6 +26,7 @@ from geo_service.store import (
     UploadMissing,
     UploadStore,
 )
+from handoff.auth import ANONYMOUS
 from handoff.ids import new_upload_id
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -123,7 +126,7 @@ def test_invalid_id_is_a_value_error() -> None:
 def test_create_makes_the_folder_and_refuses_a_repeat(store: UploadStore) -> None:
     folder = store.create(UPLOAD_ID)
     assert folder == store.root / UPLOAD_ID
-    assert entries(folder) == {"files"}
+    assert entries(folder) == {"files", TENANT}
     assert store.exists(UPLOAD_ID)
     with pytest.raises(UploadExists):
         store.create(UPLOAD_ID)
@@ -137,7 +140,7 @@ def test_seal_writes_the_manifest_atomically_and_leaves_no_temp_file(store: Uplo
     store.seal(UPLOAD_ID, manifest)
     assert store.read(UPLOAD_ID, MANIFEST) == manifest
     assert json.loads((store.path(UPLOAD_ID) / MANIFEST).read_text()) == manifest
-    assert entries(store.path(UPLOAD_ID)) == {"files", MANIFEST}
+    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT, MANIFEST}
 
 
 def test_seal_goes_through_a_temp_file_and_a_rename(
@@ -199,6 +202,8 @@ def test_status_reports_every_marker(store: UploadStore) -> None:
     assert store.status(UPLOAD_ID) == {
         "id": UPLOAD_ID,
         "state": "queued",
+        "tenant": ANONYMOUS,
+        "cancelled": False,
         "manifest": {"id": UPLOAD_ID, "files": [{"path": "files/0", "size": 7}]},
         "job": {"purpose": "raw"},
         "claim": None,
@@ -230,7 +235,7 @@ def test_markers_leave_no_temp_files(store: UploadStore) -> None:
     store.mark_queued(UPLOAD_ID, {"a": 1})
     store.claim(UPLOAD_ID, {"b": 2})
     store.finish(UPLOAD_ID, {"status": "done"})
-    assert entries(store.path(UPLOAD_ID)) == {"files", MANIFEST, JOB, CLAIM, RESULT}
+    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT, MANIFEST, JOB, CLAIM, RESULT}
 
 
 def test_remove_returns_the_bytes_and_leaves_nothing(store: UploadStore) -> None:
@@ -238,12 +243,12 @@ def test_remove_returns_the_bytes_and_leaves_nothing(store: UploadStore) -> None
     store.file_path(UPLOAD_ID, 1).write_bytes(b"y" * 3000)
     store.work_dir(UPLOAD_ID).mkdir()
     (store.work_dir(UPLOAD_ID) / "scratch").write_bytes(b"z" * 100)
-    manifest_size = (store.path(UPLOAD_ID) / MANIFEST).stat().st_size
-    assert store.size(UPLOAD_ID) == 8100 + manifest_size
+    markers = sum((store.path(UPLOAD_ID) / name).stat().st_size for name in (MANIFEST, TENANT))
+    assert store.size(UPLOAD_ID) == 8100 + markers
 
     freed = store.remove(UPLOAD_ID)
 
-    assert freed == 8100 + manifest_size
+    assert freed == 8100 + markers
     assert not (store.root / UPLOAD_ID).exists()
     assert not store.exists(UPLOAD_ID)
     assert list((store.root / TRASH).iterdir()) == []
@@ -311,7 +316,7 @@ def test_lock_lives_outside_the_upload(store: UploadStore) -> None:
     store.create(UPLOAD_ID)
     with store.lock(UPLOAD_ID):
         assert (store.root / LOCKS / f"{UPLOAD_ID}.lock").exists()
-    assert entries(store.path(UPLOAD_ID)) == {"files"}
+    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT}
 
 
 def test_lock_is_free_again_after_release(store: UploadStore) -> None:
@@ -365,3 +370,37 @@ def test_busy_names_the_lock_file(tmp_path: Path) -> None:
         pass
     with held(lock_path, timeout=0.1):
         assert lock_path.exists()
+
+
+# -- tenants and cancels ---------------------------------------------------------
+
+
+def test_the_tenant_is_recorded_when_the_folder_is_made(store: UploadStore) -> None:
+    """Before any byte or manifest exists, so a receiving upload is its tenant's alone."""
+    store.create(UPLOAD_ID, "alice")
+    assert store.tenant(UPLOAD_ID) == "alice"
+    assert store.status(UPLOAD_ID)["tenant"] == "alice"
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+
+
+def test_an_upload_without_a_tenant_record_is_anonymous(store: UploadStore) -> None:
+    sealed(store)
+    (store.path(UPLOAD_ID) / TENANT).unlink()
+    assert store.tenant(UPLOAD_ID) == ANONYMOUS
+
+
+def test_a_cancel_is_a_marker_that_keeps_the_state(store: UploadStore) -> None:
+    """The writer or worker holding the lock reads it; the sweeper still sees the state."""
+    store.create(UPLOAD_ID, "alice")
+    assert not store.cancelled(UPLOAD_ID)
+    store.mark_cancelled(UPLOAD_ID)
+    assert store.cancelled(UPLOAD_ID)
+    assert (store.path(UPLOAD_ID) / CANCELLED).is_file()
+    assert store.state(UPLOAD_ID) is State.RECEIVING
+    assert store.status(UPLOAD_ID)["cancelled"] is True
+
+
+def test_a_missing_upload_cannot_be_cancelled(store: UploadStore) -> None:
+    with pytest.raises(UploadMissing):
+        store.mark_cancelled(UPLOAD_ID)
+    assert not store.cancelled(UPLOAD_ID)

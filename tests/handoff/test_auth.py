@@ -2,7 +2,15 @@
 
 import pytest
 
-from handoff.auth import bearer_token, token_allowed
+from handoff.auth import (
+    ANONYMOUS,
+    Credential,
+    bearer_token,
+    is_tenant_name,
+    parse_credentials,
+    tenant_for,
+    token_allowed,
+)
 
 
 @pytest.mark.parametrize(
@@ -48,3 +56,52 @@ def test_token_allowed(token: str | None, allowed: list[str], expected: bool) ->
 
 def test_token_allowed_accepts_a_one_shot_iterable() -> None:
     assert token_allowed("y", iter(["x", "y", "z"]))
+
+
+def test_name_token_pairs_name_their_tenant() -> None:
+    assert parse_credentials("alice:alice-token, bob:bob-token") == (
+        Credential("alice", "alice-token"), Credential("bob", "bob-token"))
+
+
+def test_a_token_may_contain_colons_after_the_name() -> None:
+    assert parse_credentials("svc:abc:def") == (Credential("svc", "abc:def"),)
+
+
+def test_commas_and_new_lines_both_separate() -> None:
+    assert [c.tenant for c in parse_credentials("a:1\nb:2,c:3\n\n")] == ["a", "b", "c"]
+
+
+def test_a_bare_token_is_a_tenant_of_its_own_not_named_by_the_token() -> None:
+    """Existing bare-token set-ups keep working; logs naming the tenant never show a token."""
+    first, second = parse_credentials("t1-secret,t2-secret")
+    assert (first.token, second.token) == ("t1-secret", "t2-secret")
+    assert first.tenant != second.tenant
+    assert "secret" not in first.tenant and "secret" not in second.tenant
+    assert is_tenant_name(first.tenant)
+    assert parse_credentials("t1-secret")[0].tenant == first.tenant
+
+
+def test_one_tenant_may_hold_several_tokens() -> None:
+    """Rotating a credential: the old and the new token open the same uploads."""
+    credentials = parse_credentials("alice:old,alice:new")
+    assert tenant_for("old", credentials) == tenant_for("new", credentials) == "alice"
+
+
+@pytest.mark.parametrize("text", ["alice:", ":token", " : ", "al ice:t", "ä:t", "a:t,b:t"])
+def test_bad_credentials_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_credentials(text)
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [("alice-token", "alice"), ("bob-token", "bob"), ("alice-toke", None),
+     ("alice", None), (None, None), ("", None)],
+)
+def test_tenant_for(token: str | None, expected: str | None) -> None:
+    credentials = parse_credentials("alice:alice-token,bob:bob-token")
+    assert tenant_for(token, credentials) == expected
+
+
+def test_anonymous_is_a_valid_tenant_name() -> None:
+    assert is_tenant_name(ANONYMOUS)

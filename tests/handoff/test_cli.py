@@ -96,7 +96,7 @@ def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(answer.body)
 
-        do_GET = do_POST = _serve
+        do_GET = do_POST = do_DELETE = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -318,6 +318,23 @@ def test_status_watch_on_failure_exits_5(api, capsys):
 def test_status_of_unknown_id_exits_3(api, capsys):
     assert run(api, "status", "nope") == cli.EXIT_CLIENT_ERROR
     assert "error 404" in capsys.readouterr().err
+
+
+def test_cancel_deletes_the_upload_with_the_token_and_prints_json(api, capsys):
+    api.answer("DELETE", STATUS_PATH, Answer(204, b""))
+    assert run(api, "cancel", UPLOAD_ID, "--token", "alice-token") == cli.EXIT_OK
+    [sent] = api.requests
+    assert (sent.method, sent.path) == ("DELETE", STATUS_PATH)
+    assert sent.headers["Authorization"] == "Bearer alice-token"
+    assert json.loads(capsys.readouterr().out) == {"id": UPLOAD_ID, "status": "cancelled"}
+
+
+def test_cancel_of_a_processing_upload_exits_3_with_the_problem(api, capsys):
+    api.answer("DELETE", STATUS_PATH, problem(409, "Upload is processing", "a worker has it"))
+    assert run(api, "cancel", UPLOAD_ID) == cli.EXIT_CLIENT_ERROR
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "error 409 Upload is processing: a worker has it" in captured.err
 
 
 def test_progress_flag_draws_a_byte_bar_on_stderr(api, payload, capsys):

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from handoff.auth import Credential
 from handoff.config import ConfigError, Settings, load_or_exit, load_settings, variable
 
 GIB = 1024**3
@@ -17,7 +18,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "GEO_PORT": ("geo_port", "9001", 9001),
     "GEO_URL": ("geo_url", "http://geo.internal:8080/", "http://geo.internal:8080"),
     "GEO_SECRET": ("geo_secret", " s3cret ", " s3cret "),
-    "API_TOKENS": ("api_tokens", " t1, t2 ,,t3,", ("t1", "t2", "t3")),
+    "API_TOKENS": ("api_tokens", " alice:t1, bob : t2 ,,", (Credential("alice", "t1"),
+                                                          Credential("bob", "t2"))),
     "REDIS_URL": ("redis_url", "redis://localhost:6379/2", "redis://localhost:6379/2"),
     "QUEUE": ("queue", "geo-high", "geo-high"),
     "UPLOADS_ROOT": ("uploads_root", "/srv/uploads", Path("/srv/uploads")),
@@ -208,3 +210,38 @@ def test_variable_names_the_setting_behind_a_field() -> None:
     assert variable("max_form_fields_size") == "HANDOFF_MAX_FORM_FIELDS_SIZE"
     with pytest.raises(KeyError):
         variable("no_such_setting")
+
+
+def test_tokens_file_is_read_like_the_variable(tmp_path: Path) -> None:
+    """A Secret mounted as a file: one credential a line, the trailing newline ignored."""
+    secret = tmp_path / "tokens"
+    secret.write_text("alice:alice-token\nbob:bob-token\n")
+    settings = load_settings({"HANDOFF_API_TOKENS_FILE": str(secret),
+                              "HANDOFF_API_TOKENS": "carol:carol-token"})
+    assert settings.api_tokens == (Credential("carol", "carol-token"),
+                                   Credential("alice", "alice-token"),
+                                   Credential("bob", "bob-token"))
+
+
+def test_an_unreadable_tokens_file_names_the_variable(tmp_path: Path) -> None:
+    missing = tmp_path / "absent"
+    with pytest.raises(ConfigError, match=f"^HANDOFF_API_TOKENS_FILE='{missing}' is invalid: "):
+        load_settings({"HANDOFF_API_TOKENS_FILE": str(missing)})
+
+
+def test_a_token_in_both_the_variable_and_the_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "tokens"
+    secret.write_text("bob:same\n")
+    with pytest.raises(ConfigError, match="HANDOFF_API_TOKENS and HANDOFF_API_TOKENS_FILE"):
+        load_settings({"HANDOFF_API_TOKENS_FILE": str(secret), "HANDOFF_API_TOKENS": "a:same"})
+
+
+@pytest.mark.parametrize("raw", ["alice:", ":alice-token", "al ice:t1", "a:t1,b:t1"])
+def test_bad_tokens_are_refused_without_repeating_them(raw: str) -> None:
+    """The message names the variable, never the tokens it holds."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"HANDOFF_API_TOKENS": raw})
+    message = str(caught.value)
+    assert message.startswith("HANDOFF_API_TOKENS=(secret) is invalid: ")
+    assert "t1" not in message
+    assert "alice-token" not in message
