@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from api_service.pacing import TooSlow
 from handoff import metrics
 from handoff.form import FieldError, UploadForm, over_limit
 from handoff.multipart import (
@@ -40,6 +41,13 @@ class RelayError(Exception):
 class ClientGone(RelayError):
     def __init__(self, detail: str) -> None:
         super().__init__(400, "incomplete-body", detail)
+
+
+class ClientTooSlow(RelayError):
+    """The client went silent, or sent below the minimum rate (RFC 9110 408)."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(408, kind, detail)
 
 
 def _no_file() -> RelayError:
@@ -139,6 +147,11 @@ class Relay:
     def _read(self) -> bytes:
         try:
             chunk = self._stream.read(self._limits.chunk_size)
+        except TooSlow as exc:
+            raise ClientTooSlow("too-slow", str(exc)) from None
+        except TimeoutError:
+            raise ClientTooSlow("client-timeout", "the client stopped sending before the body "
+                                "was complete (timed out)") from None
         except Exception as exc:
             # Socket errors read well ("timed out"); the server's own parser
             # errors do not, so those are named by their type only.

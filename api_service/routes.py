@@ -11,15 +11,17 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api_service.geo import GeoClient, GeoError
+from api_service.pacing import MinimumRate, PacedBody
 from api_service.relay import Limits, Relay, RelayError
 from api_service.tenants import Authenticate, visible_to
 from handoff import metrics
+from handoff.config import Settings
 from handoff.form import parser_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
-from handoff.request_body import body_reader
-from handoff.web import current_settings, multipart_boundary
+from handoff.request_body import Readable, body_reader
+from handoff.web import RETRY_AFTER, current_settings, multipart_boundary, upload_slot
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
@@ -54,7 +56,8 @@ def _authenticate() -> None:
 def create_upload() -> tuple[Response, int]:
     with metrics.IN_FLIGHT.track_inprogress():
         try:
-            answer = _create_upload()
+            with upload_slot():
+                answer = _create_upload()
         except Problem as problem:
             metrics.UPLOADS.labels(str(problem.status)).inc()
             raise
@@ -66,11 +69,10 @@ def _create_upload() -> tuple[Response, int]:
     settings = current_settings()
     length = request.content_length
     boundary = multipart_boundary(settings.max_upload_size)
-    _limit_client_silence(settings.client_timeout)
     upload_id = new_upload_id()
     limits = Limits(settings.max_upload_size, settings.max_file_size,
                     settings.relay_chunk_size, parser_limits(settings))
-    relay = Relay(body_reader(request.environ), boundary, limits)
+    relay = Relay(_client_body(settings), boundary, limits)
     started = time.monotonic()
     _relay(relay, upload_id, length)
     message_id = _enqueue(relay, upload_id)
@@ -84,15 +86,23 @@ def _create_upload() -> tuple[Response, int]:
     return jsonify(body), 202
 
 
-def _limit_client_silence(seconds: float) -> None:
-    """End uploads whose client stops sending for ``seconds`` (a stalled or trickling client).
+def _client_body(settings: Settings) -> Readable:
+    """The request body, cut off when the client is silent or too slow.
 
     gunicorn hands the client socket to the app; a read that waits longer
-    than this raises, and the relay turns that into a refused upload.
+    than the client timeout (or one rate window) raises, and the relay turns
+    that into 408. Below the minimum rate, :class:`PacedBody` raises too.
     """
+    silence = settings.client_timeout
+    if settings.client_min_rate:
+        silence = min(silence, settings.client_rate_window)
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
-        sock.settimeout(seconds)
+        sock.settimeout(silence)
+    body = body_reader(request.environ)
+    if not settings.client_min_rate:
+        return body
+    return PacedBody(body, MinimumRate(settings.client_min_rate, settings.client_rate_window))
 
 
 def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
@@ -154,6 +164,9 @@ def _geo_problem(exc: GeoError, upload_id: str) -> Problem:
     if _geo_kind(exc) == "cancelled":
         return Problem(409, "cancelled", "Upload cancelled",
                        "the upload was cancelled while it was being sent", upload_id=upload_id)
+    if _geo_kind(exc) == "busy":
+        return Problem(503, "busy", "Service busy", "the geo service is full; retry later",
+                       headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
     if exc.status in _GEO_PASSTHROUGH:
         kind = _geo_kind(exc) or "geo-error"
         return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
@@ -167,7 +180,8 @@ def _geo_kind(exc: GeoError) -> str:
 
 
 _KIND_TITLES = {"bad-form": "Malformed form", "no-file": "No file", "too-large": "Upload too large",
-                "incomplete-body": "Incomplete body", "geo-mismatch": "Bad gateway"}
+                "incomplete-body": "Incomplete body", "geo-mismatch": "Bad gateway",
+                "too-slow": "Request Timeout", "client-timeout": "Request Timeout"}
 _TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
            507: "Insufficient storage"}
 

@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 from geo_service.store import UploadStore
 from handoff import metrics
 from handoff.auth import ANONYMOUS
+from handoff.blocking import off_loop
 from handoff.form import FieldError, UploadForm
 from handoff.multipart import FileData, FileEnd, FileStart, MalformedForm, ParserLimits
 
@@ -114,7 +115,7 @@ class Receiver:
     def _end(self) -> None:
         current = self._open
         assert current is not None
-        os.fsync(current.handle.fileno())
+        off_loop(os.fsync, current.handle.fileno())
         current.handle.close()
         self._open = None
         self.files.append(

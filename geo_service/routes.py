@@ -17,7 +17,7 @@ from handoff.form import FieldError, over_limit, parser_limits
 from handoff.multipart import FormTooLarge, MalformedForm
 from handoff.problems import Problem
 from handoff.request_body import body_reader
-from handoff.web import current_settings, multipart_boundary, require_bearer
+from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
@@ -85,6 +85,11 @@ def create(upload_id: str) -> tuple[Response, int]:
     settings = current_settings()
     _checked(upload_id)
     boundary = multipart_boundary(settings.max_upload_size, upload_id)
+    with upload_slot(upload_id):
+        return _create(upload_id, boundary, settings)
+
+
+def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Response, int]:
     tenant = _tenant()
     store = _store()
     try:

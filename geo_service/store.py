@@ -29,6 +29,7 @@ from typing import Any
 
 from geo_service.locks import held
 from handoff.auth import ANONYMOUS
+from handoff.blocking import off_loop
 from handoff.ids import is_upload_id
 
 TENANT = "tenant.json"
@@ -244,7 +245,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     with open(tmp, "w") as handle:
         json.dump(payload, handle)
         handle.flush()
-        os.fsync(handle.fileno())
+        off_loop(os.fsync, handle.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -252,7 +253,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(fd)
+        off_loop(os.fsync, fd)
     finally:
         os.close(fd)
 

@@ -44,6 +44,14 @@ class Settings:
     geo_connect_timeout: float = 5.0
     geo_read_timeout: float = 600.0
     client_timeout: float = 60.0
+    client_min_rate: int = 1024
+    client_rate_window: float = 30.0
+    max_active_uploads: int = 1500
+    web_workers: int = 2
+    web_threads: int = 16
+    web_connections: int = 2000
+    web_worker_class: str = "gevent"
+    graceful_timeout: float = 3600.0
     orphan_ttl: float = 3600.0
     partial_ttl: float = 3600.0
     retention: float = 86400.0
@@ -109,6 +117,20 @@ def _positive_size(text: str) -> int:
     return value
 
 
+def _positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value <= 0:
+        raise ValueError(f"must be more than zero: {text!r}")
+    return value
+
+
+def _worker_class(text: str) -> str:
+    """gunicorn's evented worker, or its threaded one (see docs/decisions.md)."""
+    if text not in {"gevent", "gthread"}:
+        raise ValueError("must be gevent or gthread")
+    return text
+
+
 # variable suffix -> (Settings field, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "API_PORT": ("api_port", _port),
@@ -132,6 +154,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", parse_duration),
     "GEO_READ_TIMEOUT": ("geo_read_timeout", parse_duration),
     "CLIENT_TIMEOUT": ("client_timeout", parse_duration),
+    "CLIENT_MIN_RATE": ("client_min_rate", parse_size),
+    "CLIENT_RATE_WINDOW": ("client_rate_window", _positive_duration),
+    "MAX_ACTIVE_UPLOADS": ("max_active_uploads", _count),
+    "WEB_WORKERS": ("web_workers", _count),
+    "WEB_THREADS": ("web_threads", _count),
+    "WEB_CONNECTIONS": ("web_connections", _count),
+    "WEB_WORKER_CLASS": ("web_worker_class", _worker_class),
+    "GRACEFUL_TIMEOUT": ("graceful_timeout", parse_duration),
     "ORPHAN_TTL": ("orphan_ttl", parse_duration),
     "PARTIAL_TTL": ("partial_ttl", parse_duration),
     "RETENTION": ("retention", parse_duration),
@@ -178,7 +208,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "max_file_size" not in values and "max_upload_size" in values:
         values["max_file_size"] = values["max_upload_size"]
     values["api_tokens"] = _all_credentials(values)
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_room(settings)
+    return settings
+
+
+def _check_room(settings: Settings) -> None:
+    """Uploads must leave connections free, or a full server could not even say so."""
+    if settings.max_active_uploads >= settings.web_connections:
+        raise ConfigError(f"{PREFIX}MAX_ACTIVE_UPLOADS ({settings.max_active_uploads}) must be "
+                          f"below {PREFIX}WEB_CONNECTIONS ({settings.web_connections}), so that "
+                          "health checks and refusals still find a connection")
 
 
 def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:

@@ -1,10 +1,13 @@
 """gunicorn settings for both services: ``gunicorn --config python:handoff.gunicorn_conf``.
 
-Uploads of many GB last far longer than gunicorn's default 30 s, and a
-sync worker is killed when a request outlives ``timeout``. gthread workers
-serve each request on a thread while the worker process keeps sending its
-heartbeat, so ``timeout`` only catches a process that is truly stuck.
-Every value can be overridden with ``GUNICORN_CMD_ARGS`` or on the command line.
+Uploads of many GB last far longer than gunicorn's default 30 s, and most
+of an upload's life is waiting for the client's next bytes. gevent workers
+serve each connection on a greenlet: a thousand slow or idle clients cost a
+thousand greenlets, not a thousand threads, and ``/healthz`` is answered
+between their reads. ``timeout`` only catches a process that is truly stuck.
+``HANDOFF_WEB_WORKER_CLASS=gthread`` keeps the threaded worker (``make bench``
+compares the two). Every value can be overridden with ``GUNICORN_CMD_ARGS``
+or on the command line.
 """
 
 import os
@@ -13,15 +16,26 @@ import tempfile
 
 from handoff import gunicorn_errors
 from handoff.allocator import keep_freed_memory
+from handoff.config import ConfigError, load_settings
 
-worker_class = "gthread"
-workers = int(os.environ.get("HANDOFF_WEB_WORKERS", "2"))
-threads = int(os.environ.get("HANDOFF_WEB_THREADS", "16"))
+try:
+    _settings = load_settings()
+except ConfigError as _error:
+    raise SystemExit(f"handoff: configuration error: {_error}") from None
+
+worker_class = _settings.web_worker_class
+workers = _settings.web_workers
+threads = _settings.web_threads
+# Connections per worker process, busy or idle; uploads take at most
+# HANDOFF_MAX_ACTIVE_UPLOADS of them, so health checks and refusals always fit.
+worker_connections = _settings.web_connections
 # Seconds a worker process may go without a heartbeat before it is restarted.
 timeout = 120
 # Seconds given to requests in flight after SIGTERM: long enough for an upload to finish.
-graceful_timeout = int(os.environ.get("HANDOFF_GRACEFUL_TIMEOUT", "3600"))
-keepalive = 5
+graceful_timeout = int(_settings.graceful_timeout)
+# Seconds an idle keep-alive connection is kept; also how long a stopping evented
+# worker may wait for one, so it stays short (gunicorn's own default).
+keepalive = 2
 # gunicorn's largest request line, so that absurd ids still reach the app and
 # get a problem+json answer instead of gunicorn's own 414 page.
 limit_request_line = 8190

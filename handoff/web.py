@@ -1,6 +1,8 @@
 """What both Flask services share: settings, problem answers, health routes."""
 
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from flask import Flask, Response, current_app, jsonify, request
 
@@ -20,6 +22,7 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
     setup_logging(settings.log_level, name)
     app = Flask(name)
     app.config["HANDOFF"] = settings
+    app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
     problems.register(app)
 
     @app.get("/healthz")
@@ -68,3 +71,38 @@ def multipart_boundary(max_size: int, upload_id: str | None = None) -> bytes:
         raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
     except MalformedForm as exc:
         raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+
+
+# Seconds a client refused for a full server is told to wait.
+RETRY_AFTER = 10
+
+
+class UploadSlots:
+    """At most ``size`` uploads in flight per web process; the rest are refused at once.
+
+    A refusal needs a connection too: keeping uploads below the worker's
+    connection limit (``HANDOFF_WEB_CONNECTIONS``) is what lets a full server
+    answer 503 quickly instead of leaving new clients hanging in the listen
+    backlog, and lets ``/healthz`` answer whatever the uploads do.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._free = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def hold(self, upload_id: str | None = None) -> Iterator[None]:
+        if not self._free.acquire(blocking=False):
+            raise Problem(503, "busy", "Service busy",
+                          f"all {self.size} upload slots of this server process are taken; "
+                          "retry later", headers={"Retry-After": str(RETRY_AFTER)},
+                          upload_id=upload_id)
+        try:
+            yield
+        finally:
+            self._free.release()
+
+
+def upload_slot(upload_id: str | None = None) -> AbstractContextManager[None]:
+    """One of this process's upload slots for the current request, or 503."""
+    return current_app.extensions["handoff.slots"].hold(upload_id)

@@ -111,8 +111,9 @@ def test_a_silent_client_is_cut_off_after_the_client_timeout(make_stack):
         answer = _read_answer(sock)
     finally:
         sock.close()
-    assert answer.startswith("HTTP/1.1 400"), answer
+    assert answer.startswith("HTTP/1.1 408"), answer
     assert "application/problem+json" in answer
+    assert "/problems/client-timeout" in answer
     assert "stopped sending" in answer
     deadline = time.monotonic() + 10
     while (folders := [p for p in stack.uploads.iterdir() if not p.name.startswith(".")]) \

@@ -1,0 +1,196 @@
+"""Slow clients: cut below the minimum rate, never holding the service hostage.
+
+Tricklers send a valid head, then one byte every few seconds; idle clients
+send a head and nothing more. Neither may keep a normal upload or a health
+probe waiting, and a server that is full says so at once.
+"""
+
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import requests
+
+from tests.multipart_bodies import content_type, upload_head
+from tests.polling import eventually
+
+pytestmark = pytest.mark.integration
+
+MiB = 1024 * 1024
+
+
+def _open_upload(port: int) -> socket.socket:
+    """A valid upload head announcing 10 MiB, of which nothing more will come quickly."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+    sock.sendall((f"POST /v1/uploads HTTP/1.1\r\nHost: x\r\nContent-Length: {10 * MiB}\r\n"
+                  f"Content-Type: {content_type()}\r\n\r\n").encode() + upload_head("slow.bin"))
+    return sock
+
+
+def _status_line(sock: socket.socket) -> str:
+    """The first line of the answer, once the server gives one (or '' if it closes)."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n", 1)[0].decode("latin-1")
+
+
+class HealthProbe:
+    """``/healthz`` every 0.2 s on a thread, as a Kubernetes probe would; the slowest answer."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url + "/healthz"
+        self._stop = threading.Event()
+        self.slowest = 0.0
+        self.failures: list[str] = []
+        self.count = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            started = time.monotonic()
+            try:
+                answer = requests.get(self._url, timeout=10)
+                if answer.status_code != 200:
+                    self.failures.append(f"status {answer.status_code}")
+            except requests.RequestException as exc:
+                self.failures.append(type(exc).__name__)
+            self.slowest = max(self.slowest, time.monotonic() - started)
+            self.count += 1
+
+    @contextmanager
+    def running(self) -> Iterator["HealthProbe"]:
+        self._thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            self._thread.join()
+
+
+def _trickle(socks: list[socket.socket], stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
+        for sock in socks:
+            try:
+                sock.send(b"x")
+            except OSError:
+                pass
+
+
+def _curl_upload(url: str, path: str) -> tuple[str, float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        ["curl", "-sS", "-o", os.devnull, "-w", "%{http_code}", "--max-time", "120",
+         "-F", "purpose=raw", "-F", f"file=@{path}", url + "/v1/uploads"],
+        capture_output=True, text=True, check=False)
+    return done.stdout.strip(), time.monotonic() - started
+
+
+def _upload_folders(stack) -> list[str]:
+    return [p.name for p in stack.uploads.iterdir() if not p.name.startswith(".")]
+
+
+def test_200_tricklers_are_cut_with_408_while_a_64_mib_upload_and_healthz_go_through(
+        make_stack, tmp_path):
+    stack = make_stack()
+    api = stack.url("api")
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(64 * MiB))
+    stop = threading.Event()
+    socks: list[socket.socket] = []
+    with HealthProbe(api).running() as health:
+        for _ in range(200):  # slow clients arrive over a few seconds, not in one instant
+            socks.append(_open_upload(stack.ports["api"]))
+            time.sleep(0.01)
+        trickler = threading.Thread(target=_trickle, args=(socks, stop, 5.0), daemon=True)
+        trickler.start()
+        try:
+            status, seconds = _curl_upload(api, str(big))
+            answers = [_status_line(sock) for sock in socks]
+        finally:
+            stop.set()
+            trickler.join()
+            for sock in socks:
+                sock.close()
+    assert status == "202"
+    assert seconds < 30, f"the 64 MiB upload took {seconds:.1f} s"
+    assert answers == ["HTTP/1.1 408 REQUEST TIMEOUT"] * 200, set(answers)
+    assert health.failures == []
+    assert health.count > 50  # it probed all along: the tricklers live for 30 s
+    assert health.slowest < 1.0, f"/healthz took {health.slowest:.2f} s"
+    # every trickler's partial is gone; only the real upload stays
+    assert eventually(lambda: len(_upload_folders(stack)) == 1), _upload_folders(stack)
+
+
+def test_a_trickler_gets_a_problem_naming_the_minimum_rate(make_stack):
+    stack = make_stack({"HANDOFF_CLIENT_MIN_RATE": "100", "HANDOFF_CLIENT_RATE_WINDOW": "2s"},
+                       components=("redis", "geo", "api"))
+    sock = _open_upload(stack.ports["api"])
+    try:
+        for _ in range(6):
+            sock.send(b"x")
+            time.sleep(0.5)
+        answer = sock.recv(65536).decode("latin-1")
+    finally:
+        sock.close()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408"), answer
+    assert "application/problem+json" in head
+    assert "/problems/too-slow" in body
+    assert "below the minimum of 100B/s" in body
+    assert eventually(lambda: _upload_folders(stack) == [])
+
+
+def test_a_fast_client_is_not_cut_by_a_short_window(make_stack):
+    stack = make_stack({"HANDOFF_CLIENT_RATE_WINDOW": "1s"}, components=("redis", "geo", "api"))
+    response = stack.upload([("a.bin", os.urandom(32 * MiB)), ("b.bin", os.urandom(MiB))])
+    assert response.status_code == 202, response.text
+
+
+def test_a_full_server_answers_503_with_retry_after_at_once(make_stack):
+    stack = make_stack({"HANDOFF_WEB_WORKERS": "1", "HANDOFF_MAX_ACTIVE_UPLOADS": "2"},
+                       components=("redis", "geo", "api"))
+    held = [_open_upload(stack.ports["api"]) for _ in range(2)]
+    try:
+        assert eventually(lambda: len(_upload_folders(stack)) == 2)
+        started = time.monotonic()
+        refused = stack.upload([("c.bin", b"c" * 1024)])
+        waited = time.monotonic() - started
+        health = requests.get(stack.url("api") + "/healthz", timeout=5)
+    finally:
+        for sock in held:
+            sock.close()
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert refused.json()["type"].endswith("/busy")
+    assert int(refused.headers["Retry-After"]) > 0
+    assert waited < 10, f"the refusal took {waited:.1f} s"
+    assert health.status_code == 200
+    # once the slots are free again, uploads go through
+    assert eventually(lambda: stack.upload([("d.bin", b"d")]).status_code == 202)
+
+
+def test_1000_idle_connections_leave_room_for_a_normal_upload(make_stack):
+    stack = make_stack(components=("redis", "geo", "api"))
+    idle: list[socket.socket] = []
+    try:
+        for _ in range(1000):
+            idle.append(_open_upload(stack.ports["api"]))
+            time.sleep(0.002)
+        assert eventually(lambda: len(_upload_folders(stack)) == 1000, timeout=60)
+        response = stack.upload([("normal.bin", os.urandom(8 * MiB))])
+        health = requests.get(stack.url("api") + "/healthz", timeout=10)
+    finally:
+        for sock in idle:
+            sock.close()
+    assert response.status_code == 202, response.text
+    assert health.status_code == 200
+    assert eventually(lambda: len(_upload_folders(stack)) == 1, timeout=60)
