@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 import pytest
 import requests
@@ -79,10 +79,8 @@ class HealthProbe:
 def _trickle(socks: list[socket.socket], stop: threading.Event, every: float) -> None:
     while not stop.wait(every):
         for sock in socks:
-            try:
+            with suppress(OSError):
                 sock.send(b"x")
-            except OSError:
-                pass
 
 
 def _curl_upload(url: str, path: str) -> tuple[str, float]:

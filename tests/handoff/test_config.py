@@ -35,6 +35,14 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "GEO_CONNECT_TIMEOUT": ("geo_connect_timeout", "500ms", 0.5),
     "GEO_READ_TIMEOUT": ("geo_read_timeout", "15m", 900.0),
     "CLIENT_TIMEOUT": ("client_timeout", "90", 90.0),
+    "CLIENT_MIN_RATE": ("client_min_rate", "500B", 500),
+    "CLIENT_RATE_WINDOW": ("client_rate_window", "1m", 60.0),
+    "MAX_ACTIVE_UPLOADS": ("max_active_uploads", "100", 100),
+    "WEB_WORKERS": ("web_workers", "4", 4),
+    "WEB_THREADS": ("web_threads", "64", 64),
+    "WEB_CONNECTIONS": ("web_connections", "4000", 4000),
+    "WEB_WORKER_CLASS": ("web_worker_class", "gthread", "gthread"),
+    "GRACEFUL_TIMEOUT": ("graceful_timeout", "10m", 600.0),
     "ORPHAN_TTL": ("orphan_ttl", "2h", 7200.0),
     "PARTIAL_TTL": ("partial_ttl", "30m", 1800.0),
     "RETENTION": ("retention", "7d", 7 * 86400.0),
@@ -71,6 +79,14 @@ INVALID: list[tuple[str, str]] = [
     ("GEO_CONNECT_TIMEOUT", "5 minutes"),
     ("GEO_READ_TIMEOUT", "-1s"),
     ("CLIENT_TIMEOUT", "1w"),
+    ("CLIENT_MIN_RATE", "fast"),
+    ("CLIENT_RATE_WINDOW", "0s"),
+    ("MAX_ACTIVE_UPLOADS", "0"),
+    ("WEB_WORKERS", "two"),
+    ("WEB_THREADS", "0"),
+    ("WEB_CONNECTIONS", "-1"),
+    ("WEB_WORKER_CLASS", "sync"),
+    ("GRACEFUL_TIMEOUT", "an hour"),
     ("ORPHAN_TTL", "later"),
     ("PARTIAL_TTL", "1h30m"),
     ("RETENTION", "forever"),
@@ -245,3 +261,12 @@ def test_bad_tokens_are_refused_without_repeating_them(raw: str) -> None:
     assert message.startswith("HANDOFF_API_TOKENS=(secret) is invalid: ")
     assert "t1" not in message
     assert "alice-token" not in message
+
+
+def test_uploads_must_leave_connections_free() -> None:
+    with pytest.raises(ConfigError, match=r"HANDOFF_MAX_ACTIVE_UPLOADS .* below HANDOFF_WEB_CONN"):
+        load_settings({"HANDOFF_MAX_ACTIVE_UPLOADS": "100", "HANDOFF_WEB_CONNECTIONS": "100"})
+
+
+def test_a_zero_minimum_rate_turns_the_rate_check_off() -> None:
+    assert load_settings({"HANDOFF_CLIENT_MIN_RATE": "0"}).client_min_rate == 0
