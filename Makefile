@@ -39,6 +39,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.slow_clients
 
 # The chaos soak: real stack, faults at random, then a strict check (HANDOFF_SOAK_SECONDS).
 soak: $(STAMP)
