@@ -20,6 +20,10 @@ COPY requirements/base.txt requirements/base.txt
 RUN pip install -r requirements/base.txt
 
 COPY . .
+# --no-deps: the image runs the services on the pinned set above. A plain
+# `pip install .` would bring only the client's dependencies, and the
+# "server" extra only ranges; tests/handoff/test_packaging.py keeps those
+# ranges in line with the pins.
 RUN pip install --no-deps .
 
 # ---- runtime ----

@@ -11,8 +11,11 @@ Commands::
 http://127.0.0.1:8000) and ``--token`` (default ``$HANDOFF_TOKEN``), before or
 after the command name.
 
-Files are streamed from disk, never read into memory, so uploads of tens of
-GB work from a small machine. The progress bar (bytes, rate, ETA) goes to
+The commands are built on :mod:`handoff.client`, which needs only requests
+and requests-toolbelt (and tqdm for the bar), so a client-only install runs
+them; ``handoff gc`` needs the server's dependencies. Files are streamed from
+disk, never read into memory, so uploads of tens of GB work from a small
+machine. The progress bar (bytes, rate, ETA) goes to
 stderr, only when stderr is a terminal unless ``--progress`` forces it.
 stdout gets exactly one JSON document per command: the 202 answer, or with
 ``--wait``/``--watch`` the final status, so ``handoff ... | jq`` works.
@@ -34,19 +37,21 @@ import argparse
 import json
 import os
 import sys
-import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import closing, nullcontext
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 from tqdm import tqdm
 
-from handoff.form import FieldError, parse_metadata
+from handoff.client import (
+    Client,
+    HandoffError,
+    ProblemError,
+    Upload,
+    WaitTimeout,
+)
+from handoff.fields import FieldError, parse_metadata
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -57,15 +62,6 @@ EXIT_TIMEOUT = 6
 EXIT_INTERRUPTED = 130
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FINAL_STATES = frozenset({"done", "failed"})
-# Bounds the connection and, while the body streams, every single send.
-CONNECT_TIMEOUT = 30.0
-# The API answers an upload only once the geo side has fsynced it and the job is queued.
-UPLOAD_ANSWER_TIMEOUT = 600.0
-STATUS_ANSWER_TIMEOUT = 60.0
-# MultipartEncoder has a fixed cost per read: urllib3's default 16 KiB blocks cap the client
-# at a few hundred MB/s, 1 MiB blocks do not.
-BODY_BLOCK_SIZE = 1024 * 1024
 
 EPILOG = """\
 exit status:
@@ -88,149 +84,52 @@ class CliError(Exception):
         self.message = message
 
 
-def _problem_error(response: requests.Response) -> CliError:
-    """Show the problem+json title and detail; fall back to the raw answer from a proxy."""
+def _failure(exc: HandoffError) -> CliError:
+    """The exit code and message of what the client raised (see the exit status list)."""
+    if isinstance(exc, ProblemError):
+        code = EXIT_SERVER_ERROR if exc.status >= 500 else EXIT_CLIENT_ERROR
+        return CliError(code, f"error {exc}")
+    return CliError(EXIT_SERVER_ERROR, f"error: {exc}")
+
+
+class _ByteBar:
+    """A progress bar on stderr (bytes, rate, ETA), drawn once the client reports the total."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+        self._sent = 0
+
+    def __call__(self, sent: int, total: int) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
+                             file=sys.stderr, desc="upload")
+        self._bar.update(sent - self._sent)
+        self._sent = sent
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _follow(client: Client, upload_id: str, args: argparse.Namespace) -> int:
+    """Wait for the job, print its last status and turn its state into the exit code."""
     try:
-        problem = response.json()
-    except ValueError:
-        problem = None
-    if not isinstance(problem, dict):
-        problem = {"detail": " ".join(response.text.split())[:200]}
-    title = problem.get("title") or response.reason or "HTTP error"
-    message = f"error {response.status_code} {title}"
-    if problem.get("detail"):
-        message += f": {problem['detail']}"
-    if problem.get("upload_id"):
-        message += f" (upload {problem['upload_id']})"
-    code = EXIT_SERVER_ERROR if response.status_code >= 500 else EXIT_CLIENT_ERROR
-    return CliError(code, message)
-
-
-def _cause(exc: BaseException) -> str:
-    """urllib3 nests the useful text (refused, reset, timed out) a few levels deep."""
-    while True:
-        nested = [arg for arg in exc.args if isinstance(arg, BaseException)]
-        inner = getattr(exc, "reason", None) or exc.__cause__ or (nested[0] if nested else None)
-        if not isinstance(inner, BaseException):
-            return str(exc)
-        exc = inner
-
-
-class _LargeBlocks(HTTPAdapter):
-    """Send the request body in ``BODY_BLOCK_SIZE`` reads (see there why)."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("blocksize", BODY_BLOCK_SIZE)
-        super().init_poolmanager(*args, **kwargs)
-
-
-class Api:
-    """The public endpoints, with the base URL and the token applied once."""
-
-    def __init__(self, url: str, token: str | None) -> None:
-        self.url = url
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = "handoff-cli"
-        for scheme in ("http://", "https://"):
-            self.session.mount(scheme, _LargeBlocks())
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def create_upload(self, body: MultipartEncoderMonitor) -> dict[str, Any]:
-        return self._call("POST", "/v1/uploads", data=body,
-                          headers={"Content-Type": body.content_type},
-                          timeout=(CONNECT_TIMEOUT, UPLOAD_ANSWER_TIMEOUT))
-
-    def status(self, upload_id: str) -> dict[str, Any]:
-        return self._call("GET", f"/v1/uploads/{quote(upload_id, safe='')}",
-                          timeout=(CONNECT_TIMEOUT, STATUS_ANSWER_TIMEOUT))
-
-    def cancel(self, upload_id: str) -> None:
-        self._request("DELETE", f"/v1/uploads/{quote(upload_id, safe='')}",
-                      timeout=(CONNECT_TIMEOUT, STATUS_ANSWER_TIMEOUT))
-
-    def _request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        try:
-            response = self.session.request(method, self.url + path, **kwargs)
-        except requests.RequestException as exc:
-            raise CliError(EXIT_SERVER_ERROR,
-                           f"error: {method} {self.url}{path} failed: {_cause(exc)}") from None
-        if not response.ok:
-            raise _problem_error(response)
-        return response
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        response = self._request(method, path, **kwargs)
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            raise CliError(EXIT_SERVER_ERROR, f"error: {method} {self.url}{path} answered "
-                                              f"{response.status_code} without a JSON object")
-        return body
-
-
-@contextmanager
-def _progress(encoder: MultipartEncoder, enabled: bool) -> Iterator[MultipartEncoderMonitor]:
-    """Wrap the encoder so that every read of the body advances a byte bar on stderr."""
-    with tqdm(total=encoder.len, unit="B", unit_scale=True, unit_divisor=1024,
-              file=sys.stderr, disable=not enabled, desc="upload") as bar:
-        sent = 0
-
-        def advance(monitor: MultipartEncoderMonitor) -> None:
-            nonlocal sent
-            bar.update(monitor.bytes_read - sent)
-            sent = monitor.bytes_read
-
-        yield MultipartEncoderMonitor(encoder, advance)
-
-
-def _form_fields(args: argparse.Namespace, files: ExitStack) -> list[tuple[str, Any]]:
-    """Fields first: the API reads purpose and metadata before any file streams past."""
-    fields: list[tuple[str, Any]] = [("purpose", args.purpose)]
-    if args.metadata is not None:
-        fields.append(("metadata", args.metadata))
-    for path in args.files:
-        try:
-            handle = files.enter_context(open(path, "rb"))  # noqa: SIM115 (the stack closes it)
-        except OSError as exc:
-            raise CliError(EXIT_USAGE, f"error: cannot read {path}: {exc.strerror}") from None
-        fields.append(("file", (Path(path).name, handle, "application/octet-stream")))
-    return fields
-
-
-def _poll(api: Api, upload_id: str, interval: float, timeout: float | None) -> dict[str, Any]:
-    """Ask until the job is done or failed (the API has no push channel) or time runs out."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    seen = None
-    while True:
-        status = api.status(upload_id)
-        if status.get("status") != seen:
-            seen = status.get("status")
-            _note(f"upload {upload_id}: {seen}")
-        if seen in FINAL_STATES:
-            return status
-        if deadline is not None and time.monotonic() + interval > deadline:
-            return status
-        time.sleep(interval)
-
-
-def _finish(status: dict[str, Any], timeout: float | None) -> int:
-    """Print the last status and turn its state into the exit code."""
-    _print_json(status)
-    state = status.get("status")
-    if state == "failed":
-        error = status.get("error") or "no error recorded"
-        _note(f"error: upload {status.get('id')} failed: {error}")
-        return EXIT_JOB_FAILED
-    if state != "done":
-        _note(f"error: upload {status.get('id')} still {state} after {timeout:g} s")
+        final = client.wait(upload_id, args.timeout, args.interval,
+                            on_change=lambda upload: _note(f"upload {upload_id}: {upload.status}"))
+    except WaitTimeout as exc:
+        _print_json(exc.upload)
+        _note(f"error: {exc}")
         return EXIT_TIMEOUT
+    _print_json(final)
+    if final.status == "failed":
+        _note(f"error: upload {final.id} failed: {final.error or 'no error recorded'}")
+        return EXIT_JOB_FAILED
     return EXIT_OK
 
 
-def _print_json(document: dict[str, Any]) -> None:
+def _print_json(upload: Upload | dict[str, Any]) -> None:
+    """The API's own document, so ``handoff ... | jq`` sees exactly what the API said."""
+    document = upload.raw if isinstance(upload, Upload) else upload
     print(json.dumps(document, indent=2), flush=True)
 
 
@@ -242,36 +141,56 @@ def _show_progress(args: argparse.Namespace) -> bool:
     return args.progress if args.progress is not None else sys.stderr.isatty()
 
 
+def _client(args: argparse.Namespace) -> Client:
+    return Client(args.url, args.token)
+
+
+def _send(client: Client, args: argparse.Namespace) -> Upload:
+    bar = closing(_ByteBar()) if _show_progress(args) else nullcontext(None)
+    with bar as progress:
+        try:
+            return client.upload(args.files, args.purpose, args.metadata, progress)
+        except OSError as exc:
+            raise CliError(EXIT_USAGE,
+                           f"error: cannot read {exc.filename}: {exc.strerror}") from None
+
+
 def cmd_upload(args: argparse.Namespace) -> int:
-    api = Api(args.url, args.token)
-    with ExitStack() as files:
-        encoder = MultipartEncoder(_form_fields(args, files))
-        with _progress(encoder, _show_progress(args)) as body:
-            accepted = api.create_upload(body)
-    if not args.wait:
-        _print_json(accepted)
-        return EXIT_OK
-    _note(f"upload {accepted['id']}: accepted, waiting for the job")
-    return _finish(_poll(api, accepted["id"], args.interval, args.timeout), args.timeout)
+    with _client(args) as client:
+        accepted = _send(client, args)
+        if not args.wait:
+            _print_json(accepted)
+            return EXIT_OK
+        _note(f"upload {accepted.id}: accepted, waiting for the job")
+        return _follow(client, accepted.id, args)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    api = Api(args.url, args.token)
-    if not args.watch:
-        _print_json(api.status(args.id))
-        return EXIT_OK
-    return _finish(_poll(api, args.id, args.interval, args.timeout), args.timeout)
+    with _client(args) as client:
+        if not args.watch:
+            _print_json(client.status(args.id))
+            return EXIT_OK
+        return _follow(client, args.id, args)
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
-    Api(args.url, args.token).cancel(args.id)
+    with _client(args) as client:
+        client.cancel(args.id)
     _print_json({"id": args.id, "status": "cancelled"})
     return EXIT_OK
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Run one sweep in this process, so operators have one command for everything."""
-    from handoff_gc.__main__ import main as gc_main
+    """Run one sweep in this process, so operators have one command for everything.
+
+    The sweeper needs the server's dependencies, which a client-only install lacks.
+    """
+    try:
+        from handoff_gc.__main__ import main as gc_main
+    except ModuleNotFoundError as exc:
+        raise CliError(EXIT_USAGE, f"error: handoff gc needs the server's dependencies "
+                                   f"({exc.name} is missing): pip install 'handoff[server]'"
+                       ) from None
 
     return gc_main(["--once", *(["--dry-run"] if args.dry_run else [])])
 
@@ -282,13 +201,12 @@ def _base_url(text: str) -> str:
     return text.rstrip("/")
 
 
-def _metadata(text: str) -> str:
+def _metadata(text: str) -> dict[str, Any]:
     """Check with the API's own rule, so a typo fails before gigabytes are sent."""
     try:
-        parse_metadata(text)
+        return parse_metadata(text)
     except FieldError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
 
 
 def _readable_file(text: str) -> str:
@@ -384,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop(exc: CliError) -> int:
+    _note(exc.message)
+    return exc.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one command; usage errors return 2 instead of raising, so callers get an int."""
     try:
@@ -392,9 +315,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         return args.handler(args)
+    except HandoffError as exc:
+        return _stop(_failure(exc))
     except CliError as exc:
-        _note(exc.message)
-        return exc.exit_code
+        return _stop(exc)
     except KeyboardInterrupt:
         _note("interrupted")
         return EXIT_INTERRUPTED

@@ -6,11 +6,11 @@ that decides which parts are fields, which are files and which are refused,
 so the two always agree on the files of an upload.
 """
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
 from handoff.config import Settings, variable
+from handoff.fields import FieldError, parse_metadata
 from handoff.multipart import (
     FieldValue,
     FileData,
@@ -21,11 +21,6 @@ from handoff.multipart import (
     FormTooLarge,
     ParserLimits,
 )
-
-
-class FieldError(ValueError):
-    """A form field is missing, repeated or has a value that cannot be used."""
-
 
 KNOWN_FIELDS = ("purpose", "metadata")
 FILE_FIELD = "file"
@@ -130,19 +125,6 @@ def check_field(name: str, seen: set[str]) -> None:
     if name in seen:
         raise FieldError(f"form field {name!r} is given more than once")
     seen.add(name)
-
-
-def parse_metadata(text: str) -> dict[str, Any]:
-    """The ``metadata`` field: a JSON object, or an empty one when absent."""
-    if not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise FieldError(f"metadata is not valid JSON: {exc.msg} at position {exc.pos}") from None
-    if not isinstance(value, dict):
-        raise FieldError("metadata must be a JSON object")
-    return value
 
 
 def parse_purpose(text: str | None, known: frozenset[str] | set[str]) -> str:

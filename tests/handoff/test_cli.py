@@ -1,124 +1,34 @@
-"""The ``handoff`` client against a small real HTTP server on the loopback.
-
-The server records every request (headers and the full body) and plays
-canned answers, so the tests see exactly the bytes that went over the socket.
-"""
+"""The ``handoff`` command against a small real HTTP server on the loopback (tests/fake_api.py)."""
 
 import json
 import re
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import handoff_gc.__main__ as gc_cli
 from handoff import cli
-
-UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
-STATUS_PATH = f"/v1/uploads/{UPLOAD_ID}"
-PROBLEM = "application/problem+json"
-
-
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Answer:
-    status: int
-    body: bytes
-    content_type: str = "application/json"
-
-
-@dataclass
-class FakeApi:
-    """Canned answers per (method, path); the last one repeats once the others are used."""
-
-    url: str = ""
-    requests: list[Recorded] = field(default_factory=list)
-    answers: dict[tuple[str, str], list[Answer]] = field(default_factory=dict)
-
-    def answer(self, method: str, path: str, *answers: Answer) -> None:
-        self.answers[(method, path)] = list(answers)
-
-    def next_answer(self, method: str, path: str) -> Answer:
-        queue = self.answers.get((method, path))
-        if not queue:
-            return problem(404, "Not found", "no canned answer")
-        return queue.pop(0) if len(queue) > 1 else queue[0]
-
-    def sent(self, method: str) -> list[Recorded]:
-        return [r for r in self.requests if r.method == method]
-
-
-def as_json(status: int, document: dict[str, Any]) -> Answer:
-    return Answer(status, json.dumps(document).encode())
-
-
-def problem(status: int, title: str, detail: str, **extra: Any) -> Answer:
-    body = {"type": "https://handoff.dev/problems/x", "title": title, "status": status,
-            "detail": detail, **extra}
-    return Answer(status, json.dumps(body).encode(), PROBLEM)
-
-
-def accepted(files: list[dict[str, Any]] | None = None) -> Answer:
-    return as_json(202, {"id": UPLOAD_ID, "status": "queued", "purpose": "raw",
-                         "files": files or [], "links": {"self": STATUS_PATH}})
-
-
-def status(state: str, error: str | None = None) -> Answer:
-    return as_json(200, {"id": UPLOAD_ID, "status": state, "purpose": "raw", "metadata": {},
-                         "files": [], "created_at": 1.0, "enqueued_at": 1.0,
-                         "started_at": None, "finished_at": None,
-                         "result": {"ok": True} if state == "done" else None,
-                         "error": error, "links": {"self": STATUS_PATH}})
-
-
-def _handler(api: FakeApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            api.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
-            answer = api.next_answer(self.command, self.path)
-            self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
-            self.send_header("Content-Length", str(len(answer.body)))
-            self.end_headers()
-            self.wfile.write(answer.body)
-
-        do_GET = do_POST = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+from tests.fake_api import (
+    STATUS_PATH,
+    UPLOAD_ID,
+    Answer,
+    FakeApi,
+    accepted,
+    form_parts,
+    problem,
+    serve,
+    status,
+)
 
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
     monkeypatch.delenv("HANDOFF_TOKEN", raising=False)
     monkeypatch.delenv("HANDOFF_URL", raising=False)
-    fake = FakeApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake))
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with serve() as fake:
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.fixture
@@ -130,22 +40,6 @@ def payload(tmp_path: Path) -> Path:
 
 def run(api: FakeApi, *argv: str) -> int:
     return cli.main([*argv, "--url", api.url])
-
-
-def form_parts(recorded: Recorded) -> list[tuple[str, str | None, bytes]]:
-    """Split a multipart body by hand: (field name, file name, content) in wire order."""
-    boundary = recorded.headers["Content-Type"].split("boundary=", 1)[1].encode()
-    chunks = recorded.body.split(b"--" + boundary)
-    assert chunks[0] == b"" and chunks[-1] == b"--\r\n"
-    parts = []
-    for chunk in chunks[1:-1]:
-        head, _, content = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
-        assert content.endswith(b"\r\n")
-        name = re.search(rb'\bname="([^"]*)"', head)
-        filename = re.search(rb'\bfilename="([^"]*)"', head)
-        parts.append((name.group(1).decode(), filename and filename.group(1).decode(),
-                      content[:-2]))
-    return parts
 
 
 def test_upload_streams_fields_before_files_with_bytes_intact(api, payload, tmp_path, capsys):
