@@ -10,6 +10,10 @@ with a reason that says so, and retention then applies to it as to any
 failed upload. The decisions are pure (:func:`rules.reconcile_decision`);
 this module only gathers facts and acts, under the upload's lock taken
 without waiting, so a busy upload is left to the next sweep.
+
+The same pass sends the announcements of finished uploads that the broker
+did not take when they finished (:func:`geo_service.hooks.announce_pending`),
+and a give-up is announced like any other failure.
 """
 
 import logging
@@ -17,6 +21,7 @@ import time
 from collections import Counter
 from typing import Protocol
 
+from geo_service.hooks import SILENT, Announcer, Sender, announce_pending, finish_upload
 from geo_service.locks import Busy
 from geo_service.store import JOB, MANIFEST, State, UploadMissing, UploadStore
 from handoff import metrics
@@ -28,7 +33,10 @@ from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_du
 log = logging.getLogger("handoff.gc")
 
 
-class Broker(Protocol):
+FINISHED = (State.DONE, State.FAILED)
+
+
+class Broker(Sender, Protocol):
     """What the reconciler needs of the queue."""
 
     def held_message_ids(self) -> set[str]: ...
@@ -39,7 +47,8 @@ class Broker(Protocol):
 def reconcile_settings(store: UploadStore, broker: Broker, settings: Settings) -> Counter[str]:
     """One pass with the configured period and bound; a broker that is down skips it."""
     try:
-        return reconcile(store, broker, settings.requeue_after, settings.max_requeues)
+        return reconcile(store, broker, settings.requeue_after, settings.max_requeues,
+                         Announcer.from_settings(settings, broker))
     except QueueUnavailable as exc:
         log.warning("cannot reconcile queued uploads: broker unavailable: %s", exc)
     except OSError:
@@ -69,19 +78,23 @@ class _HeldMessages:
 
 
 def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
-              max_requeues: int) -> Counter[str]:
+              max_requeues: int, announcer: Announcer = SILENT) -> Counter[str]:
     """One pass over the queued uploads; returns how many got each decision."""
     outcomes: Counter[str] = Counter()
     held = _HeldMessages(broker)
     for upload_id in store.upload_ids():
         try:
-            if store.state(upload_id) is not State.QUEUED:
+            state = store.state(upload_id)
+            if state in FINISHED:
+                outcomes.update(_announce_left_over(store, upload_id, announcer))
+                continue
+            if state is not State.QUEUED:
                 continue
             if not requeue_due(time.time(), store.marker_time(upload_id, JOB), requeue_after):
                 continue
             with store.lock(upload_id):
                 outcomes[_reconcile_one(store, broker, held, upload_id, requeue_after,
-                                        max_requeues)] += 1
+                                        max_requeues, announcer)] += 1
         except Busy:
             outcomes["busy"] += 1
         except UploadMissing:
@@ -95,8 +108,16 @@ def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
     return outcomes
 
 
+def _announce_left_over(store: UploadStore, upload_id: str, announcer: Announcer) -> list[str]:
+    """Send what a finished upload still owes the application, if anything."""
+    if store.announcement(upload_id) is None:
+        return []
+    with store.lock(upload_id):
+        return ["announced"] if announce_pending(store, upload_id, announcer) else []
+
+
 def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, upload_id: str,
-                   requeue_after: float, max_requeues: int) -> str:
+                   requeue_after: float, max_requeues: int, announcer: Announcer) -> str:
     """Decide and act for one upload; the caller holds its lock."""
     if store.state(upload_id) is not State.QUEUED:
         return "claimed"
@@ -109,7 +130,7 @@ def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, uplo
     if decision == REQUEUE:
         _requeue(store, broker, upload_id)
     elif decision == GIVE_UP:
-        _give_up(store, upload_id, requeues + 1)
+        _give_up(store, upload_id, requeues + 1, announcer)
     return decision
 
 
@@ -122,8 +143,8 @@ def _requeue(store: UploadStore, broker: Broker, upload_id: str) -> None:
                 extra={"upload_id": upload_id, "requeues": count, "message_id": new_id})
 
 
-def _give_up(store: UploadStore, upload_id: str, losses: int) -> None:
+def _give_up(store: UploadStore, upload_id: str, losses: int, announcer: Announcer) -> None:
     error = f"the queue lost this upload's message {losses} times; gave up"
-    store.finish(upload_id, {"status": str(State.FAILED), "finished_at": time.time(),
-                             "error": error})
+    finish_upload(store, upload_id, {"status": str(State.FAILED), "finished_at": time.time(),
+                                     "error": error}, announcer)
     log.error("failed %s: %s", upload_id, error, extra={"upload_id": upload_id})

@@ -3,7 +3,9 @@
 The rules that make redelivery safe live here: work happens only under the
 upload's lock, an upload that already has a result is left alone, one its
 tenant cancelled is removed instead of processed, and the stored bytes are
-checked against the manifest before a processor sees them.
+checked against the manifest before a processor sees them. The outcome is
+announced (:mod:`geo_service.hooks`) only where it is recorded, so a
+redelivered job for a finished upload announces nothing.
 """
 
 import logging
@@ -14,6 +16,7 @@ import threading
 import time
 from typing import Any
 
+from geo_service.hooks import SILENT, Announcer, finish_upload
 from geo_service.locks import Busy
 from geo_service.processors import Job, ValidationFailed, processor_for
 from geo_service.store import MANIFEST, State, UploadMissing, UploadStore
@@ -33,12 +36,14 @@ def worker_id() -> str:
 
 
 def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-        limits: dict[str, int], *, final_attempt: bool = False) -> str:
+        limits: dict[str, int], *, final_attempt: bool = False,
+        announcer: Announcer = SILENT) -> str:
     """Process the upload once; returns the state it ends in."""
     extra = {"upload_id": upload_id}
     try:
         with store.lock(upload_id, timeout=LOCK_WAIT):
-            return _run_locked(store, upload_id, purpose, metadata, limits, final_attempt)
+            return _run_locked(store, upload_id, purpose, metadata, limits, final_attempt,
+                               announcer)
     except Busy:
         raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
     except UploadMissing:
@@ -47,7 +52,7 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
 
 
 def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-                limits: dict[str, int], final_attempt: bool) -> str:
+                limits: dict[str, int], final_attempt: bool, announcer: Announcer) -> str:
     extra = {"upload_id": upload_id}
     if store.cancelled(upload_id):
         store.remove(upload_id)
@@ -63,15 +68,19 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
     store.claim(upload_id, {"worker": worker_id(), "claimed_at": time.time()})
     log.info("job started", extra={**extra, "purpose": purpose})
     started = time.monotonic()
+
+    def finish(state: State, payload: dict[str, Any]) -> str:
+        return _finish(store, upload_id, purpose, state, payload, started, announcer)
+
     try:
         result = _process(store, upload_id, purpose, metadata, manifest, limits)
     except (ValidationFailed, ManifestMismatch) as exc:
-        return _finish(store, upload_id, purpose, State.FAILED, {"error": str(exc)}, started)
+        return finish(State.FAILED, {"error": str(exc)})
     except Exception as exc:
         if final_attempt:
-            _finish(store, upload_id, purpose, State.FAILED, {"error": f"gave up: {exc}"}, started)
+            finish(State.FAILED, {"error": f"gave up: {exc}"})
         raise
-    return _finish(store, upload_id, purpose, State.DONE, {"result": result}, started)
+    return finish(State.DONE, {"result": result})
 
 
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
@@ -89,12 +98,12 @@ def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[st
 
 
 def _finish(store: UploadStore, upload_id: str, purpose: str, state: State,
-            payload: dict[str, Any], started: float) -> str:
+            payload: dict[str, Any], started: float, announcer: Announcer) -> str:
     seconds = round(time.monotonic() - started, 3)
     metrics.JOBS.labels(purpose, str(state)).inc()
     metrics.JOB_SECONDS.labels(purpose).observe(seconds)
-    store.finish(upload_id, {"status": str(state), "finished_at": time.time(),
-                             "seconds": seconds, **payload})
+    finish_upload(store, upload_id, {"status": str(state), "finished_at": time.time(),
+                                     "seconds": seconds, **payload}, announcer)
     level = logging.INFO if state is State.DONE else logging.WARNING
     log.log(level, "job %s", state, extra={"upload_id": upload_id, "seconds": seconds,
                                             "error": payload.get("error")})

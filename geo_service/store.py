@@ -9,6 +9,7 @@
     <root>/<id>/job.json        the API enqueued a job for it
     <root>/<id>/claim.json      a worker took the job
     <root>/<id>/result.json     the processor's outcome (done or failed)
+    <root>/<id>/announce.json   announcements of the outcome not yet enqueued
     <root>/<id>/work/           scratch space for processors
     <root>/.locks/<id>.lock     the upload's advisory lock
     <root>/.trash/<id>.<ns>/    an upload being deleted
@@ -38,6 +39,7 @@ MANIFEST = "manifest.json"
 JOB = "job.json"
 CLAIM = "claim.json"
 RESULT = "result.json"
+ANNOUNCE = "announce.json"
 FILES = "files"
 WORK = "work"
 LOCKS = ".locks"
@@ -132,6 +134,23 @@ class UploadStore:
 
     def finish(self, upload_id: str, result: dict[str, Any]) -> None:
         self._write_marker(upload_id, RESULT, result)
+
+    def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None:
+        """Remember what still has to be announced, before the result it announces.
+
+        Written first, so a crash or a broker outage between recording the
+        result and enqueueing its announcements leaves this behind for the
+        sweeper to send, instead of an outcome nobody is told about.
+        """
+        self._write_marker(upload_id, ANNOUNCE, record)
+
+    def announcement(self, upload_id: str) -> dict[str, Any] | None:
+        return self.read(upload_id, ANNOUNCE)
+
+    def clear_announcement(self, upload_id: str) -> None:
+        folder = self.path(upload_id)
+        (folder / ANNOUNCE).unlink(missing_ok=True)
+        _fsync_dir(folder)
 
     def mark_cancelled(self, upload_id: str) -> None:
         """Ask whoever holds the lock (writer or worker) to stop and remove the upload."""

@@ -1,7 +1,7 @@
-"""The Dramatiq side: broker set-up and the ``process_upload`` actor.
+"""The Dramatiq side: broker set-up and the ``process_upload`` and ``deliver_webhook`` actors.
 
-Run with ``dramatiq geo_service.worker --queues <queue>``. The API never
-imports this module; it enqueues by actor name and queue.
+Run with ``dramatiq geo_service.worker --queues <queue> <webhook queue>``.
+The API never imports this module; it enqueues by actor name and queue.
 """
 
 import os
@@ -18,16 +18,17 @@ from dramatiq.middleware.prometheus import DB_PATH, Prometheus
 # variable must be set before prometheus_client is first imported.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
 
-from geo_service import jobs
+from geo_service import hooks, jobs
 from geo_service.processors import ValidationFailed
 from geo_service.store import UploadStore
 from handoff.config import load_or_exit
+from handoff.jobs import JobQueue
 from handoff.logs import setup_logging
 from handoff.probe import beat
 
 HEARTBEAT_SECONDS = 30.0
 
-settings = load_or_exit()
+settings = load_or_exit(signs_webhooks=True)
 setup_logging(settings.log_level, "worker")
 
 
@@ -65,6 +66,16 @@ _limits = {
     "zip_max_uncompressed": settings.zip_max_uncompressed,
     "zip_max_entries": settings.zip_max_entries,
 }
+# Announcements go through a client with short timeouts, like the API's
+# enqueue: a dead Redis must not hold the upload's lock for long.
+_announcer = hooks.Announcer.from_settings(settings, JobQueue(settings))
+_webhook = hooks.Webhook.from_settings(settings)
+
+
+def _retries() -> int:
+    """How many times Dramatiq already retried the message being processed."""
+    message = CurrentMessage.get_current_message()
+    return message.options.get("retries", 0) if message else 0
 
 
 @dramatiq.actor(
@@ -75,7 +86,19 @@ _limits = {
     throws=(ValidationFailed,),
 )
 def process_upload(upload_id: str, purpose: str, metadata: dict[str, Any]) -> None:
-    message = CurrentMessage.get_current_message()
-    retries = message.options.get("retries", 0) if message else 0
     jobs.run(_store, upload_id, purpose, metadata, _limits,
-             final_attempt=retries >= settings.job_max_retries)
+             final_attempt=_retries() >= settings.job_max_retries, announcer=_announcer)
+
+
+@dramatiq.actor(
+    actor_name=hooks.WEBHOOK_ACTOR,
+    queue_name=settings.webhook_queue,
+    max_retries=settings.webhook_max_retries,
+    min_backoff=int(settings.webhook_min_backoff * 1000),
+    max_backoff=int(settings.webhook_max_backoff * 1000),
+    throws=(hooks.DeliveryRefused,),
+)
+def deliver_webhook(event: dict[str, Any]) -> None:
+    retries = _retries()
+    hooks.deliver(_webhook, event, attempt=retries + 1,
+                  final=retries >= settings.webhook_max_retries)

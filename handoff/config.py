@@ -6,16 +6,21 @@ The README's configuration table lists the same names and defaults.
 """
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from handoff.auth import Credential, parse_credentials
 from handoff.units import parse_duration, parse_size
 
 PREFIX = "HANDOFF_"
+_QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+# Dramatiq cannot delay a message by a week or more.
+MAX_BACKOFF_LIMIT = 7 * 86400.0
 
 
 class ConfigError(ValueError):
@@ -65,6 +70,15 @@ class Settings:
     job_min_backoff: float = 1.0
     zip_max_uncompressed: int = 4 * 1024**3
     zip_max_entries: int = 10_000
+    on_finish_actor: str = ""
+    on_finish_queue: str = "handoff-events"
+    webhook_url: str = ""
+    webhook_secret: str = ""
+    webhook_queue: str = "handoff-webhooks"
+    webhook_timeout: float = 10.0
+    webhook_max_retries: int = 12
+    webhook_min_backoff: float = 10.0
+    webhook_max_backoff: float = 3600.0
     log_level: str = "INFO"
 
 
@@ -91,6 +105,33 @@ def _count(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise ValueError(f"must be more than zero: {value}")
+    return value
+
+
+def _queue_name(text: str) -> str:
+    """A name Dramatiq accepts for a queue, checked here so a typo fails at start-up."""
+    if not _QUEUE_NAME.fullmatch(text):
+        raise ValueError("a queue name is a letter or _ followed by letters, digits, . _ -")
+    return text
+
+
+def _actor_name(text: str) -> str:
+    if not text.strip() or text != text.strip():
+        raise ValueError("an actor name has no leading or trailing space")
+    return text
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("not an http:// or https:// URL with a host")
+    return text
+
+
+def _positive_duration(text: str) -> float:
+    value = parse_duration(text)
+    if value < 0.001:
+        raise ValueError(f"must be at least 1ms: {text!r}")
     return value
 
 
@@ -140,7 +181,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "API_TOKENS": ("api_tokens", parse_credentials),
     "API_TOKENS_FILE": ("api_tokens_file", _credentials_file),
     "REDIS_URL": ("redis_url", str),
-    "QUEUE": ("queue", str),
+    "QUEUE": ("queue", _queue_name),
     "UPLOADS_ROOT": ("uploads_root", Path),
     "MAX_UPLOAD_SIZE": ("max_upload_size", _positive_size),
     "MAX_FILE_SIZE": ("max_file_size", _positive_size),
@@ -175,11 +216,20 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
     "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", _positive_size),
     "ZIP_MAX_ENTRIES": ("zip_max_entries", _positive_int),
+    "ON_FINISH_ACTOR": ("on_finish_actor", _actor_name),
+    "ON_FINISH_QUEUE": ("on_finish_queue", _queue_name),
+    "WEBHOOK_URL": ("webhook_url", _http_url),
+    "WEBHOOK_SECRET": ("webhook_secret", str),
+    "WEBHOOK_QUEUE": ("webhook_queue", _queue_name),
+    "WEBHOOK_TIMEOUT": ("webhook_timeout", _positive_duration),
+    "WEBHOOK_MAX_RETRIES": ("webhook_max_retries", _positive_int),
+    "WEBHOOK_MIN_BACKOFF": ("webhook_min_backoff", _positive_duration),
+    "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", _positive_duration),
     "LOG_LEVEL": ("log_level", _log_level),
 }
 
 # Values never repeated in an error message: they are credentials.
-_SECRETS = frozenset({"GEO_SECRET", "API_TOKENS"})
+_SECRETS = frozenset({"GEO_SECRET", "API_TOKENS", "WEBHOOK_SECRET"})
 
 
 def variable(name: str) -> str:
@@ -210,6 +260,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["api_tokens"] = _all_credentials(values)
     settings = Settings(**values)
     _check_room(settings)
+    _check_webhook_backoff(settings)
     return settings
 
 
@@ -221,6 +272,15 @@ def _check_room(settings: Settings) -> None:
                           "health checks and refusals still find a connection")
 
 
+def _check_webhook_backoff(settings: Settings) -> None:
+    low, high = settings.webhook_min_backoff, settings.webhook_max_backoff
+    if high >= MAX_BACKOFF_LIMIT:
+        raise ConfigError(f"{PREFIX}WEBHOOK_MAX_BACKOFF must be less than 7d: Dramatiq cannot "
+                          "delay a message longer")
+    if low > high:
+        raise ConfigError(f"{PREFIX}WEBHOOK_MIN_BACKOFF is more than {PREFIX}WEBHOOK_MAX_BACKOFF")
+
+
 def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:
     """The tokens of both variables together; a token in both is a mistake."""
     listed = values.get("api_tokens", ())
@@ -230,16 +290,21 @@ def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:
     return listed + from_file
 
 
-def load_or_exit(*, need_secret: bool = False) -> Settings:
+def load_or_exit(*, need_secret: bool = False, signs_webhooks: bool = False) -> Settings:
     """Settings for a service's start-up: a bad value ends the process.
 
     Exit status 3 makes gunicorn's arbiter stop instead of respawning a
-    worker that can never boot.
+    worker that can never boot. Only the process that delivers webhooks
+    (``signs_webhooks``) needs their secret, so only it refuses to start
+    without one; the others merely enqueue deliveries.
     """
     try:
         settings = load_settings()
         if need_secret and not settings.geo_secret:
             raise ConfigError(f"{PREFIX}GEO_SECRET is not set; the upload endpoint is never open")
+        if signs_webhooks and settings.webhook_url and not settings.webhook_secret:
+            raise ConfigError(f"{PREFIX}WEBHOOK_URL is set but {PREFIX}WEBHOOK_SECRET is not; "
+                              "webhooks are always signed")
     except ConfigError as exc:
         print(f"handoff: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None

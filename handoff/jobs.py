@@ -1,7 +1,9 @@
-"""Enqueueing ``process_upload`` by name, without importing the worker's code.
+"""Enqueueing by actor name, without importing the receiving worker's code.
 
 The API enqueues each accepted upload here, and the sweeper re-enqueues one
-whose message the broker lost, so both build the very same message.
+whose message the broker lost, so both build the very same message. The
+announcements of finished uploads (:mod:`geo_service.hooks`) go out the
+same way, to the application's actor and to the webhook delivery actor.
 """
 
 from typing import Any
@@ -32,8 +34,16 @@ class JobQueue:
 
     def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
         """Put the job on the queue; returns the message id."""
-        message: dramatiq.Message[Any] = dramatiq.Message(queue_name=self._queue, actor_name=ACTOR,
-                                   args=(upload_id, purpose, metadata), kwargs={}, options={})
+        return self.send(self._queue, ACTOR, (upload_id, purpose, metadata))
+
+    def send(self, queue_name: str, actor_name: str, args: tuple[Any, ...]) -> str:
+        """Enqueue a message for whichever worker declares ``actor_name``; returns its id.
+
+        The message carries no options: the receiving actor's own retry
+        settings apply, wherever it is declared.
+        """
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=queue_name, actor_name=actor_name, args=args, kwargs={}, options={})
         try:
             return self._broker.enqueue(message).message_id
         except (RedisError, OSError) as exc:

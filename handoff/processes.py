@@ -13,11 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import requests
+
+from handoff.config import Settings
 
 BIN = Path(sys.executable).parent
 
@@ -62,9 +64,15 @@ def geo_argv(port: int) -> list[str]:
     return gunicorn_argv("geo_service.app:create_app()", port)
 
 
-def worker_argv(queue: str, threads: int = 2) -> list[str]:
+def worker_argv(queues: Sequence[str], threads: int = 2) -> list[str]:
     return [str(BIN / "dramatiq"), "geo_service.worker", "--processes", "1",
-            "--threads", str(threads), "--queues", queue]
+            "--threads", str(threads), "--queues", *queues]
+
+
+def worker_queues(env: Mapping[str, str]) -> tuple[str, str]:
+    """The queues the worker's actors consume: jobs and webhook deliveries."""
+    return (env.get("HANDOFF_QUEUE") or Settings.queue,
+            env.get("HANDOFF_WEBHOOK_QUEUE") or Settings.webhook_queue)
 
 
 def gc_argv() -> list[str]:
@@ -194,7 +202,7 @@ class LocalStack:
             "redis": lambda: valkey_argv(self.ports["redis"], self.root),
             "geo": lambda: geo_argv(self.ports["geo"]),
             "api": lambda: api_argv(self.ports["api"]),
-            "worker": lambda: worker_argv(self.env.get("HANDOFF_QUEUE", "geoprocessing")),
+            "worker": lambda: worker_argv(worker_queues(self.env)),
             "gc": gc_argv,
         }
         return known[name]()

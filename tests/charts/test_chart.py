@@ -33,12 +33,15 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "handoff"
 VALUES_DIR = CHART / "ci"
-VALUES_FILES = ("defaults.yaml", "external-redis-cronjob.yaml", "existing-secret.yaml")
+VALUES_FILES = ("defaults.yaml", "external-redis-cronjob.yaml", "existing-secret.yaml",
+                "hooks.yaml")
 RELEASE = "handoff"
 NAMESPACE = "uploads"
 KUBERNETES_VERSION = "1.33.0"
 UPLOADS_ROOT = "/var/lib/handoff/uploads"
-SECRET_ENV = ("HANDOFF_GEO_SECRET", "HANDOFF_API_TOKENS")
+BASE_SECRET_ENV = ("HANDOFF_GEO_SECRET", "HANDOFF_API_TOKENS")
+WEBHOOK_SECRET_ENV = "HANDOFF_WEBHOOK_SECRET"
+SECRET_ENV = (*BASE_SECRET_ENV, WEBHOOK_SECRET_ENV)
 REQUIRED_CONFIG = (
     "HANDOFF_GEO_URL",
     "HANDOFF_UPLOADS_ROOT",
@@ -312,7 +315,8 @@ def generated_secret_values(docs: list[Manifest]) -> list[str]:
     return values
 
 
-def secret_problems(docs: list[Manifest], secret_name: str) -> list[str]:
+def secret_problems(docs: list[Manifest], secret_name: str,
+                    handed: tuple[str, ...] = BASE_SECRET_ENV) -> list[str]:
     """Secrets must reach containers only through secretKeyRef, never as text."""
     problems = []
     secret_values = [value for value in generated_secret_values(docs) if value]
@@ -343,8 +347,26 @@ def secret_problems(docs: list[Manifest], secret_name: str) -> list[str]:
                     problems.append(
                         f"{where(doc, container)} reads {env['name']} from {ref.get('name')}"
                     )
-    if seen != set(SECRET_ENV):
+    if seen != set(handed):
         problems.append(f"secret variables handed to containers: {sorted(seen)}")
+    return problems
+
+
+def webhook_secret_problems(docs: list[Manifest], webhook_on: bool) -> list[str]:
+    """Only the worker signs webhooks: it alone holds the secret, and only when they are on."""
+    holders = [
+        (doc, container)
+        for doc, pod in workloads(docs)
+        for container in containers(pod)
+        if any(env["name"] == WEBHOOK_SECRET_ENV for env in container.get("env", []))
+    ]
+    problems = [
+        f"{where(doc, container)} holds {WEBHOOK_SECRET_ENV}"
+        for doc, container in holders
+        if container["name"] != "worker" or not webhook_on
+    ]
+    if webhook_on and not any(container["name"] == "worker" for _, container in holders):
+        problems.append(f"the worker has no {WEBHOOK_SECRET_ENV} to sign webhooks with")
     return problems
 
 
@@ -463,7 +485,10 @@ def test_secrets_come_from_secret_refs(rendered: Rendered) -> None:
     """Secret values never land in a ConfigMap or an env literal."""
     existing = rendered.merged["secrets"]["existingSecret"]
     secret_name = existing or f"{RELEASE}-secrets"
-    assert secret_problems(rendered.docs, secret_name) == []
+    webhook_on = bool(rendered.merged["hooks"]["webhook"]["url"])
+    handed = (*BASE_SECRET_ENV, WEBHOOK_SECRET_ENV) if webhook_on else BASE_SECRET_ENV
+    assert secret_problems(rendered.docs, secret_name, handed) == []
+    assert webhook_secret_problems(rendered.docs, webhook_on) == []
     chart_secrets = [doc["metadata"]["name"] for doc in rendered.of_kind("Secret")]
     assert chart_secrets == ([] if existing else [secret_name])
 
@@ -500,6 +525,38 @@ def test_configuration_reaches_the_services(rendered: Rendered) -> None:
         assert data["HANDOFF_REDIS_URL"] == external["url"]
 
 
+def test_hooks_reach_the_worker_and_the_sweeper(rendered: Rendered) -> None:
+    """The hook settings are in the ConfigMap, and the worker consumes the delivery queue."""
+    hooks = rendered.merged["hooks"]
+    webhook = hooks["webhook"]
+    (config,) = rendered.of_kind("ConfigMap")
+    assert {key: value for key, value in config["data"].items()
+            if key.startswith(("HANDOFF_ON_FINISH_", "HANDOFF_WEBHOOK_"))} == {
+        "HANDOFF_ON_FINISH_ACTOR": hooks["onFinishActor"],
+        "HANDOFF_ON_FINISH_QUEUE": hooks["onFinishQueue"],
+        "HANDOFF_WEBHOOK_URL": webhook["url"],
+        "HANDOFF_WEBHOOK_QUEUE": webhook["queue"],
+        "HANDOFF_WEBHOOK_TIMEOUT": webhook["timeout"],
+        "HANDOFF_WEBHOOK_MAX_RETRIES": str(webhook["maxRetries"]),
+        "HANDOFF_WEBHOOK_MIN_BACKOFF": webhook["minBackoff"],
+        "HANDOFF_WEBHOOK_MAX_BACKOFF": webhook["maxBackoff"],
+    }
+    args = _container(rendered.docs, "worker")["args"]
+    queues = args[args.index("--queues") + 1:]
+    assert queues == [rendered.merged["config"]["queue"], webhook["queue"]]
+    for secret in rendered.of_kind("Secret"):
+        assert rendered.merged["secrets"]["webhookSecretKey"] in secret["data"]
+
+
+def test_the_application_worker_may_reach_the_built_in_redis() -> None:
+    """The peers in networkPolicy.redisClients join the built-in Redis' policy."""
+    result = render(load_values("hooks.yaml"))
+    (policy,) = [doc for doc in result.of_kind("NetworkPolicy")
+                 if doc["metadata"]["name"].endswith("-redis")]
+    peers = policy["spec"]["ingress"][0]["from"]
+    assert peers[3:] == result.merged["networkPolicy"]["redisClients"]  # after api, geo, gc
+
+
 # --------------------------------------------------------------------------
 # Values the schema or the templates must refuse
 
@@ -517,6 +574,20 @@ def test_configuration_reaches_the_services(rendered: Rendered) -> None:
             {"config": {"extra": {"HANDOFF_GEO_SECRET": "x"}}}, "HANDOFF_GEO_SECRET", id="secret"
         ),
         pytest.param({"geo": {"persistance": {}}}, "persistance", id="typo"),
+        pytest.param(
+            {"config": {"extra": {"HANDOFF_WEBHOOK_SECRET": "x"}}}, "HANDOFF_WEBHOOK_SECRET",
+            id="webhook-secret",
+        ),
+        pytest.param(
+            {"hooks": {"webhook": {"url": "ftp://app.example/hook"}}}, "/hooks/webhook/url",
+            id="webhook-url",
+        ),
+        pytest.param({"hooks": {"onFinishQueue": "app events"}}, "/hooks/onFinishQueue",
+                     id="hooks-queue"),
+        pytest.param({"hooks": {"webhook": {"maxRetries": -1}}}, "/hooks/webhook/maxRetries",
+                     id="webhook-retries"),
+        pytest.param({"hooks": {"webhook": {"minBackoff": "soon"}}}, "/hooks/webhook/minBackoff",
+                     id="webhook-backoff"),
     ],
 )
 def test_wrong_values_are_refused(values: dict[str, Any], expected: str) -> None:
@@ -610,6 +681,13 @@ BREAKAGES: dict[str, tuple[Callable[[list[Manifest]], None], Callable[[Rendered]
         lambda r: network_policy_problems(r.docs),
     ),
     "literal-secret": (_set_literal_secret, lambda r: secret_problems(r.docs, "handoff-secrets")),
+    "webhook-secret-outside-the-worker": (
+        lambda docs: _container(docs, "geo")["env"].append(
+            {"name": WEBHOOK_SECRET_ENV, "valueFrom": {"secretKeyRef": {
+                "name": "handoff-secrets", "key": "webhook-secret"}}}
+        ),
+        lambda r: webhook_secret_problems(r.docs, webhook_on=False),
+    ),
     "secret-in-configmap": (
         _leak_into_config,
         lambda r: secret_problems(r.docs, "handoff-secrets"),

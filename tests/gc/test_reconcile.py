@@ -6,9 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from geo_service.hooks import ACTOR_CHANNEL, Announcer, Channel
 from geo_service.store import JOB, State, UploadStore
+from handoff.jobs import QueueUnavailable
 from handoff_gc.reconcile import reconcile
 from tests.gc import age_tree, make_upload
+from tests.support.senders import RecordingSender
 
 AFTER = 600.0
 MAX = 2
@@ -108,3 +111,62 @@ def test_a_locked_upload_is_skipped(store: UploadStore,
 
     assert outcomes["busy"] == 1
     assert broker.enqueued == []
+
+
+CHANNELS = {ACTOR_CHANNEL: Channel("handoff-events", "upload_finished")}
+
+
+def left_over(store: UploadStore) -> str:
+    """A done upload whose announcement the broker did not take when it finished."""
+    upload_id = make_upload(store, "done")
+    store.set_announcement(upload_id, {"event": {"id": upload_id, "status": "done"},
+                                       "pending": [ACTOR_CHANNEL]})
+    return upload_id
+
+
+def test_a_give_up_is_announced_like_any_failure(store: UploadStore) -> None:
+    upload_id = queued(store, AFTER + 60, requeues=MAX)
+    sender = RecordingSender()
+
+    reconcile(store, RecordingBroker(), AFTER, MAX, Announcer(CHANNELS, sender))
+
+    [(queue, actor, (event,))] = sender.sent
+    assert (queue, actor) == ("handoff-events", "upload_finished")
+    assert (event["id"], event["status"], event["purpose"]) == (upload_id, "failed", "raw")
+    assert "lost this upload's message 3 times" in event["error"]
+    assert store.announcement(upload_id) is None
+
+
+def test_a_left_over_announcement_is_sent_by_the_next_pass_once(store: UploadStore) -> None:
+    upload_id = left_over(store)
+    sender = RecordingSender()
+    announcer = Announcer(CHANNELS, sender)
+
+    assert reconcile(store, RecordingBroker(), AFTER, MAX, announcer) == {"announced": 1}
+    assert reconcile(store, RecordingBroker(), AFTER, MAX, announcer) == {}
+
+    assert sender.sent == [("handoff-events", "upload_finished",
+                            ({"id": upload_id, "status": "done"},))]
+    assert store.announcement(upload_id) is None
+
+
+def test_a_left_over_announcement_waits_for_the_broker(store: UploadStore) -> None:
+    upload_id = left_over(store)
+    before = store.announcement(upload_id)
+    down = RecordingSender(down_for=frozenset({"upload_finished"}))
+
+    with pytest.raises(QueueUnavailable):
+        reconcile(store, RecordingBroker(), AFTER, MAX, Announcer(CHANNELS, down))
+
+    assert store.announcement(upload_id) == before
+
+
+def test_a_left_over_announcement_of_a_locked_upload_waits(
+        store: UploadStore, hold_lock: Callable[..., subprocess.Popen]) -> None:
+    upload_id = left_over(store)
+    hold_lock(store, upload_id)
+    sender = RecordingSender()
+
+    assert reconcile(store, RecordingBroker(), AFTER, MAX,
+                     Announcer(CHANNELS, sender)) == {"busy": 1}
+    assert sender.sent == []

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from geo_service import jobs, processors
+from geo_service.hooks import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from geo_service.jobs import Retry
 from geo_service.processors import Job, ValidationFailed
 from geo_service.receiver import Limits, Receiver
 from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
 from handoff.multipart import ParserLimits
 from tests.multipart_bodies import BOUNDARY, upload_body
+from tests.support.senders import RecordingSender
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 LIMITS = {"zip_max_uncompressed": 1024**2, "zip_max_entries": 10}
@@ -283,3 +285,67 @@ def test_a_cancelled_upload_is_removed_not_processed(
     assert calls == []
     assert not store.exists(UPLOAD_ID)
     assert run(store, FAKE) == "missing"
+
+
+@pytest.fixture
+def announced() -> tuple[RecordingSender, Announcer]:
+    """An announcer on both channels whose broker records every message."""
+    sender = RecordingSender()
+    channels = {ACTOR_CHANNEL: Channel("handoff-events", "upload_finished"),
+                WEBHOOK_CHANNEL: Channel("handoff-webhooks", WEBHOOK_ACTOR)}
+    return sender, Announcer(channels, sender)
+
+
+def test_a_finished_job_is_announced_once_however_often_it_is_delivered(
+    store: UploadStore, sealed: dict[str, Any], announced: tuple[RecordingSender, Announcer]
+) -> None:
+    sender, announcer = announced
+    assert run(store, announcer=announcer) == "done"
+    assert run(store, announcer=announcer) == "done"
+    assert run(store, announcer=announcer, final_attempt=True) == "done"
+
+    assert sender.actors() == ["upload_finished", WEBHOOK_ACTOR]
+    event = sender.sent[0][2][0]
+    assert (event["id"], event["status"], event["purpose"]) == (UPLOAD_ID, "done", "raw")
+    assert event["result"] == result_of(store)["result"]
+    assert store.announcement(UPLOAD_ID) is None
+
+
+def test_a_failure_is_announced_once_with_its_error(
+    store: UploadStore, sealed: dict[str, Any], announced: tuple[RecordingSender, Announcer]
+) -> None:
+    sender, announcer = announced
+    assert run(store, purpose="pdf", announcer=announcer) == "failed"
+    assert run(store, announcer=announcer) == "failed"
+    assert [args[0]["error"] for _, _, args in sender.sent] == [result_of(store)["error"]] * 2
+
+
+def test_only_the_last_attempt_of_a_crashing_job_is_announced(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None],
+    announced: tuple[RecordingSender, Announcer]
+) -> None:
+    sender, announcer = announced
+
+    def process(job: Job) -> dict[str, Any]:
+        raise ConnectionError("tile server down")
+
+    fake_processor(process)
+    with pytest.raises(ConnectionError):
+        run(store, purpose=FAKE, announcer=announcer)
+    assert sender.sent == []
+    with pytest.raises(ConnectionError):
+        run(store, purpose=FAKE, announcer=announcer, final_attempt=True)
+    assert [args[0]["status"] for _, _, args in sender.sent] == ["failed", "failed"]
+
+
+def test_a_broker_outage_does_not_stop_the_outcome_being_recorded(
+    store: UploadStore, sealed: dict[str, Any]
+) -> None:
+    down = RecordingSender(down_for=frozenset({"upload_finished"}))
+    announcer = Announcer({ACTOR_CHANNEL: Channel("handoff-events", "upload_finished")}, down)
+    assert run(store, announcer=announcer) == "done"
+    assert store.state(UPLOAD_ID) is State.DONE
+    kept = store.announcement(UPLOAD_ID)
+    assert kept is not None
+    assert kept["pending"] == [ACTOR_CHANNEL]
+    assert kept["event"]["status"] == "done"

@@ -56,6 +56,15 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "JOB_MIN_BACKOFF": ("job_min_backoff", "2s", 2.0),
     "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", "1GiB", GIB),
     "ZIP_MAX_ENTRIES": ("zip_max_entries", "500", 500),
+    "ON_FINISH_ACTOR": ("on_finish_actor", "upload_finished", "upload_finished"),
+    "ON_FINISH_QUEUE": ("on_finish_queue", "app.events", "app.events"),
+    "WEBHOOK_URL": ("webhook_url", "https://app.example/hooks?k=1", "https://app.example/hooks?k=1"),
+    "WEBHOOK_SECRET": ("webhook_secret", "whsec", "whsec"),
+    "WEBHOOK_QUEUE": ("webhook_queue", "hooks_out", "hooks_out"),
+    "WEBHOOK_TIMEOUT": ("webhook_timeout", "3s", 3.0),
+    "WEBHOOK_MAX_RETRIES": ("webhook_max_retries", "0", 0),
+    "WEBHOOK_MIN_BACKOFF": ("webhook_min_backoff", "2s", 2.0),
+    "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", "30m", 1800.0),
     "LOG_LEVEL": ("log_level", "debug", "DEBUG"),
 }
 
@@ -100,6 +109,16 @@ INVALID: list[tuple[str, str]] = [
     ("JOB_MIN_BACKOFF", "soon"),
     ("ZIP_MAX_UNCOMPRESSED", "0"),
     ("ZIP_MAX_ENTRIES", "many"),
+    ("QUEUE", "1st"),
+    ("ON_FINISH_ACTOR", " padded "),
+    ("ON_FINISH_QUEUE", "app events"),
+    ("WEBHOOK_URL", "ftp://app.example/hook"),
+    ("WEBHOOK_URL", "app.example/hook"),
+    ("WEBHOOK_QUEUE", "hooks/out"),
+    ("WEBHOOK_TIMEOUT", "0s"),
+    ("WEBHOOK_MAX_RETRIES", "-1"),
+    ("WEBHOOK_MIN_BACKOFF", "0"),
+    ("WEBHOOK_MAX_BACKOFF", "soon"),
     ("LOG_LEVEL", "verbose"),
 ]
 
@@ -219,6 +238,29 @@ def test_load_or_exit_requires_the_secret_when_asked(
     assert "HANDOFF_GEO_SECRET is not set" in capsys.readouterr().err
     clean_environ.setenv("HANDOFF_GEO_SECRET", "s3cret")
     assert load_or_exit(need_secret=True).geo_secret == "s3cret"
+
+
+@pytest.mark.parametrize(("low", "high", "named"), [
+    ("1m", "10s", "HANDOFF_WEBHOOK_MIN_BACKOFF is more than HANDOFF_WEBHOOK_MAX_BACKOFF"),
+    ("1s", "7d", "HANDOFF_WEBHOOK_MAX_BACKOFF must be less than 7d"),
+])
+def test_webhook_backoff_bounds_must_make_sense(low: str, high: str, named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_settings({"HANDOFF_WEBHOOK_MIN_BACKOFF": low, "HANDOFF_WEBHOOK_MAX_BACKOFF": high})
+
+
+def test_the_webhook_deliverer_needs_the_secret_when_a_url_is_set(
+    clean_environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Other processes only enqueue deliveries, so only the signing one insists."""
+    clean_environ.setenv("HANDOFF_WEBHOOK_URL", "https://app.example/hook")
+    assert load_or_exit().webhook_secret == ""
+    with pytest.raises(SystemExit) as caught:
+        load_or_exit(signs_webhooks=True)
+    assert caught.value.code == 3
+    assert "HANDOFF_WEBHOOK_SECRET is not" in capsys.readouterr().err
+    clean_environ.setenv("HANDOFF_WEBHOOK_SECRET", "whsec")
+    assert load_or_exit(signs_webhooks=True).webhook_secret == "whsec"
 
 
 def test_variable_names_the_setting_behind_a_field() -> None:

@@ -130,6 +130,17 @@ seccompProfile:
       key: {{ .Values.secrets.geoSecretKey }}
 {{- end }}
 
+{{/* Only the worker signs webhooks, so only it gets the secret, and only when they are on. */}}
+{{- define "handoff.webhookSecretEnv" -}}
+{{- if .Values.hooks.webhook.url }}
+- name: HANDOFF_WEBHOOK_SECRET
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "handoff.secretName" . }}
+      key: {{ .Values.secrets.webhookSecretKey }}
+{{- end }}
+{{- end }}
+
 {{- define "handoff.apiTokensEnv" -}}
 - name: HANDOFF_API_TOKENS
   valueFrom:
