@@ -599,6 +599,23 @@ def test_wrong_values_are_refused(values: dict[str, Any], expected: str) -> None
     assert expected in message
 
 
+def test_api_tokens_can_come_from_a_mounted_file() -> None:
+    """With apiTokensAsFile the tokens are a read-only file of the Secret, not an env value."""
+    result = render({"secrets": {"apiTokensAsFile": True}})
+    (api,) = [doc for doc in result.of_kind("Deployment")
+              if doc["metadata"]["name"].endswith("-api")]
+    pod = api["spec"]["template"]["spec"]
+    (container,) = containers(pod)
+    env = {item["name"]: item for item in container["env"]}
+    assert "HANDOFF_API_TOKENS" not in env
+    path = env["HANDOFF_API_TOKENS_FILE"]["value"]
+    (mount,) = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert mount["readOnly"] is True
+    (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["secret"]["secretName"] == f"{RELEASE}-secrets"
+    assert volume["secret"]["items"] == [{"key": "api-tokens", "path": path.rsplit("/", 1)[1]}]
+
+
 def test_grace_period_shorter_than_pause_is_refused() -> None:
     """A grace period that leaves gunicorn no time is refused, not silently used."""
     with pytest.raises(helm.HelmRenderError, match="terminationGracePeriodSeconds"):

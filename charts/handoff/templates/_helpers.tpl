@@ -142,11 +142,16 @@ seccompProfile:
 {{- end }}
 
 {{- define "handoff.apiTokensEnv" -}}
+{{- if .Values.secrets.apiTokensAsFile }}
+- name: HANDOFF_API_TOKENS_FILE
+  value: /etc/handoff/secrets/api-tokens
+{{- else }}
 - name: HANDOFF_API_TOKENS
   valueFrom:
     secretKeyRef:
       name: {{ include "handoff.secretName" . }}
       key: {{ .Values.secrets.apiTokensKey }}
+{{- end }}
 {{- end }}
 
 {{/*
