@@ -20,7 +20,7 @@ from handoff.form import parser_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
-from handoff.request_body import Readable, body_reader
+from handoff.request_body import Readable, body_reader, close_after_answer
 from handoff.web import RETRY_AFTER, current_settings, multipart_boundary, upload_slot
 
 log = logging.getLogger("handoff.api")
@@ -60,6 +60,7 @@ def create_upload() -> tuple[Response, int]:
                 answer = _create_upload()
         except Problem as problem:
             metrics.UPLOADS.labels(str(problem.status)).inc()
+            close_after_answer(request.environ)
             raise
     metrics.UPLOADS.labels("accepted").inc()
     return answer

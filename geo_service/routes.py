@@ -16,7 +16,7 @@ from handoff.config import Settings
 from handoff.form import FieldError, over_limit, parser_limits
 from handoff.multipart import FormTooLarge, MalformedForm
 from handoff.problems import Problem
-from handoff.request_body import body_reader
+from handoff.request_body import body_reader, close_after_answer
 from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
@@ -125,7 +125,9 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
         if problem is None:
             raise
         # A cancelled upload's sender is not drained: the point is to stop it.
-        if not isinstance(exc, (BodyIncomplete, Cancelled)):
+        if isinstance(exc, (BodyIncomplete, Cancelled)):
+            close_after_answer(request.environ)
+        else:
             _drain(chunks)
         raise problem from None
 

@@ -12,6 +12,7 @@ or on the command line.
 
 import os
 import shutil
+import signal
 import tempfile
 
 from handoff import gunicorn_errors
@@ -111,3 +112,16 @@ def child_exit(server, worker):
 def on_exit(server):
     if not os.environ.get("HANDOFF_METRICS_DIR"):
         shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+def post_fork(server, worker):
+    """A worker stopped while it boots simply ends.
+
+    Until gunicorn installs a worker's own signal handlers, the worker still
+    has the master's, which only queue a signal for the master's loop: a
+    SIGTERM in that window (a gevent worker takes a while to boot) was lost,
+    and the master then waited ``graceful_timeout`` for a worker that never
+    heard it. The default action ends the worker, and the master reaps it.
+    """
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)

@@ -96,3 +96,17 @@ class _SocketBody:
             data = data[:want]
         self._reader.length -= len(data)
         return data
+
+
+def close_after_answer(environ: dict[str, Any]) -> None:
+    """Close the connection after this answer instead of reading the rest of the body.
+
+    After a refusal or a cancel, the rest of an upload is unwanted. gunicorn's
+    evented worker would read it all to find the next request on the
+    connection, so a cancelled client would be made to send every byte. A
+    body marked as failed tells gunicorn the next request's start is unknown,
+    and it closes instead.
+    """
+    body = environ.get("wsgi.input")
+    if body is not None and hasattr(body, "failed"):
+        body.failed = True

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from api_service.relay import ClientGone, Limits, Relay, RelayError
+from api_service.pacing import TooSlow
+from api_service.relay import ClientGone, ClientTooSlow, Limits, Relay, RelayError
 from handoff.multipart import ParserLimits
 from tests.multipart_bodies import (
     BOUNDARY,
@@ -246,11 +247,26 @@ def test_a_client_gone_before_the_first_byte_is_client_gone() -> None:
 
 
 def test_client_gone_names_an_error_without_a_message() -> None:
-    relay = Relay(_Broken(b"", TimeoutError()), BOUNDARY, LIMITS)
+    relay = Relay(_Broken(b"", ConnectionResetError()), BOUNDARY, LIMITS)
     with pytest.raises(ClientGone) as caught:
         relay.read_head(PURPOSES)
     assert caught.value.detail == ("the client stopped sending before the body was complete "
-                                   "(TimeoutError)")
+                                   "(ConnectionResetError)")
+
+
+def test_a_read_that_times_out_is_408_client_timeout() -> None:
+    relay = Relay(_Broken(b"", TimeoutError("timed out")), BOUNDARY, LIMITS)
+    with pytest.raises(ClientTooSlow) as caught:
+        relay.read_head(PURPOSES)
+    assert (caught.value.status, caught.value.kind) == (408, "client-timeout")
+
+
+def test_below_the_minimum_rate_is_408_too_slow() -> None:
+    relay = Relay(_Broken(b"", TooSlow("the client sent 6 bytes")), BOUNDARY, LIMITS)
+    with pytest.raises(ClientTooSlow) as caught:
+        relay.read_head(PURPOSES)
+    assert (caught.value.status, caught.value.kind) == (408, "too-slow")
+    assert caught.value.detail == "the client sent 6 bytes"
 
 
 def test_client_gone_is_a_relay_error() -> None:
