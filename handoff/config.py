@@ -10,12 +10,13 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from handoff.auth import Credential, parse_credentials
 from handoff.units import parse_duration, parse_size
 
 PREFIX = "HANDOFF_"
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -55,8 +56,6 @@ class Settings:
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
     job_min_backoff: float = 1.0
-    zip_max_uncompressed: int = 4 * 1024**3
-    zip_max_entries: int = 10_000
     log_level: str = "INFO"
 
 
@@ -109,6 +108,11 @@ def _positive_size(text: str) -> int:
     return value
 
 
+# The same rules for settings read outside Settings (a processor's own, see
+# handoff.processors.read_setting).
+count = _count
+positive_size = _positive_size
+
 # variable suffix -> (Settings field, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "API_PORT": ("api_port", _port),
@@ -143,9 +147,14 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),
     "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
-    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", _positive_size),
-    "ZIP_MAX_ENTRIES": ("zip_max_entries", _positive_int),
     "LOG_LEVEL": ("log_level", _log_level),
+}
+
+# Variables that moved to a processor's own settings: still setting one would
+# silently lose a limit, so it stops the process with the new name instead.
+_RENAMED = {
+    "ZIP_MAX_UNCOMPRESSED": "PROCESSOR_SHAPEFILE_ZIP_MAX_UNCOMPRESSED",
+    "ZIP_MAX_ENTRIES": "PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES",
 }
 
 # Values never repeated in an error message: they are credentials.
@@ -163,6 +172,9 @@ def variable(name: str) -> str:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``environ`` (default: the process environment)."""
     environ = os.environ if environ is None else environ
+    for old, new in _RENAMED.items():
+        if environ.get(PREFIX + old):
+            raise ConfigError(f"{PREFIX}{old} was renamed {PREFIX}{new}; set that instead")
     values: dict[str, Any] = {}
     for suffix, (name, parse) in _PARSERS.items():
         raw = environ.get(PREFIX + suffix)
@@ -191,16 +203,25 @@ def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:
 
 
 def load_or_exit(*, need_secret: bool = False) -> Settings:
-    """Settings for a service's start-up: a bad value ends the process.
+    """Settings for a service's start-up: a bad value ends the process."""
+
+    def load() -> Settings:
+        settings = load_settings()
+        if need_secret and not settings.geo_secret:
+            raise ConfigError(f"{PREFIX}GEO_SECRET is not set; the upload endpoint is never open")
+        return settings
+
+    return exit_on_config_error(load)
+
+
+def exit_on_config_error(load: Callable[[], T]) -> T:
+    """``load()``, or the end of the process with the error on stderr.
 
     Exit status 3 makes gunicorn's arbiter stop instead of respawning a
     worker that can never boot.
     """
     try:
-        settings = load_settings()
-        if need_secret and not settings.geo_secret:
-            raise ConfigError(f"{PREFIX}GEO_SECRET is not set; the upload endpoint is never open")
+        return load()
     except ConfigError as exc:
         print(f"handoff: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
-    return settings

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from handoff.auth import Credential
-from handoff.config import ConfigError, Settings, load_or_exit, load_settings, variable
+from handoff.config import PREFIX, ConfigError, Settings, load_or_exit, load_settings, variable
 
 GIB = 1024**3
 
@@ -46,8 +46,6 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
     "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),
     "JOB_MIN_BACKOFF": ("job_min_backoff", "2s", 2.0),
-    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", "1GiB", GIB),
-    "ZIP_MAX_ENTRIES": ("zip_max_entries", "500", 500),
     "LOG_LEVEL": ("log_level", "debug", "DEBUG"),
 }
 
@@ -82,8 +80,6 @@ INVALID: list[tuple[str, str]] = [
     ("JOB_MAX_RETRIES", "-1"),
     ("JOB_MAX_RETRIES", "3.0"),
     ("JOB_MIN_BACKOFF", "soon"),
-    ("ZIP_MAX_UNCOMPRESSED", "0"),
-    ("ZIP_MAX_ENTRIES", "many"),
     ("LOG_LEVEL", "verbose"),
 ]
 
@@ -245,3 +241,19 @@ def test_bad_tokens_are_refused_without_repeating_them(raw: str) -> None:
     assert message.startswith("HANDOFF_API_TOKENS=(secret) is invalid: ")
     assert "t1" not in message
     assert "alice-token" not in message
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("ZIP_MAX_UNCOMPRESSED", "PROCESSOR_SHAPEFILE_ZIP_MAX_UNCOMPRESSED"),
+    ("ZIP_MAX_ENTRIES", "PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES"),
+])
+def test_a_renamed_variable_stops_start_up_with_its_new_name(old: str, new: str) -> None:
+    """Ignoring it would silently drop a zip-bomb limit an operator had lowered."""
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({PREFIX + old: "100"})
+    assert str(excinfo.value) == f"{PREFIX}{old} was renamed {PREFIX}{new}; set that instead"
+
+
+def test_processor_variables_are_not_core_settings() -> None:
+    """They are each processor's own (handoff.processors), so any value passes here."""
+    assert load_settings({"HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES": "many"}) == Settings()
