@@ -28,6 +28,7 @@ from handoff.processors import (
 from handoff.units import parse_duration
 
 BUILT_IN = {
+    "geojson": "geo_service.processors.geojson:process",
     "raw": "geo_service.processors.raw:process",
     "shapefile": "geo_service.processors.shapefile:process",
 }
