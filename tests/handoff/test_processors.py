@@ -29,6 +29,7 @@ from handoff.units import parse_duration
 
 BUILT_IN = {
     "geojson": "geo_service.processors.geojson:process",
+    "geopackage": "geo_service.processors.geopackage:process",
     "raw": "geo_service.processors.raw:process",
     "shapefile": "geo_service.processors.shapefile:process",
 }
