@@ -500,6 +500,14 @@ def test_configuration_reaches_the_services(rendered: Rendered) -> None:
         assert data["HANDOFF_REDIS_URL"] == external["url"]
 
 
+def test_processor_settings_reach_the_worker_through_config_extra() -> None:
+    """A processor's own HANDOFF_PROCESSOR_* variables need no chart change."""
+    setting = "HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES"
+    (config,) = render({"config": {"extra": {setting: "5000"}}}).of_kind("ConfigMap")
+
+    assert config["data"][setting] == "5000"
+
+
 # --------------------------------------------------------------------------
 # Values the schema or the templates must refuse
 
