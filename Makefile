@@ -6,15 +6,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
+# Example processor packages: installed beside handoff, so their entry points and tests run too.
+EXAMPLES := examples/wordcount
 
 .PHONY: run test unit lint bench bench-gc soak system-deps requirements clean
 
-$(STAMP): $(REQS) pyproject.toml
+$(STAMP): $(REQS) pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(addprefix -r ,$(REQS))
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(addprefix -e ,$(EXAMPLES))
 	@touch $@
 
 # System packages: venv support and curl (used by the README examples).
@@ -35,7 +37,8 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc bench soak --ignore-missing-imports
+	$(BIN)/mypy handoff api_service geo_service gc bench soak $(EXAMPLES)/handoff_wordcount \
+		--ignore-missing-imports
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

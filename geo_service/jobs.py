@@ -6,6 +6,9 @@ tenant cancelled is removed instead of processed, and the stored bytes are
 checked against the manifest before a processor sees them. The outcome is
 announced (:mod:`geo_service.hooks`) only where it is recorded, so a
 redelivered job for a finished upload announces nothing.
+
+Which processor runs, and with which settings, is the worker's
+:class:`~handoff.processors.Registry`, read once when the worker starts.
 """
 
 import logging
@@ -18,10 +21,10 @@ from typing import Any
 
 from geo_service.hooks import SILENT, Announcer, finish_upload
 from geo_service.locks import Busy
-from geo_service.processors import Job, ValidationFailed, processor_for
 from geo_service.store import MANIFEST, State, UploadMissing, UploadStore
 from geo_service.verify import ManifestMismatch, verify_manifest
 from handoff import metrics
+from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
 
 log = logging.getLogger("handoff.worker")
 LOCK_WAIT = 30.0
@@ -36,13 +39,13 @@ def worker_id() -> str:
 
 
 def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-        limits: dict[str, int], *, final_attempt: bool = False,
+        processors: Registry, *, final_attempt: bool = False,
         announcer: Announcer = SILENT) -> str:
     """Process the upload once; returns the state it ends in."""
     extra = {"upload_id": upload_id}
     try:
         with store.lock(upload_id, timeout=LOCK_WAIT):
-            return _run_locked(store, upload_id, purpose, metadata, limits, final_attempt,
+            return _run_locked(store, upload_id, purpose, metadata, processors, final_attempt,
                                announcer)
     except Busy:
         raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
@@ -52,7 +55,7 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
 
 
 def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-                limits: dict[str, int], final_attempt: bool, announcer: Announcer) -> str:
+                processors: Registry, final_attempt: bool, announcer: Announcer) -> str:
     extra = {"upload_id": upload_id}
     if store.cancelled(upload_id):
         store.remove(upload_id)
@@ -73,8 +76,8 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
         return _finish(store, upload_id, purpose, state, payload, started, announcer)
 
     try:
-        result = _process(store, upload_id, purpose, metadata, manifest, limits)
-    except (ValidationFailed, ManifestMismatch) as exc:
+        result = _process(store, upload_id, purpose, metadata, manifest, processors)
+    except (ValidationFailed, ManifestMismatch, BadResult) as exc:
         return finish(State.FAILED, {"error": str(exc)})
     except Exception as exc:
         if final_attempt:
@@ -84,17 +87,32 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
 
 
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-             manifest: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
-    folder = store.path(upload_id)
-    verify_manifest(folder, manifest)
-    processor = processor_for(purpose)
+             manifest: dict[str, Any], processors: Registry) -> dict[str, Any]:
+    verify_manifest(store.path(upload_id), manifest)
+    processor = processors.processor(purpose)
     if processor is None:
         raise ValidationFailed(f"no processor for purpose {purpose!r}")
-    job = Job(upload_id, purpose, metadata, manifest, folder, store.work_dir(upload_id), limits)
+    job = prepare_job(store, upload_id, purpose, metadata, manifest, processors.settings(purpose))
     try:
-        return processor(job)
+        return stored_result(processor(job))
     finally:
         shutil.rmtree(job.work_dir, ignore_errors=True)
+
+
+def prepare_job(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+                manifest: dict[str, Any], settings: dict[str, str]) -> Job:
+    """The processor's view of a complete upload, with an empty scratch folder.
+
+    A scratch folder left by an interrupted attempt is emptied first, so a
+    retry starts as the first attempt did. :mod:`handoff.testing` builds
+    its jobs here too.
+    """
+    folder = store.path(upload_id)
+    work_dir = store.work_dir(upload_id)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    files = tuple(JobFile(entry, folder / entry["path"]) for entry in manifest["files"])
+    return Job(upload_id, purpose, metadata, files, work_dir, settings)
 
 
 def _finish(store: UploadStore, upload_id: str, purpose: str, state: State,

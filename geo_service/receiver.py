@@ -50,8 +50,8 @@ class _Open:
 class Receiver:
     """Consumes the body of ``POST /uploads/<id>`` for one upload."""
 
-    def __init__(self, store: UploadStore, upload_id: str, purposes: set[str], limits: Limits,
-                 tenant: str = ANONYMOUS):
+    def __init__(self, store: UploadStore, upload_id: str, purposes: frozenset[str] | set[str],
+                 limits: Limits, tenant: str = ANONYMOUS):
         self.store = store
         self.upload_id = upload_id
         self.tenant = tenant

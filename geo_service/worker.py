@@ -4,6 +4,7 @@ Run with ``dramatiq geo_service.worker --queues <queue> <webhook queue>``.
 The API never imports this module; it enqueues by actor name and queue.
 """
 
+import logging
 import os
 import threading
 from typing import Any
@@ -19,17 +20,21 @@ from dramatiq.middleware.prometheus import DB_PATH, Prometheus
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
 
 from geo_service import hooks, jobs
-from geo_service.processors import ValidationFailed
 from geo_service.store import UploadStore
 from handoff.config import load_or_exit
 from handoff.jobs import JobQueue
 from handoff.logs import setup_logging
 from handoff.probe import beat
+from handoff.processors import ValidationFailed, installed_or_exit
 
 HEARTBEAT_SECONDS = 30.0
 
 settings = load_or_exit(signs_webhooks=True)
 setup_logging(settings.log_level, "worker")
+log = logging.getLogger("handoff.worker")
+processors = installed_or_exit()
+for _name in processors.unclaimed:
+    log.warning("%s names no installed processor; it is ignored", _name)
 
 
 class Heartbeat(Middleware):
@@ -62,10 +67,6 @@ broker.add_middleware(Heartbeat())
 dramatiq.set_broker(broker)
 
 _store = UploadStore(settings.uploads_root)
-_limits = {
-    "zip_max_uncompressed": settings.zip_max_uncompressed,
-    "zip_max_entries": settings.zip_max_entries,
-}
 # Announcements go through a client with short timeouts, like the API's
 # enqueue: a dead Redis must not hold the upload's lock for long.
 _announcer = hooks.Announcer.from_settings(settings, JobQueue(settings))
@@ -86,7 +87,7 @@ def _retries() -> int:
     throws=(ValidationFailed,),
 )
 def process_upload(upload_id: str, purpose: str, metadata: dict[str, Any]) -> None:
-    jobs.run(_store, upload_id, purpose, metadata, _limits,
+    jobs.run(_store, upload_id, purpose, metadata, processors,
              final_attempt=_retries() >= settings.job_max_retries, announcer=_announcer)
 
 

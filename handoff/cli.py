@@ -6,6 +6,7 @@ Commands::
     handoff status ID [--watch] [--interval S] [--timeout S]
     handoff cancel ID
     handoff gc --once [--dry-run]
+    handoff processors
 
 ``upload``, ``status`` and ``cancel`` take ``--url`` (default ``$HANDOFF_URL``, else
 http://127.0.0.1:8000) and ``--token`` (default ``$HANDOFF_TOKEN``), before or
@@ -31,6 +32,8 @@ Exit status:
 - 130: interrupted (Ctrl-C)
 
 ``handoff gc`` exits with the sweeper's own status (0 clean, 1 errors, 2 configuration).
+``handoff processors`` prints the purposes installed here, one ``name module:function``
+a line, and exits 1 if two packages register the same one.
 """
 
 import argparse
@@ -195,6 +198,21 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return gc_main(["--once", *(["--dry-run"] if args.dry_run else [])])
 
 
+def cmd_processors(args: argparse.Namespace) -> int:
+    """What this installation would run, read from entry points without importing any."""
+    from handoff.config import ConfigError
+    from handoff.processors import installed
+
+    try:
+        targets = installed().targets
+    except ConfigError as exc:
+        raise CliError(1, f"error: {exc}") from None
+    width = max(map(len, targets), default=0)
+    for name, target in targets.items():
+        print(f"{name:<{width}}  {target}")
+    return EXIT_OK
+
+
 def _base_url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
@@ -299,6 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(commands, connection)
     _add_cancel(commands, connection)
     _add_gc(commands)
+    commands.add_parser("processors", help="list the installed processors (purpose, "
+                        "module:function)").set_defaults(handler=cmd_processors)
     return parser
 
 

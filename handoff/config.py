@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from handoff.auth import Credential, parse_credentials
@@ -21,6 +21,7 @@ PREFIX = "HANDOFF_"
 _QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
 # Dramatiq cannot delay a message by a week or more.
 MAX_BACKOFF_LIMIT = 7 * 86400.0
+T = TypeVar("T")
 
 
 class ConfigError(ValueError):
@@ -68,8 +69,6 @@ class Settings:
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
     job_min_backoff: float = 1.0
-    zip_max_uncompressed: int = 4 * 1024**3
-    zip_max_entries: int = 10_000
     on_finish_actor: str = ""
     on_finish_queue: str = "handoff-events"
     webhook_url: str = ""
@@ -158,19 +157,17 @@ def _positive_size(text: str) -> int:
     return value
 
 
-def _positive_duration(text: str) -> float:
-    value = parse_duration(text)
-    if value <= 0:
-        raise ValueError(f"must be more than zero: {text!r}")
-    return value
-
-
 def _worker_class(text: str) -> str:
     """gunicorn's evented worker, or its threaded one (see docs/decisions.md)."""
     if text not in {"gevent", "gthread"}:
         raise ValueError("must be gevent or gthread")
     return text
 
+
+# The same rules for settings read outside Settings (a processor's own, see
+# handoff.processors.read_setting).
+count = _count
+positive_size = _positive_size
 
 # variable suffix -> (Settings field, parser)
 _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
@@ -214,8 +211,6 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),
     "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
-    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", _positive_size),
-    "ZIP_MAX_ENTRIES": ("zip_max_entries", _positive_int),
     "ON_FINISH_ACTOR": ("on_finish_actor", _actor_name),
     "ON_FINISH_QUEUE": ("on_finish_queue", _queue_name),
     "WEBHOOK_URL": ("webhook_url", _http_url),
@@ -226,6 +221,13 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WEBHOOK_MIN_BACKOFF": ("webhook_min_backoff", _positive_duration),
     "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", _positive_duration),
     "LOG_LEVEL": ("log_level", _log_level),
+}
+
+# Variables that moved to a processor's own settings: still setting one would
+# silently lose a limit, so it stops the process with the new name instead.
+_RENAMED = {
+    "ZIP_MAX_UNCOMPRESSED": "PROCESSOR_SHAPEFILE_ZIP_MAX_UNCOMPRESSED",
+    "ZIP_MAX_ENTRIES": "PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES",
 }
 
 # Values never repeated in an error message: they are credentials.
@@ -243,6 +245,9 @@ def variable(name: str) -> str:
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``environ`` (default: the process environment)."""
     environ = os.environ if environ is None else environ
+    for old, new in _RENAMED.items():
+        if environ.get(PREFIX + old):
+            raise ConfigError(f"{PREFIX}{old} was renamed {PREFIX}{new}; set that instead")
     values: dict[str, Any] = {}
     for suffix, (name, parse) in _PARSERS.items():
         raw = environ.get(PREFIX + suffix)
@@ -293,19 +298,31 @@ def _all_credentials(values: dict[str, Any]) -> tuple[Credential, ...]:
 def load_or_exit(*, need_secret: bool = False, signs_webhooks: bool = False) -> Settings:
     """Settings for a service's start-up: a bad value ends the process.
 
-    Exit status 3 makes gunicorn's arbiter stop instead of respawning a
-    worker that can never boot. Only the process that delivers webhooks
-    (``signs_webhooks``) needs their secret, so only it refuses to start
-    without one; the others merely enqueue deliveries.
+    Only the process that delivers webhooks (``signs_webhooks``) needs their
+    secret, so only it refuses to start without one; the others merely
+    enqueue deliveries.
     """
-    try:
+
+    def load() -> Settings:
         settings = load_settings()
         if need_secret and not settings.geo_secret:
             raise ConfigError(f"{PREFIX}GEO_SECRET is not set; the upload endpoint is never open")
         if signs_webhooks and settings.webhook_url and not settings.webhook_secret:
             raise ConfigError(f"{PREFIX}WEBHOOK_URL is set but {PREFIX}WEBHOOK_SECRET is not; "
                               "webhooks are always signed")
+        return settings
+
+    return exit_on_config_error(load)
+
+
+def exit_on_config_error(load: Callable[[], T]) -> T:
+    """``load()``, or the end of the process with the error on stderr.
+
+    Exit status 3 makes gunicorn's arbiter stop instead of respawning a
+    worker that can never boot.
+    """
+    try:
+        return load()
     except ConfigError as exc:
         print(f"handoff: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(3) from None
-    return settings

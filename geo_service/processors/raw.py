@@ -8,12 +8,9 @@ double the disk traffic.
 
 from typing import Any
 
-from geo_service.processors import Job
+from handoff.processors import Job
 
 
 def process(job: Job) -> dict[str, Any]:
-    files = [
-        {"name": entry["name"], "size": entry["size"], "sha256": entry["sha256"]}
-        for entry in job.manifest["files"]
-    ]
+    files = [{"name": file.name, "size": file.size, "sha256": file.sha256} for file in job.files]
     return {"files": files, "verified": True}

@@ -9,7 +9,11 @@ under names chosen here, into ``job.work_dir``.
 
 The zip limits apply to each uploaded archive in turn: one archive's files
 are deleted before the next is opened, so the disk never holds more than
-one archive's worth of extracted bytes.
+one archive's worth of extracted bytes. They are this processor's settings:
+``HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_UNCOMPRESSED`` (a size, default 4GiB)
+and ``HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES`` (default 10000). A value
+that does not parse fails the job as a transient error naming the variable,
+so fixing the setting and restarting the worker lets the retries succeed.
 """
 
 import codecs
@@ -26,7 +30,9 @@ from zipfile import ZipInfo
 
 import shapefile
 
-from geo_service.processors import Job, ValidationFailed, zipsafe
+from geo_service.processors import zipsafe
+from handoff.config import count, positive_size
+from handoff.processors import Job, ValidationFailed, read_setting
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +40,17 @@ REQUIRED = (".shp", ".shx", ".dbf")
 OPTIONAL = (".prj", ".cpg")
 WKT_LIMIT = 2000
 CPG_LIMIT = 64
+PURPOSE = "shapefile"
+DEFAULT_MAX_UNCOMPRESSED = 4 * 1024**3
+DEFAULT_MAX_ENTRIES = 10_000
 
 _PYSHP_ERRORS = (shapefile.ShapefileException, struct.error, ValueError, LookupError)
+
+
+@dataclass(frozen=True)
+class ZipLimits:
+    max_entries: int = DEFAULT_MAX_ENTRIES
+    max_uncompressed: int = DEFAULT_MAX_UNCOMPRESSED
 
 
 @dataclass(frozen=True)
@@ -48,24 +63,32 @@ class LayerMembers:
 
 def process(job: Job) -> dict[str, Any]:
     """Summarise every shapefile layer in every uploaded zip."""
+    limits = zip_limits(job.settings)
     layers: list[dict[str, Any]] = []
-    for n, (entry, path) in enumerate(job.files()):
-        layers.extend(summarise_archive(job, n, entry["name"], path))
+    for n, file in enumerate(job.files):
+        layers.extend(summarise_archive(job.work_dir / str(n), limits, file.name, file.path))
     return {"layers": layers, "feature_count": sum(layer["feature_count"] for layer in layers)}
 
 
-def summarise_archive(job: Job, n: int, label: str, path: Path) -> list[dict[str, Any]]:
-    """Vet one uploaded zip, then extract and read its layers in ``work_dir/<n>``.
+def zip_limits(settings: dict[str, str]) -> ZipLimits:
+    """The limits the settings ask for, the defaults for those they leave out."""
+    return ZipLimits(
+        max_entries=read_setting(settings, PURPOSE, "zip_max_entries", count,
+                                 DEFAULT_MAX_ENTRIES),
+        max_uncompressed=read_setting(settings, PURPOSE, "zip_max_uncompressed", positive_size,
+                                      DEFAULT_MAX_UNCOMPRESSED),
+    )
+
+
+def summarise_archive(target: Path, limits: ZipLimits, label: str, path: Path
+                      ) -> list[dict[str, Any]]:
+    """Vet one uploaded zip, then extract and read its layers in ``target``.
 
     The extracted files are removed however this ends; a folder left by an
     earlier, interrupted attempt is removed first.
     """
-    target = job.work_dir / str(n)
     _remove(target)
-    limits = job.limits
-    with zipsafe.SafeZip(
-        path, label, limits["zip_max_entries"], limits["zip_max_uncompressed"]
-    ) as archive:
+    with zipsafe.SafeZip(path, label, limits.max_entries, limits.max_uncompressed) as archive:
         layers = find_layers(archive.members(), label)
         try:
             target.mkdir(parents=True)

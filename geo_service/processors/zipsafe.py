@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Self
 
-from geo_service.processors import ValidationFailed
+from handoff.processors import ValidationFailed
 
 CHUNK = 1024 * 1024
 

@@ -3,10 +3,14 @@
 The document is written by hand, so it can drift from the code: a new
 route nobody described, or a described one that was removed. Comparing it
 with the routes Flask really registers catches both without a running stack.
+Only the purpose list is not the file's: it is what is installed.
 """
 
+import copy
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -15,6 +19,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from api_service.app import OPENAPI, create_app
 from handoff.config import Settings
+from handoff.processors import installed
 
 # Flask adds these to every rule on its own; the document describes what the
 # routes themselves serve.
@@ -60,12 +65,37 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]):
     validate(document, cls=OpenAPIV31SpecValidator)
 
 
-def test_the_app_serves_this_file(app: Flask, document: dict[str, Any]):
+def test_the_app_serves_this_file_with_the_installed_purposes(app: Flask,
+                                                              document: dict[str, Any]):
     response = app.test_client().get("/openapi.json")
 
     assert response.status_code == 200
     assert response.mimetype == "application/json"
-    assert response.get_json() == document
+    served = response.get_json()
+    purposes = served["components"]["schemas"]["Purpose"].pop("enum")
+    assert purposes == sorted(installed({}).purposes)
+    assert {"raw", "shapefile", "geojson", "geopackage", "wordcount"} <= set(purposes)
+    expected = copy.deepcopy(document)
+    expected["components"]["schemas"]["Purpose"].pop("enum")
+    assert served == expected
+
+
+def test_the_served_document_is_valid_openapi_3_1(app: Flask):
+    validate(app.test_client().get("/openapi.json").get_json(), cls=OpenAPIV31SpecValidator)
+
+
+def test_the_api_lists_purposes_without_importing_any_processor():
+    """Reader libraries (pyshp, ijson) stay out of the API's processes."""
+    script = """
+import sys
+from api_service.app import create_app
+from handoff.config import Settings
+create_app(Settings(geo_secret="x", redis_url="redis://127.0.0.1:1/0"))
+print(sorted(m for m in ("shapefile", "ijson", "geo_service.processors.raw") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_every_route_of_the_app_is_documented(app: Flask, document: dict[str, Any]):

@@ -557,6 +557,14 @@ def test_the_application_worker_may_reach_the_built_in_redis() -> None:
     assert peers[3:] == result.merged["networkPolicy"]["redisClients"]  # after api, geo, gc
 
 
+def test_processor_settings_reach_the_worker_through_config_extra() -> None:
+    """A processor's own HANDOFF_PROCESSOR_* variables need no chart change."""
+    setting = "HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES"
+    (config,) = render({"config": {"extra": {setting: "5000"}}}).of_kind("ConfigMap")
+
+    assert config["data"][setting] == "5000"
+
+
 # --------------------------------------------------------------------------
 # Values the schema or the templates must refuse
 

@@ -4,25 +4,32 @@ import json
 import sys
 import types
 from collections.abc import Callable
+from importlib.metadata import EntryPoint
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from geo_service import jobs, processors
+from geo_service import jobs
 from geo_service.hooks import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from geo_service.jobs import Retry
-from geo_service.processors import Job, ValidationFailed
 from geo_service.receiver import Limits, Receiver
 from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
 from handoff.multipart import ParserLimits
+from handoff.processors import GROUP, Job, Registry, ValidationFailed
 from tests.multipart_bodies import BOUNDARY, upload_body
 from tests.support.senders import RecordingSender
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
-LIMITS = {"zip_max_uncompressed": 1024**2, "zip_max_entries": 10}
 FILES = [("a.bin", bytes(range(256)) * 8), ("b.txt", b"hello\r\n" * 100)]
 FAKE = "fake"
+FAKE_MODULE = "handoff_fake_processor"
+# What the worker builds from entry points, with the fake processor registered the same way.
+PROCESSORS = Registry(
+    [EntryPoint("raw", "geo_service.processors.raw:process", GROUP),
+     EntryPoint(FAKE, f"{FAKE_MODULE}:process", GROUP)],
+    {"HANDOFF_PROCESSOR_FAKE_COLOUR": "blue", "HANDOFF_PROCESSOR_RAW_X": "1"},
+)
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
@@ -42,15 +49,21 @@ def sealed(store: UploadStore) -> dict[str, Any]:
 
 @pytest.fixture
 def fake_processor(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[Job], Any]], None]:
-    """Register a processor for purpose ``fake`` that runs the given function."""
-    module = types.ModuleType("handoff_fake_processor")
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setitem(processors._MODULES, FAKE, module.__name__)
+    """Make the ``fake`` entry point's module importable, running the given function.
+
+    The registry imports the module through the entry point like any other;
+    its ``process`` calls whatever this test installed.
+    """
+    monkeypatch.setitem(sys.modules, _FAKE.__name__, _FAKE)
 
     def install(process: Callable[[Job], Any]) -> None:
-        module.__dict__["process"] = process
+        monkeypatch.setitem(_FAKE.__dict__, "installed", process)
 
     return install
+
+
+_FAKE = types.ModuleType(FAKE_MODULE)
+_FAKE.__dict__["process"] = lambda job: _FAKE.__dict__["installed"](job)
 
 
 @pytest.fixture
@@ -60,7 +73,7 @@ def lock_elsewhere(store: UploadStore, hold_lock: Callable[..., Any]) -> Callabl
 
 
 def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:
-    return jobs.run(store, UPLOAD_ID, purpose, {"k": "v"}, LIMITS, **kwargs)
+    return jobs.run(store, UPLOAD_ID, purpose, {"k": "v"}, PROCESSORS, **kwargs)
 
 
 def result_of(store: UploadStore) -> dict[str, Any]:
@@ -158,7 +171,7 @@ def test_a_missing_upload_is_missing(store: UploadStore) -> None:
 
 def test_an_invalid_id_is_refused(store: UploadStore) -> None:
     with pytest.raises(InvalidId):
-        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, LIMITS)
+        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, PROCESSORS)
 
 
 def test_an_upload_locked_elsewhere_is_retried(
@@ -187,26 +200,48 @@ def test_a_receiving_upload_is_retried(store: UploadStore) -> None:
 def test_the_processor_gets_the_job(
     store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
 ) -> None:
-    seen: list[tuple[Job, list[bytes], bool]] = []
+    seen: list[tuple[Job, list[bytes], bool, bool]] = []
 
     def process(job: Job) -> dict[str, Any]:
-        job.work_dir.mkdir()
+        empty = not any(job.work_dir.iterdir())
         (job.work_dir / "scratch").write_bytes(b"temp")
-        seen.append((job, [path.read_bytes() for _, path in job.files()],
-                     (store.path(UPLOAD_ID) / CLAIM).exists()))
+        seen.append((job, [file.path.read_bytes() for file in job.files],
+                     (store.path(UPLOAD_ID) / CLAIM).exists(), empty))
         return {"answer": 42}
 
+    store.work_dir(UPLOAD_ID).mkdir()
+    (store.work_dir(UPLOAD_ID) / "stale").write_bytes(b"from an interrupted attempt")
     fake_processor(process)
     assert run(store, purpose=FAKE) == "done"
-    ((job, contents, claimed),) = seen
-    assert (job.upload_id, job.purpose, job.metadata, job.limits) == (
-        UPLOAD_ID, FAKE, {"k": "v"}, LIMITS)
-    assert job.manifest == sealed
-    assert job.folder == store.path(UPLOAD_ID)
+    ((job, contents, claimed, empty),) = seen
+    assert (job.upload_id, job.purpose, job.metadata) == (UPLOAD_ID, FAKE, {"k": "v"})
+    assert job.settings == {"colour": "blue"}, "only its own purpose's settings"
+    assert [file.entry for file in job.files] == sealed["files"]
+    assert [(file.name, file.size, file.sha256) for file in job.files] == [
+        (entry["name"], entry["size"], entry["sha256"]) for entry in sealed["files"]]
+    assert all(file.path.parent == store.path(UPLOAD_ID) / "files" for file in job.files)
     assert contents == [data for _, data in FILES]
     assert claimed, "the claim is recorded before the processor runs"
+    assert empty, "the scratch folder exists and is empty"
     assert result_of(store)["result"] == {"answer": 42}
     assert not store.work_dir(UPLOAD_ID).exists()
+
+
+@pytest.mark.parametrize(("returned", "error"), [
+    (None, "the processor returned NoneType, not a JSON object"),
+    ([1, 2], "the processor returned list, not a JSON object"),
+    ({"when": object()}, "the processor's result is not storable as JSON"),
+    ({"area": float("nan")}, "the processor's result is not storable as JSON"),
+])
+def test_a_result_that_cannot_be_stored_fails_at_once(
+    store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None],
+    returned: Any, error: str,
+) -> None:
+    """Running it again would return the same thing, so it is not retried."""
+    fake_processor(lambda job: returned)
+
+    assert run(store, purpose=FAKE) == "failed"
+    assert result_of(store)["error"].startswith(error)
 
 
 def test_a_validation_failure_fails_at_once(

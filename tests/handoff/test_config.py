@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from handoff.auth import Credential
-from handoff.config import ConfigError, Settings, load_or_exit, load_settings, variable
+from handoff.config import PREFIX, ConfigError, Settings, load_or_exit, load_settings, variable
 
 GIB = 1024**3
 
@@ -54,8 +54,6 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
     "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),
     "JOB_MIN_BACKOFF": ("job_min_backoff", "2s", 2.0),
-    "ZIP_MAX_UNCOMPRESSED": ("zip_max_uncompressed", "1GiB", GIB),
-    "ZIP_MAX_ENTRIES": ("zip_max_entries", "500", 500),
     "ON_FINISH_ACTOR": ("on_finish_actor", "upload_finished", "upload_finished"),
     "ON_FINISH_QUEUE": ("on_finish_queue", "app.events", "app.events"),
     "WEBHOOK_URL": ("webhook_url", "https://app.example/hooks?k=1", "https://app.example/hooks?k=1"),
@@ -107,8 +105,6 @@ INVALID: list[tuple[str, str]] = [
     ("JOB_MAX_RETRIES", "-1"),
     ("JOB_MAX_RETRIES", "3.0"),
     ("JOB_MIN_BACKOFF", "soon"),
-    ("ZIP_MAX_UNCOMPRESSED", "0"),
-    ("ZIP_MAX_ENTRIES", "many"),
     ("QUEUE", "1st"),
     ("ON_FINISH_ACTOR", " padded "),
     ("ON_FINISH_QUEUE", "app events"),
@@ -312,3 +308,19 @@ def test_uploads_must_leave_connections_free() -> None:
 
 def test_a_zero_minimum_rate_turns_the_rate_check_off() -> None:
     assert load_settings({"HANDOFF_CLIENT_MIN_RATE": "0"}).client_min_rate == 0
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ("ZIP_MAX_UNCOMPRESSED", "PROCESSOR_SHAPEFILE_ZIP_MAX_UNCOMPRESSED"),
+    ("ZIP_MAX_ENTRIES", "PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES"),
+])
+def test_a_renamed_variable_stops_start_up_with_its_new_name(old: str, new: str) -> None:
+    """Ignoring it would silently drop a zip-bomb limit an operator had lowered."""
+    with pytest.raises(ConfigError) as excinfo:
+        load_settings({PREFIX + old: "100"})
+    assert str(excinfo.value) == f"{PREFIX}{old} was renamed {PREFIX}{new}; set that instead"
+
+
+def test_processor_variables_are_not_core_settings() -> None:
+    """They are each processor's own (handoff.processors), so any value passes here."""
+    assert load_settings({"HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES": "many"}) == Settings()

@@ -1,6 +1,5 @@
 """The shapefile processor on real pyshp-written layers and on hostile zips."""
 
-import hashlib
 import json
 import re
 import tempfile
@@ -11,7 +10,10 @@ from typing import Any
 import pytest
 import shapefile as pyshp
 
-from geo_service.processors import Job, ValidationFailed, processor_for, shapefile, zipsafe
+from geo_service.processors import shapefile, zipsafe
+from handoff import testing
+from handoff.config import ConfigError
+from handoff.processors import Job, ValidationFailed, installed
 from tests import shapes
 
 MIB = 1024 * 1024
@@ -23,35 +25,9 @@ BOMB_SIZE = 200 * MIB
 
 
 def make_job(root: Path, *archives: Path, limits: dict[str, int] | None = None) -> Job:
-    """An upload folder laid out as the store writes it, with a Job for it."""
-    folder = root / "upload"
-    (folder / "files").mkdir(parents=True)
-    files = []
-    for n, archive in enumerate(archives):
-        stored = folder / "files" / str(n)
-        data = archive.read_bytes()
-        stored.write_bytes(data)
-        files.append(
-            {
-                "path": f"files/{n}",
-                "name": archive.name,
-                "size": len(data),
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "field": "file",
-                "content_type": "application/zip",
-            }
-        )
-    manifest = {"id": str(uuid.uuid4()), "purpose": "shapefile", "metadata": {}, "files": files}
-    (folder / "manifest.json").write_text(json.dumps(manifest))
-    return Job(
-        upload_id=manifest["id"],
-        purpose="shapefile",
-        metadata={},
-        manifest=manifest,
-        folder=folder,
-        work_dir=folder / "work",
-        limits=dict(limits or LIMITS),
-    )
+    """A job over the archives, stored as the geo service stores them, with zip limits."""
+    settings = {name: str(value) for name, value in (limits or LIMITS).items()}
+    return testing.make_job(root, list(archives), purpose="shapefile", settings=settings)
 
 
 def tree(root: Path) -> dict[str, bytes | None]:
@@ -96,7 +72,27 @@ def lying_bomb(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_registered_for_its_purpose() -> None:
-    assert processor_for("shapefile") is shapefile.process
+    assert installed({}).processor("shapefile") is shapefile.process
+
+
+def test_zip_limits_come_from_its_settings_with_defaults() -> None:
+    assert shapefile.zip_limits({}) == shapefile.ZipLimits(10_000, 4 * 1024**3)
+    assert shapefile.zip_limits({"zip_max_entries": "7", "zip_max_uncompressed": "2MiB"}) == (
+        shapefile.ZipLimits(7, 2 * MIB))
+
+
+@pytest.mark.parametrize(("name", "raw"), [("zip_max_entries", "many"),
+                                           ("zip_max_entries", "0"),
+                                           ("zip_max_uncompressed", "5 parsecs")])
+def test_a_bad_limit_names_its_variable(name: str, raw: str) -> None:
+    """Not ValidationFailed: the job is retried, so fixing the setting saves the upload."""
+    with pytest.raises(ConfigError, match=f"^HANDOFF_PROCESSOR_SHAPEFILE_{name.upper()}="):
+        shapefile.zip_limits({name: raw})
+
+
+def test_the_worker_hands_it_its_variables() -> None:
+    environ = {"HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES": "12"}
+    assert shapefile.zip_limits(installed(environ).settings("shapefile")).max_entries == 12
 
 
 def test_points_layer_summary(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.processors import ValidationFailed, zipsafe
+from geo_service.processors import zipsafe
+from handoff.processors import ValidationFailed
 from tests import shapes
 
 MIB = 1024 * 1024
