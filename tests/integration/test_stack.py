@@ -28,7 +28,7 @@ def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, 
                HANDOFF_UPLOADS_ROOT=str(root / "uploads"),
                HANDOFF_HEARTBEAT_DIR=str(root),
                HANDOFF_GC_METRICS_PORT=str(ports["gc"]),
-               dramatiq_prom_port=str(ports["worker"]))
+               HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]))
     launcher = subprocess.Popen([sys.executable, "-m", "handoff.stack"], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
