@@ -9,8 +9,8 @@ settings, so two workers on one machine fight over one port.
 process with :func:`serve`, which binds ``HANDOFF_METRICS_HOST`` and
 ``HANDOFF_WORKER_METRICS_PORT`` (none at all for port 0). Job metrics
 (``handoff_jobs_total``, ...) join Dramatiq's own in the multiprocess folder
-``dramatiq_prom_db`` that both read; the variable must be set before
-prometheus_client is first imported.
+``dramatiq_prom_db`` that both read, which is why this module sets
+``PROMETHEUS_MULTIPROC_DIR`` before prometheus_client is first imported.
 """
 
 import logging
