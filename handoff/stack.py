@@ -7,7 +7,8 @@ every child; if any child dies, the rest are stopped too.
 Several stacks may run side by side on one machine with different
 ``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
 unless set, and what belongs to one stack (the embedded valkey's files,
-the worker's metrics folder) lives in a folder named after its API port.
+the worker's metrics folder, the heartbeat files) lives in a folder named
+after its API port.
 """
 
 import os
@@ -70,6 +71,10 @@ def _environment(environ: Mapping[str, str], settings: Settings) -> dict[str, st
     worker_metrics = stack_folder(settings, "worker-metrics")
     shutil.rmtree(worker_metrics, ignore_errors=True)
     env.setdefault("dramatiq_prom_db", str(worker_metrics))
+    if not env.get("HANDOFF_HEARTBEAT_DIR"):  # not the system temp dir another stack uses
+        heartbeats = stack_folder(settings, "heartbeats")
+        heartbeats.mkdir(parents=True, exist_ok=True)
+        env["HANDOFF_HEARTBEAT_DIR"] = str(heartbeats)
     return env
 
 

@@ -173,6 +173,8 @@ def test_two_stacks_side_by_side_need_nothing_but_their_own_api_and_geo_ports(tm
             for port in pair:
                 assert eventually(lambda p=port: _answers(f"http://127.0.0.1:{p}/metrics"))
             assert (tmp_path / "var" / "valkey" / str(api) / "appendonlydir").is_dir()
+            assert eventually(lambda a=api: (tmp_path / "var" / "heartbeats" / str(a)
+                                             / "handoff-gc.heartbeat").exists())
         assert _listening(children) - {"127.0.0.1"} == set()
 
         third = subprocess.run([sys.executable, "-m", "handoff.stack"], cwd=tmp_path,
