@@ -15,6 +15,7 @@ from geo_service.store import UploadStore
 from handoff.config import ConfigError, Settings, load_settings
 from handoff.jobs import JobQueue
 from handoff.logs import setup_logging
+from handoff.metrics import MetricsUnavailable
 
 from .reconcile import reconcile_settings
 from .rules import DELETE_REASONS
@@ -37,7 +38,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"handoff-gc: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     setup_logging(settings.log_level, "gc")
-    return sweep_once(settings, dry_run=args.dry_run) if args.once else run(settings)
+    if args.once:
+        return sweep_once(settings, dry_run=args.dry_run)
+    try:
+        return run(settings)
+    except MetricsUnavailable as exc:
+        print(f"handoff-gc: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
 
 
 def sweep_once(settings: Settings, *, dry_run: bool = False) -> int:

@@ -15,13 +15,12 @@ import threading
 from datetime import UTC, datetime
 from types import FrameType
 
-import prometheus_client
 from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from geo_service.store import UploadStore
 from handoff import metrics
-from handoff.config import Settings
+from handoff.config import Settings, variable
 from handoff.jobs import JobQueue
 from handoff.probe import beat
 
@@ -77,7 +76,11 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BlockingSchedu
 
 
 def run(settings: Settings) -> int:
-    """Run sweeps until SIGTERM or SIGINT; returns the exit status (0)."""
+    """Run sweeps until SIGTERM or SIGINT; returns the exit status (0).
+
+    Raises :class:`metrics.MetricsUnavailable` before the first sweep when
+    the metrics port cannot be bound.
+    """
     stop = threading.Event()
     scheduler = build_scheduler(settings, stop)
 
@@ -95,7 +98,8 @@ def run(settings: Settings) -> int:
             metrics.GC_DELETIONS.labels(reason)
             metrics.GC_FREED_BYTES.labels(reason)
         metrics.GC_REQUEUED.inc(0)
-        prometheus_client.start_http_server(settings.gc_metrics_port)
+        metrics.serve(settings.metrics_host, settings.gc_metrics_port,
+                      variable("gc_metrics_port"))
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         log.info("sweeping %s every %.0f s", settings.uploads_root, settings.gc_interval)

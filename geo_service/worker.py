@@ -5,20 +5,18 @@ The API never imports this module; it enqueues by actor name and queue.
 """
 
 import logging
-import os
 import threading
 from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage, Middleware
-from dramatiq.middleware.prometheus import DB_PATH, Prometheus
 
-# Job metrics join Dramatiq's own in the multiprocess folder that its
-# exposition server (port $dramatiq_prom_port, default 9191) reads; the
-# variable must be set before prometheus_client is first imported.
-os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
+# Before anything that imports prometheus_client: importing it points
+# prometheus_client at Dramatiq's multiprocess folder.
+from geo_service.worker_metrics import WorkerMetrics
 
+# isort: split
 from geo_service import hooks, jobs
 from geo_service.store import UploadStore
 from handoff.config import load_or_exit
@@ -62,7 +60,7 @@ broker = RedisBroker(
     maintenance_chance=settings.broker_maintenance_chance,
 )
 broker.add_middleware(CurrentMessage())
-broker.add_middleware(Prometheus())
+broker.add_middleware(WorkerMetrics(settings.worker_metrics_port))
 broker.add_middleware(Heartbeat())
 dramatiq.set_broker(broker)
 

@@ -5,6 +5,7 @@ with a message naming the variable instead of failing on the first upload.
 The README's configuration table lists the same names and defaults.
 """
 
+import ipaddress
 import os
 import re
 import sys
@@ -64,6 +65,8 @@ class Settings:
     gc_interval: float = 300.0
     requeue_after: float = 600.0
     max_requeues: int = 3
+    metrics_host: str = "0.0.0.0"
+    worker_metrics_port: int = 9191
     gc_metrics_port: int = 9192
     broker_heartbeat_timeout: float = 60.0
     broker_maintenance_chance: int = 1000
@@ -91,6 +94,19 @@ def _port(text: str) -> int:
 def _port_or_off(text: str) -> int:
     """A port to listen on, or 0 for none."""
     return 0 if int(text) == 0 else _port(text)
+
+
+_HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
+
+
+def _host(text: str) -> str:
+    """An address to listen on: an IP address or a host name."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        if _HOSTNAME.fullmatch(text) and len(text) <= 253:
+            return text
+    raise ValueError(f"not an IP address or host name: {text!r}")
 
 
 def _positive_int(text: str) -> int:
@@ -206,6 +222,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GC_INTERVAL": ("gc_interval", parse_duration),
     "REQUEUE_AFTER": ("requeue_after", parse_duration),
     "MAX_REQUEUES": ("max_requeues", _positive_int),
+    "METRICS_HOST": ("metrics_host", _host),
+    "WORKER_METRICS_PORT": ("worker_metrics_port", _port_or_off),
     "GC_METRICS_PORT": ("gc_metrics_port", _port_or_off),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),

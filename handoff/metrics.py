@@ -9,6 +9,7 @@ registry.
 """
 
 import os
+import threading
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,6 +20,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 _DURATIONS = (0.05, 0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600, 14400)
@@ -50,11 +52,34 @@ GC_REQUEUED = Counter("handoff_gc_requeued",
                       "Queued uploads whose lost message was enqueued again.")
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text format for ``/metrics``, merged across processes when needed."""
+class MetricsUnavailable(OSError):
+    """The metrics port cannot be listened on (in use, or a host this machine does not have)."""
+
+
+def _registry() -> CollectorRegistry:
+    """This process's metrics, merged across processes when they live in files."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-    else:
-        registry = REGISTRY
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+        return registry
+    return REGISTRY
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text format for ``/metrics``, merged across processes when needed."""
+    return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def serve(host: str, port: int, setting: str) -> threading.Thread:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns the thread.
+
+    For the processes without a web server of their own (the worker, the
+    sweeper). A port that cannot be bound names ``setting``, the variable to
+    change, instead of ending in a bare traceback.
+    """
+    try:
+        _, thread = start_http_server(port, addr=host, registry=_registry())
+    except OSError as exc:
+        raise MetricsUnavailable(
+            f"cannot serve metrics on {host}:{port} ({setting}): {exc.strerror or exc}") from None
+    return thread

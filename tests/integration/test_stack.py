@@ -1,6 +1,8 @@
 """``make run``'s launcher: the whole stack comes up, serves, and leaves nothing behind."""
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import redis
 import requests
 
 from handoff import processes
@@ -19,22 +22,32 @@ from tests.polling import eventually
 pytestmark = pytest.mark.integration
 
 
-def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
+def _clean_environment() -> dict[str, str]:
+    """This process's environment without any setting of the product."""
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("HANDOFF_", "dramatiq_"))}
+
+
+def _launch(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
     """``make run``'s launcher in a session of its own; its output lines are collected."""
-    ports = {name: processes.free_port() for name in ("api", "geo", "gc", "worker")}
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("HANDOFF_", "dramatiq_"))}
-    env.update(HANDOFF_API_PORT=str(ports["api"]), HANDOFF_GEO_PORT=str(ports["geo"]),
-               HANDOFF_UPLOADS_ROOT=str(root / "uploads"),
-               HANDOFF_HEARTBEAT_DIR=str(root),
-               HANDOFF_GC_METRICS_PORT=str(ports["gc"]),
-               dramatiq_prom_port=str(ports["worker"]))
-    launcher = subprocess.Popen([sys.executable, "-m", "handoff.stack"], env=env,
+    launcher = subprocess.Popen([sys.executable, "-m", "handoff.stack"], env=env, cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
     lines: list[str] = []
     # Every child writes to this pipe: keep draining it so none blocks on a full pipe.
     threading.Thread(target=lambda: lines.extend(launcher.stdout or ()), daemon=True).start()
+    return launcher, lines
+
+
+def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
+    ports = dict(zip(("api", "geo", "gc", "worker"), processes.free_ports(4), strict=True))
+    env = _clean_environment()
+    env.update(HANDOFF_API_PORT=str(ports["api"]), HANDOFF_GEO_PORT=str(ports["geo"]),
+               HANDOFF_UPLOADS_ROOT=str(root / "uploads"),
+               HANDOFF_HEARTBEAT_DIR=str(root),
+               HANDOFF_GC_METRICS_PORT=str(ports["gc"]),
+               HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]))
+    launcher, lines = _launch(env)
     return launcher, lines, ports
 
 
@@ -98,3 +111,123 @@ def test_signals_while_stopping_leave_no_process_and_no_port(tmp_path, signals, 
         assert [name for name, port in ports.items() if _bound(port)] == []
     finally:
         processes.kill(launcher)
+
+
+READY_METRICS = re.compile(r"metrics: worker http://127\.0\.0\.1:(\d+)/metrics, "
+                           r"sweeper http://127\.0\.0\.1:(\d+)/metrics")
+
+
+def _line(lines: list[str], pattern: str | re.Pattern[str]) -> re.Match[str]:
+    found = [match for line in lines if (match := re.search(pattern, line))]
+    assert found, "".join(lines[-30:])
+    return found[0]
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _listening(children: list[psutil.Process]) -> set[str]:
+    """The addresses the stack's processes listen on."""
+    found = set()
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            found |= {conn.laddr.ip for conn in child.net_connections(kind="inet")
+                      if conn.status == psutil.CONN_LISTEN}
+    return found
+
+
+def _stop(launcher: subprocess.Popen, children: list[psutil.Process]) -> None:
+    """Stop a launcher and, should a test have failed half-way, whatever it left."""
+    if launcher.poll() is None:
+        launcher.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            launcher.wait(timeout=60)
+    processes.kill(launcher)
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
+
+
+def _only_ports(api: int, geo: int) -> dict[str, str]:
+    env = _clean_environment()
+    env.update(HANDOFF_API_PORT=str(api), HANDOFF_GEO_PORT=str(geo))
+    return env
+
+
+def test_two_stacks_side_by_side_need_nothing_but_their_own_api_and_geo_ports(tmp_path):
+    """Same folder, no other setting: metrics ports, valkey files and locks do not collide."""
+    ports = processes.free_ports(4)
+    runs = [_launch(_only_ports(api, geo), cwd=tmp_path) for api, geo in (ports[:2], ports[2:])]
+    children: list[psutil.Process] = []
+    try:
+        for launcher, lines in runs:
+            children += _wait_ready(launcher, lines)
+        metrics = [_line(lines, READY_METRICS).groups() for _, lines in runs]
+        assert len({port for pair in metrics for port in pair}) == 4, metrics
+        for api, pair in zip((ports[0], ports[2]), metrics, strict=True):
+            assert requests.get(f"http://127.0.0.1:{api}/healthz", timeout=10).status_code == 200
+            for port in pair:
+                assert eventually(lambda p=port: _answers(f"http://127.0.0.1:{p}/metrics"))
+            assert (tmp_path / "var" / "valkey" / str(api) / "appendonlydir").is_dir()
+            assert eventually(lambda a=api: (tmp_path / "var" / "heartbeats" / str(a)
+                                             / "handoff-gc.heartbeat").exists())
+        assert _listening(children) - {"127.0.0.1"} == set()
+
+        third = subprocess.run([sys.executable, "-m", "handoff.stack"], cwd=tmp_path,
+                               env=_only_ports(ports[0], processes.free_port()),
+                               capture_output=True, text=True, timeout=60)
+        assert third.returncode == 1
+        assert f"another stack runs with HANDOFF_API_PORT={ports[0]}" in third.stderr
+
+        for launcher, _ in runs:
+            launcher.send_signal(signal.SIGTERM)
+        assert [launcher.wait(timeout=60) for launcher, _ in runs] == [0, 0]
+        assert eventually(lambda: _all_gone(children), timeout=30)
+    finally:
+        for launcher, _ in runs:
+            _stop(launcher, children)
+
+
+def _dramatiq_leader(children: list[psutil.Process]) -> psutil.Process:
+    """The worker's ``dramatiq`` process, which leads the group of its worker processes."""
+    return next(child for child in children if "geo_service.worker" in " ".join(child.cmdline())
+                and os.getpgid(child.pid) == child.pid)
+
+
+def test_a_job_queued_while_the_worker_is_away_survives_a_restart_of_the_stack(tmp_path):
+    """The embedded valkey's append-only file keeps the queue from one ``make run`` to the next.
+
+    The worker is frozen before the upload, so the message can only wait in
+    valkey; it is then killed, which stops the stack. A sweeper requeue
+    cannot stand in for the lost message: it would wait a day.
+    """
+    env = _only_ports(*processes.free_ports(2))
+    env["HANDOFF_REQUEUE_AFTER"] = "1d"
+    launcher, lines = _launch(env, cwd=tmp_path)
+    children: list[psutil.Process] = []
+    try:
+        children = _wait_ready(launcher, lines)
+        worker = _dramatiq_leader(children)
+        os.killpg(worker.pid, signal.SIGSTOP)
+        response = requests.post(f"http://127.0.0.1:{env['HANDOFF_API_PORT']}/v1/uploads",
+                                 files={"file": ("x.bin", b"x" * 1000)}, data={"purpose": "raw"},
+                                 timeout=30)
+        assert response.status_code == 202, response.text
+        valkey = redis.Redis(port=int(_line(lines, r"valkey-server on 127\.0\.0\.1:(\d+)")[1]))
+        assert valkey.llen("dramatiq:geoprocessing") == 1  # waiting, taken by no worker
+        valkey.close()
+        os.killpg(worker.pid, signal.SIGKILL)
+        assert launcher.wait(timeout=60) == 1  # a part died: the launcher stops the rest
+        assert eventually(lambda: _all_gone(children), timeout=30)
+
+        launcher, lines = _launch(env, cwd=tmp_path)
+        children = _wait_ready(launcher, lines)
+        status_url = f"http://127.0.0.1:{env['HANDOFF_API_PORT']}/v1/uploads/{response.json()['id']}"
+        assert eventually(lambda: requests.get(status_url, timeout=10).json()["status"] == "done",
+                          timeout=60), requests.get(status_url, timeout=10).text
+    finally:
+        _stop(launcher, children)
