@@ -4,7 +4,8 @@ For each candidate server (gthread with the default 16 threads, gthread with
 many threads, gevent) one stack is started, and:
 
 1. the byte path alone: the median relay rate of ``HANDOFF_BENCH_SLOW_SIZE``
-   (default 512 MiB) over three uploads with curl;
+   (default 512 MiB) over ``HANDOFF_BENCH_REPEAT`` (5) uploads with curl, the
+   three stacks running side by side and taking turns;
 2. ``HANDOFF_BENCH_SLOW_CLIENTS`` (default 1000) clients that send a valid
    upload head and then one byte every 5 s, opened over a few seconds; while
    they trickle, ``/healthz`` is probed every 0.2 s (10 s timeout) and a
@@ -27,7 +28,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -90,14 +91,19 @@ def _curl_upload(url: str, path: Path) -> tuple[str, float]:
     return done.stdout.strip() or "no answer", time.monotonic() - started
 
 
-def _relay_rate(url: str, path: Path) -> float:
-    rates = []
-    for _ in range(3):
-        status, seconds = _curl_upload(url, path)
-        if status != "202":
-            raise RuntimeError(f"a plain relay of {path.stat().st_size} bytes answered {status}")
-        rates.append(path.stat().st_size / seconds / 1e6)
-    return statistics.median(rates)
+def _relay_rates(urls: dict[str, str], path: Path, rounds: int) -> dict[str, float]:
+    """Median relay rate per candidate, the candidates taking turns within each round.
+
+    Taking turns spreads the host's changing load over all candidates alike.
+    """
+    rates: dict[str, list[float]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            status, seconds = _curl_upload(url, path)
+            if status != "202":
+                raise RuntimeError(f"{name}: a plain relay answered {status}")
+            rates[name].append(path.stat().st_size / seconds / 1e6)
+    return {name: statistics.median(values) for name, values in rates.items()}
 
 
 def _open_tricklers(port: int, count: int) -> list[socket.socket]:
@@ -132,29 +138,45 @@ def _stack(root: Path, overrides: dict[str, str]) -> Iterator[processes.LocalSta
         stack.stop_all()
 
 
-def measure(root: Path, overrides: dict[str, str], big: Path, clients: int) -> Outcome:
-    """One candidate: the byte path alone, then health and an upload among tricklers."""
-    with _stack(root, overrides) as stack:
-        api = stack.url("api")
-        rate = _relay_rate(api, big)
-        probe, stop = Probe(api + "/healthz"), threading.Event()
-        prober = threading.Thread(target=probe.run, args=(stop,))
-        prober.start()
-        socks = _open_tricklers(stack.ports["api"], clients)
-        trickler = threading.Thread(target=_trickle, args=(socks, stop))
-        trickler.start()
-        try:
-            status, seconds = _curl_upload(api, big.with_name("64m.bin"))
-            stop.wait(max(0.0, TRICKLE_SECONDS - seconds))
-        finally:
-            stop.set()
-            prober.join()
-            trickler.join()
-            for sock in socks:
-                sock.close()
+def among_tricklers(stack: processes.LocalStack, upload: Path, clients: int) -> Outcome:
+    """Health and a 64 MiB upload while ``clients`` tricklers hold connections."""
+    api = stack.url("api")
+    probe, stop = Probe(api + "/healthz"), threading.Event()
+    prober = threading.Thread(target=probe.run, args=(stop,))
+    prober.start()
+    socks = _open_tricklers(stack.ports["api"], clients)
+    trickler = threading.Thread(target=_trickle, args=(socks, stop))
+    trickler.start()
+    try:
+        status, seconds = _curl_upload(api, upload)
+        stop.wait(max(0.0, TRICKLE_SECONDS - seconds))
+    finally:
+        stop.set()
+        prober.join()
+        trickler.join()
+        for sock in socks:
+            sock.close()
     latencies = sorted(probe.latencies) or [float("nan")]
-    return Outcome(rate, statistics.median(latencies) * 1e3, latencies[-1] * 1e3,
+    return Outcome(0.0, statistics.median(latencies) * 1e3, latencies[-1] * 1e3,
                    probe.failures, status, seconds, len(socks))
+
+
+def measure(base: Path, big: Path, clients: int, rounds: int) -> dict[str, Outcome]:
+    """All candidates side by side: the byte path in turns, then each among tricklers."""
+    with ExitStack() as running:
+        stacks = {}
+        for name, overrides in CANDIDATES.items():
+            (base / name).mkdir()
+            stacks[name] = running.enter_context(_stack(base / name, overrides))
+        say(f"slow clients: relay of {big.stat().st_size // MIB} MiB, {rounds} rounds in turn")
+        rates = _relay_rates({name: s.url("api") for name, s in stacks.items()}, big, rounds)
+        outcomes = {}
+        for name, stack in stacks.items():
+            say(f"slow clients: {name} among {clients} tricklers")
+            outcome = among_tricklers(stack, big.with_name("64m.bin"), clients)
+            outcome.relay_mb_s = rates[name]
+            outcomes[name] = outcome
+    return outcomes
 
 
 def render(outcomes: dict[str, Outcome], clients: int, size: int) -> str:
@@ -178,11 +200,7 @@ def main() -> int:
         big = base / "big.bin"
         big.write_bytes(os.urandom(size))
         (base / "64m.bin").write_bytes(os.urandom(64 * MIB))
-        outcomes = {}
-        for name, overrides in CANDIDATES.items():
-            say(f"slow clients: {name}")
-            (base / name).mkdir()
-            outcomes[name] = measure(base / name, overrides, big, clients)
+        outcomes = measure(base, big, clients, int(os.environ.get("HANDOFF_BENCH_REPEAT", "5")))
     finally:
         shutil.rmtree(base, ignore_errors=True)
     print(render(outcomes, clients, size))
