@@ -14,10 +14,13 @@ import os
 import shutil
 import signal
 import tempfile
+import time
+from pathlib import Path
 
 from handoff import gunicorn_errors
 from handoff.allocator import keep_freed_memory
 from handoff.config import ConfigError, load_settings
+from handoff.health import HealthServer, ReadinessReporter, report_path
 
 try:
     _settings = load_settings()
@@ -99,17 +102,46 @@ if not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-", dir=_SHM)
 os.makedirs(_metrics_dir, exist_ok=True)
 for _stale in os.listdir(_metrics_dir):
-    os.unlink(os.path.join(_metrics_dir, _stale))
+    _path = os.path.join(_metrics_dir, _stale)
+    shutil.rmtree(_path) if os.path.isdir(_path) else os.unlink(_path)
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+
+
+# The workers' readiness verdicts for the master's health port (handoff/health.py).
+_health_dir = Path(_metrics_dir) / "health"
+_health_dir.mkdir(exist_ok=True)
+_health: HealthServer | None = None
+
+
+def when_ready(server):
+    global _health
+    if _settings.health_port:
+        _health = HealthServer(
+            _settings.metrics_host, _settings.health_port,
+            workers=lambda: list(server.WORKERS.values()),
+            heartbeat_age=lambda worker: time.monotonic() - worker.tmp.last_update(),
+            timeout=server.timeout, folder=_health_dir)
+        _health.start()
+        server.log.info("health checks on http://%s:%d/healthz and /readyz",
+                        _settings.metrics_host, _health.port)
+
+
+def post_worker_init(worker):
+    ready = worker.wsgi.extensions.get("handoff.ready")
+    if _settings.health_port and ready is not None:
+        ReadinessReporter(_health_dir, ready).start()
 
 
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    report_path(_health_dir, worker.pid).unlink(missing_ok=True)
 
 
 def on_exit(server):
+    if _health is not None:
+        _health.stop()
     if not os.environ.get("HANDOFF_METRICS_DIR"):
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 
@@ -125,3 +157,5 @@ def post_fork(server, worker):
     """
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)
+    if _health is not None:
+        _health.close()

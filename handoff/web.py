@@ -23,6 +23,8 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
     app = Flask(name)
     app.config["HANDOFF"] = settings
     app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
+    # Also checked in the background for the master's health port (handoff/health.py).
+    app.extensions["handoff.ready"] = ready
     problems.register(app)
 
     @app.get("/healthz")

@@ -16,6 +16,7 @@ from contextlib import contextmanager, suppress
 import pytest
 import requests
 
+from handoff.processes import free_port
 from tests.multipart_bodies import content_type, upload_head
 from tests.polling import eventually
 
@@ -46,8 +47,9 @@ def _status_line(sock: socket.socket) -> str:
 class HealthProbe:
     """``/healthz`` every 0.2 s on a thread, as a Kubernetes probe would; the slowest answer."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url + "/healthz"
+    def __init__(self, url: str, path: str = "/healthz", timeout: float = 10) -> None:
+        self._url = url + path
+        self._timeout = timeout
         self._stop = threading.Event()
         self.slowest = 0.0
         self.failures: list[str] = []
@@ -58,7 +60,7 @@ class HealthProbe:
         while not self._stop.wait(0.2):
             started = time.monotonic()
             try:
-                answer = requests.get(self._url, timeout=10)
+                answer = requests.get(self._url, timeout=self._timeout)
                 if answer.status_code != 200:
                     self.failures.append(f"status {answer.status_code}")
             except requests.RequestException as exc:
@@ -176,19 +178,31 @@ def test_a_full_server_answers_503_with_retry_after_at_once(make_stack):
     assert eventually(lambda: stack.upload([("d.bin", b"d")]).status_code == 202)
 
 
-def test_1000_idle_connections_leave_room_for_a_normal_upload(make_stack):
-    stack = make_stack(components=("redis", "geo", "api"))
+def test_1000_idle_connections_leave_room_for_a_normal_upload_and_the_probes(make_stack):
+    """The probes go to the master's health port, with the kubelet's default 1 s timeout.
+
+    The workers' own ``/healthz`` misses that timeout while 1000 uploads start at once.
+    """
+    stack = make_stack(components=("redis", "geo"))
+    health_port = free_port()
+    stack.env = {**stack.env, "HANDOFF_HEALTH_PORT": str(health_port)}
+    stack.start("api")
+    probes = f"http://127.0.0.1:{health_port}"
+    assert eventually(lambda: requests.get(probes + "/readyz", timeout=1).status_code == 200)
     idle: list[socket.socket] = []
-    try:
-        for _ in range(1000):
-            idle.append(_open_upload(stack.ports["api"]))
-            time.sleep(0.002)
-        assert eventually(lambda: len(_upload_folders(stack)) == 1000, timeout=60)
-        response = stack.upload([("normal.bin", os.urandom(8 * MiB))])
-        health = requests.get(stack.url("api") + "/healthz", timeout=10)
-    finally:
-        for sock in idle:
-            sock.close()
+    with (HealthProbe(probes, "/healthz", timeout=1).running() as alive,
+          HealthProbe(probes, "/readyz", timeout=1).running() as ready):
+        try:
+            for _ in range(1000):  # all at once, the hardest case for the workers
+                idle.append(_open_upload(stack.ports["api"]))
+            assert eventually(lambda: len(_upload_folders(stack)) == 1000, timeout=60)
+            response = stack.upload([("normal.bin", os.urandom(8 * MiB))])
+            health = requests.get(stack.url("api") + "/healthz", timeout=10)
+        finally:
+            for sock in idle:
+                sock.close()
     assert response.status_code == 202, response.text
     assert health.status_code == 200
+    assert (alive.failures, ready.failures) == ([], [])
+    assert alive.count > 5 and ready.count > 5
     assert eventually(lambda: len(_upload_folders(stack)) == 1, timeout=60)
