@@ -66,6 +66,7 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "WEBHOOK_MIN_BACKOFF": ("webhook_min_backoff", "2s", 2.0),
     "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", "30m", 1800.0),
     "LOG_LEVEL": ("log_level", "debug", "DEBUG"),
+    "HEALTH_PORT": ("health_port", "8080", 8080),
 }
 
 INVALID: list[tuple[str, str]] = [
@@ -77,6 +78,7 @@ INVALID: list[tuple[str, str]] = [
     ("GC_METRICS_PORT", "-1"),
     ("WORKER_METRICS_PORT", "65536"),
     ("WORKER_METRICS_PORT", "off"),
+    ("HEALTH_PORT", "70000"),
     ("METRICS_HOST", "local host"),
     ("METRICS_HOST", "http://127.0.0.1"),
     ("METRICS_HOST", "127.0.0.1:9191"),
