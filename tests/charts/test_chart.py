@@ -775,3 +775,17 @@ def test_image_runs_as_the_chart_user() -> None:
     assert users and users[-1].split(":")[0] == "10001"
     values = helm.values_from_yaml((CHART / "values.yaml").read_text())
     assert values["securityContext"]["runAsUser"] == 10001
+
+
+def test_web_probes_go_to_the_masters_health_port(rendered: Rendered) -> None:
+    """The API's and the geo service's probes reach the port their gunicorn master answers on."""
+    pods = [pod_template(doc) for doc in rendered.docs if doc["kind"] in WORKLOAD_KINDS]
+    web = [c for pod in pods if pod for c in pod["spec"]["containers"]
+           if c["name"] in ("api", "geo")]
+    assert sorted(c["name"] for c in web) == ["api", "geo"]
+    for container in web:
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert env["HANDOFF_HEALTH_PORT"] == str(ports["health"])
+        for probe in ("livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] == "health", (container["name"], probe)
