@@ -14,6 +14,7 @@ from handoff.form import (
     parse_metadata,
     parse_purpose,
     parser_limits,
+    upload_limits,
 )
 from handoff.multipart import FileData, FileStart, FormTooLarge, ParserLimits
 from tests.multipart_bodies import BOUNDARY, field_part, file_part, multipart_body
@@ -165,3 +166,10 @@ def test_parser_limits_come_from_the_settings_of_the_same_names() -> None:
     assert (limits.max_files, limits.max_part_headers, limits.max_epilogue_size) == (7, 3, 9)
     assert {f.name for f in dataclasses.fields(limits)} <= {
         f.name for f in dataclasses.fields(Settings)}
+
+
+def test_upload_limits_come_from_the_settings() -> None:
+    settings = Settings(max_upload_size=100, max_file_size=60, relay_chunk_size=7, max_files=2)
+    limits = upload_limits(settings)
+    assert (limits.max_upload_size, limits.max_file_size, limits.chunk_size) == (100, 60, 7)
+    assert limits.form == parser_limits(settings)
