@@ -55,7 +55,7 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 
 def parser_limits(settings: Settings) -> ParserLimits:
-    """The parser's limits from the settings of the same names."""
+    """The parser's limits from the settings of the same names, where their defaults live."""
     return ParserLimits(
         max_form_fields_size=settings.max_form_fields_size,
         max_files=settings.max_files,

@@ -102,7 +102,7 @@ def test_parse_purpose_says_when_the_field_is_missing() -> None:
 
 def form_items(parts: list[bytes]) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """The files (filename, bytes) the form lets through, and its fields."""
-    form = UploadForm(BOUNDARY, ParserLimits())
+    form = UploadForm(BOUNDARY, parser_limits(Settings()))
     files: list[tuple[str, bytes]] = []
     for event in [*form.feed(multipart_body(parts)), *form.feed(None)]:
         if isinstance(event, FileStart):
@@ -166,6 +166,12 @@ def test_parser_limits_come_from_the_settings_of_the_same_names() -> None:
     assert (limits.max_files, limits.max_part_headers, limits.max_epilogue_size) == (7, 3, 9)
     assert {f.name for f in dataclasses.fields(limits)} <= {
         f.name for f in dataclasses.fields(Settings)}
+
+
+def test_the_parser_limits_have_their_defaults_in_the_settings_alone() -> None:
+    with pytest.raises(TypeError):
+        ParserLimits()  # type: ignore[call-arg]
+    assert parser_limits(Settings()).max_files == Settings().max_files
 
 
 def test_upload_limits_come_from_the_settings() -> None:
