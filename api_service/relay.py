@@ -2,28 +2,21 @@
 
 The client's body is forwarded to the geo service as it is, boundary and
 all, so nothing is re-encoded. While it passes through, the same bytes are
-parsed incrementally to validate the fields (before anything is relayed),
-to enforce size limits, and to hash every file, so the API can hold the geo
-service to what it really received. Memory use is one chunk, whatever the
+parsed incrementally, by the form consumer the geo service uses too, to
+validate the fields (before anything is relayed), to enforce the limits,
+and to hash every file, so the API can hold the geo service to what it
+really received. Memory use is one chunk, whatever the
 file size, and nothing touches the API's disk.
 """
 
-import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from api_service.pacing import TooSlow
 from handoff import metrics
-from handoff.form import FieldError, UploadForm, over_limit
-from handoff.multipart import (
-    FileData,
-    FileEnd,
-    FileStart,
-    FormTooLarge,
-    MalformedForm,
-    ParserLimits,
-)
+from handoff.form import FieldError, UploadLimits
+from handoff.form_consumer import FormConsumer, TooLarge
+from handoff.multipart import MalformedForm
 from handoff.request_body import Readable
 
 
@@ -55,46 +48,26 @@ def _no_file() -> RelayError:
                       "(a file input left empty is none)")
 
 
-@dataclass
-class FileDigest:
-    name: str
-    size: int = 0
-    sha256: Any = field(default_factory=hashlib.sha256)
-
-    def summary(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "sha256": self.sha256.hexdigest()}
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_upload_size: int
-    max_file_size: int
-    chunk_size: int
-    form: ParserLimits
-
-
 class Relay:
     """One client upload on its way through the API."""
 
-    def __init__(self, stream: Readable, boundary: bytes, limits: Limits) -> None:
+    def __init__(self, stream: Readable, boundary: bytes, limits: UploadLimits) -> None:
         self._stream = stream
-        self._form = UploadForm(boundary, limits.form)
+        self._consumer = FormConsumer(boundary, limits)
         self._limits = limits
         self._pending: list[bytes] = []
-        self._files: list[FileDigest] = []
-        self._current: FileDigest | None = None
-        self._received = 0
         self._ended = False
         self.purpose = ""
         self.metadata: dict[str, Any] = {}
 
     @property
     def files(self) -> list[dict[str, Any]]:
-        return [digest.summary() for digest in self._files]
+        return [{"name": f.name, "size": f.size, "sha256": f.sha256}
+                for f in self._consumer.files]
 
     @property
     def received(self) -> int:
-        return self._received
+        return self._consumer.received
 
     def read_head(self, purposes: set[str]) -> None:
         """Read up to the first file part and validate the fields before it.
@@ -106,16 +79,17 @@ class Relay:
         its end.
         """
         budget = self._limits.form.max_form_fields_size
-        while not self._files and not self._ended and (
-                not self._form.in_files or self._received <= budget):
+        form = self._consumer.form
+        while not self._consumer.files and not self._ended and (
+                not form.in_files or self.received <= budget):
             chunk = self._read()
             self._pending.append(chunk)
             self._consume(chunk)
-        if not self._files and self._ended:
+        if not self._consumer.files and self._ended:
             raise _no_file()
         try:
-            self.purpose = self._form.purpose(purposes)
-            self.metadata = self._form.metadata()
+            self.purpose = form.purpose(purposes)
+            self.metadata = form.metadata()
         except FieldError as exc:
             raise RelayError(400, "bad-form", str(exc)) from None
 
@@ -131,9 +105,7 @@ class Relay:
             if chunk:
                 metrics.RELAYED_BYTES.inc(len(chunk))
                 yield chunk
-        if not self._form.complete:
-            raise RelayError(400, "bad-form", "multipart body ended before its closing boundary")
-        if not self._files:
+        if not self._consumer.files:
             raise _no_file()
 
     def check(self, stored: list[dict[str, Any]]) -> None:
@@ -164,30 +136,9 @@ class Relay:
         return chunk
 
     def _consume(self, chunk: bytes) -> None:
-        self._received += len(chunk)
-        if self._received > self._limits.max_upload_size:
-            raise RelayError(413, "too-large",
-                             f"the upload exceeds {self._limits.max_upload_size} bytes")
         try:
-            for event in self._form.feed(chunk or None):
-                self._on(event)
+            self._consumer.feed(chunk or None)
         except (MalformedForm, FieldError) as exc:
             raise RelayError(400, "bad-form", str(exc)) from None
-        except FormTooLarge as exc:
-            setting, detail = over_limit(exc)
-            raise RelayError(413, "too-large", detail, limit=setting) from None
-
-    def _on(self, event: object) -> None:
-        if isinstance(event, FileData):
-            current = self._current
-            assert current is not None
-            current.size += len(event.data)
-            if current.size > self._limits.max_file_size:
-                raise RelayError(413, "too-large", f"file {current.name!r} exceeds "
-                                 f"{self._limits.max_file_size} bytes")
-            current.sha256.update(event.data)
-        elif isinstance(event, FileStart):
-            self._current = FileDigest(event.filename)
-            self._files.append(self._current)
-        elif isinstance(event, FileEnd):
-            self._current = None
+        except TooLarge as exc:
+            raise RelayError(413, "too-large", exc.detail, limit=exc.limit) from None

@@ -12,11 +12,11 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
 
 from api_service.geo import GeoClient, GeoError
 from api_service.pacing import MinimumRate, PacedBody
-from api_service.relay import Limits, Relay, RelayError
+from api_service.relay import Relay, RelayError
 from api_service.tenants import Authenticate, visible_to
 from handoff import metrics
 from handoff.config import Settings
-from handoff.form import parser_limits
+from handoff.form import upload_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
@@ -71,9 +71,7 @@ def _create_upload() -> tuple[Response, int]:
     length = request.content_length
     boundary = multipart_boundary(settings.max_upload_size)
     upload_id = new_upload_id()
-    limits = Limits(settings.max_upload_size, settings.max_file_size,
-                    settings.relay_chunk_size, parser_limits(settings))
-    relay = Relay(_client_body(settings), boundary, limits)
+    relay = Relay(_client_body(settings), boundary, upload_limits(settings))
     started = time.monotonic()
     _relay(relay, upload_id, length)
     message_id = _enqueue(relay, upload_id)

@@ -8,20 +8,20 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from geo_service.locks import Busy
-from geo_service.receiver import Cancelled, Limits, Receiver, TooLarge
+from geo_service.receiver import Cancelled, Receiver
 from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
 from handoff import metrics
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
-from handoff.form import FieldError, over_limit, parser_limits
-from handoff.multipart import FormTooLarge, MalformedForm
+from handoff.form import FieldError, upload_limits
+from handoff.form_consumer import TooLarge
+from handoff.multipart import MalformedForm
 from handoff.problems import Problem
 from handoff.request_body import body_reader, close_after_answer
 from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
-READ_SIZE = 1024 * 1024
 TENANT_HEADER = "Handoff-Tenant"
 # How long a cancel waits for the writer to notice it, or for the sweeper
 # or a starting worker to let go of the lock.
@@ -59,11 +59,11 @@ class BodyIncomplete(Exception):
     """The sender stopped before the body was complete."""
 
 
-def _body_chunks() -> Iterator[bytes]:
+def _body_chunks(size: int) -> Iterator[bytes]:
     stream = body_reader(request.environ)
     while True:
         try:
-            chunk = stream.read(READ_SIZE)
+            chunk = stream.read(size)
         except Exception as exc:
             raise BodyIncomplete(type(exc).__name__) from exc
         if not chunk:
@@ -114,9 +114,9 @@ def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Respon
 
 def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings,
              tenant: str) -> dict:
-    limits = Limits(settings.max_file_size, settings.max_upload_size, parser_limits(settings))
+    limits = upload_limits(settings)
     receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
-    chunks = _body_chunks()
+    chunks = _body_chunks(limits.chunk_size)
     try:
         return receiver.receive(chunks, boundary)
     except BaseException as exc:
@@ -138,17 +138,14 @@ def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
                        f"the request body ended early ({exc})", upload_id=upload_id)
     if isinstance(exc, (MalformedForm, FieldError)):
         return Problem(400, "bad-form", "Malformed form", str(exc), upload_id=upload_id)
-    if isinstance(exc, FormTooLarge):
-        setting, detail = over_limit(exc)
-        return Problem(413, "too-large", "Upload too large", detail, upload_id=upload_id,
-                       limit=setting)
     if isinstance(exc, Cancelled):
         log.info("upload cancelled while receiving", extra={"upload_id": upload_id})
         return Problem(409, "cancelled", "Upload cancelled",
                        "the upload was cancelled while it was being received",
                        upload_id=upload_id)
     if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", "Upload too large", str(exc), upload_id=upload_id)
+        return Problem(413, "too-large", "Upload too large", exc.detail, upload_id=upload_id,
+                       limit=exc.limit)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
         return Problem(507, "storage-full", "Insufficient storage",
                        "the upload store is full; the partial upload was removed",

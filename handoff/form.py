@@ -7,6 +7,7 @@ so the two always agree on the files of an upload.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from handoff.config import Settings, variable
@@ -28,8 +29,33 @@ FILE_FIELD = "file"
 MAX_FILENAME = 255
 
 
+@dataclass(frozen=True, kw_only=True)
+class UploadLimits:
+    """The bounds of one upload, the same in the API and the geo service.
+
+    ``max_upload_size`` counts the raw request body, as a client, a proxy
+    and Content-Length count it; ``max_file_size`` counts one file's bytes.
+    ``chunk_size`` is how much of the body is read at a time, so how far
+    past a limit reading can go before it is refused.
+    """
+
+    max_upload_size: int
+    max_file_size: int
+    form: ParserLimits
+    chunk_size: int
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    return UploadLimits(
+        max_upload_size=settings.max_upload_size,
+        max_file_size=settings.max_file_size,
+        form=parser_limits(settings),
+        chunk_size=settings.relay_chunk_size,
+    )
+
+
 def parser_limits(settings: Settings) -> ParserLimits:
-    """The parser's limits from the settings of the same names."""
+    """The parser's limits from the settings of the same names, where their defaults live."""
     return ParserLimits(
         max_form_fields_size=settings.max_form_fields_size,
         max_files=settings.max_files,

@@ -51,22 +51,22 @@ class FormTooLarge(ValueError):
         self.limit = limit
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ParserLimits:
     """Bounds on the parser's work and memory, whatever the body holds.
 
     Field values, part names and filenames share ``max_form_fields_size``;
     a part's header block, the preamble and the epilogue each have their
     own cap, so the decoder's buffer never grows past the largest of them
-    plus one chunk.
+    plus one chunk. Their defaults are the settings' (``handoff.form.parser_limits``).
     """
 
-    max_form_fields_size: int = 1024**2
-    max_files: int = 1000
-    max_part_header_size: int = 8 * 1024
-    max_part_headers: int = 16
-    max_preamble_size: int = 64 * 1024
-    max_epilogue_size: int = 64 * 1024
+    max_form_fields_size: int
+    max_files: int
+    max_part_header_size: int
+    max_part_headers: int
+    max_preamble_size: int
+    max_epilogue_size: int
 
 
 @dataclass(frozen=True)

@@ -29,10 +29,10 @@ from typing import IO, Any
 from requests_toolbelt import MultipartEncoder
 
 from geo_service.jobs import prepare_job
-from geo_service.receiver import Limits, Receiver
+from geo_service.receiver import Receiver
 from geo_service.store import UploadStore
 from handoff.config import Settings
-from handoff.form import parser_limits
+from handoff.form import upload_limits
 from handoff.ids import new_upload_id
 from handoff.processors import Job, Processor, stored_result
 
@@ -81,9 +81,7 @@ def make_job(root: Path, files: Files, *, purpose: str = DEFAULT_PURPOSE,
 def _receive(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
              files: Files) -> dict[str, Any]:
     """Send the files through the geo service's receiver, as one upload form."""
-    defaults = Settings()
-    limits = Limits(defaults.max_file_size, defaults.max_upload_size, parser_limits(defaults))
-    receiver = Receiver(store, upload_id, {purpose}, limits)
+    receiver = Receiver(store, upload_id, {purpose}, upload_limits(Settings()))
     with ExitStack() as opened:
         fields: list[tuple[str, Any]] = [("purpose", purpose), ("metadata", json.dumps(metadata))]
         fields.extend(("file", (name, _open(content, opened), "application/octet-stream"))

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 import pytest
 
 from api_service.pacing import TooSlow
-from api_service.relay import ClientGone, ClientTooSlow, Limits, Relay, RelayError
-from handoff.multipart import ParserLimits
+from api_service.relay import ClientGone, ClientTooSlow, Relay, RelayError
+from handoff.config import Settings
+from handoff.form import UploadLimits, upload_limits
 from tests.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -19,13 +20,22 @@ from tests.multipart_bodies import (
 
 PURPOSES = {"raw", "shapefile"}
 MIB = 1024 * 1024
-FORM = ParserLimits(max_form_fields_size=4096)
-LIMITS = Limits(max_upload_size=10 * MIB, max_file_size=5 * MIB, chunk_size=1000, form=FORM)
+
+
+def limits_with(**changes: int) -> UploadLimits:
+    """Small limits, read in 1000-byte chunks, but for ``changes``."""
+    small = {"max_upload_size": 10 * MIB, "max_file_size": 5 * MIB, "relay_chunk_size": 1000,
+             "max_form_fields_size": 4096}
+    return upload_limits(Settings(**{**small, **changes}))
+
+
+LIMITS = limits_with()
+FORM = LIMITS.form
 FILE_A = bytes(range(256)) * 40 + b"\r\n--" + BOUNDARY[:-1]
 FILE_B = b"\r\nsecond file\r\n" * 500
 
 
-def relay_for(body: bytes, limits: Limits = LIMITS) -> Relay:
+def relay_for(body: bytes, limits: UploadLimits = LIMITS) -> Relay:
     return Relay(io.BytesIO(body), BOUNDARY, limits)
 
 
@@ -33,13 +43,13 @@ def relayed(relay: Relay) -> bytes:
     return b"".join(relay.body())
 
 
-def head_error(body: bytes, limits: Limits = LIMITS) -> RelayError:
+def head_error(body: bytes, limits: UploadLimits = LIMITS) -> RelayError:
     with pytest.raises(RelayError) as caught:
         relay_for(body, limits).read_head(PURPOSES)
     return caught.value
 
 
-def body_error(body: bytes, limits: Limits = LIMITS) -> RelayError:
+def body_error(body: bytes, limits: UploadLimits = LIMITS) -> RelayError:
     relay = relay_for(body, limits)
     with pytest.raises(RelayError) as caught:
         relay.read_head(PURPOSES)
@@ -135,7 +145,7 @@ def test_the_head_held_in_memory_is_bounded_by_the_header_limit() -> None:
 def test_body_is_exactly_the_client_body_and_files_are_hashed(chunk_size: int) -> None:
     body = upload_body([("a.bin", FILE_A), ("données été.zip", FILE_B)],
                        metadata={"k": "v"})
-    limits = Limits(10 * MIB, 5 * MIB, chunk_size, FORM)
+    limits = limits_with(relay_chunk_size=chunk_size)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     assert relayed(relay) == body
@@ -168,7 +178,7 @@ def test_a_field_after_a_file_is_a_bad_form() -> None:
 
 
 def test_a_file_over_the_file_limit_is_413() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
+    limits = limits_with(max_upload_size=MIB, max_file_size=5000)
     body = upload_body([("small", b"s" * 4000), ("big.bin", b"b" * 5001)])
     error = body_error(body, limits)
     assert (error.status, error.kind) == (413, "too-large")
@@ -177,7 +187,7 @@ def test_a_file_over_the_file_limit_is_413() -> None:
 
 
 def test_a_file_at_the_file_limit_passes() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
+    limits = limits_with(max_upload_size=MIB, max_file_size=5000)
     body = upload_body([("a", b"a" * 5000), ("b", b"b" * 5000)])
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
@@ -186,7 +196,7 @@ def test_a_file_at_the_file_limit_passes() -> None:
 
 def test_an_upload_over_the_request_limit_is_413_before_reading_much_more() -> None:
     body = upload_body([("a", b"a" * 30_000), ("b", b"b" * 30_000)])
-    limits = Limits(max_upload_size=40_000, max_file_size=MIB, chunk_size=1000, form=FORM)
+    limits = limits_with(max_upload_size=40_000, max_file_size=MIB)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     with pytest.raises(RelayError) as caught:
@@ -325,8 +335,7 @@ def test_an_empty_file_input_beside_a_file_is_relayed_but_not_counted() -> None:
 
 
 def test_too_many_file_parts_are_413_naming_the_limit() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=MIB, chunk_size=1000,
-                    form=ParserLimits(max_files=3))
+    limits = limits_with(max_upload_size=MIB, max_file_size=MIB, max_files=3)
     error = body_error(upload_body([(f"{n}", b"x") for n in range(4)]), limits)
     assert (error.status, error.kind, error.limit) == (413, "too-large", "HANDOFF_MAX_FILES")
 

@@ -13,9 +13,10 @@ import pytest
 from geo_service import jobs
 from geo_service.hooks import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from geo_service.jobs import Retry
-from geo_service.receiver import Limits, Receiver
+from geo_service.receiver import Receiver
 from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
-from handoff.multipart import ParserLimits
+from handoff.config import Settings
+from handoff.form import upload_limits
 from handoff.processors import GROUP, Job, Registry, ValidationFailed
 from tests.multipart_bodies import BOUNDARY, upload_body
 from tests.support.senders import RecordingSender
@@ -41,7 +42,7 @@ def sealed(store: UploadStore) -> dict[str, Any]:
     """A complete upload of ``FILES``, written the way the geo service writes it."""
     store.create(UPLOAD_ID)
     receiver = Receiver(store, UPLOAD_ID, {"raw", FAKE},
-                        Limits(max_file_size=10**6, max_upload_size=10**6, form=ParserLimits()))
+                        upload_limits(Settings(max_file_size=10**6, max_upload_size=10**6)))
     manifest = receiver.receive([upload_body(FILES)], BOUNDARY)
     store.mark_queued(UPLOAD_ID, {"purpose": "raw"})
     return manifest

@@ -7,10 +7,12 @@ from typing import Any
 
 import pytest
 
-from geo_service.receiver import Cancelled, Limits, Receiver, TooLarge
+from geo_service.receiver import Cancelled, Receiver
 from geo_service.store import MANIFEST, TENANT, State, UploadStore
-from handoff.form import FieldError
-from handoff.multipart import FormTooLarge, MalformedForm, ParserLimits
+from handoff.config import Settings
+from handoff.form import FieldError, UploadLimits, upload_limits
+from handoff.form_consumer import TooLarge
+from handoff.multipart import MalformedForm
 from tests.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -22,8 +24,15 @@ from tests.multipart_bodies import (
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 PURPOSES = {"raw", "shapefile"}
-FORM = ParserLimits(max_form_fields_size=4096)
-LIMITS = Limits(max_file_size=100_000, max_upload_size=150_000, form=FORM)
+
+
+def limits_with(**changes: int) -> UploadLimits:
+    """Small limits, but for ``changes``."""
+    small = {"max_upload_size": 150_000, "max_file_size": 100_000, "max_form_fields_size": 4096}
+    return upload_limits(Settings(**{**small, **changes}))
+
+
+LIMITS = limits_with()
 FILE_A = bytes(range(256)) * 100 + b"\r\n--" + BOUNDARY[:-1]
 FILE_B = b"line\r\n" * 2000
 
@@ -35,7 +44,8 @@ def store(tmp_path: Path) -> UploadStore:
     return store
 
 
-def receive(store: UploadStore, chunks: list[bytes], limits: Limits = LIMITS) -> dict[str, Any]:
+def receive(store: UploadStore, chunks: list[bytes],
+            limits: UploadLimits = LIMITS) -> dict[str, Any]:
     return Receiver(store, UPLOAD_ID, PURPOSES, limits).receive(chunks, BOUNDARY)
 
 
@@ -147,7 +157,7 @@ def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.Monkey
 
 
 def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=10_000, form=FORM)
+    limits = limits_with(max_file_size=1000, max_upload_size=10_000)
     body = upload_body([("ok", b"o" * 1000), ("big.bin", b"b" * 1001)])
     with pytest.raises(TooLarge, match=r"'big\.bin' exceeds 1000 bytes"):
         receive(store, split_every(body, 100), limits)
@@ -156,17 +166,28 @@ def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
 
 
 def test_the_upload_over_its_limit_is_too_large(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=2500, form=FORM)
+    limits = limits_with(max_file_size=1000, max_upload_size=2500)
     body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000), ("c", b"c" * 1000)])
-    with pytest.raises(TooLarge, match="upload exceeds 2500 bytes"):
+    with pytest.raises(TooLarge, match="the upload exceeds 2500 bytes") as caught:
         receive(store, split_every(body, 100), limits)
+    assert caught.value.limit is None
     assert store.read(UPLOAD_ID, MANIFEST) is None
     assert sum(p.stat().st_size for p in store.path(UPLOAD_ID).glob("files/*")) <= 2500
 
 
-def test_files_exactly_at_the_limits_pass(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=2000, form=FORM)
-    manifest = receive(store, [upload_body([("a", b"a" * 1000), ("b", b"b" * 1000)])], limits)
+def test_the_upload_limit_counts_the_raw_body_not_only_its_files(store: UploadStore) -> None:
+    """The files' 2000 bytes fit, the body around them does not: as the API counts."""
+    body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000)])
+    limits = limits_with(max_file_size=1000, max_upload_size=len(body) - 1)
+    with pytest.raises(TooLarge, match=f"the upload exceeds {len(body) - 1} bytes"):
+        receive(store, split_every(body, 100), limits)
+    assert store.read(UPLOAD_ID, MANIFEST) is None
+
+
+def test_files_and_a_body_exactly_at_the_limits_pass(store: UploadStore) -> None:
+    body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000)])
+    limits = limits_with(max_file_size=1000, max_upload_size=len(body))
+    manifest = receive(store, split_every(body, 100), limits)
     assert manifest["size"] == 2000
 
 
@@ -215,13 +236,12 @@ def test_unknown_or_repeated_fields_are_refused(
     assert store.state(UPLOAD_ID) is State.RECEIVING
 
 
-def test_fields_over_their_limit_are_too_large(store: UploadStore) -> None:
-    limits = Limits(max_file_size=1000, max_upload_size=1000,
-                    form=ParserLimits(max_form_fields_size=100))
+def test_fields_over_their_limit_are_too_large_naming_the_limit(store: UploadStore) -> None:
+    limits = limits_with(max_file_size=1000, max_upload_size=1000, max_form_fields_size=100)
     body = upload_body([("a", b"x")], metadata={"pad": "p" * 200})
-    with pytest.raises(FormTooLarge, match="more than 100 bytes") as caught:
+    with pytest.raises(TooLarge, match="more than 100 bytes") as caught:
         receive(store, [body], limits)
-    assert caught.value.limit == "max_form_fields_size"
+    assert caught.value.limit == "HANDOFF_MAX_FORM_FIELDS_SIZE"
 
 
 def test_receiving_into_a_missing_upload_fails_without_creating_it(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from handoff.form import (
     parse_metadata,
     parse_purpose,
     parser_limits,
+    upload_limits,
 )
 from handoff.multipart import FileData, FileStart, FormTooLarge, ParserLimits
 from tests.multipart_bodies import BOUNDARY, field_part, file_part, multipart_body
@@ -101,7 +102,7 @@ def test_parse_purpose_says_when_the_field_is_missing() -> None:
 
 def form_items(parts: list[bytes]) -> tuple[list[tuple[str, bytes]], dict[str, str]]:
     """The files (filename, bytes) the form lets through, and its fields."""
-    form = UploadForm(BOUNDARY, ParserLimits())
+    form = UploadForm(BOUNDARY, parser_limits(Settings()))
     files: list[tuple[str, bytes]] = []
     for event in [*form.feed(multipart_body(parts)), *form.feed(None)]:
         if isinstance(event, FileStart):
@@ -165,3 +166,16 @@ def test_parser_limits_come_from_the_settings_of_the_same_names() -> None:
     assert (limits.max_files, limits.max_part_headers, limits.max_epilogue_size) == (7, 3, 9)
     assert {f.name for f in dataclasses.fields(limits)} <= {
         f.name for f in dataclasses.fields(Settings)}
+
+
+def test_the_parser_limits_have_their_defaults_in_the_settings_alone() -> None:
+    with pytest.raises(TypeError):
+        ParserLimits()  # type: ignore[call-arg]
+    assert parser_limits(Settings()).max_files == Settings().max_files
+
+
+def test_upload_limits_come_from_the_settings() -> None:
+    settings = Settings(max_upload_size=100, max_file_size=60, relay_chunk_size=7, max_files=2)
+    limits = upload_limits(settings)
+    assert (limits.max_upload_size, limits.max_file_size, limits.chunk_size) == (100, 60, 7)
+    assert limits.form == parser_limits(settings)

@@ -6,6 +6,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from handoff.config import Settings
+from handoff.form import parser_limits
 from handoff.multipart import (
     MAX_BOUNDARY,
     FieldValue,
@@ -52,11 +54,16 @@ BODY = multipart_body(
 Item = FieldValue | tuple[FileStart, bytes]
 
 
-LIMITS = ParserLimits(max_form_fields_size=1024)
+def limits_with(**changes: int) -> ParserLimits:
+    """The parser's limits as the settings give them, but for ``changes``."""
+    return parser_limits(Settings(**changes))
+
+
+LIMITS = limits_with(max_form_fields_size=1024)
 
 
 def parse(chunks: list[bytes], max_field_size: int = 1024) -> list[FormEvent]:
-    parser = FormParser(BOUNDARY, ParserLimits(max_form_fields_size=max_field_size))
+    parser = FormParser(BOUNDARY, limits_with(max_form_fields_size=max_field_size))
     events: list[FormEvent] = []
     for chunk in chunks:
         events.extend(parser.feed(chunk))
@@ -378,7 +385,7 @@ def refused_limit(body: bytes, limits: ParserLimits, size: int = 4096) -> str:
 
 @pytest.mark.parametrize("size", [1, 100, 1_000_000])
 def test_file_parts_up_to_max_files_pass_and_one_more_is_refused(size: int) -> None:
-    limits = ParserLimits(max_files=5)
+    limits = limits_with(max_files=5)
     five = multipart_body([file_part(f"{n}.bin", b"x") for n in range(5)])
     assert len(items(feed_all(five, limits, size))) == 5
     six = multipart_body([file_part(f"{n}.bin", b"x") for n in range(6)])
@@ -387,12 +394,12 @@ def test_file_parts_up_to_max_files_pass_and_one_more_is_refused(size: int) -> N
 
 def test_fields_do_not_count_as_files() -> None:
     body = multipart_body([field_part("purpose", "raw"), file_part("a", b"x")])
-    assert len(items(feed_all(body, ParserLimits(max_files=1)))) == 2
+    assert len(items(feed_all(body, limits_with(max_files=1)))) == 2
 
 
 @pytest.mark.parametrize("size", [1, 64, 1_000_000])
 def test_part_headers_over_their_size_are_refused(size: int) -> None:
-    limits = ParserLimits(max_part_header_size=200)
+    limits = limits_with(max_part_header_size=200)
     pad = b"X-Pad: " + b"a" * 150 + b"\r\n"
     fits = multipart_body([pad[:60] + b"\r\n" + file_part("a", b"x")])
     assert len(items(feed_all(fits, limits, size))) == 1
@@ -411,7 +418,7 @@ def test_endless_part_headers_are_refused_before_the_body_ends() -> None:
 
 
 def test_more_headers_per_part_than_allowed_are_refused() -> None:
-    limits = ParserLimits(max_part_headers=3)
+    limits = limits_with(max_part_headers=3)
     three = multipart_body([b"X-A: 1\r\n" + file_part("a", b"x")])
     assert len(items(feed_all(three, limits))) == 1
     four = multipart_body([b"X-A: 1\r\nX-B: 2\r\n" + file_part("a", b"x")])
@@ -420,13 +427,13 @@ def test_more_headers_per_part_than_allowed_are_refused() -> None:
 
 @pytest.mark.parametrize("size", [1, 333, 1_000_000])
 def test_a_preamble_over_its_cap_is_refused(size: int) -> None:
-    limits = ParserLimits(max_preamble_size=1000)
+    limits = limits_with(max_preamble_size=1000)
     assert items(feed_all(b"p" * 1000 + b"\r\n" + BODY, limits, size)) == EXPECTED
     assert refused_limit(b"p" * 1001 + b"\r\n" + BODY, limits, size) == "max_preamble_size"
 
 
 def test_an_endless_preamble_is_refused_while_it_arrives() -> None:
-    parser = FormParser(BOUNDARY, ParserLimits(max_preamble_size=64 * 1024))
+    parser = FormParser(BOUNDARY, limits_with(max_preamble_size=64 * 1024))
     with pytest.raises(FormTooLarge) as caught:
         for _ in range(100):
             list(parser.feed(b"p" * 1024))
@@ -436,7 +443,7 @@ def test_an_endless_preamble_is_refused_while_it_arrives() -> None:
 
 @pytest.mark.parametrize("size", [1, 333, 1_000_000])
 def test_an_epilogue_over_its_cap_is_refused(size: int) -> None:
-    limits = ParserLimits(max_epilogue_size=1000)
+    limits = limits_with(max_epilogue_size=1000)
     assert items(feed_all(BODY + b"e" * 990, limits, size)) == EXPECTED
     assert refused_limit(BODY + b"e" * 2000, limits, size) == "max_epilogue_size"
 
