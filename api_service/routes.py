@@ -1,30 +1,37 @@
-"""The public endpoints: ``POST /v1/uploads``, ``GET`` and ``DELETE /v1/uploads/<id>``.
+"""The public endpoints: ``POST <prefix>/uploads``, ``GET`` and ``DELETE <prefix>/uploads/<id>``.
 
-Every upload belongs to the tenant that sent it; to any other it does not
-exist (404), so ids cannot be probed.
+The prefix is the app's choice (``/v1`` for the standalone service), made
+when :class:`api_service.Handoff` registers this blueprint. Every upload
+belongs to the tenant that sent it; to any other it does not exist (404),
+so ids cannot be probed. Every refusal from these routes, an unexpected
+error included, is problem+json by the blueprint's own error handlers,
+whatever the app does with the errors of its other routes.
 """
 
 import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from api_service.geo import GeoClient, GeoError
 from api_service.pacing import MinimumRate, PacedBody
 from api_service.relay import Relay, RelayError
-from api_service.tenants import Authenticate, visible_to
-from handoff import metrics
+from api_service.state import current_state
+from api_service.tenants import visible_to
+from handoff import metrics, problems
+from handoff.auth import is_tenant_name
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
 from handoff.request_body import Readable, body_reader, close_after_answer
-from handoff.web import RETRY_AFTER, current_settings, multipart_boundary, upload_slot
+from handoff.web import RETRY_AFTER, multipart_boundary
 
 log = logging.getLogger("handoff.api")
-bp = Blueprint("uploads", __name__)
+bp = Blueprint("handoff", __name__)
+problems.register(bp)
 
 # geo state -> public state. "complete" is sealed but its job not yet recorded: it is
 # not "queued" until the API has enqueued it, so it still reads as receiving.
@@ -35,11 +42,11 @@ _GEO_PASSTHROUGH = {400, 413, 507}
 
 
 def _geo() -> GeoClient:
-    return current_app.extensions["handoff.geo"]
+    return current_state().geo
 
 
 def _queue() -> JobQueue:
-    return current_app.extensions["handoff.queue"]
+    return current_state().queue
 
 
 def _tenant() -> str:
@@ -48,15 +55,18 @@ def _tenant() -> str:
 
 @bp.before_request
 def _authenticate() -> None:
-    authenticate: Authenticate = current_app.extensions["handoff.authenticate"]
-    g.tenant = authenticate(request)
+    tenant = current_state().authenticate(request)
+    if not isinstance(tenant, str) or not is_tenant_name(tenant):
+        # The app's own authenticate broke its contract: a 500, logged, not the client's fault.
+        raise TypeError(f"authenticate returned {tenant!r}, not a tenant name")
+    g.tenant = tenant
 
 
-@bp.post("/v1/uploads")
+@bp.post("/uploads")
 def create_upload() -> tuple[Response, int]:
     with metrics.IN_FLIGHT.track_inprogress():
         try:
-            with upload_slot():
+            with current_state().slots.hold():
                 answer = _create_upload()
         except Problem as problem:
             metrics.UPLOADS.labels(str(problem.status)).inc()
@@ -67,7 +77,7 @@ def create_upload() -> tuple[Response, int]:
 
 
 def _create_upload() -> tuple[Response, int]:
-    settings = current_settings()
+    settings = current_state().settings
     length = request.content_length
     boundary = multipart_boundary(settings.max_upload_size)
     upload_id = new_upload_id()
@@ -185,12 +195,12 @@ _TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
            507: "Insufficient storage"}
 
 
-@bp.get("/v1/uploads/<upload_id>")
+@bp.get("/uploads/<upload_id>")
 def show_upload(upload_id: str) -> Response:
     return jsonify(_public_status(_owned_status(upload_id)))
 
 
-@bp.delete("/v1/uploads/<upload_id>")
+@bp.delete("/uploads/<upload_id>")
 def cancel_upload(upload_id: str) -> tuple[str, int]:
     """Stop the upload wherever it is and remove it, unless a worker is processing it."""
     _owned_status(upload_id)
@@ -244,4 +254,4 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
 
 
 def _links(upload_id: str) -> dict[str, str]:
-    return {"self": url_for("uploads.show_upload", upload_id=upload_id)}
+    return {"self": url_for(".show_upload", upload_id=upload_id)}

@@ -1,9 +1,18 @@
 """Who is asking, and what they may see.
 
-:func:`bearer_authenticator` is the API's only answer to "who is asking".
-An application that embeds the API with its own authentication passes
-another ``Authenticate`` to :func:`api_service.app.create_app`: a function
-of the request that returns a tenant name or raises a 401 :class:`Problem`.
+Who is asking is one function of the request, an :data:`Authenticate`:
+
+- it returns the tenant's name, which owns what that request uploads; a
+  name is 1 to 128 of ``A-Z a-z 0-9 . _ @ + -``, since it travels in a
+  header and in logs (anything else is the app's bug: a logged 500);
+- or it refuses by raising: a :class:`Problem` (:func:`unauthorized` makes
+  the usual 401) or a werkzeug ``HTTPException`` such as ``abort(403)``.
+  Either is answered as problem+json.
+
+It runs before every upload route, with the request's headers, before any
+of the body is read. :func:`bearer_authenticator` is the standalone API's,
+from ``HANDOFF_API_TOKENS``; an app that embeds the API passes its own to
+:class:`api_service.Handoff` (or to :func:`api_service.app.create_app`).
 """
 
 from collections.abc import Callable, Sequence
@@ -17,9 +26,11 @@ from handoff.problems import Problem
 Authenticate = Callable[[Request], str]
 
 
-def unauthorized() -> Problem:
-    return Problem(401, "unauthorized", "Unauthorized", "a valid bearer token is required",
-                   headers={"WWW-Authenticate": "Bearer"})
+def unauthorized(detail: str = "a valid bearer token is required",
+                 challenge: str = "Bearer") -> Problem:
+    """The 401 refusal; ``challenge`` is the WWW-Authenticate value RFC 9110 requires with it."""
+    return Problem(401, "unauthorized", "Unauthorized", detail,
+                   headers={"WWW-Authenticate": challenge})
 
 
 def bearer_authenticator(credentials: Sequence[Credential]) -> Authenticate:

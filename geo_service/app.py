@@ -6,7 +6,7 @@ from geo_service.routes import bp
 from geo_service.store import UploadStore
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
-from handoff.web import make_app
+from handoff.web import UploadSlots, make_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     app = make_app("geo_service", settings, ready)
     app.extensions["handoff.store"] = store
+    app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
     app.config["PURPOSES"] = installed_or_exit().purposes
-    app.config["MAX_CONTENT_LENGTH"] = None
     app.register_blueprint(bp)
     return app

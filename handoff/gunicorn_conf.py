@@ -127,9 +127,14 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    ready = worker.wsgi.extensions.get("handoff.ready")
+    app = worker.wsgi
+    ready = app.extensions.get("handoff.ready")
     if _settings.health_port and ready is not None:
-        ReadinessReporter(_health_dir, ready).start()
+        def in_app_context() -> dict[str, str]:
+            with app.app_context():
+                return ready()
+
+        ReadinessReporter(_health_dir, in_app_context).start()
 
 
 def child_exit(server, worker):

@@ -1,13 +1,15 @@
 """The one error helper: RFC 9457 problem+json answers for both services.
 
 Handlers raise :class:`Problem`; the registered error handler renders it.
-Unexpected exceptions become a 500 problem without a stack trace.
+Unexpected exceptions become a 500 problem without a stack trace. The
+standalone services register the handlers on the whole app; the embeddable
+API on its blueprint alone, so a host app keeps its own error pages.
 """
 
 import logging
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Blueprint, Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -63,8 +65,13 @@ def _from_unexpected(exc: Exception) -> Response:
     return Problem(500, "internal-error", "Internal Server Error", "unexpected error").response()
 
 
-def register(app: Flask) -> None:
-    """Make every error of ``app`` answer with problem+json."""
-    app.register_error_handler(Problem, lambda exc: exc.response())
-    app.register_error_handler(HTTPException, _from_http_exception)
-    app.register_error_handler(Exception, _from_unexpected)
+def register(scope: Flask | Blueprint) -> None:
+    """Make every error of ``scope``, an app or a blueprint, answer with problem+json.
+
+    On a blueprint, Flask consults these handlers only for requests routed
+    to it: a URL that matches no route, or a method a route does not
+    serve, is the app's to answer.
+    """
+    scope.register_error_handler(Problem, lambda exc: exc.response())
+    scope.register_error_handler(HTTPException, _from_http_exception)
+    scope.register_error_handler(Exception, _from_unexpected)

@@ -15,14 +15,17 @@ from handoff.problems import Problem
 
 
 def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]]) -> Flask:
-    """A Flask app with settings, problem+json errors and /healthz, /readyz, /metrics.
+    """A standalone service's app: its logging, problem+json for every error, health routes.
+
+    It holds the settings (:func:`current_settings`) and serves /healthz,
+    /readyz and /metrics. It is the whole app, so it may take over the root
+    logger and every error; what is mounted into someone else's app may not.
 
     ``ready`` returns a mapping of dependency -> error message; empty means ready.
     """
     setup_logging(settings.log_level, name)
     app = Flask(name)
     app.config["HANDOFF"] = settings
-    app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
     # Also checked in the background for the master's health port (handoff/health.py).
     app.extensions["handoff.ready"] = ready
     problems.register(app)
@@ -106,5 +109,5 @@ class UploadSlots:
 
 
 def upload_slot(upload_id: str | None = None) -> AbstractContextManager[None]:
-    """One of this process's upload slots for the current request, or 503."""
+    """One of this process's upload slots (``app.extensions["handoff.slots"]``), or 503."""
     return current_app.extensions["handoff.slots"].hold(upload_id)

@@ -1,0 +1,69 @@
+"""``build_broker``: handoff's actors on a broker that also runs an application's middleware.
+
+Each check runs in a fresh interpreter: importing the broker module points
+prometheus_client at Dramatiq's multiprocess folder, which must not leak
+into the test process or the services it starts.
+"""
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+_BUILD = """
+import json
+import dramatiq
+from dramatiq.middleware import Middleware
+from geo_service.broker import build_broker
+from handoff.config import Settings
+
+imported_sets_no_broker = dramatiq.broker.global_broker is None
+
+class Seen(Middleware):
+    def __init__(self):
+        self.actors = []
+    def after_declare_actor(self, broker, actor):
+        self.actors.append(actor.actor_name)
+
+seen = Seen()
+settings = Settings(redis_url="redis://127.0.0.1:1/0", queue="jobs", webhook_queue="hooks",
+                    job_max_retries=3)
+broker = build_broker(settings, middleware=[seen])
+print(json.dumps({
+    "imported_sets_no_broker": imported_sets_no_broker,
+    "still_no_global_broker": dramatiq.broker.global_broker is None,
+    "middleware": [type(m).__name__ for m in broker.middleware],
+    "seen": seen.actors,
+    "actors": {name: [broker.get_actor(name).queue_name,
+                      broker.get_actor(name).options.get("max_retries")]
+               for name in sorted(broker.get_declared_actors())},
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Any]:
+    """What a broker built with an application's middleware holds."""
+    out = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
+def test_the_actors_are_declared_on_the_queues_of_the_settings(built: dict[str, Any]) -> None:
+    assert built["actors"] == {"deliver_webhook": ["hooks", 12], "process_upload": ["jobs", 3]}
+
+
+def test_the_applications_middleware_runs_after_handoffs_and_sees_the_actors(
+        built: dict[str, Any]) -> None:
+    names = built["middleware"]
+    assert names[-1] == "Seen"
+    assert names.index("CurrentMessage") < names.index("Heartbeat") < names.index("Seen")
+    assert "WorkerMetrics" in names
+    assert sorted(built["seen"]) == ["deliver_webhook", "process_upload"]
+
+
+def test_building_a_broker_leaves_dramatiqs_global_broker_to_the_caller(
+        built: dict[str, Any]) -> None:
+    assert built["imported_sets_no_broker"] and built["still_no_global_broker"]

@@ -1,0 +1,159 @@
+"""The geo service's internal routes under Flask's test client, over a temporary upload store."""
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from geo_service.app import create_app
+from geo_service.store import UploadStore
+from handoff.config import Settings
+from handoff.problems import MEDIA_TYPE, TYPE_BASE
+from handoff.processors import installed
+from handoff.web import UploadSlots
+from tests.multipart_bodies import content_type, upload_body
+
+SECRET = "geo-test-secret"
+AUTH = {"Authorization": f"Bearer {SECRET}"}
+UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
+DATA = b"every byte once\n" * 1000
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> Flask:
+    settings = Settings(geo_secret=SECRET, uploads_root=tmp_path, max_upload_size=256 * 1024)
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> UploadStore:
+    return UploadStore(tmp_path)
+
+
+def _post(client: FlaskClient, upload_id: str = UPLOAD_ID, body: bytes | None = None,
+          headers: dict[str, str] | None = None) -> TestResponse:
+    return client.post(f"/uploads/{upload_id}",
+                       data=upload_body([("a.txt", DATA)]) if body is None else body,
+                       content_type=content_type(),
+                       headers={**AUTH, "Handoff-Tenant": "alice"} if headers is None
+                       else headers)
+
+
+def _problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == MEDIA_TYPE
+    body = response.get_json()
+    assert body["type"] == TYPE_BASE + kind
+    assert body["status"] == status
+    return body
+
+
+def test_an_upload_is_stored_and_answered_with_its_manifest(client: FlaskClient,
+                                                            store: UploadStore) -> None:
+    response = _post(client)
+
+    assert response.status_code == 201
+    manifest = response.get_json()
+    assert manifest["purpose"] == "raw"
+    assert manifest["tenant"] == "alice"
+    [stored] = manifest["files"]
+    assert (stored["name"], stored["size"]) == ("a.txt", len(DATA))
+    assert stored["sha256"] == hashlib.sha256(DATA).hexdigest()
+    assert store.file_path(UPLOAD_ID, 0).read_bytes() == DATA
+    assert client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH).get_json()["state"] == "complete"
+
+
+@pytest.mark.parametrize(("method", "path"), [
+    ("post", f"/uploads/{UPLOAD_ID}"), ("get", f"/uploads/{UPLOAD_ID}"),
+    ("delete", f"/uploads/{UPLOAD_ID}"), ("put", f"/uploads/{UPLOAD_ID}/job"),
+    ("get", "/purposes"),
+])
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-the-secret"}])
+def test_every_route_needs_the_shared_secret(client: FlaskClient, store: UploadStore,
+                                             method: str, path: str,
+                                             headers: dict[str, str]) -> None:
+    response = getattr(client, method)(path, headers=headers, data=upload_body([("a", b"a")]),
+                                       content_type=content_type())
+
+    _problem(response, 401, "unauthorized")
+    assert list(store.upload_ids()) == []
+
+
+def test_an_id_is_taken_once(client: FlaskClient, store: UploadStore) -> None:
+    assert _post(client).status_code == 201
+
+    body = _problem(_post(client, body=upload_body([("b.txt", b"other")])), 409, "exists")
+
+    assert body["upload_id"] == UPLOAD_ID
+    assert store.file_path(UPLOAD_ID, 0).read_bytes() == DATA
+
+
+@pytest.mark.parametrize(("upload_id", "body", "headers", "status", "kind"), [
+    ("not-a-uuid", None, None, 400, "invalid-id"),
+    (UPLOAD_ID.upper(), None, None, 400, "invalid-id"),
+    (UPLOAD_ID, None, {**AUTH, "Handoff-Tenant": "no spaces"}, 400, "invalid-tenant"),
+    (UPLOAD_ID, upload_body([("a.txt", DATA)], purpose="nope"), None, 400, "bad-form"),
+    (UPLOAD_ID, upload_body([("a.txt", b"x" * 300 * 1024)]), None, 413, "too-large"),
+])
+def test_a_refused_upload_leaves_nothing_behind(client: FlaskClient, store: UploadStore,
+                                                upload_id: str, body: bytes | None,
+                                                headers: dict[str, str] | None, status: int,
+                                                kind: str) -> None:
+    _problem(_post(client, upload_id, body, headers), status, kind)
+
+    assert list(store.upload_ids()) == []
+
+
+def test_a_body_of_another_type_is_415(client: FlaskClient) -> None:
+    response = client.post(f"/uploads/{UPLOAD_ID}", data=b"{}", headers=AUTH,
+                           content_type="application/json")
+
+    _problem(response, 415, "not-multipart")
+
+
+def test_a_full_process_refuses_with_503(app: Flask, client: FlaskClient,
+                                         store: UploadStore) -> None:
+    app.extensions["handoff.slots"] = UploadSlots(0)
+
+    response = _post(client)
+
+    _problem(response, 503, "busy")
+    assert int(response.headers["Retry-After"]) > 0
+    assert list(store.upload_ids()) == []
+
+
+def test_recording_the_job_makes_the_upload_queued(client: FlaskClient) -> None:
+    _post(client)
+
+    response = client.put(f"/uploads/{UPLOAD_ID}/job", json={"message_id": "m-1"}, headers=AUTH)
+
+    assert response.status_code == 204
+    status = client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH).get_json()
+    assert (status["state"], status["job"]) == ("queued", {"message_id": "m-1"})
+
+
+def test_a_deleted_upload_is_gone(client: FlaskClient, store: UploadStore) -> None:
+    _post(client)
+
+    assert client.delete(f"/uploads/{UPLOAD_ID}", headers=AUTH).status_code == 204
+
+    assert list(store.upload_ids()) == []
+    for method in ("get", "delete"):
+        _problem(getattr(client, method)(f"/uploads/{UPLOAD_ID}", headers=AUTH), 404,
+                 "not-found")
+    _problem(client.put(f"/uploads/{UPLOAD_ID}/job", json={}, headers=AUTH), 404, "not-found")
+
+
+def test_purposes_are_the_installed_processors(client: FlaskClient) -> None:
+    response = client.get("/purposes", headers=AUTH)
+
+    assert response.get_json() == sorted(installed({}).purposes)
