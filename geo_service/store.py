@@ -3,6 +3,8 @@
 ::
 
     <root>/<id>/tenant.json     who sent it, written with the folder
+    <root>/<id>/info.json       a resumable upload's creation: purpose, metadata, name, length
+    <root>/<id>/progress.json   a resumable upload's durable offset and its sha256 state there
     <root>/<id>/cancelled.json  its tenant cancelled it: the writer or worker stops
     <root>/<id>/files/<n>       the bytes, named by position, never by the client
     <root>/<id>/manifest.json   written last, atomically: "fully written"
@@ -12,6 +14,7 @@
     <root>/<id>/announce.json   announcements of the outcome not yet enqueued
     <root>/<id>/work/           scratch space for processors
     <root>/.locks/<id>.lock     the upload's advisory lock
+    <root>/.locks/<id>.stop     someone waits for the lock: its holder should let go
     <root>/.trash/<id>.<ns>/    an upload being deleted
 
 An upload is deleted by renaming it into ``.trash`` first, so readers see it
@@ -34,6 +37,8 @@ from handoff.blocking import off_loop
 from handoff.ids import is_upload_id
 
 TENANT = "tenant.json"
+INFO = "info.json"
+PROGRESS = "progress.json"
 CANCELLED = "cancelled.json"
 MANIFEST = "manifest.json"
 JOB = "job.json"
@@ -91,6 +96,19 @@ class UploadStore:
         self.path(upload_id)
         return held(self.root / LOCKS / f"{upload_id}.lock", timeout)
 
+    def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
+        """The upload's lock, asking its holder to let go while waiting for it."""
+        self.path(upload_id)
+        return held(self.root / LOCKS / f"{upload_id}.lock", timeout,
+                    stop=self._stop_path(upload_id))
+
+    def stop_requested(self, upload_id: str) -> bool:
+        """Whether someone waits for the lock this caller holds (see :meth:`take_over`)."""
+        return self._stop_path(upload_id).exists()
+
+    def _stop_path(self, upload_id: str) -> Path:
+        return self.root / LOCKS / f"{upload_id}.stop"
+
     # -- life cycle ----------------------------------------------------------
 
     def create(self, upload_id: str, tenant: str = ANONYMOUS) -> Path:
@@ -107,6 +125,33 @@ class UploadStore:
         _write_json(folder / TENANT, {"tenant": tenant})
         (folder / FILES).mkdir()
         return folder
+
+    def create_resumable(self, upload_id: str, tenant: str, info: dict[str, Any],
+                         progress: dict[str, Any]) -> None:
+        """Make an empty resumable upload: its info, its progress, an empty ``files/0``.
+
+        The progress is written last: it is what appending reads first, so an
+        upload without it was never completely created and is the sweeper's.
+        """
+        folder = self.create(upload_id, tenant)
+        _write_json(folder / INFO, info)
+        with open(self.file_path(upload_id, 0), "xb") as handle:
+            off_loop(os.fsync, handle.fileno())
+        _fsync_dir(folder / FILES)
+        _write_json(folder / PROGRESS, progress)
+
+    def set_info(self, upload_id: str, info: dict[str, Any]) -> None:
+        self._write_marker(upload_id, INFO, info)
+
+    def save_progress(self, upload_id: str, progress: dict[str, Any]) -> None:
+        """Record a resumable upload's progress; its bytes up to there must be fsynced first."""
+        self._write_marker(upload_id, PROGRESS, progress)
+
+    def truncate(self, upload_id: str, size: int) -> None:
+        """Cut the resumable upload's file back to ``size`` bytes, durably."""
+        with open(self.file_path(upload_id, 0), "r+b", buffering=0) as handle:
+            handle.truncate(size)
+            off_loop(os.fsync, handle.fileno())
 
     def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
         """Mark the upload complete: its files are durable, then the manifest is."""
@@ -217,6 +262,8 @@ class UploadStore:
             "tenant": self.tenant(upload_id),
             "cancelled": self.cancelled(upload_id),
             "manifest": self.read(upload_id, MANIFEST),
+            "info": self.read(upload_id, INFO),
+            "offset": (self.read(upload_id, PROGRESS) or {}).get("offset"),
             "job": self.read(upload_id, JOB),
             "claim": self.read(upload_id, CLAIM),
             "result": self.read(upload_id, RESULT),

@@ -4,6 +4,8 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -205,6 +207,8 @@ def test_status_reports_every_marker(store: UploadStore) -> None:
         "tenant": ANONYMOUS,
         "cancelled": False,
         "manifest": {"id": UPLOAD_ID, "files": [{"path": "files/0", "size": 7}]},
+        "info": None,
+        "offset": None,
         "job": {"purpose": "raw"},
         "claim": None,
         "result": None,
@@ -404,3 +408,33 @@ def test_a_missing_upload_cannot_be_cancelled(store: UploadStore) -> None:
     with pytest.raises(UploadMissing):
         store.mark_cancelled(UPLOAD_ID)
     assert not store.cancelled(UPLOAD_ID)
+
+
+def test_taking_over_asks_the_holder_to_stop_and_gets_the_lock_once_it_lets_go(
+        store: UploadStore) -> None:
+    store.create(UPLOAD_ID)
+    holder = store.lock(UPLOAD_ID)
+    holder.__enter__()
+    asked: list[bool] = []
+
+    def let_go_when_asked() -> None:
+        while not store.stop_requested(UPLOAD_ID):
+            time.sleep(0.01)
+        asked.append(True)
+        holder.__exit__(None, None, None)
+
+    watcher = threading.Thread(target=let_go_when_asked)
+    watcher.start()
+    with store.take_over(UPLOAD_ID, timeout=30):
+        assert asked == [True]
+        assert not store.stop_requested(UPLOAD_ID)
+    watcher.join()
+
+
+def test_taking_over_from_a_holder_that_stays_is_busy_and_asks_no_one_after(
+        store: UploadStore) -> None:
+    store.create(UPLOAD_ID)
+    with store.lock(UPLOAD_ID):
+        with pytest.raises(Busy), store.take_over(UPLOAD_ID, timeout=0.2):
+            pass
+        assert not store.stop_requested(UPLOAD_ID)

@@ -1,0 +1,291 @@
+"""The resumable way into ``/uploads/<id>``: made empty, then appended to at an offset.
+
+- ``PUT /uploads/<id>`` (JSON: purpose, metadata, filename, content_type,
+  length or null for one declared later) makes an empty upload: 201.
+- ``PATCH /uploads/<id>`` appends its body at ``Upload-Offset`` (with an
+  optional ``Upload-Checksum``, and ``Upload-Length`` to fix a deferred
+  length): 200. The upload is sealed, as a multipart one, with its last byte.
+- ``GET /uploads/<id>/offset`` is the durable offset, after a writer still
+  holding the lock has been asked to let go: what a client resumes from.
+
+Each answers with the same document (:func:`_document`). The geo service is
+the only authority on an upload's offset: a body sent for another one is
+refused with 409 and the offset. Appends run under the upload's lock; who
+waits for it asks its holder to stop (:meth:`UploadStore.take_over`), and
+the holder's :class:`StopWatch` ends even a read that its silent sender
+would keep blocked.
+"""
+
+import contextlib
+import errno
+import logging
+import socket
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from geo_service.appender import (
+    Appender,
+    ChecksumMismatch,
+    LengthError,
+    OffsetMismatch,
+    Progress,
+    Stopped,
+    StopWatch,
+)
+from geo_service.locks import Busy
+from geo_service.receiver import Cancelled
+from geo_service.routes import BodyIncomplete, _body_chunks, _checked, _drain, _store, _tenant
+from geo_service.store import INFO, MANIFEST, State, UploadExists, UploadMissing, UploadStore
+from handoff import tus
+from handoff.fields import FieldError
+from handoff.form import MAX_FILENAME, parse_purpose
+from handoff.form_consumer import TooLarge
+from handoff.problems import Problem
+from handoff.request_body import close_after_answer
+from handoff.web import current_settings, require_bearer, upload_slot
+
+log = logging.getLogger("handoff.geo")
+bp = Blueprint("resumable", __name__)
+# How long a request waits for a writer to let go of the upload's lock.
+TAKE_OVER_WAIT = 10.0
+
+
+@bp.before_request
+def _authenticate() -> None:
+    require_bearer([current_settings().geo_secret], "secret")
+
+
+@bp.put("/uploads/<upload_id>")
+def create(upload_id: str) -> tuple[Response, int]:
+    store = _store()
+    info = _creation_info(request.get_json(silent=True))
+    try:
+        store.create_resumable(_checked(upload_id), _tenant(), info, Progress.empty().record())
+    except UploadExists:
+        raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
+                      upload_id=upload_id) from None
+    except OSError as exc:
+        raise _storage_problem(exc, upload_id) or exc from None
+    if info["length"] == 0:
+        with store.lock(upload_id):
+            _seal(Appender(store, upload_id, 0), Progress.empty())
+    log.info("resumable upload created", extra={"upload_id": upload_id,
+                                                "length": info["length"]})
+    return jsonify(_document(upload_id, 0)), 201
+
+
+def _creation_info(body: Any) -> dict[str, Any]:
+    """The info of a new upload, checked as the multipart form's fields are."""
+    if not isinstance(body, dict):
+        raise _bad("the body must be a JSON object")
+    length, metadata = body.get("length"), body.get("metadata", {})
+    filename, content_type = body.get("filename"), body.get("content_type")
+    try:
+        purpose = parse_purpose(body.get("purpose"), current_app.config["PURPOSES"])
+    except FieldError as exc:
+        raise _bad(str(exc)) from None
+    if length is not None and (type(length) is not int or length < 0):
+        raise _bad("length must be a non-negative integer or null")
+    if length is not None and length > current_settings().max_upload_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the upload exceeds {current_settings().max_upload_size} bytes")
+    if not isinstance(metadata, dict):
+        raise _bad("metadata must be a JSON object")
+    if not isinstance(filename, str) or not filename or len(filename.encode()) > MAX_FILENAME:
+        raise _bad(f"filename must be a name of 1 to {MAX_FILENAME} bytes of UTF-8")
+    if not isinstance(content_type, str):
+        raise _bad("content_type must be a string")
+    return {"purpose": purpose, "metadata": metadata, "filename": filename,
+            "content_type": content_type, "length": length}
+
+
+@bp.patch("/uploads/<upload_id>")
+def append(upload_id: str) -> Response:
+    _checked(upload_id)
+    offset, checksum, declared = _append_headers()
+    with upload_slot(upload_id):
+        store = _store()
+        _resumable(store, upload_id)
+        try:
+            with store.take_over(upload_id, TAKE_OVER_WAIT):
+                return _append_locked(store, upload_id, offset, checksum, declared)
+        except Busy:
+            raise _locked(upload_id) from None
+
+
+def _append_headers() -> tuple[int, tus.Checksum | None, int | None]:
+    if request.mimetype != tus.OFFSET_MEDIA_TYPE:
+        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+                      f"an append's Content-Type is {tus.OFFSET_MEDIA_TYPE}")
+    try:
+        offset = tus.parse_offset(request.headers.get("Upload-Offset"), "Upload-Offset")
+        checksum = tus.parse_checksum(request.headers.get("Upload-Checksum"))
+        declared = tus.parse_offset(request.headers.get("Upload-Length"), "Upload-Length")
+    except tus.HeaderError as exc:
+        raise _bad(str(exc)) from None
+    if offset is None:
+        raise _bad("Upload-Offset is required")
+    return offset, checksum, declared
+
+
+def _append_locked(store: UploadStore, upload_id: str, offset: int,
+                   checksum: tus.Checksum | None, declared: int | None) -> Response:
+    if store.state(upload_id) is not State.RECEIVING:
+        return _append_to_sealed(store, upload_id, offset)
+    appender = Appender(store, upload_id, current_settings().max_upload_size)
+    progress = appender.settle()
+    chunks = _body_chunks(current_settings().relay_chunk_size)
+    try:
+        if offset != progress.offset:
+            raise OffsetMismatch(progress.offset)
+        if declared is not None:
+            appender.declare_length(declared, offset)
+        if offset + (request.content_length or 0) > appender.limit():
+            raise TooLarge(f"the body goes past the upload's length of {appender.limit()} bytes")
+        with StopWatch(store, upload_id, _end_read()) as watch:
+            progress = _appended(appender, progress, offset, chunks, checksum, watch)
+    except BaseException as exc:
+        raise _refusal(exc, store, upload_id, chunks) from None
+    if progress.offset == appender.length:
+        _seal(appender, progress)
+    return jsonify(_document(upload_id, progress.offset))
+
+
+def _appended(appender: Appender, progress: Progress, offset: int, chunks: Any,
+              checksum: tus.Checksum | None, watch: StopWatch) -> Progress:
+    try:
+        return appender.append(progress, offset, chunks, checksum, watch.check)
+    except BodyIncomplete:
+        watch.check()  # a read ended by the watch is a stop, not a broken sender
+        raise
+
+
+def _append_to_sealed(store: UploadStore, upload_id: str, offset: int) -> Response:
+    """A retried last append finds the upload sealed: fine if it carries nothing new."""
+    size = int((store.read(upload_id, MANIFEST) or {})["size"])
+    if offset != size or request.content_length:
+        raise _mismatch(size, upload_id)
+    return jsonify(_document(upload_id, size))
+
+
+def _seal(appender: Appender, progress: Progress) -> None:
+    appender.store.seal(appender.upload_id, appender.manifest(progress))
+    log.info("resumable upload complete", extra={"upload_id": appender.upload_id,
+                                                 "bytes": progress.offset})
+
+
+def _end_read() -> Any:
+    """What ends the blocked read of this request's body: its socket shut for reading."""
+    sock = request.environ.get("gunicorn.socket")
+
+    def end() -> None:
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # already closed: the read has ended anyway
+                sock.shutdown(socket.SHUT_RD)
+
+    return end
+
+
+def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any) -> BaseException:
+    """The answer to an append that did not complete; its durable bytes are kept."""
+    if isinstance(exc, (OffsetMismatch, LengthError, TooLarge)):
+        _drain(chunks)
+    if isinstance(exc, OffsetMismatch):
+        return _mismatch(exc.offset, upload_id)
+    if isinstance(exc, LengthError):
+        return _bad(str(exc))
+    if isinstance(exc, TooLarge):
+        return Problem(413, "too-large", "Upload too large", exc.detail, upload_id=upload_id)
+    if isinstance(exc, ChecksumMismatch):
+        return Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch", "Checksum mismatch",
+                       f"{exc}; nothing of it was kept", upload_id=upload_id)
+    close_after_answer(request.environ)
+    if isinstance(exc, Cancelled):
+        store.remove(upload_id)
+        return Problem(409, "cancelled", "Upload cancelled",
+                       "the upload was cancelled while it was being received",
+                       upload_id=upload_id)
+    if isinstance(exc, Stopped):
+        log.info("append stopped for another request", extra={"upload_id": upload_id})
+        return Problem(409, "stopped", "Append stopped",
+                       "another request for this upload took it over; what was received "
+                       "is kept", upload_id=upload_id)
+    if isinstance(exc, BodyIncomplete):
+        return Problem(400, "incomplete-body", "Incomplete body",
+                       f"the request body ended early ({exc}); what was received is kept",
+                       upload_id=upload_id)
+    return _storage_problem(exc, upload_id) or exc
+
+
+@bp.get("/uploads/<upload_id>/offset")
+def offset(upload_id: str) -> Response:
+    """The durable offset to resume from; a writer still holding the upload lets go first."""
+    store = _store()
+    _resumable(store, _checked(upload_id))
+    if store.state(upload_id) is not State.RECEIVING:
+        return _sealed_document(store, upload_id)
+    try:
+        with store.take_over(upload_id, TAKE_OVER_WAIT):
+            if store.state(upload_id) is not State.RECEIVING:
+                return _sealed_document(store, upload_id)
+            progress = Appender(store, upload_id, current_settings().max_upload_size).settle()
+    except Busy:
+        raise _locked(upload_id) from None
+    return jsonify(_document(upload_id, progress.offset))
+
+
+def _sealed_document(store: UploadStore, upload_id: str) -> Response:
+    return jsonify(_document(upload_id, int((store.read(upload_id, MANIFEST) or {})["size"])))
+
+
+def _resumable(store: UploadStore, upload_id: str) -> None:
+    """404 unless ``upload_id`` is a resumable upload (a multipart one has nothing to append to)."""
+    try:
+        if store.read(upload_id, INFO) is not None:
+            return
+    except UploadMissing:
+        pass
+    raise Problem(404, "not-found", "Not Found", "no resumable upload with this id",
+                  upload_id=upload_id)
+
+
+def _document(upload_id: str, offset: int) -> dict[str, Any]:
+    """What every answer here says of the upload; ``expires`` only while it is receiving.
+
+    An upload left receiving is the sweeper's ``partial_ttl`` after its last
+    activity, the same time the sweeper measures from.
+    """
+    store = _store()
+    info = store.read(upload_id, INFO) or {}
+    state = store.state(upload_id)
+    expires = None
+    if state is State.RECEIVING:
+        expires = store.last_activity(upload_id) + current_settings().partial_ttl
+    return {"id": upload_id, "state": str(state), "offset": offset, "length": info.get("length"),
+            "purpose": info.get("purpose"), "metadata": info.get("metadata"),
+            "filename": info.get("filename"), "expires": expires}
+
+
+def _mismatch(offset: int, upload_id: str) -> Problem:
+    return Problem(409, "offset-mismatch", "Offset mismatch",
+                   f"the upload's offset is {offset}", headers={"Upload-Offset": str(offset)},
+                   upload_id=upload_id, offset=offset)
+
+
+def _locked(upload_id: str) -> Problem:
+    return Problem(423, "locked", "Upload locked",
+                   f"another request held the upload for more than {TAKE_OVER_WAIT:.0f} s",
+                   upload_id=upload_id)
+
+
+def _bad(detail: str) -> Problem:
+    return Problem(400, "bad-request", "Bad request", detail)
+
+
+def _storage_problem(exc: BaseException, upload_id: str) -> Problem | None:
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return Problem(507, "storage-full", "Insufficient storage",
+                       "the upload store is full; what was received is kept",
+                       upload_id=upload_id)
+    return None
