@@ -13,6 +13,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from handoff.config import Settings
+from handoff.tus import OFFSET_MEDIA_TYPE
 
 PURPOSES_TTL = 30.0
 # The tenant an upload is created for; the geo service trusts it because
@@ -145,6 +146,33 @@ class GeoClient:
         response = self._call("post", f"/uploads/{upload_id}", data=data, headers=headers,
                               timeout=self._timeout)
         return self._json(response, 201)
+
+    def create_resumable(self, upload_id: str, tenant: str,
+                         info: dict[str, Any]) -> dict[str, Any]:
+        """Make ``tenant``'s empty resumable upload; returns its offset document."""
+        headers = {**self._auth, TENANT_HEADER: tenant}
+        response = self._call("put", f"/uploads/{upload_id}", json=info, headers=headers,
+                              timeout=self._short())
+        return self._json(response, 201)
+
+    def append(self, upload_id: str, body: Iterable[bytes], length: int | None,
+               headers: dict[str, str]) -> dict[str, Any]:
+        """Stream ``body`` onto the resumable upload; ``headers`` carry Upload-Offset and the rest.
+
+        Sent as :meth:`upload` sends, with the Content-Length when it is known.
+        Returns the offset document after the append.
+        """
+        data = StreamingIterator(length, _ChunkReader(body)) if length is not None else body
+        headers = {**self._auth, "Content-Type": OFFSET_MEDIA_TYPE, **headers}
+        response = self._call("patch", f"/uploads/{upload_id}", data=data, headers=headers,
+                              timeout=self._timeout)
+        return self._json(response, 200)
+
+    def resume_offset(self, upload_id: str) -> dict[str, Any]:
+        """The durable offset to resume from, once a stale writer has let go of the upload."""
+        response = self._call("get", f"/uploads/{upload_id}/offset", headers=self._auth,
+                              timeout=self._short())
+        return self._json(response, 200)
 
     def status(self, upload_id: str) -> dict[str, Any] | None:
         response = self._call("get", f"/uploads/{upload_id}", headers=self._auth,

@@ -117,22 +117,9 @@ class Relay:
                              "the geo service stored different bytes than were relayed")
 
     def _read(self) -> bytes:
-        try:
-            chunk = self._stream.read(self._limits.chunk_size)
-        except TooSlow as exc:
-            raise ClientTooSlow("too-slow", str(exc)) from None
-        except TimeoutError:
-            raise ClientTooSlow("client-timeout", "the client stopped sending before the body "
-                                "was complete (timed out)") from None
-        except Exception as exc:
-            # Socket errors read well ("timed out"); the server's own parser
-            # errors do not, so those are named by their type only.
-            reason = str(exc) if isinstance(exc, OSError) and str(exc) else type(exc).__name__
-            raise ClientGone("the client stopped sending before the body was complete "
-                             f"({reason})") from None
+        chunk = read_chunk(self._stream, self._limits.chunk_size)
         if not chunk:
             self._ended = True
-        metrics.RECEIVED_BYTES.inc(len(chunk))
         return chunk
 
     def _consume(self, chunk: bytes) -> None:
@@ -142,3 +129,22 @@ class Relay:
             raise RelayError(400, "bad-form", str(exc)) from None
         except TooLarge as exc:
             raise RelayError(413, "too-large", exc.detail, limit=exc.limit) from None
+
+
+def read_chunk(stream: Readable, size: int) -> bytes:
+    """The client's next bytes (b"" at the end); a client that fails us raises a RelayError."""
+    try:
+        chunk = stream.read(size)
+    except TooSlow as exc:
+        raise ClientTooSlow("too-slow", str(exc)) from None
+    except TimeoutError:
+        raise ClientTooSlow("client-timeout", "the client stopped sending before the body "
+                            "was complete (timed out)") from None
+    except Exception as exc:
+        # Socket errors read well ("timed out"); the server's own parser
+        # errors do not, so those are named by their type only.
+        reason = str(exc) if isinstance(exc, OSError) and str(exc) else type(exc).__name__
+        raise ClientGone("the client stopped sending before the body was complete "
+                         f"({reason})") from None
+    metrics.RECEIVED_BYTES.inc(len(chunk))
+    return chunk

@@ -1,0 +1,242 @@
+"""tus 1.0.0 on the upload URLs: creation, appends, offsets and termination through the relay.
+
+The API keeps nothing between requests: every tus request becomes one or
+two calls to the geo service, which alone knows an upload's offset. A
+creation makes an empty upload there; a ``PATCH`` streams its body straight
+through (as the multipart relay does: a chunk at a time, nothing spooled);
+a ``HEAD`` asks for the durable offset, which makes a writer still holding
+the upload let go. When the last byte is stored the geo service seals the
+upload, and the request that sent it enqueues the job, exactly as a
+multipart upload's does. A request is a tus one when it carries
+``Tus-Resumable`` (``OPTIONS`` and ``PATCH`` are tus's alone).
+"""
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Response, request, url_for
+from werkzeug.http import http_date
+
+from api_service.geo import GeoError
+from api_service.relay import RelayError, read_chunk
+from api_service.state import current_state
+from api_service.uploads import (
+    client_body,
+    enqueue,
+    geo,
+    geo_call,
+    geo_kind,
+    geo_problem,
+    owned_status,
+    tenant,
+)
+from handoff import metrics
+from handoff import tus as grammar
+from handoff.fields import FieldError, parse_metadata
+from handoff.form import parse_purpose
+from handoff.ids import new_upload_id
+from handoff.problems import Problem
+from handoff.request_body import close_after_answer
+
+log = logging.getLogger("handoff.api")
+
+EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
+              "expiration", "checksum")
+DEFAULT_FILETYPE = "application/octet-stream"
+# Geo refusals of an append a tus client acts on, passed on as they are.
+_PASSED_ON = {400, 404, 409, 413, 415, 423, grammar.CHECKSUM_MISMATCH}
+
+
+def requested() -> bool:
+    return "Tus-Resumable" in request.headers
+
+
+def check_version() -> None:
+    """Refuse a tus request for another protocol version (412, with the one spoken here)."""
+    version = request.headers.get("Tus-Resumable")
+    if version is not None and version != grammar.VERSION:
+        raise Problem(412, "unsupported-version", "Precondition Failed",
+                      f"this server speaks tus {grammar.VERSION} only",
+                      headers={"Tus-Version": grammar.VERSION})
+
+
+def mark_response(response: Response) -> Response:
+    """Every answer to a tus request, a refusal too, says which tus it speaks."""
+    if requested() or request.method == "OPTIONS":
+        response.headers["Tus-Resumable"] = grammar.VERSION
+    return response
+
+
+def options() -> Response:
+    """What this server supports; open to anyone, like a CORS preflight."""
+    settings = current_state().settings
+    return Response(status=204, headers={
+        "Tus-Version": grammar.VERSION, "Tus-Extension": ",".join(EXTENSIONS),
+        "Tus-Max-Size": str(settings.max_upload_size),
+        "Tus-Checksum-Algorithm": ",".join(grammar.CHECKSUM_ALGORITHMS)})
+
+
+def create() -> Response:
+    """A new upload, refused before any byte if its length or metadata cannot be used."""
+    info = _creation_info()
+    upload_id = new_upload_id()
+    location = url_for(".show_upload", upload_id=upload_id)
+    document = geo_call(lambda: geo().create_resumable(upload_id, tenant(), info), upload_id)
+    log.info("resumable upload created", extra={"upload_id": upload_id, "tenant": tenant(),
+                                                "purpose": info["purpose"],
+                                                "length": info["length"]})
+    if _carries_body():
+        try:
+            document = _append(upload_id, 0)
+        except Problem as problem:
+            problem.headers["Location"] = location
+            raise
+    return _answer(document, 201, {"Location": location})
+
+
+def _creation_info() -> dict[str, Any]:
+    settings = current_state().settings
+    length = _creation_length(settings.max_upload_size)
+    try:
+        pairs = grammar.parse_metadata(request.headers.get("Upload-Metadata"))
+        purpose = parse_purpose(pairs.get("purpose"), geo_call(geo().purposes, None))
+        metadata = parse_metadata(pairs.get("metadata", ""))
+    except (grammar.HeaderError, FieldError) as exc:
+        raise _bad(str(exc)) from None
+    if _carries_body() and request.mimetype != grammar.OFFSET_MEDIA_TYPE:
+        raise _wrong_type()
+    return {"purpose": purpose, "metadata": metadata,
+            "filename": pairs.get("filename") or "upload",
+            "content_type": pairs.get("filetype") or DEFAULT_FILETYPE, "length": length}
+
+
+def _creation_length(max_size: int) -> int | None:
+    """Upload-Length, or None for Upload-Defer-Length: 1; exactly one of them."""
+    deferred = request.headers.get("Upload-Defer-Length")
+    length = _header_number("Upload-Length")
+    if (length is None) == (deferred is None):
+        raise _bad("a creation carries either Upload-Length or Upload-Defer-Length: 1")
+    if deferred is not None and deferred != "1":
+        raise _bad("Upload-Defer-Length must be 1")
+    if length is not None and length > max_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the upload exceeds {max_size} bytes (Tus-Max-Size)")
+    return length
+
+
+def head(upload_id: str) -> Response:
+    """Where to resume: always asked of the geo service, never cached."""
+    owned_status(upload_id)
+    document = geo_call(lambda: geo().resume_offset(upload_id), upload_id)
+    headers = {"Cache-Control": "no-store", "Upload-Metadata": _metadata_header(document)}
+    if document["length"] is None:
+        headers["Upload-Defer-Length"] = "1"
+    else:
+        headers["Upload-Length"] = str(document["length"])
+    return _answer(document, 200, headers)
+
+
+def _metadata_header(document: dict[str, Any]) -> str:
+    pairs = {"filename": document["filename"], "purpose": document["purpose"]}
+    if document["metadata"]:
+        pairs["metadata"] = json.dumps(document["metadata"])
+    return grammar.encode_metadata(pairs)
+
+
+def append(upload_id: str) -> Response:
+    """One PATCH, streamed to the geo service; the last one answers once the job is enqueued."""
+    if not requested():
+        raise Problem(412, "unsupported-version", "Precondition Failed",
+                      "a PATCH needs Tus-Resumable", headers={"Tus-Version": grammar.VERSION})
+    owned_status(upload_id)
+    if request.mimetype != grammar.OFFSET_MEDIA_TYPE:
+        raise _wrong_type()
+    offset = _header_number("Upload-Offset")
+    if offset is None:
+        raise _bad("Upload-Offset is required")
+    document = _append(upload_id, offset)
+    return _answer(document, 204, {})
+
+
+def _append(upload_id: str, offset: int) -> dict[str, Any]:
+    """Relay this request's body to the geo service at ``offset``; its offset document."""
+    settings = current_state().settings
+    if offset + (request.content_length or 0) > settings.max_upload_size:
+        raise Problem(413, "too-large", "Upload too large",
+                      f"the upload would exceed {settings.max_upload_size} bytes",
+                      upload_id=upload_id)
+    try:
+        grammar.parse_checksum(request.headers.get("Upload-Checksum"))
+    except grammar.HeaderError as exc:
+        raise _bad(str(exc)) from None
+    passed = {name: value for name in ("Upload-Checksum", "Upload-Length")
+              if (value := request.headers.get(name)) is not None}
+    with metrics.IN_FLIGHT.track_inprogress(), current_state().slots.hold(upload_id):
+        try:
+            return geo().append(upload_id, _relayed(settings.relay_chunk_size),
+                                request.content_length,
+                                {"Upload-Offset": str(offset), **passed})
+        except RelayError as exc:
+            close_after_answer(request.environ)
+            raise Problem(exc.status, exc.kind, "Upload failed",
+                          f"{exc.detail}; what arrived before is kept",
+                          upload_id=upload_id) from None
+        except GeoError as exc:
+            raise _append_problem(exc, upload_id) from None
+
+
+def _relayed(chunk_size: int) -> Iterator[bytes]:
+    body = client_body(current_state().settings)
+    while chunk := read_chunk(body, chunk_size):
+        metrics.RELAYED_BYTES.inc(len(chunk))
+        yield chunk
+
+
+def _append_problem(exc: GeoError, upload_id: str) -> Problem:
+    """The geo service's refusal as the client's: its offset, its checksum status, as they are."""
+    if exc.status not in _PASSED_ON or not exc.problem:
+        return geo_problem(exc, upload_id)
+    problem = exc.problem
+    headers = {}
+    if "offset" in problem:
+        headers["Upload-Offset"] = str(problem["offset"])
+    extra = {key: value for key, value in problem.items()
+             if key not in {"type", "title", "status", "detail"}}
+    return Problem(exc.status, geo_kind(exc), str(problem.get("title", "")),
+                   str(problem.get("detail", "")), headers=headers, **extra)
+
+
+def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
+    """The tus answer for ``document``; a sealed upload's job is enqueued first."""
+    if document["state"] == "complete":
+        enqueue(document["id"], document["purpose"], document["metadata"] or {})
+        metrics.UPLOADS.labels("accepted").inc()
+        log.info("upload accepted", extra={"upload_id": document["id"], "tenant": tenant(),
+                                           "bytes": document["offset"], "protocol": "tus"})
+    headers = {**headers, "Upload-Offset": str(document["offset"])}
+    if document["expires"] is not None:
+        headers["Upload-Expires"] = http_date(document["expires"])
+    return Response(status=status, headers=headers)
+
+
+def _carries_body() -> bool:
+    return bool(request.content_length) or "chunked" in request.headers.get(
+        "Transfer-Encoding", "")
+
+
+def _header_number(name: str) -> int | None:
+    try:
+        return grammar.parse_offset(request.headers.get(name), name)
+    except grammar.HeaderError as exc:
+        raise _bad(str(exc)) from None
+
+
+def _wrong_type() -> Problem:
+    return Problem(415, "unsupported-media-type", "Unsupported media type",
+                   f"upload bytes are sent as {grammar.OFFSET_MEDIA_TYPE}")
+
+
+def _bad(detail: str) -> Problem:
+    return Problem(400, "bad-request", "Bad request", detail)

@@ -1,0 +1,118 @@
+"""What both ways into an upload share: who owns it, the geo service's errors, the job.
+
+A multipart POST (:mod:`api_service.routes`) and tus (:mod:`api_service.tus`)
+make the same kind of upload, so they find it, refuse it and enqueue its job
+with the same code.
+"""
+
+import logging
+import time
+from typing import Any
+
+from flask import g, request
+
+from api_service.geo import GeoClient, GeoError
+from api_service.pacing import MinimumRate, PacedBody
+from api_service.state import current_state
+from api_service.tenants import visible_to
+from handoff import metrics
+from handoff.config import Settings
+from handoff.ids import is_upload_id
+from handoff.jobs import QueueUnavailable
+from handoff.problems import Problem
+from handoff.request_body import Readable, body_reader
+from handoff.web import RETRY_AFTER
+
+log = logging.getLogger("handoff.api")
+
+# geo answers passed on to the client as they are; anything else is a 502
+_GEO_PASSTHROUGH = {400, 413, 507}
+_TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
+           507: "Insufficient storage"}
+
+
+def geo() -> GeoClient:
+    return current_state().geo
+
+
+def tenant() -> str:
+    return g.tenant
+
+
+def client_body(settings: Settings) -> Readable:
+    """The request body, cut off when the client is silent or too slow.
+
+    gunicorn hands the client socket to the app; a read that waits longer
+    than the client timeout (or one rate window) raises, and the relay turns
+    that into 408. Below the minimum rate, :class:`PacedBody` raises too.
+    """
+    silence = settings.client_timeout
+    if settings.client_min_rate:
+        silence = min(silence, settings.client_rate_window)
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        sock.settimeout(silence)
+    body = body_reader(request.environ)
+    if not settings.client_min_rate:
+        return body
+    return PacedBody(body, MinimumRate(settings.client_min_rate, settings.client_rate_window))
+
+
+def enqueue(upload_id: str, purpose: str, metadata: dict[str, Any]) -> str:
+    """Enqueue the sealed upload's job and record it; 503 (and the upload discarded) if down."""
+    try:
+        message_id = current_state().queue.enqueue(upload_id, purpose, metadata)
+    except QueueUnavailable as exc:
+        metrics.ENQUEUE_FAILURES.inc()
+        geo().delete(upload_id)
+        log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
+        raise Problem(503, "queue-unavailable", "Queue unavailable",
+                      "the job queue is unavailable; the upload was discarded, retry later",
+                      upload_id=upload_id) from None
+    try:
+        geo().record_job(upload_id, {"message_id": message_id, "enqueued_at": time.time()})
+    except GeoError as exc:
+        log.warning("could not record the job on the geo service",
+                    extra={"upload_id": upload_id, "error": exc.detail})
+    return message_id
+
+
+def geo_call(call: Any, upload_id: str | None) -> Any:
+    try:
+        return call()
+    except GeoError as exc:
+        raise geo_problem(exc, upload_id) from None
+
+
+def geo_problem(exc: GeoError, upload_id: str | None) -> Problem:
+    log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
+    if geo_kind(exc) == "cancelled":
+        return Problem(409, "cancelled", "Upload cancelled",
+                       "the upload was cancelled while it was being sent", upload_id=upload_id)
+    if geo_kind(exc) == "busy":
+        return Problem(503, "busy", "Service busy", "the geo service is full; retry later",
+                       headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
+    if exc.status in _GEO_PASSTHROUGH:
+        kind = geo_kind(exc) or "geo-error"
+        return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
+    return Problem(502, "geo-unavailable", "Bad gateway",
+                   f"the geo service failed: {exc.detail}", upload_id=upload_id)
+
+
+def geo_kind(exc: GeoError) -> str:
+    """The slug of the geo service's problem type, if it sent one."""
+    return str(exc.problem.get("type", "")).rsplit("/", 1)[-1]
+
+
+def owned_status(upload_id: str) -> dict[str, Any]:
+    """The geo status of the asking tenant's upload; 404 for anyone else's, as for none."""
+    if not is_upload_id(upload_id):
+        raise not_found(None)
+    status = geo_call(lambda: geo().status(upload_id), upload_id)
+    if status is None or not visible_to(tenant(), status):
+        raise not_found(upload_id)
+    return status
+
+
+def not_found(upload_id: str | None) -> Problem:
+    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)

@@ -1,0 +1,60 @@
+"""HEAD /v1/uploads/<id> with Tus-Resumable: where to resume, asked of the geo service."""
+
+import json
+
+from handoff.tus import parse_metadata
+from tests.api_service.tus import BOB, TUS, head, location, patch, problem
+from tests.api_service.tus.conftest import Api
+
+
+def test_head_gives_offset_length_metadata_and_expiry(api: Api):
+    url = location(api.client, length=10, metadata='{"project": "p"}')
+    patch(api.client, url, 0, b"0123")
+    answer = head(api.client, url)
+    assert answer.status_code == 200
+    assert answer.headers["Upload-Offset"] == "4"
+    assert answer.headers["Upload-Length"] == "10"
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["Upload-Expires"].endswith(" GMT")
+    assert answer.headers["Tus-Resumable"] == "1.0.0"
+    pairs = parse_metadata(answer.headers["Upload-Metadata"])
+    assert pairs["filename"] == "plan.bin" and pairs["purpose"] == "raw"
+    assert json.loads(pairs["metadata"]) == {"project": "p"}
+    assert answer.get_data() == b""
+
+
+def test_a_deferred_length_says_so(api: Api):
+    answer = head(api.client, location(api.client, length=None))
+    assert answer.headers["Upload-Defer-Length"] == "1"
+    assert "Upload-Length" not in answer.headers
+
+
+def test_head_always_asks_the_geo_service(api: Api):
+    url = location(api.client, length=10)
+    assert head(api.client, url).headers["Upload-Offset"] == "0"
+    with open(api.store.file_path(url.rsplit("/", 1)[-1], 0), "ab") as handle:
+        handle.write(b"01")  # a writer died after writing, before recording
+    assert head(api.client, url).headers["Upload-Offset"] == "2"
+
+
+def test_a_complete_upload_is_at_its_length(api: Api):
+    url = location(api.client, length=2)
+    patch(api.client, url, 0, b"01")
+    answer = head(api.client, url)
+    assert answer.headers["Upload-Offset"] == "2" and "Upload-Expires" not in answer.headers
+
+
+def test_another_tenants_upload_is_404(api: Api):
+    problem(head(api.client, location(api.client), headers=BOB), 404, "not-found")
+
+
+def test_head_without_tus_resumable_is_the_status_documents(api: Api):
+    url = location(api.client)
+    answer = api.client.head(url, headers={"Authorization": "Bearer alice-token"})
+    assert answer.status_code == 200 and answer.mimetype == "application/json"
+    assert "Upload-Offset" not in answer.headers
+
+
+def test_another_version_is_412(api: Api):
+    answer = head(api.client, location(api.client), headers={**TUS, "Tus-Resumable": "2.0.0"})
+    assert answer.status_code == 412 and answer.headers["Tus-Version"] == "1.0.0"
