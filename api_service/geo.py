@@ -168,10 +168,15 @@ class GeoClient:
                               timeout=self._timeout)
         return self._json(response, 200)
 
-    def resume_offset(self, upload_id: str) -> dict[str, Any]:
-        """The durable offset to resume from, once a stale writer has let go of the upload."""
+    def resume_offset(self, upload_id: str) -> dict[str, Any] | None:
+        """The durable offset to resume from, once a stale writer has let go of the upload.
+
+        None if there is no resumable upload of that id (a multipart one has no offset).
+        """
         response = self._call("get", f"/uploads/{upload_id}/offset", headers=self._auth,
                               timeout=self._short())
+        if response.status_code == 404:
+            return None
         return self._json(response, 200)
 
     def status(self, upload_id: str) -> dict[str, Any] | None:

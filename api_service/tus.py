@@ -29,6 +29,7 @@ from api_service.uploads import (
     geo_call,
     geo_kind,
     geo_problem,
+    not_found,
     owned_status,
     tenant,
 )
@@ -130,6 +131,8 @@ def head(upload_id: str) -> Response:
     """Where to resume: always asked of the geo service, never cached."""
     owned_status(upload_id)
     document = geo_call(lambda: geo().resume_offset(upload_id), upload_id)
+    if document is None:
+        raise not_found(upload_id)
     headers = {"Cache-Control": "no-store", "Upload-Metadata": _metadata_header(document)}
     if document["length"] is None:
         headers["Upload-Defer-Length"] = "1"

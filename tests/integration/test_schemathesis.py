@@ -39,6 +39,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # refused at the first file part.
 FIELDS_FIRST = ("purpose", "metadata")
 REQUEST_TIMEOUT = 30
+# tus sends upload bytes as application/offset+octet-stream: bytes, as octet-stream is.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 EXAMPLES = settings(max_examples=25, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                            HealthCheck.data_too_large])

@@ -3,8 +3,9 @@
 import json
 
 from handoff.tus import parse_metadata
-from tests.api_service.tus import BOB, TUS, head, location, patch, problem
+from tests.api_service.tus import ALICE, BOB, TUS, head, location, patch, problem
 from tests.api_service.tus.conftest import Api
+from tests.multipart_bodies import content_type, upload_body
 
 
 def test_head_gives_offset_length_metadata_and_expiry(api: Api):
@@ -58,3 +59,10 @@ def test_head_without_tus_resumable_is_the_status_documents(api: Api):
 def test_another_version_is_412(api: Api):
     answer = head(api.client, location(api.client), headers={**TUS, "Tus-Resumable": "2.0.0"})
     assert answer.status_code == 412 and answer.headers["Tus-Version"] == "1.0.0"
+
+
+def test_a_multipart_upload_has_no_tus_offset(api: Api):
+    answer = api.client.post("/v1/uploads", data=upload_body([("m.txt", b"m")], purpose="raw"),
+                             content_type=content_type(), headers=ALICE)
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    problem(head(api.client, f"/v1/uploads/{answer.get_json()['id']}"), 404, "not-found")
