@@ -73,7 +73,7 @@ def mark_response(response: Response) -> Response:
 def options() -> Response:
     """What this server supports; open to anyone, like a CORS preflight."""
     settings = current_state().settings
-    return Response(status=204, headers={
+    return _bodiless(204, {
         "Tus-Version": grammar.VERSION, "Tus-Extension": ",".join(EXTENSIONS),
         "Tus-Max-Size": str(settings.max_upload_size),
         "Tus-Checksum-Algorithm": ",".join(grammar.CHECKSUM_ALGORITHMS)})
@@ -221,7 +221,14 @@ def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> R
     headers = {**headers, "Upload-Offset": str(document["offset"])}
     if document["expires"] is not None:
         headers["Upload-Expires"] = http_date(document["expires"])
-    return Response(status=status, headers=headers)
+    return _bodiless(status, headers)
+
+
+def _bodiless(status: int, headers: dict[str, str]) -> Response:
+    """A tus answer: all in its headers, so without Flask's default text/html type."""
+    response = Response(status=status, headers=headers)
+    del response.headers["Content-Type"]
+    return response
 
 
 def _carries_body() -> bool:

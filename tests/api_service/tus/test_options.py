@@ -19,3 +19,7 @@ def test_the_server_says_what_it_supports_without_a_token(client: FlaskClient):
 
 def test_other_routes_still_need_a_token(client: FlaskClient):
     assert client.get("/v1/uploads/4a5b6c7d-1e2f-4a3b-8c9d-0e1f2a3b4c5d").status_code == 401
+
+
+def test_a_tus_answer_is_all_headers(client: FlaskClient):
+    assert "Content-Type" not in client.options("/v1/uploads").headers
