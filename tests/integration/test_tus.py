@@ -180,6 +180,26 @@ def test_a_wrong_checksum_is_460_and_a_stale_offset_409(stack: Stack):
     assert stack.wait_for(url.rsplit("/", 1)[-1])["status"] == "done"
 
 
+def test_a_resume_stops_a_patch_whose_client_went_silent(stack: Stack, tmp_path: Path):
+    """The stalled PATCH still holds the upload; the HEAD makes it let go instead of waiting.
+
+    Without the stop request the HEAD would find the upload held until the
+    client timeout (minutes), and answer 423 after its own wait.
+    """
+    path = random_file(tmp_path / "file.bin", 32)
+    url = _create(stack, length=32 * MiB)
+    upload_id = url.rsplit("/", 1)[-1]
+    stalled = _StalledPatch(stack, url, path, first=12 * MiB)
+    try:
+        assert eventually(lambda: _stored_size(stack, upload_id) == 12 * MiB, timeout=60)
+        assert _head_offset(stack, url) == 12 * MiB
+    finally:
+        stalled.join()
+    status = _finish(stack, url, path)
+    assert status["status"] == "done"
+    assert status["files"][0]["sha256"] == _sha256(path)
+
+
 def _api_worker_serving(stack: Stack) -> psutil.Process | None:
     """The API worker with a client connection open on the API's port (the stalled PATCH)."""
     port = stack.ports["api"]
