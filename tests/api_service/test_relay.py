@@ -9,7 +9,7 @@ import pytest
 from api_service.pacing import TooSlow
 from api_service.relay import ClientGone, ClientTooSlow, Limits, Relay, RelayError
 from handoff.multipart import ParserLimits
-from tests.multipart_bodies import (
+from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
     file_part,

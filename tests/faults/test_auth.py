@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
 from tests.faults import folders_left, log_records, private_stack, problem, queue_length
 from tests.faults.raw_http import Field, File, form, multipart_type
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
 from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

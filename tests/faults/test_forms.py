@@ -13,10 +13,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import SECRET, Stack
 from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length, refusal
 from tests.faults.raw_http import send, send_streaming
-from tests.multipart_bodies import content_type, field_part, file_part, multipart_body
+from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
+from tests.support.stacks import SECRET, Stack
 
 pytestmark = pytest.mark.integration
 

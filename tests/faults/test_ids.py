@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack
 from tests.faults import private_stack, problem, tree
 from tests.faults.raw_http import Answer, Field, File, form, multipart_type, send
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

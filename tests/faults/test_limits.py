@@ -12,9 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack
 from tests.faults import folders_left, private_stack, problem, queue_length, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

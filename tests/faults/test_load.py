@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psutil
 import pytest
 
-from tests.multipart_bodies import content_type, upload_head
+from tests.support.multipart_bodies import content_type, upload_head
 
 pytestmark = pytest.mark.integration
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
 from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import connect, head
-from tests.multipart_bodies import content_type, upload_body
-from tests.polling import eventually
+from tests.support.multipart_bodies import content_type, upload_body
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from tests.faults import problem, queue_length, upload_folders
-from tests.multipart_bodies import content_type, paced_upload, post_upload
-from tests.payloads import random_file
-from tests.polling import eventually
+from tests.support.multipart_bodies import content_type, paced_upload, post_upload
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

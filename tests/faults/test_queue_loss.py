@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from tests.payloads import random_file
+from tests.support.payloads import random_file
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import socket
 
 import pytest
 
-from tests.conftest import Stack
 from tests.faults import problem
 from tests.faults.raw_http import connect, read_answer, send
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

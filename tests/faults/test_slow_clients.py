@@ -16,8 +16,8 @@ from contextlib import contextmanager, suppress
 import pytest
 import requests
 
-from tests.multipart_bodies import content_type, upload_head
-from tests.polling import eventually
+from tests.support.multipart_bodies import content_type, upload_head
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from geo_service.receiver import Cancelled, Limits, Receiver, TooLarge
 from geo_service.store import MANIFEST, TENANT, State, UploadStore
 from handoff.form import FieldError
 from handoff.multipart import FormTooLarge, MalformedForm, ParserLimits
-from tests.multipart_bodies import (
+from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
     file_part,

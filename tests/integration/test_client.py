@@ -9,9 +9,9 @@ import pytest
 
 from geo_service.store import UploadStore
 from handoff.client import Client, ProblemError, UploadedFile
-from tests.conftest import Stack
 from tests.faults import NO_WORKER
-from tests.payloads import MiB, random_file
+from tests.support.payloads import MiB, random_file
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

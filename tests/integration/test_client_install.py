@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
-from tests.payloads import random_file
+from tests.support.payloads import random_file
+from tests.support.stacks import Stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

@@ -9,9 +9,9 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.multipart_bodies import paced_upload, post_upload
-from tests.payloads import random_file
-from tests.polling import eventually
+from tests.support.multipart_bodies import paced_upload, post_upload
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

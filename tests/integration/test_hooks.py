@@ -19,7 +19,7 @@ import redis
 from handoff import processes
 from handoff.config import load_settings
 from handoff.jobs import JobQueue
-from tests.polling import eventually
+from tests.support.polling import eventually
 from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.payloads import random_file
+from tests.support.payloads import random_file
 
 pytestmark = pytest.mark.integration
 

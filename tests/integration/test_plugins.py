@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Stack, launch
+from tests.support.stacks import Stack, launch
 
 pytestmark = pytest.mark.integration
 

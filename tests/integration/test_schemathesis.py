@@ -27,7 +27,7 @@ from schemathesis.checks import (
 )
 from schemathesis.schemas import BaseSchema
 
-from tests.conftest import Stack
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

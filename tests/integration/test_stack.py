@@ -17,7 +17,7 @@ import redis
 import requests
 
 from handoff import processes
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 

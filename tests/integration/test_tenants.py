@@ -15,10 +15,10 @@ import pytest
 import requests
 
 from geo_service.store import UploadStore
-from tests.conftest import Stack
 from tests.faults import log_records, private_stack, problem, queue_length
-from tests.multipart_bodies import content_type, paced_upload
-from tests.polling import eventually
+from tests.support.multipart_bodies import content_type, paced_upload
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
 pytestmark = pytest.mark.integration
 

@@ -1,1 +1,1 @@
-"""Stand-ins for the application on the other side of the completion hooks."""
+"""Helpers the tests share: a running stack, request bodies, files, stand-ins for peers."""

@@ -14,7 +14,7 @@ from geo_service.processors import shapefile, zipsafe
 from handoff import testing
 from handoff.config import ConfigError
 from handoff.processors import Job, ValidationFailed, installed
-from tests import shapes
+from tests.support import shapes
 
 MIB = 1024 * 1024
 LIMITS = {"zip_max_uncompressed": 100 * MIB, "zip_max_entries": 50}

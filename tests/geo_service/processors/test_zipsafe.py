@@ -9,7 +9,7 @@ import pytest
 
 from geo_service.processors import zipsafe
 from handoff.processors import ValidationFailed
-from tests import shapes
+from tests.support import shapes
 
 MIB = 1024 * 1024
 
