@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,10 @@ import pytest
 from handoff import processes
 from tests.support import locks
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack, launch
+
+# Every test below these folders starts the product's processes; no test elsewhere does.
+INTEGRATION_FOLDERS = ("integration", "faults")
+_TESTS = Path(__file__).parent
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -30,6 +35,22 @@ def pytest_configure(config: pytest.Config) -> None:
     each in its own session, are stopped instead of outliving the run.
     """
     signal.signal(signal.SIGTERM, _interrupt)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests ``integration`` by the folder they live in, not by a line in each file.
+
+    A file cannot then forget the mark, and ``-m "not integration"`` stays
+    free of real processes. Runs before ``-m`` deselects anything.
+    """
+    for item in items:
+        if _in_integration_folder(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+def _in_integration_folder(path: Path) -> bool:
+    return path.is_relative_to(_TESTS) and path.relative_to(_TESTS).parts[0] in INTEGRATION_FOLDERS
 
 
 @pytest.fixture
@@ -57,10 +78,10 @@ def hold_lock() -> Iterator[Callable[..., subprocess.Popen[str]]]:
 
 @pytest.fixture(scope="session")
 def body_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn, with the product's settings, serving tests/handoff/body_echo_app.py; its URL."""
+    """gunicorn, with the product's settings, serving tests/support/body_echo_app.py; its URL."""
     root = tmp_path_factory.mktemp("body-echo")
     port = processes.free_port()
-    argv = processes.gunicorn_argv("tests.handoff.body_echo_app:app", port)
+    argv = processes.gunicorn_argv("tests.support.body_echo_app:app", port)
     env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
     proc = processes.start(argv, env, root / "gunicorn.log")
     try:

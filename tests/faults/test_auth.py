@@ -16,8 +16,6 @@ from tests.faults import folders_left, log_records, private_stack, problem, queu
 from tests.faults.raw_http import Field, File, form, multipart_type
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 TOKENS = ("t1", "t2")
 # Near misses as well as plain wrong ones: a check that compared prefixes or

@@ -17,8 +17,6 @@ from tests.faults import folders_left, geo_posts, private_stack, problem, queue_
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 
 

@@ -18,8 +18,6 @@ from tests.faults.raw_http import send, send_streaming
 from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
 from tests.support.stacks import SECRET, Stack
 
-pytestmark = pytest.mark.integration
-
 KiB = 1024
 MiB = 1024 * KiB
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default

@@ -17,8 +17,6 @@ from tests.faults import private_stack, problem, tree
 from tests.faults.raw_http import Answer, Field, File, form, multipart_type, send
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 _VALID = str(uuid.uuid4())
 HOSTILE = {
     "upper-case": _VALID.upper(),

@@ -16,8 +16,6 @@ from tests.faults import folders_left, private_stack, problem, queue_length, ref
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 MAX_UPLOAD = 8 * MiB
 MAX_FILE = 3 * MiB

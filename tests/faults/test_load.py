@@ -8,11 +8,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-import pytest
 
 from tests.support.multipart_bodies import content_type, upload_head
-
-pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 

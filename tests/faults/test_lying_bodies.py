@@ -19,8 +19,6 @@ from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.polling import eventually
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 LIARS = 32
 
 

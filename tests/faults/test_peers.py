@@ -14,8 +14,6 @@ from tests.support.multipart_bodies import content_type, paced_upload, post_uplo
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 
 

@@ -13,8 +13,6 @@ from tests.faults import problem
 from tests.faults.raw_http import connect, read_answer, send
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 SERVICES = ["api", "geo"]
 
 

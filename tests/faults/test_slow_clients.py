@@ -13,13 +13,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import pytest
 import requests
 
 from tests.support.multipart_bodies import content_type, upload_head
 from tests.support.polling import eventually
-
-pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 

@@ -13,8 +13,6 @@ from tests.faults import NO_WORKER
 from tests.support.payloads import MiB, random_file
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 TOKENS = "alice:alice-token,bob:bob-token"
 
 

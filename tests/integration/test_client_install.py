@@ -16,7 +16,7 @@ import pytest
 from tests.support.payloads import random_file
 from tests.support.stacks import Stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_SECONDS = 600

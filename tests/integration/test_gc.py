@@ -5,15 +5,12 @@ import os
 import threading
 import uuid
 
-import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
 from tests.support.multipart_bodies import paced_upload, post_upload
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
-
-pytestmark = pytest.mark.integration
 
 MiB = 1024 * 1024
 

@@ -22,8 +22,6 @@ from handoff.jobs import JobQueue
 from tests.support.polling import eventually
 from tests.support.webhook_receiver import Receiver
 
-pytestmark = pytest.mark.integration
-
 ROOT = Path(__file__).resolve().parents[2]
 APP_ACTOR = "upload_finished"
 APP_QUEUE = "app-events"

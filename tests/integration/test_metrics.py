@@ -3,10 +3,7 @@
 import os
 import re
 
-import pytest
 import requests
-
-pytestmark = pytest.mark.integration
 
 
 def _value(text: str, name: str, labels: str = "") -> float:

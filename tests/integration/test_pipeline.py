@@ -14,8 +14,6 @@ from requests_toolbelt import MultipartEncoder
 
 from tests.support.payloads import random_file
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 
 

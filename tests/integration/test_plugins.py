@@ -18,8 +18,6 @@ import requests
 
 from tests.support.stacks import Stack, launch
 
-pytestmark = pytest.mark.integration
-
 PLUGIN_DIST = "handoff-test-wordcount2"
 PLUGIN_PYPROJECT = f"""
 [build-system]

@@ -7,8 +7,6 @@ import pytest
 from tests.support import geopackages
 from tests.support.shapes import make_points_zip, make_zip, points_layer
 
-pytestmark = pytest.mark.integration
-
 
 def test_a_zipped_shapefile_is_summarised(stack, tmp_path):
     points = [(4.35, 50.85), (2.35, 48.86), (13.40, 52.52), (-3.70, 40.42)]

@@ -29,8 +29,6 @@ from schemathesis.schemas import BaseSchema
 
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 # Form fields must come before the files; JSON Schema cannot say so, and the

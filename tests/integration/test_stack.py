@@ -19,8 +19,6 @@ import requests
 from handoff import processes
 from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
-
 
 def _clean_environment() -> dict[str, str]:
     """This process's environment without any setting of the product."""

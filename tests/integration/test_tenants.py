@@ -20,8 +20,6 @@ from tests.support.multipart_bodies import content_type, paced_upload
 from tests.support.polling import eventually
 from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}

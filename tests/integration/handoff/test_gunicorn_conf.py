@@ -5,13 +5,9 @@ import os
 import subprocess
 import tempfile
 
-import pytest
-
 from handoff import processes
 
-pytestmark = pytest.mark.integration
-
-APP = "tests.handoff.body_echo_app:app"
+APP = "tests.support.body_echo_app:app"
 
 
 def _metrics_dirs(pid: int) -> list[str]:

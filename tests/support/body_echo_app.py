@@ -1,6 +1,6 @@
 """A WSGI app that reads its body through body_reader and says what it got.
 
-Served by gunicorn with the product's settings for tests/handoff/test_request_body.py.
+Served by gunicorn with the product's settings for tests/integration/handoff/test_request_body.py.
 """
 
 import hashlib

@@ -12,8 +12,6 @@ import requests
 from handoff.request_body import IncompleteBody, body_reader
 from tests.faults.raw_http import Answer, connect, head, read_answers, send
 
-pytestmark = pytest.mark.integration
-
 MiB = 1024 * 1024
 
 
