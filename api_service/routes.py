@@ -21,15 +21,12 @@ from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import Problem
 from handoff.request_body import Readable, body_reader, close_after_answer
+from handoff.states import PUBLIC_STATUS
 from handoff.web import RETRY_AFTER, current_settings, multipart_boundary, upload_slot
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("uploads", __name__)
 
-# geo state -> public state. "complete" is sealed but its job not yet recorded: it is
-# not "queued" until the API has enqueued it, so it still reads as receiving.
-_PUBLIC_STATE = {"complete": "receiving", "queued": "queued", "claimed": "processing",
-                 "done": "done", "failed": "failed", "receiving": "receiving"}
 # geo answers passed on to the client as they are; anything else is a 502
 _GEO_PASSTHROUGH = {400, 413, 507}
 
@@ -230,7 +227,7 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
     upload_id = status["id"]
     return {
         "id": upload_id,
-        "status": _PUBLIC_STATE[status["state"]],
+        "status": PUBLIC_STATUS[status["state"]],
         "purpose": manifest.get("purpose"),
         "metadata": manifest.get("metadata"),
         "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]}

@@ -27,13 +27,11 @@ from geo_service.store import State, UploadMissing, UploadStore
 from handoff import metrics
 from handoff.config import Settings
 from handoff.jobs import QueueUnavailable
+from handoff.states import FINISHED
 
 from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_due
 
 log = logging.getLogger("handoff.gc")
-
-
-FINISHED = (State.DONE, State.FAILED)
 
 
 class Broker(Sender, Protocol):

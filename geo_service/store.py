@@ -29,7 +29,6 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,6 +36,7 @@ from geo_service.locks import held
 from handoff.auth import ANONYMOUS
 from handoff.blocking import off_loop
 from handoff.ids import is_upload_id
+from handoff.states import State
 
 TENANT = "tenant.json"
 CANCELLED = "cancelled.json"
@@ -50,15 +50,6 @@ WORK = "work"
 LOCKS = ".locks"
 TRASH = ".trash"
 _LOCK_SUFFIX = ".lock"
-
-
-class State(StrEnum):
-    RECEIVING = "receiving"
-    COMPLETE = "complete"
-    QUEUED = "queued"
-    CLAIMED = "claimed"
-    DONE = "done"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True)

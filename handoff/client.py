@@ -35,6 +35,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
+from handoff.states import FINISHED
+
 __all__ = [
     "Client",
     "ConnectionFailed",
@@ -53,7 +55,6 @@ ProgressCallback = Callable[[int, int], None]
 
 StrPath = str | os.PathLike[str]
 
-FINAL_STATES = frozenset({"done", "failed"})
 # MultipartEncoder has a fixed cost per read: urllib3's default 16 KiB blocks cap the client
 # at a few hundred MB/s, 1 MiB blocks do not.
 BODY_BLOCK_SIZE = 1024 * 1024
@@ -188,7 +189,7 @@ class Upload:
     @property
     def finished(self) -> bool:
         """Done or failed: the status will not change any more."""
-        return self.status in FINAL_STATES
+        return self.status in FINISHED
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> "Upload":
