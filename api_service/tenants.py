@@ -18,7 +18,7 @@ Authenticate = Callable[[Request], str]
 
 
 def unauthorized() -> Problem:
-    return Problem(401, "unauthorized", "Unauthorized", "a valid bearer token is required",
+    return Problem(401, "unauthorized", "a valid bearer token is required",
                    headers={"WWW-Authenticate": "Bearer"})
 
 
