@@ -17,11 +17,11 @@ from handoff.form import FieldError, over_limit, parser_limits
 from handoff.multipart import FormTooLarge, MalformedForm
 from handoff.problems import Problem
 from handoff.request_body import body_reader, close_after_answer
+from handoff.units import CHUNK_SIZE
 from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
-READ_SIZE = 1024 * 1024
 TENANT_HEADER = "Handoff-Tenant"
 # How long a cancel waits for the writer to notice it, or for the sweeper
 # or a starting worker to let go of the lock.
@@ -63,7 +63,7 @@ def _body_chunks() -> Iterator[bytes]:
     stream = body_reader(request.environ)
     while True:
         try:
-            chunk = stream.read(READ_SIZE)
+            chunk = stream.read(CHUNK_SIZE)
         except Exception as exc:
             raise BodyIncomplete(type(exc).__name__) from exc
         if not chunk:

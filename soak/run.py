@@ -17,6 +17,7 @@ import requests
 from geo_service.store import RESULT
 from handoff import processes
 from handoff.states import FINISHED
+from handoff.units import MiB
 from soak import load, schedule
 from soak.chaos import COMPONENTS, Nemesis, Supervisor
 from soak.verdict import Attempt, Verdict, judge, summary
@@ -31,7 +32,7 @@ TTL = 10.0
 #: The sweeper's age for lock files of deleted uploads (gc/sweep.py STALE_LOCK_AGE).
 LOCK_AGE = 60.0
 #: Bytes of file content per second of run: most files stay small on two cores.
-BYTES_PER_SECOND = 3 * load.MIB
+BYTES_PER_SECOND = 3 * MiB
 CLIENTS = 3
 
 

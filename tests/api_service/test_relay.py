@@ -9,6 +9,7 @@ import pytest
 from api_service.pacing import TooSlow
 from api_service.relay import ClientGone, ClientTooSlow, Limits, Relay, RelayError
 from handoff.multipart import ParserLimits
+from handoff.units import MiB
 from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -18,9 +19,8 @@ from tests.support.multipart_bodies import (
 )
 
 PURPOSES = {"raw", "shapefile"}
-MIB = 1024 * 1024
 FORM = ParserLimits(max_form_fields_size=4096)
-LIMITS = Limits(max_upload_size=10 * MIB, max_file_size=5 * MIB, chunk_size=1000, form=FORM)
+LIMITS = Limits(max_upload_size=10 * MiB, max_file_size=5 * MiB, chunk_size=1000, form=FORM)
 FILE_A = bytes(range(256)) * 40 + b"\r\n--" + BOUNDARY[:-1]
 FILE_B = b"\r\nsecond file\r\n" * 500
 
@@ -135,7 +135,7 @@ def test_the_head_held_in_memory_is_bounded_by_the_header_limit() -> None:
 def test_body_is_exactly_the_client_body_and_files_are_hashed(chunk_size: int) -> None:
     body = upload_body([("a.bin", FILE_A), ("données été.zip", FILE_B)],
                        metadata={"k": "v"})
-    limits = Limits(10 * MIB, 5 * MIB, chunk_size, FORM)
+    limits = Limits(10 * MiB, 5 * MiB, chunk_size, FORM)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     assert relayed(relay) == body
@@ -168,7 +168,7 @@ def test_a_field_after_a_file_is_a_bad_form() -> None:
 
 
 def test_a_file_over_the_file_limit_is_413() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
+    limits = Limits(max_upload_size=MiB, max_file_size=5000, chunk_size=1000, form=FORM)
     body = upload_body([("small", b"s" * 4000), ("big.bin", b"b" * 5001)])
     error = body_error(body, limits)
     assert (error.status, error.kind) == (413, "too-large")
@@ -177,7 +177,7 @@ def test_a_file_over_the_file_limit_is_413() -> None:
 
 
 def test_a_file_at_the_file_limit_passes() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=5000, chunk_size=1000, form=FORM)
+    limits = Limits(max_upload_size=MiB, max_file_size=5000, chunk_size=1000, form=FORM)
     body = upload_body([("a", b"a" * 5000), ("b", b"b" * 5000)])
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
@@ -186,7 +186,7 @@ def test_a_file_at_the_file_limit_passes() -> None:
 
 def test_an_upload_over_the_request_limit_is_413_before_reading_much_more() -> None:
     body = upload_body([("a", b"a" * 30_000), ("b", b"b" * 30_000)])
-    limits = Limits(max_upload_size=40_000, max_file_size=MIB, chunk_size=1000, form=FORM)
+    limits = Limits(max_upload_size=40_000, max_file_size=MiB, chunk_size=1000, form=FORM)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     with pytest.raises(RelayError) as caught:
@@ -325,7 +325,7 @@ def test_an_empty_file_input_beside_a_file_is_relayed_but_not_counted() -> None:
 
 
 def test_too_many_file_parts_are_413_naming_the_limit() -> None:
-    limits = Limits(max_upload_size=MIB, max_file_size=MIB, chunk_size=1000,
+    limits = Limits(max_upload_size=MiB, max_file_size=MiB, chunk_size=1000,
                     form=ParserLimits(max_files=3))
     error = body_error(upload_body([(f"{n}", b"x") for n in range(4)]), limits)
     assert (error.status, error.kind, error.limit) == (413, "too-large", "HANDOFF_MAX_FILES")

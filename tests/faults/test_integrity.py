@@ -5,9 +5,9 @@ import time
 
 import redis
 
+from handoff.units import MiB
 from tests.faults.tcp_proxy import CorruptingProxy
 
-MiB = 1024 * 1024
 FLIP_AT = 600_000
 
 

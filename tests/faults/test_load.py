@@ -9,9 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
+from handoff.units import MiB
 from tests.support.multipart_bodies import content_type, upload_head
-
-MiB = 1024 * 1024
 
 
 def _open_slow_upload(port: int, length: int) -> socket.socket:

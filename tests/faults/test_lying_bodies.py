@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from handoff.units import MiB
 from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import connect, head
 from tests.support.multipart_bodies import content_type, upload_body
@@ -49,7 +50,7 @@ def test_short_bodies_closed_at_once_leave_the_api_serving_and_nothing_sealed(li
     try:
         started = time.monotonic()
         health = requests.get(f"{liar_stack.api_url}/healthz", timeout=5)
-        normal = liar_stack.upload([("normal.bin", os.urandom(1024 * 1024))])
+        normal = liar_stack.upload([("normal.bin", os.urandom(MiB))])
         elapsed = time.monotonic() - started
     finally:
         for sock in liars:

@@ -15,10 +15,9 @@ from contextlib import contextmanager, suppress
 
 import requests
 
+from handoff.units import MiB
 from tests.support.multipart_bodies import content_type, upload_head
 from tests.support.polling import eventually
-
-MiB = 1024 * 1024
 
 
 def _open_upload(port: int) -> socket.socket:

@@ -21,6 +21,7 @@ from handoff.client import (
     UploadedFile,
     WaitTimeout,
 )
+from handoff.units import MiB
 from tests.support.fake_api import (
     STATUS_PATH,
     UPLOAD_ID,
@@ -33,7 +34,7 @@ from tests.support.fake_api import (
     serve,
     status,
 )
-from tests.support.payloads import MiB, random_file
+from tests.support.payloads import random_file
 
 SHA = "ab" * 32
 

@@ -9,8 +9,7 @@ import pytest
 
 from handoff.auth import Credential
 from handoff.config import PREFIX, ConfigError, Settings, load_or_exit, load_settings, variable
-
-GIB = 1024**3
+from handoff.units import GiB
 
 # variable suffix -> (Settings field, a value to set, what it parses to)
 VALID: dict[str, tuple[str, str, Any]] = {
@@ -23,8 +22,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "REDIS_URL": ("redis_url", "redis://localhost:6379/2", "redis://localhost:6379/2"),
     "QUEUE": ("queue", "geo-high", "geo-high"),
     "UPLOADS_ROOT": ("uploads_root", "/srv/uploads", Path("/srv/uploads")),
-    "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GIB),
-    "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GIB),
+    "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GiB),
+    "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GiB),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", "64KiB", 64 * 1024),
     "MAX_FILES": ("max_files", "20", 20),
     "MAX_PART_HEADER_SIZE": ("max_part_header_size", "4KiB", 4096),
@@ -131,7 +130,7 @@ def test_defaults_without_any_variable() -> None:
     assert settings == Settings()
     assert settings.api_port == 8000
     assert settings.geo_url == "http://127.0.0.1:8001"
-    assert settings.max_upload_size == settings.max_file_size == 50 * GIB
+    assert settings.max_upload_size == settings.max_file_size == 50 * GiB
     assert settings.api_tokens == ()
     assert settings.queue == "geoprocessing"
     assert settings.log_level == "INFO"
@@ -211,20 +210,20 @@ def test_explicit_geo_url_wins_over_geo_port() -> None:
 
 def test_max_upload_size_implies_max_file_size() -> None:
     settings = load_settings({"HANDOFF_MAX_UPLOAD_SIZE": "3GiB"})
-    assert settings.max_upload_size == settings.max_file_size == 3 * GIB
+    assert settings.max_upload_size == settings.max_file_size == 3 * GiB
 
 
 def test_explicit_max_file_size_wins_over_max_upload_size() -> None:
     settings = load_settings(
         {"HANDOFF_MAX_UPLOAD_SIZE": "3GiB", "HANDOFF_MAX_FILE_SIZE": "1GiB"}
     )
-    assert settings.max_upload_size == 3 * GIB
-    assert settings.max_file_size == GIB
+    assert settings.max_upload_size == 3 * GiB
+    assert settings.max_file_size == GiB
 
 
 def test_max_file_size_alone_leaves_the_upload_limit() -> None:
     settings = load_settings({"HANDOFF_MAX_FILE_SIZE": "1GiB"})
-    assert settings.max_file_size == GIB
+    assert settings.max_file_size == GiB
     assert settings.max_upload_size == Settings().max_upload_size
 
 

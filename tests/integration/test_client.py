@@ -9,8 +9,9 @@ import pytest
 
 from geo_service.store import UploadStore
 from handoff.client import Client, ProblemError, UploadedFile
+from handoff.units import MiB
 from tests.faults import NO_WORKER
-from tests.support.payloads import MiB, random_file
+from tests.support.payloads import random_file
 from tests.support.stacks import Stack
 
 TOKENS = "alice:alice-token,bob:bob-token"

@@ -8,11 +8,10 @@ import uuid
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from handoff.units import MiB
 from tests.support.multipart_bodies import paced_upload, post_upload
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
-
-MiB = 1024 * 1024
 
 
 def _deletions(stack) -> dict[str, str]:

@@ -12,9 +12,8 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from handoff.units import MiB
 from tests.support.payloads import random_file
-
-MiB = 1024 * 1024
 
 
 def _sha256(data: bytes) -> str:
