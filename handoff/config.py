@@ -68,6 +68,11 @@ class Settings:
     metrics_host: str = "0.0.0.0"
     worker_metrics_port: int = 9191
     gc_metrics_port: int = 9192
+    # None: a fresh folder per gunicorn master, removed when it stops.
+    metrics_dir: Path | None = None
+    # None: the system temp dir.
+    heartbeat_dir: Path | None = None
+    probe_max_age: float = 900.0
     broker_heartbeat_timeout: float = 60.0
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
@@ -225,6 +230,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "METRICS_HOST": ("metrics_host", _host),
     "WORKER_METRICS_PORT": ("worker_metrics_port", _port_or_off),
     "GC_METRICS_PORT": ("gc_metrics_port", _port_or_off),
+    "METRICS_DIR": ("metrics_dir", Path),
+    "HEARTBEAT_DIR": ("heartbeat_dir", Path),
+    "PROBE_MAX_AGE": ("probe_max_age", _positive_duration),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),

@@ -51,6 +51,9 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "METRICS_HOST": ("metrics_host", "127.0.0.1", "127.0.0.1"),
     "WORKER_METRICS_PORT": ("worker_metrics_port", "9301", 9301),
     "GC_METRICS_PORT": ("gc_metrics_port", "9300", 9300),
+    "METRICS_DIR": ("metrics_dir", "/dev/shm/handoff-api", Path("/dev/shm/handoff-api")),
+    "HEARTBEAT_DIR": ("heartbeat_dir", "/run/handoff", Path("/run/handoff")),
+    "PROBE_MAX_AGE": ("probe_max_age", "10m", 600.0),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", "90s", 90.0),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
     "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),
@@ -76,6 +79,9 @@ INVALID: list[tuple[str, str]] = [
     ("GC_METRICS_PORT", "-1"),
     ("WORKER_METRICS_PORT", "65536"),
     ("WORKER_METRICS_PORT", "off"),
+    ("PROBE_MAX_AGE", "a while"),
+    ("PROBE_MAX_AGE", "0"),
+    ("PROBE_MAX_AGE", "-5m"),
     ("METRICS_HOST", "local host"),
     ("METRICS_HOST", "http://127.0.0.1"),
     ("METRICS_HOST", "127.0.0.1:9191"),
@@ -140,6 +146,20 @@ def test_metrics_default_to_the_ports_a_scrape_config_expects_on_every_interface
     settings = load_settings({})
     assert (settings.metrics_host, settings.worker_metrics_port,
             settings.gc_metrics_port) == ("0.0.0.0", 9191, 9192)
+
+
+@pytest.mark.parametrize("raw", ["99999", "65536", "-1"])
+def test_a_metrics_port_out_of_range_is_refused_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"HANDOFF_GC_METRICS_PORT": raw})
+    assert str(caught.value) == (
+        f"HANDOFF_GC_METRICS_PORT='{raw}' is invalid: port out of range: {raw}")
+
+
+def test_the_probes_settings_default_to_the_temp_dir_and_15_minutes() -> None:
+    settings = load_settings({})
+    assert (settings.heartbeat_dir, settings.probe_max_age, settings.metrics_dir) == (
+        None, 900.0, None)
 
 
 @pytest.mark.parametrize("suffix", ["WORKER_METRICS_PORT", "GC_METRICS_PORT"])
