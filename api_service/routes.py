@@ -25,18 +25,15 @@ from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
-from handoff.problems import Problem
+from handoff.problems import TITLES, Problem
 from handoff.request_body import Readable, body_reader, close_after_answer
+from handoff.states import PUBLIC_STATUS
 from handoff.web import RETRY_AFTER, multipart_boundary
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
 problems.register(bp)
 
-# geo state -> public state. "complete" is sealed but its job not yet recorded: it is
-# not "queued" until the API has enqueued it, so it still reads as receiving.
-_PUBLIC_STATE = {"complete": "receiving", "queued": "queued", "claimed": "processing",
-                 "done": "done", "failed": "failed", "receiving": "receiving"}
 # geo answers passed on to the client as they are; anything else is a 502
 _GEO_PASSTHROUGH = {400, 413, 507}
 
@@ -138,8 +135,7 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "tenant": _tenant(),
                                       "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
-    return Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
-                   exc.detail, upload_id=upload_id, limit=exc.limit)
+    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit)
 
 
 def _enqueue(relay: Relay, upload_id: str) -> str:
@@ -150,7 +146,7 @@ def _enqueue(relay: Relay, upload_id: str) -> str:
         metrics.ENQUEUE_FAILURES.inc()
         geo.delete(upload_id)
         log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
-        raise Problem(503, "queue-unavailable", "Queue unavailable",
+        raise Problem(503, "queue-unavailable",
                       "the job queue is unavailable; the upload was discarded, retry later",
                       upload_id=upload_id) from None
     try:
@@ -171,28 +167,21 @@ def _geo_call(call: Any, upload_id: str) -> Any:
 def _geo_problem(exc: GeoError, upload_id: str) -> Problem:
     log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
     if _geo_kind(exc) == "cancelled":
-        return Problem(409, "cancelled", "Upload cancelled",
+        return Problem(409, "cancelled",
                        "the upload was cancelled while it was being sent", upload_id=upload_id)
     if _geo_kind(exc) == "busy":
-        return Problem(503, "busy", "Service busy", "the geo service is full; retry later",
+        return Problem(503, "busy", "the geo service is full; retry later",
                        headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
     if exc.status in _GEO_PASSTHROUGH:
-        kind = _geo_kind(exc) or "geo-error"
-        return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
-    return Problem(502, "geo-unavailable", "Bad gateway",
+        kind = _geo_kind(exc) if _geo_kind(exc) in TITLES else "geo-error"
+        return Problem(exc.status, kind, exc.detail, upload_id=upload_id)
+    return Problem(502, "geo-unavailable",
                    f"the geo service failed: {exc.detail}", upload_id=upload_id)
 
 
 def _geo_kind(exc: GeoError) -> str:
     """The slug of the geo service's problem type, if it sent one."""
     return str(exc.problem.get("type", "")).rsplit("/", 1)[-1]
-
-
-_KIND_TITLES = {"bad-form": "Malformed form", "no-file": "No file", "too-large": "Upload too large",
-                "incomplete-body": "Incomplete body", "geo-mismatch": "Bad gateway",
-                "too-slow": "Request Timeout", "client-timeout": "Request Timeout"}
-_TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
-           507: "Insufficient storage"}
 
 
 @bp.get("/uploads/<upload_id>")
@@ -208,7 +197,7 @@ def cancel_upload(upload_id: str) -> tuple[str, int]:
         removed = _geo().cancel(upload_id)
     except GeoError as exc:
         if exc.status == 409:
-            raise Problem(409, "processing", "Upload is processing",
+            raise Problem(409, "processing",
                           "a worker is processing the upload; it can be removed once it is "
                           "done or failed", upload_id=upload_id) from None
         raise _geo_problem(exc, upload_id) from None
@@ -229,7 +218,7 @@ def _owned_status(upload_id: str) -> dict[str, Any]:
 
 
 def _not_found(upload_id: str | None) -> Problem:
-    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)
+    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)
 
 
 def _public_status(status: dict[str, Any]) -> dict[str, Any]:
@@ -238,7 +227,7 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
     upload_id = status["id"]
     return {
         "id": upload_id,
-        "status": _PUBLIC_STATE[status["state"]],
+        "status": PUBLIC_STATUS[status["state"]],
         "purpose": manifest.get("purpose"),
         "metadata": manifest.get("metadata"),
         "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]}

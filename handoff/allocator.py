@@ -20,12 +20,14 @@ kept is what a process already used at its busiest.
 import ctypes
 import ctypes.util
 
+from handoff.units import MiB
+
 # From glibc's <malloc.h>.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-MMAP_THRESHOLD = 16 * 1024 * 1024
-TRIM_THRESHOLD = 64 * 1024 * 1024
+MMAP_THRESHOLD = 16 * MiB
+TRIM_THRESHOLD = 64 * MiB
 
 
 def keep_freed_memory() -> bool:

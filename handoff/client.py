@@ -35,6 +35,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
+from handoff.states import FINISHED
+from handoff.units import CHUNK_SIZE
+
 __all__ = [
     "Client",
     "ConnectionFailed",
@@ -53,10 +56,6 @@ ProgressCallback = Callable[[int, int], None]
 
 StrPath = str | os.PathLike[str]
 
-FINAL_STATES = frozenset({"done", "failed"})
-# MultipartEncoder has a fixed cost per read: urllib3's default 16 KiB blocks cap the client
-# at a few hundred MB/s, 1 MiB blocks do not.
-BODY_BLOCK_SIZE = 1024 * 1024
 # A proxy's error page can be long; the start of it says enough.
 MAX_FOREIGN_DETAIL = 200
 
@@ -188,7 +187,7 @@ class Upload:
     @property
     def finished(self) -> bool:
         """Done or failed: the status will not change any more."""
-        return self.status in FINAL_STATES
+        return self.status in FINISHED
 
     @classmethod
     def from_json(cls, document: Mapping[str, Any]) -> "Upload":
@@ -229,10 +228,14 @@ def _cause(exc: BaseException) -> str:
 
 
 class _LargeBlocks(HTTPAdapter):
-    """Send the request body in ``BODY_BLOCK_SIZE`` reads (see there why)."""
+    """Send the request body in ``CHUNK_SIZE`` reads.
+
+    MultipartEncoder has a fixed cost per read: urllib3's default 16 KiB
+    blocks cap the client at a few hundred MB/s, 1 MiB blocks do not.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("blocksize", BODY_BLOCK_SIZE)
+        kwargs.setdefault("blocksize", CHUNK_SIZE)
         super().init_poolmanager(*args, **kwargs)
 
 

@@ -96,8 +96,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_metrics_dir = os.environ.get("HANDOFF_METRICS_DIR", "")
-if not _metrics_dir:
+if _settings.metrics_dir is not None:
+    _metrics_dir = str(_settings.metrics_dir)
+else:
     _remove_orphaned_metrics_dirs(_SHM or tempfile.gettempdir())
     _metrics_dir = tempfile.mkdtemp(prefix=f"{_METRICS_PREFIX}{os.getpid()}-", dir=_SHM)
 os.makedirs(_metrics_dir, exist_ok=True)
@@ -147,7 +148,7 @@ def child_exit(server, worker):
 def on_exit(server):
     if _health is not None:
         _health.stop()
-    if not os.environ.get("HANDOFF_METRICS_DIR"):
+    if _settings.metrics_dir is None:
         shutil.rmtree(_metrics_dir, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ from handoff.problems import MEDIA_TYPE, Problem
 def write_problem(sock: socket.socket, status_int: int, reason: str, mesg: str) -> None:
     """Write gunicorn's refusal as an RFC 9457 problem, then let gunicorn close the connection."""
     kind = reason.lower().replace(" ", "-")
-    body = json.dumps(Problem(status_int, kind, reason, mesg or reason).body()).encode()
+    body = json.dumps(Problem(status_int, kind, mesg or reason, title=reason).body()).encode()
     head = (f"HTTP/1.1 {status_int} {reason}\r\n"
             "Connection: close\r\n"
             f"Content-Type: {MEDIA_TYPE}\r\n"

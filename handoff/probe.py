@@ -1,31 +1,32 @@
 """Liveness for processes without an HTTP port (the worker, the sweeper).
 
 They call :func:`beat` regularly; ``python -m handoff.probe <component>``
-exits non-zero when the heartbeat is older than the allowed age, which is
-what a Kubernetes exec probe needs.
+exits non-zero when the heartbeat is older than ``HANDOFF_PROBE_MAX_AGE``,
+which is what a Kubernetes exec probe needs. Both read their folder,
+``HANDOFF_HEARTBEAT_DIR``, through the configuration loader, so a bad value
+is reported like any other setting's.
 """
 
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-MAX_AGE = float(os.environ.get("HANDOFF_PROBE_MAX_AGE", "900"))
+from handoff.config import ConfigError, Settings, load_settings
 
 
-def heartbeat_path(component: str) -> Path:
-    folder = os.environ.get("HANDOFF_HEARTBEAT_DIR", tempfile.gettempdir())
-    return Path(folder) / f"handoff-{component}.heartbeat"
+def heartbeat_path(component: str, settings: Settings) -> Path:
+    folder = settings.heartbeat_dir or Path(tempfile.gettempdir())
+    return folder / f"handoff-{component}.heartbeat"
 
 
 def beat(component: str) -> None:
-    heartbeat_path(component).touch()
+    heartbeat_path(component, load_settings()).touch()
 
 
-def age(component: str) -> float | None:
+def age(component: str, settings: Settings) -> float | None:
     try:
-        return time.time() - heartbeat_path(component).stat().st_mtime
+        return time.time() - heartbeat_path(component, settings).stat().st_mtime
     except FileNotFoundError:
         return None
 
@@ -35,9 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1:
         print("usage: python -m handoff.probe <component>", file=sys.stderr)
         return 2
-    seconds = age(args[0])
-    if seconds is None or seconds > MAX_AGE:
-        print(f"{args[0]}: no heartbeat within {MAX_AGE:.0f}s", file=sys.stderr)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"handoff.probe: configuration error: {exc}", file=sys.stderr)
+        return 2
+    seconds = age(args[0], settings)
+    if seconds is None or seconds > settings.probe_max_age:
+        print(f"{args[0]}: no heartbeat within {settings.probe_max_age:.0f}s", file=sys.stderr)
         return 1
     return 0
 

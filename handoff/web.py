@@ -56,7 +56,7 @@ def current_settings() -> Settings:
 def require_bearer(allowed: Iterable[str], what: str) -> None:
     """Refuse the request with 401 unless it carries one of the ``allowed`` tokens."""
     if not token_allowed(bearer_token(request.headers.get("Authorization")), allowed):
-        raise Problem(401, "unauthorized", "Unauthorized", f"a valid bearer {what} is required",
+        raise Problem(401, "unauthorized", f"a valid bearer {what} is required",
                       headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -68,14 +68,14 @@ def multipart_boundary(max_size: int, upload_id: str | None = None) -> bytes:
     multipart/form-data body (415 for another type, 400 without a boundary).
     """
     if (request.content_length or 0) > max_size:
-        raise Problem(413, "too-large", "Upload too large",
+        raise Problem(413, "too-large",
                       f"the request body exceeds {max_size} bytes", upload_id=upload_id)
     try:
         return boundary_of(request.content_type)
     except NotMultipart as exc:
-        raise Problem(415, "not-multipart", "Unsupported media type", str(exc)) from None
+        raise Problem(415, "not-multipart", str(exc)) from None
     except MalformedForm as exc:
-        raise Problem(400, "bad-form", "Malformed form", str(exc)) from None
+        raise Problem(400, "bad-form", str(exc)) from None
 
 
 # Seconds a client refused for a full server is told to wait.
@@ -98,7 +98,7 @@ class UploadSlots:
     @contextmanager
     def hold(self, upload_id: str | None = None) -> Iterator[None]:
         if not self._free.acquire(blocking=False):
-            raise Problem(503, "busy", "Service busy",
+            raise Problem(503, "busy",
                           f"all {self.size} upload slots of this server process are taken; "
                           "retry later", headers={"Retry-After": str(RETRY_AFTER)},
                           upload_id=upload_id)

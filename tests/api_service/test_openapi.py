@@ -20,6 +20,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from api_service.app import OPENAPI, create_app
 from handoff.config import Settings
 from handoff.processors import installed
+from handoff.states import PUBLIC_STATUS, PUBLIC_STATUSES, State
 
 # Flask adds these to every rule on its own; the document describes what the
 # routes themselves serve.
@@ -96,6 +97,12 @@ print(sorted(m for m in ("shapefile", "ijson", "geo_service.processors.raw") if 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_documented_statuses_are_the_public_ones_in_order(document: dict[str, Any]):
+    schemas = document["components"]["schemas"]
+    assert schemas["UploadStatus"]["properties"]["status"]["enum"] == list(PUBLIC_STATUSES)
+    assert schemas["UploadAccepted"]["properties"]["status"]["const"] == PUBLIC_STATUS[State.QUEUED]
 
 
 def test_every_route_of_the_app_is_documented(app: Flask, document: dict[str, Any]):

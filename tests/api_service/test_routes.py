@@ -25,9 +25,9 @@ from handoff.auth import parse_credentials
 from handoff.config import Settings
 from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.web import UploadSlots
-from tests.multipart_bodies import content_type, upload_body
 from tests.support import host_app
 from tests.support.fakes import FakeGeo, FakeQueue
+from tests.support.multipart_bodies import content_type, upload_body
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}

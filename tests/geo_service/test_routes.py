@@ -15,7 +15,7 @@ from handoff.config import Settings
 from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.processors import installed
 from handoff.web import UploadSlots
-from tests.multipart_bodies import content_type, upload_body
+from tests.support.multipart_bodies import content_type, upload_body
 
 SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}

@@ -1,4 +1,4 @@
-"""The ``handoff`` command against a small real HTTP server on the loopback (tests/fake_api.py)."""
+"""The ``handoff`` command against a small loopback HTTP server (tests/support/fake_api.py)."""
 
 import json
 import re
@@ -10,7 +10,7 @@ import pytest
 
 import handoff_gc.__main__ as gc_cli
 from handoff import cli
-from tests.fake_api import (
+from tests.support.fake_api import (
     STATUS_PATH,
     UPLOAD_ID,
     Answer,

@@ -1,4 +1,4 @@
-"""``handoff.client`` against a small real HTTP server on the loopback (tests/fake_api.py)."""
+"""``handoff.client`` against a small real loopback HTTP server (tests/support/fake_api.py)."""
 
 import itertools
 import socket
@@ -21,7 +21,8 @@ from handoff.client import (
     UploadedFile,
     WaitTimeout,
 )
-from tests.fake_api import (
+from handoff.units import MiB
+from tests.support.fake_api import (
     STATUS_PATH,
     UPLOAD_ID,
     Answer,
@@ -33,7 +34,7 @@ from tests.fake_api import (
     serve,
     status,
 )
-from tests.payloads import MiB, random_file
+from tests.support.payloads import random_file
 
 SHA = "ab" * 32
 

@@ -12,11 +12,8 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.payloads import random_file
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from handoff.units import MiB
+from tests.support.payloads import random_file
 
 
 def _sha256(data: bytes) -> str:

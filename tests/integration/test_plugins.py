@@ -16,9 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Stack, launch
-
-pytestmark = pytest.mark.integration
+from tests.support.stacks import Stack, launch
 
 PLUGIN_DIST = "handoff-test-wordcount2"
 PLUGIN_PYPROJECT = f"""

@@ -17,9 +17,7 @@ import redis
 import requests
 
 from handoff import processes
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
+from tests.support.polling import eventually
 
 
 def _clean_environment() -> dict[str, str]:

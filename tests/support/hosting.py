@@ -6,7 +6,7 @@ must still stream through it.
 """
 
 from handoff import processes
-from tests.conftest import Stack
+from tests.support.stacks import Stack
 
 HOST_APP = "tests.support.host_app:create_app()"
 

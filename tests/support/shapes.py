@@ -15,6 +15,8 @@ from pathlib import Path
 
 import shapefile
 
+from handoff.units import MiB
+
 Point = tuple[float, float]
 Ring = list[Point]
 
@@ -122,7 +124,7 @@ def make_bomb_zip(
     stem = name.rsplit(".", 1)[0]
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open(name, "w") as member:
-            block = bytes(1024 * 1024)
+            block = bytes(MiB)
             for start in range(0, size, len(block)):
                 member.write(block[: min(len(block), size - start)])
         for ext in (".shx", ".dbf"):

@@ -24,9 +24,18 @@ def store(tmp_path: Path) -> UploadStore:
 
 
 def environment(store: UploadStore, **overrides: str) -> dict[str, str]:
+    """The sweeper's settings for ``store``, with nothing on a fixed port.
+
+    The metrics server is off unless a test gives it a port, and listens on
+    the loopback when on; the broker is a free port nobody serves, so runs
+    side by side, or a valkey on the default port, never meet.
+    """
     env = {key: value for key, value in os.environ.items() if not key.startswith("HANDOFF_")}
     env.update(
         HANDOFF_UPLOADS_ROOT=str(store.root),
+        HANDOFF_GC_METRICS_PORT="0",
+        HANDOFF_METRICS_HOST="127.0.0.1",
+        HANDOFF_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
         HANDOFF_ORPHAN_TTL="100s",
         HANDOFF_PARTIAL_TTL="200s",
         HANDOFF_RETENTION="1000s",
@@ -155,8 +164,7 @@ def test_a_metrics_port_in_use_names_the_variable(store: UploadStore) -> None:
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "handoff_gc"], capture_output=True, text=True, timeout=60,
-            env=environment(store, HANDOFF_METRICS_HOST="127.0.0.1",
-                            HANDOFF_GC_METRICS_PORT=str(port)))
+            env=environment(store, HANDOFF_GC_METRICS_PORT=str(port)))
 
     assert result.returncode == 2
     assert f"127.0.0.1:{port} (HANDOFF_GC_METRICS_PORT)" in result.stderr

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-MiB = 1024 * 1024
+from handoff.units import MiB
 
 
 def random_file(path: Path, mib: int) -> Path:

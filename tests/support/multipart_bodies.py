@@ -15,6 +15,8 @@ from typing import Any
 
 import requests
 
+from handoff.units import MiB
+
 BOUNDARY = b"handoff-test-boundary-7MA4YWxk"
 
 
@@ -102,7 +104,7 @@ def upload_head(filename: str = "paced.bin", boundary: bytes = BOUNDARY) -> byte
             + b"--" + boundary + b"\r\n" + file_part(filename, b""))
 
 
-def paced_upload(blocks: int, block_size: int = 1024 * 1024, *, gap: float = 0.0,
+def paced_upload(blocks: int, block_size: int = MiB, *, gap: float = 0.0,
                  pause_at: int | None = None, paused: threading.Event | None = None,
                  resume: threading.Event | None = None,
                  boundary: bytes = BOUNDARY) -> Iterator[bytes]:

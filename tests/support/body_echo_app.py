@@ -1,6 +1,6 @@
 """A WSGI app that reads its body through body_reader and says what it got.
 
-Served by gunicorn with the product's settings for tests/handoff/test_request_body.py.
+Served by gunicorn with the product's settings for tests/integration/handoff/test_request_body.py.
 """
 
 import hashlib
@@ -8,6 +8,7 @@ import hashlib
 from flask import Flask, jsonify, request
 
 from handoff.request_body import IncompleteBody, body_reader
+from handoff.units import CHUNK_SIZE
 
 app = Flask(__name__)
 
@@ -15,7 +16,7 @@ app = Flask(__name__)
 @app.post("/echo")
 def echo():
     reader = body_reader(request.environ)
-    size = request.args.get("read", 1024 * 1024, type=int)
+    size = request.args.get("read", CHUNK_SIZE, type=int)
     digest, total, reads = hashlib.sha256(), 0, 0
     incomplete = False
     try:

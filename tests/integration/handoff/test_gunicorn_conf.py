@@ -1,17 +1,13 @@
-"""What handoff.gunicorn_conf leaves behind when a master ends, cleanly or not."""
+"""handoff.gunicorn_conf under a real gunicorn: its metrics folder and its settings."""
 
 import glob
 import os
 import subprocess
 import tempfile
 
-import pytest
-
 from handoff import processes
 
-pytestmark = pytest.mark.integration
-
-APP = "tests.handoff.body_echo_app:app"
+APP = "tests.support.body_echo_app:app"
 
 
 def _metrics_dirs(pid: int) -> list[str]:
@@ -41,3 +37,27 @@ def test_a_killed_masters_metrics_folder_goes_when_the_next_one_starts(tmp_path)
     finally:
         processes.stop(following)
     assert _metrics_dirs(following.pid) == [], "a clean stop removes its own"
+
+
+def test_a_metrics_dir_that_is_set_is_used_and_kept(tmp_path):
+    metrics = tmp_path / "metrics"
+    port = processes.free_port()
+    env = {**os.environ, "HANDOFF_METRICS_DIR": str(metrics)}
+    proc = processes.start(processes.gunicorn_argv(APP, port), env, tmp_path / "gunicorn.log")
+    try:
+        processes.wait_port(port, proc)
+        assert metrics.is_dir()
+        assert _metrics_dirs(proc.pid) == []
+    finally:
+        processes.stop(proc)
+    assert metrics.is_dir(), "a folder the operator chose is not removed"
+
+
+def test_a_bad_setting_stops_gunicorn_naming_the_variable(tmp_path):
+    env = {**os.environ, "HANDOFF_WEB_WORKERS": "two"}
+    done = subprocess.run(processes.gunicorn_argv(APP, processes.free_port()), env=env,
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+    assert done.returncode != 0
+    assert "HANDOFF_WEB_WORKERS='two' is invalid" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -10,11 +10,8 @@ import pytest
 import requests
 
 from handoff.request_body import IncompleteBody, body_reader
+from handoff.units import MiB
 from tests.faults.raw_http import Answer, connect, head, read_answers, send
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 
 
 def _request(url: str, path: str, body: bytes) -> bytes:
