@@ -19,16 +19,17 @@ from api_service.pacing import MinimumRate, PacedBody
 from api_service.relay import Relay, RelayError
 from api_service.state import current_state
 from api_service.tenants import visible_to
-from handoff import metrics, problems
+from handoff import problems
 from handoff.auth import is_tenant_name
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jobs import JobQueue, QueueUnavailable
 from handoff.problems import TITLES, Problem
-from handoff.request_body import Readable, body_reader, close_after_answer
+from handoff.server import metrics
+from handoff.server.request_body import Readable, body_reader, close_after_answer
+from handoff.server.web import RETRY_AFTER, multipart_boundary
 from handoff.states import PUBLIC_STATUS
-from handoff.web import RETRY_AFTER, multipart_boundary
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)

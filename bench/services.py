@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.nginx import nginx_argv
-from handoff import processes
+from devstack import processes
 
 QUEUE = "geoprocessing"
 PIPE_JOIN_SECONDS = 5.0

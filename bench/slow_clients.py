@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.scenarios import say
-from handoff import processes
+from devstack import processes
 from handoff.units import MiB
 
 BOUNDARY = "bench-slow-boundary"
@@ -139,7 +139,7 @@ def _stack(root: Path, overrides: dict[str, str]) -> Iterator[processes.LocalSta
     try:
         for name in ("redis", "geo", "worker"):
             stack.start(name)
-        # The API's master answers probes on a port of its own (handoff/health.py).
+        # The API's master answers probes on a port of its own (handoff/server/health.py).
         stack.ports["health"] = processes.free_port()
         stack.env = {**env, "HANDOFF_HEALTH_PORT": str(stack.ports["health"])}
         stack.start("api")

@@ -24,9 +24,9 @@ from typing import Protocol
 from geo_service.hooks import SILENT, Announcer, Sender, announce_pending, finish_upload
 from geo_service.locks import Busy
 from geo_service.store import State, UploadMissing, UploadStore
-from handoff import metrics
 from handoff.config import Settings
 from handoff.jobs import QueueUnavailable
+from handoff.server import metrics
 from handoff.states import FINISHED
 
 from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_due

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from geo_service.locks import Busy
 from geo_service.store import LockFile, UploadMissing, UploadStore
-from handoff import metrics
+from handoff.server import metrics
 
 from .rules import BUSY, Decision, Facts, Ttls, decide
 

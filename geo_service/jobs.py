@@ -23,8 +23,8 @@ from geo_service.hooks import SILENT, Announcer, finish_upload
 from geo_service.locks import Busy
 from geo_service.store import State, UploadMissing, UploadStore
 from geo_service.verify import ManifestMismatch, verify_manifest
-from handoff import metrics
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
+from handoff.server import metrics
 
 log = logging.getLogger("handoff.worker")
 LOCK_WAIT = 30.0

@@ -10,15 +10,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from geo_service.locks import Busy
 from geo_service.receiver import Cancelled, Receiver
 from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
-from handoff import metrics
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
 from handoff.form import FieldError, upload_limits
 from handoff.form_consumer import TooLarge
 from handoff.multipart import MalformedForm
 from handoff.problems import Problem
-from handoff.request_body import body_reader, close_after_answer
-from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
+from handoff.server import metrics
+from handoff.server.request_body import body_reader, close_after_answer
+from handoff.server.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)

@@ -34,8 +34,8 @@ from typing import Any, NamedTuple
 
 from geo_service.locks import held
 from handoff.auth import ANONYMOUS
-from handoff.blocking import off_loop
 from handoff.ids import is_upload_id
+from handoff.server.blocking import off_loop
 from handoff.states import State
 
 TENANT = "tenant.json"

@@ -14,8 +14,8 @@ from typing import Any
 
 import requests
 
+from devstack import processes
 from geo_service.store import RESULT
-from handoff import processes
 from handoff.states import FINISHED
 from handoff.units import MiB
 from soak import load, schedule

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from handoff import processes
+from devstack import processes
 from tests.support import locks
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack, launch
 

@@ -24,7 +24,7 @@ from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
 from handoff.problems import MEDIA_TYPE, TYPE_BASE
-from handoff.web import UploadSlots
+from handoff.server.web import UploadSlots
 from tests.support import host_app
 from tests.support.fakes import FakeGeo, FakeQueue
 from tests.support.multipart_bodies import content_type, upload_body

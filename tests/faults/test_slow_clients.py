@@ -15,7 +15,7 @@ from contextlib import contextmanager, suppress
 
 import requests
 
-from handoff.processes import free_port
+from devstack.processes import free_port
 from handoff.units import MiB
 from tests.support.multipart_bodies import content_type, upload_head
 from tests.support.polling import eventually

@@ -14,7 +14,7 @@ from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.processors import installed
-from handoff.web import UploadSlots
+from handoff.server.web import UploadSlots
 from tests.support.multipart_bodies import content_type, upload_body
 
 SECRET = "geo-test-secret"

@@ -12,7 +12,7 @@ from handoff.units import MiB
 
 def handoff(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HANDOFF_URL", "HANDOFF_TOKEN")}
-    return subprocess.run([sys.executable, "-m", "handoff.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "handoff.client.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

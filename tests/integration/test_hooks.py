@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from handoff import processes
+from devstack import processes
 from handoff.config import load_settings
 from handoff.jobs import JobQueue
 from tests.support.polling import eventually

@@ -133,7 +133,7 @@ def test_the_services_reuse_their_buffers_from_chunk_to_chunk(stack, tmp_path: P
     """Fresh memory for every chunk costs a page fault per 4 KiB, a good part of the CPU.
 
     With glibc's default thresholds the API and the geo service faulted on
-    many of the pages they relayed; with handoff.allocator they reuse a few.
+    many of the pages they relayed; with handoff.server.allocator they reuse a few.
     """
     source = random_file(tmp_path / "relayed.bin", 256)
     procs = [proc for name in ("api", "geo")

@@ -7,7 +7,7 @@ import hashlib
 
 from flask import Flask, jsonify, request
 
-from handoff.request_body import IncompleteBody, body_reader
+from handoff.server.request_body import IncompleteBody, body_reader
 from handoff.units import CHUNK_SIZE
 
 app = Flask(__name__)

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from handoff import processes
+from devstack import processes
 from handoff.auth import parse_credentials
 
 SECRET = "test-geo-secret"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from devstack.processes import free_port
 from geo_service.store import UploadStore
-from handoff.processes import free_port
 from tests.gc import make_upload
 
 DELETED = re.compile(r"^(deleted|would delete) (\S+) (\S+) (\d+) bytes$", re.MULTILINE)

@@ -3,7 +3,7 @@
 import pytest
 
 from handoff.problems import Problem
-from handoff.web import UploadSlots
+from handoff.server.web import UploadSlots
 
 
 def test_slots_refuse_beyond_their_size_and_free_on_exit() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handoff import cli
+from handoff.client import cli
 from handoff.processors import installed
 from tests.handoff.test_processors import dist_info
 

@@ -3,7 +3,7 @@
 gunicorn runs several worker processes and Dramatiq several worker
 processes, so values live in prometheus-client's multiprocess files
 (``PROMETHEUS_MULTIPROC_DIR``, set before this module is imported: by
-``handoff.gunicorn_conf`` for the web services, by ``geo_service.worker``
+``handoff.server.gunicorn_conf`` for the web services, by ``geo_service.worker``
 for the worker). Single-process programs (the sweeper) use the default
 registry.
 """

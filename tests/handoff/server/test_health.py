@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from handoff.health import (
+from handoff.server.health import (
     HealthServer,
     ReadinessReporter,
     liveness,

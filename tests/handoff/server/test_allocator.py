@@ -2,7 +2,7 @@ import ctypes.util
 
 import pytest
 
-from handoff.allocator import keep_freed_memory
+from handoff.server.allocator import keep_freed_memory
 
 
 @pytest.mark.skipif(ctypes.util.find_library("c") is None, reason="no C library to configure")

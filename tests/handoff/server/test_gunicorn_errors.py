@@ -5,8 +5,8 @@ import socket
 
 from gunicorn import util
 
-from handoff import gunicorn_errors
 from handoff.problems import MEDIA_TYPE, TYPE_BASE
+from handoff.server import gunicorn_errors
 
 
 def _written(status: int, reason: str, mesg: str) -> tuple[list[bytes], dict]:

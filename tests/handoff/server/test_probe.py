@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from handoff import probe
+from handoff.server import probe
 
 
 @pytest.fixture

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from contextlib import ExitStack
 from pathlib import Path
 
+from devstack import processes
 from geo_service.locks import Busy, held
-from handoff import processes
 from handoff.config import ConfigError, Settings, load_settings, variable
 
 #: Where ``make run`` binds the worker's and the sweeper's metrics unless told:

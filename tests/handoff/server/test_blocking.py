@@ -4,7 +4,7 @@ import subprocess
 import sys
 import threading
 
-from handoff.blocking import off_loop
+from handoff.server.blocking import off_loop
 
 
 def test_without_an_event_loop_it_is_a_plain_call() -> None:
@@ -15,7 +15,7 @@ _PATCHED = """
 from gevent import monkey
 monkey.patch_all()
 import threading
-from handoff.blocking import off_loop
+from handoff.server.blocking import off_loop
 print(off_loop(threading.get_native_id) != threading.get_native_id())
 """
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import handoff_gc.__main__ as gc_cli
-from handoff import cli
+from handoff.client import cli
 from tests.support.fake_api import (
     STATUS_PATH,
     UPLOAD_ID,

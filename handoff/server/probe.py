@@ -1,6 +1,6 @@
 """Liveness for processes without an HTTP port (the worker, the sweeper).
 
-They call :func:`beat` regularly; ``python -m handoff.probe <component>``
+They call :func:`beat` regularly; ``python -m handoff.server.probe <component>``
 exits non-zero when the heartbeat is older than ``HANDOFF_PROBE_MAX_AGE``,
 which is what a Kubernetes exec probe needs. Both read their folder,
 ``HANDOFF_HEARTBEAT_DIR``, through the configuration loader, so a bad value
@@ -34,12 +34,12 @@ def age(component: str, settings: Settings) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m handoff.probe <component>", file=sys.stderr)
+        print("usage: python -m handoff.server.probe <component>", file=sys.stderr)
         return 2
     try:
         settings = load_settings()
     except ConfigError as exc:
-        print(f"handoff.probe: configuration error: {exc}", file=sys.stderr)
+        print(f"handoff.server.probe: configuration error: {exc}", file=sys.stderr)
         return 2
     seconds = age(args[0], settings)
     if seconds is None or seconds > settings.probe_max_age:

@@ -1,6 +1,6 @@
 """Starting and stopping the stack's real processes.
 
-Used by ``make run`` (:mod:`handoff.stack`), the integration tests and the
+Used by ``make run`` (:mod:`devstack.stack`), the integration tests and the
 benchmark, so all three run the services the same way. Every child gets its
 own session, so stopping it stops its workers too.
 """
@@ -69,7 +69,7 @@ def valkey_argv(port: int, workdir: Path, durable: bool = False) -> list[str]:
 
 
 def gunicorn_argv(app: str, port: int) -> list[str]:
-    return [str(BIN / "gunicorn"), "--config", "python:handoff.gunicorn_conf",
+    return [str(BIN / "gunicorn"), "--config", "python:handoff.server.gunicorn_conf",
             "--bind", f"127.0.0.1:{port}", app]
 
 

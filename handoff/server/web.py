@@ -6,12 +6,13 @@ from contextlib import AbstractContextManager, contextmanager
 
 from flask import Flask, Response, current_app, jsonify, request
 
-from handoff import metrics, problems
+from handoff import problems
 from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
-from handoff.logs import setup_logging
 from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
+from handoff.server import metrics
+from handoff.server.logs import setup_logging
 
 
 def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]]) -> Flask:
@@ -26,7 +27,7 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
     setup_logging(settings.log_level, name)
     app = Flask(name)
     app.config["HANDOFF"] = settings
-    # Also checked in the background for the master's health port (handoff/health.py).
+    # Also checked in the background for the master's health port (handoff/server/health.py).
     app.extensions["handoff.ready"] = ready
     problems.register(app)
 

@@ -1,11 +1,11 @@
-"""handoff.gunicorn_conf under a real gunicorn: its metrics folder and its settings."""
+"""handoff.server.gunicorn_conf under a real gunicorn: its metrics folder and its settings."""
 
 import glob
 import os
 import subprocess
 import tempfile
 
-from handoff import processes
+from devstack import processes
 
 APP = "tests.support.body_echo_app:app"
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from devstack.stack import local_defaults, ready_line, stack_folder
 from handoff.config import load_settings
-from handoff.stack import local_defaults, ready_line, stack_folder
 
 
 def test_the_ready_line_names_every_address() -> None:

@@ -9,7 +9,7 @@ import time
 import pytest
 import requests
 
-from handoff.request_body import IncompleteBody, body_reader
+from handoff.server.request_body import IncompleteBody, body_reader
 from handoff.units import MiB
 from tests.faults.raw_http import Answer, connect, head, read_answers, send
 

@@ -1,4 +1,4 @@
-"""gunicorn settings for both services: ``gunicorn --config python:handoff.gunicorn_conf``.
+"""gunicorn settings for both services: ``gunicorn --config python:handoff.server.gunicorn_conf``.
 
 Uploads of many GB last far longer than gunicorn's default 30 s, and most
 of an upload's life is waiting for the client's next bytes. gevent workers
@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from handoff import gunicorn_errors
-from handoff.allocator import keep_freed_memory
 from handoff.config import ConfigError, load_settings
-from handoff.health import HealthServer, ReadinessReporter, report_path
+from handoff.server import gunicorn_errors
+from handoff.server.allocator import keep_freed_memory
+from handoff.server.health import HealthServer, ReadinessReporter, report_path
 
 try:
     _settings = load_settings()
@@ -56,7 +56,7 @@ access_log_format = (
 gunicorn_errors.install()
 
 # Set in the master, inherited by every worker it forks: large buffers are
-# reused instead of being faulted in afresh for every chunk (handoff/allocator.py).
+# reused instead of being faulted in afresh for every chunk (handoff/server/allocator.py).
 keep_freed_memory()
 
 # Memory-backed files for what changes all the time: gunicorn's worker
@@ -108,7 +108,7 @@ for _stale in os.listdir(_metrics_dir):
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
-# The workers' readiness verdicts for the master's health port (handoff/health.py).
+# The workers' readiness verdicts for the master's health port (handoff/server/health.py).
 _health_dir = Path(_metrics_dir) / "health"
 _health_dir.mkdir(exist_ok=True)
 _health: HealthServer | None = None
