@@ -188,6 +188,8 @@ class LocalStack:
     ports: dict[str, int]
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     logs_to_files: bool = True
+    #: Settings for one component only, over ``env`` (a port each must have to itself).
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -208,7 +210,7 @@ class LocalStack:
         command = argv or self._argv(name)
         if log_path is None and self.logs_to_files:
             log_path = self.log_path(name)
-        proc = start(command, self.env, log_path)
+        proc = start(command, {**self.env, **self.component_env.get(name, {})}, log_path)
         self.procs[name] = proc
         if name == "redis":
             wait_port(self.ports["redis"], proc)

@@ -47,6 +47,16 @@ def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     return chosen
 
 
+def health_ports(settings: Settings) -> dict[str, int]:
+    """The port each web service's gunicorn master answers probes on (handoff/server/health.py).
+
+    One setting cannot serve two services on one machine: the API keeps
+    ``HANDOFF_HEALTH_PORT`` if it is set, and everything else gets a free port.
+    """
+    free = iter(processes.free_ports(2))
+    return {"api": settings.health_port or next(free), "geo": next(free)}
+
+
 def state_root(settings: Settings) -> Path:
     """The folder above the uploads root (``var/``), where the stack keeps its files."""
     return settings.uploads_root.resolve().parent
@@ -86,12 +96,14 @@ def _metrics_url(settings: Settings, port: int) -> str:
     return f"http://{_address(settings.metrics_host, port)}/metrics" if port else "off"
 
 
-def ready_line(settings: Settings) -> str:
+def ready_line(settings: Settings, health: dict[str, int]) -> str:
     """The line that says the stack is up, with every address it listens on."""
+    probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
+                       for name, port in health.items())
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
             f"(geo http://127.0.0.1:{settings.geo_port}; metrics: worker "
             f"{_metrics_url(settings, settings.worker_metrics_port)}, sweeper "
-            f"{_metrics_url(settings, settings.gc_metrics_port)}; "
+            f"{_metrics_url(settings, settings.gc_metrics_port)}; probes: {probes}; "
             f"uploads in {settings.uploads_root.resolve()})")
 
 
@@ -163,12 +175,14 @@ def _run(settings: Settings, env: dict[str, str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     ports = {"geo": settings.geo_port, "api": settings.api_port}
-    stack = processes.LocalStack(state_root(settings), env, ports,
-                                 logs_to_files=False)
+    health = health_ports(settings)
+    stack = processes.LocalStack(state_root(settings), env, ports, logs_to_files=False,
+                                 component_env={name: {variable("health_port"): str(port)}
+                                                for name, port in health.items()})
     try:
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"))
         url = stack.url("api")
-        print(f"{ready_line(settings)}\n"
+        print(f"{ready_line(settings, health)}\n"
               f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"
               f"  curl {url}/v1/uploads/<id>", flush=True)
         return _serve(list(stack.procs.values()))

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from devstack.stack import local_defaults, ready_line, stack_folder
+from devstack.stack import health_ports, local_defaults, ready_line, stack_folder
 from handoff.config import load_settings
 
 
@@ -12,8 +12,9 @@ def test_the_ready_line_names_every_address() -> None:
                               "HANDOFF_WORKER_METRICS_PORT": "41001",
                               "HANDOFF_GC_METRICS_PORT": "41002",
                               "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
-    line = ready_line(settings)
+    line = ready_line(settings, {"api": 41003, "geo": 41004})
     assert line.startswith("handoff: ready on http://127.0.0.1:18000 ")
+    assert "probes: api http://127.0.0.1:41003/healthz, geo http://127.0.0.1:41004/healthz" in line
     assert "geo http://127.0.0.1:18001" in line
     assert "worker http://127.0.0.1:41001/metrics" in line
     assert "sweeper http://127.0.0.1:41002/metrics" in line
@@ -22,7 +23,7 @@ def test_the_ready_line_names_every_address() -> None:
 
 def test_the_ready_line_says_which_metrics_are_off() -> None:
     settings = load_settings({"HANDOFF_WORKER_METRICS_PORT": "0", "HANDOFF_METRICS_HOST": "::1"})
-    line = ready_line(settings)
+    line = ready_line(settings, {"api": 41003, "geo": 41004})
     assert "worker off" in line
     assert "sweeper http://[::1]:9192/metrics" in line
 
@@ -47,3 +48,10 @@ def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Pa
     second = load_settings({"HANDOFF_UPLOADS_ROOT": str(root), "HANDOFF_API_PORT": "18100"})
     assert stack_folder(first, "valkey") == tmp_path / "var" / "valkey" / "18000"
     assert stack_folder(second, "valkey") != stack_folder(first, "valkey")
+
+
+def test_each_web_service_gets_a_health_port_of_its_own() -> None:
+    chosen = health_ports(load_settings({}))
+    assert chosen["api"] != chosen["geo"]
+    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}))
+    assert given["api"] == 18080 and given["geo"] != 18080

@@ -90,6 +90,9 @@ def test_the_stack_starts_serves_and_stops_every_child(tmp_path, stop_signal):
         response = requests.post(f"http://127.0.0.1:{ports['api']}/v1/uploads", timeout=30,
                                  files={"file": ("x.bin", b"x" * 1000)}, data={"purpose": "raw"})
         assert response.status_code == 202, response.text
+        probes = _line(lines, READY_PROBES)
+        for port in probes.groups():  # the API's and the geo service's masters
+            assert eventually(lambda p=port: _answers(f"http://127.0.0.1:{p}/readyz"))
 
         launcher.send_signal(stop_signal)
         assert launcher.wait(timeout=60) == 0
@@ -118,6 +121,8 @@ def test_signals_while_stopping_leave_no_process_and_no_port(tmp_path, signals, 
         processes.kill(launcher)
 
 
+READY_PROBES = re.compile(r"probes: api http://127\.0\.0\.1:(\d+)/healthz, "
+                          r"geo http://127\.0\.0\.1:(\d+)/healthz")
 READY_METRICS = re.compile(r"metrics: worker http://127\.0\.0\.1:(\d+)/metrics, "
                            r"sweeper http://127\.0\.0\.1:(\d+)/metrics")
 
