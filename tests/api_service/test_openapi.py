@@ -75,7 +75,7 @@ def test_the_app_serves_this_file_with_the_installed_purposes(app: Flask,
     served = response.get_json()
     purposes = served["components"]["schemas"]["Purpose"].pop("enum")
     assert purposes == sorted(installed({}).purposes)
-    assert {"raw", "shapefile", "geojson", "geopackage", "wordcount"} <= set(purposes)
+    assert {"raw", "shapefile", "geojson", "geopackage", "words"} <= set(purposes)
     expected = copy.deepcopy(document)
     expected["components"]["schemas"]["Purpose"].pop("enum")
     assert served == expected
