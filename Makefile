@@ -27,7 +27,7 @@ system-deps:
 	else echo "no apt-get: install python3-venv and curl yourself"; fi
 
 run: $(STAMP)
-	$(BIN)/handoff-stack
+	$(BIN)/python -m devstack
 
 test: lint
 	$(BIN)/python -m pytest
@@ -37,7 +37,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc bench soak $(EXAMPLES)/handoff_wordcount \
+	$(BIN)/mypy handoff api_service geo_service gc devstack bench soak $(EXAMPLES)/handoff_wordcount \
 		--ignore-missing-imports
 
 bench: $(STAMP)

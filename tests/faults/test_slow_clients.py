@@ -13,16 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import pytest
 import requests
 
-from handoff.processes import free_port
-from tests.multipart_bodies import content_type, upload_head
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from devstack.processes import free_port
+from handoff.units import MiB
+from tests.support.multipart_bodies import content_type, upload_head
+from tests.support.polling import eventually
 
 
 def _open_upload(port: int) -> socket.socket:
