@@ -87,7 +87,6 @@ class ReadinessReporter:
         self._path = report_path(folder, os.getpid())
         self._ready = ready
         self._clock = clock
-        self._stop = threading.Event()
 
     def report(self) -> None:
         """One check, written atomically: the master never reads half a verdict."""
@@ -104,13 +103,10 @@ class ReadinessReporter:
         threading.Thread(target=self._loop, name="readiness", daemon=True).start()
 
     def _loop(self) -> None:
+        """For the worker's whole life: the thread is a daemon and ends with it."""
         while True:
             self.report()
-            if self._stop.wait(REPORT_INTERVAL):
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
+            time.sleep(REPORT_INTERVAL)
 
 
 class HealthServer:
