@@ -35,7 +35,14 @@ from geo_service.appender import (
 )
 from geo_service.locks import Busy
 from geo_service.receiver import Cancelled
-from geo_service.routes import BodyIncomplete, _body_chunks, _checked, _drain, _store, _tenant
+from geo_service.routes import (
+    BodyIncomplete,
+    body_chunks,
+    checked_id,
+    current_store,
+    drain,
+    request_tenant,
+)
 from geo_service.store import State, UploadExists, UploadMissing, UploadStore
 from handoff import tus
 from handoff.fields import FieldError
@@ -58,10 +65,11 @@ def _authenticate() -> None:
 
 @bp.put("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
-    store = _store()
+    store = current_store()
     info = _creation_info(request.get_json(silent=True))
     try:
-        store.create_resumable(_checked(upload_id), _tenant(), info, Progress.empty().record())
+        store.create_resumable(checked_id(upload_id), request_tenant(), info,
+                               Progress.empty().record())
     except UploadExists:
         raise Problem(409, "exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
@@ -102,10 +110,10 @@ def _creation_info(body: Any) -> dict[str, Any]:
 
 @bp.patch("/uploads/<upload_id>")
 def append(upload_id: str) -> Response:
-    _checked(upload_id)
+    checked_id(upload_id)
     offset, checksum, declared = _append_headers()
     with upload_slot(upload_id):
-        store = _store()
+        store = current_store()
         _resumable(store, upload_id)
         try:
             with store.take_over(upload_id, TAKE_OVER_WAIT):
@@ -135,7 +143,7 @@ def _append_locked(store: UploadStore, upload_id: str, offset: int,
         return _append_to_sealed(store, upload_id, offset)
     appender = Appender(store, upload_id, current_settings().max_upload_size)
     progress = appender.settle()
-    chunks = _body_chunks(current_settings().relay_chunk_size)
+    chunks = body_chunks(current_settings().relay_chunk_size)
     try:
         if offset != progress.offset:
             raise OffsetMismatch(progress.offset)
@@ -190,7 +198,7 @@ def _end_read() -> Any:
 def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any) -> BaseException:
     """The answer to an append that did not complete; its durable bytes are kept."""
     if isinstance(exc, (OffsetMismatch, LengthError, TooLarge)):
-        _drain(chunks)
+        drain(chunks)
     if isinstance(exc, OffsetMismatch):
         return _mismatch(exc.offset, upload_id)
     if isinstance(exc, LengthError):
@@ -221,8 +229,8 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
 @bp.get("/uploads/<upload_id>/offset")
 def offset(upload_id: str) -> Response:
     """The durable offset to resume from; a writer still holding the upload lets go first."""
-    store = _store()
-    _resumable(store, _checked(upload_id))
+    store = current_store()
+    _resumable(store, checked_id(upload_id))
     if store.state(upload_id) is not State.RECEIVING:
         return _sealed_document(store, upload_id)
     try:
@@ -256,7 +264,7 @@ def _document(upload_id: str, offset: int) -> dict[str, Any]:
     An upload left receiving is the sweeper's ``partial_ttl`` after its last
     activity, the same time the sweeper measures from.
     """
-    store = _store()
+    store = current_store()
     info = store.info(upload_id) or {}
     state = store.state(upload_id)
     expires = None

@@ -28,7 +28,7 @@ TENANT_HEADER = "Handoff-Tenant"
 CANCEL_WAIT = 10.0
 
 
-def _store() -> UploadStore:
+def current_store() -> UploadStore:
     return current_app.extensions["handoff.store"]
 
 
@@ -37,7 +37,7 @@ def _authenticate() -> None:
     require_bearer([current_settings().geo_secret], "secret")
 
 
-def _tenant() -> str:
+def request_tenant() -> str:
     """The tenant the API creates the upload for (only holders of the secret get here)."""
     tenant = request.headers.get(TENANT_HEADER, ANONYMOUS)
     if not is_tenant_name(tenant):
@@ -46,9 +46,9 @@ def _tenant() -> str:
     return tenant
 
 
-def _checked(upload_id: str) -> str:
+def checked_id(upload_id: str) -> str:
     try:
-        _store().path(upload_id)
+        current_store().path(upload_id)
     except InvalidId:
         raise Problem(400, "invalid-id",
                       "upload ids are canonical lowercase UUIDs") from None
@@ -59,7 +59,7 @@ class BodyIncomplete(Exception):
     """The sender stopped before the body was complete."""
 
 
-def _body_chunks(size: int) -> Iterator[bytes]:
+def body_chunks(size: int) -> Iterator[bytes]:
     stream = body_reader(request.environ)
     while True:
         try:
@@ -71,7 +71,7 @@ def _body_chunks(size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _drain(chunks: Iterator[bytes]) -> None:
+def drain(chunks: Iterator[bytes]) -> None:
     """Read what is left of the body so the relay gets our answer, not a reset."""
     try:
         for _ in chunks:
@@ -83,15 +83,15 @@ def _drain(chunks: Iterator[bytes]) -> None:
 @bp.post("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
     settings = current_settings()
-    _checked(upload_id)
+    checked_id(upload_id)
     boundary = multipart_boundary(settings.max_upload_size, upload_id)
     with upload_slot(upload_id):
         return _create(upload_id, boundary, settings)
 
 
 def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Response, int]:
-    tenant = _tenant()
-    store = _store()
+    tenant = request_tenant()
+    store = current_store()
     try:
         store.create(upload_id, tenant)
     except UploadExists:
@@ -116,7 +116,7 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
              tenant: str) -> dict:
     limits = upload_limits(settings)
     receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
-    chunks = _body_chunks(limits.chunk_size)
+    chunks = body_chunks(limits.chunk_size)
     try:
         return receiver.receive(chunks, boundary)
     except BaseException as exc:
@@ -128,7 +128,7 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
         if isinstance(exc, (BodyIncomplete, Cancelled)):
             close_after_answer(request.environ)
         else:
-            _drain(chunks)
+            drain(chunks)
         raise problem from None
 
 
@@ -155,16 +155,16 @@ def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
 @bp.get("/uploads/<upload_id>")
 def show(upload_id: str) -> Response:
     try:
-        return jsonify(_store().status(_checked(upload_id)))
+        return jsonify(current_store().status(checked_id(upload_id)))
     except UploadMissing:
         raise _not_found(upload_id) from None
 
 
 @bp.delete("/uploads/<upload_id>")
 def delete(upload_id: str) -> tuple[str, int]:
-    store = _store()
+    store = current_store()
     try:
-        state = _cancel(store, _checked(upload_id))
+        state = _cancel(store, checked_id(upload_id))
     except Busy:
         raise Problem(409, "in-use", "a worker is processing the upload",
                       upload_id=upload_id) from None
@@ -204,7 +204,7 @@ def record_job(upload_id: str) -> tuple[str, int]:
     """The API says a job was enqueued: the upload is no longer an orphan."""
     job: dict[str, Any] = request.get_json(force=True, silent=True) or {}
     try:
-        _store().mark_queued(_checked(upload_id), job)
+        current_store().mark_queued(checked_id(upload_id), job)
     except UploadMissing:
         raise _not_found(upload_id) from None
     return "", 204
