@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from api_service import tus
+from api_service import cors, tus
 from api_service.geo import GeoError
 from api_service.relay import Relay, RelayError
 from api_service.state import current_state
@@ -43,6 +43,7 @@ from handoff.web import multipart_boundary
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
 problems.register(bp)
+cors.register(bp)
 
 # geo state -> public state. "complete" is sealed but its job not yet recorded: it is
 # not "queued" until the API has enqueued it, so it still reads as receiving.
