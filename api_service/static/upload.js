@@ -19,6 +19,7 @@
   const total = document.getElementById("total");
   const statusOut = document.getElementById("status");
   const details = document.getElementById("details");
+  const link = document.getElementById("upload-url");
   // Location is resolved against the creation URL, so that one must be absolute.
   const endpoint = new URL(form.dataset.endpoint, window.location.href).href;
   let upload = null;
@@ -87,6 +88,10 @@
       removeFingerprintOnSuccess: true,
       onProgress,
       onError,
+      onUploadUrlAvailable: () => {
+        link.href = upload.url;
+        link.textContent = upload.url;
+      },
       onSuccess: () => follow(upload.url),
     });
     // A page reloaded mid-upload carries on where the server says it stopped.
