@@ -53,4 +53,4 @@ USER 10001:10001
 EXPOSE 8000 8001
 
 ENTRYPOINT ["tini", "--"]
-CMD ["gunicorn", "--config", "python:handoff.gunicorn_conf", "--bind", "0.0.0.0:8000", "api_service.app:create_app()"]
+CMD ["gunicorn", "--config", "python:handoff.server.gunicorn_conf", "--bind", "0.0.0.0:8000", "api_service.app:create_app()"]

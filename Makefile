@@ -38,7 +38,7 @@ browser-deps:
 	else echo "no apt-get: install chromium, chromedriver and Node.js with npm yourself"; fi; }
 
 run: $(STAMP)
-	$(BIN)/handoff-stack
+	$(BIN)/python -m devstack
 
 test: lint browser-deps
 	$(BIN)/python -m pytest
@@ -48,7 +48,7 @@ unit: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy handoff api_service geo_service gc bench soak $(EXAMPLES)/handoff_wordcount \
+	$(BIN)/mypy handoff api_service geo_service gc devstack bench soak $(EXAMPLES)/handoff_wordcount \
 		--ignore-missing-imports
 
 bench: $(STAMP)

@@ -13,7 +13,7 @@ from api_service.state import current_state
 from api_service.tenants import Authenticate
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
-from handoff.web import make_app
+from handoff.server.web import make_app
 
 OPENAPI = Path(__file__).with_name("openapi.json")
 

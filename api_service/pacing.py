@@ -15,7 +15,7 @@ never cut, and a trickler is cut after one window of waiting.
 import time
 from collections.abc import Callable
 
-from handoff.request_body import Readable
+from handoff.server.request_body import Readable
 from handoff.units import format_size
 
 Clock = Callable[[], float]

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from api_service.pacing import TooSlow
-from handoff import metrics
 from handoff.form import FieldError, UploadLimits
 from handoff.form_consumer import FormConsumer, TooLarge
 from handoff.multipart import MalformedForm
-from handoff.request_body import Readable
+from handoff.server import metrics
+from handoff.server.request_body import Readable
 
 
 class RelayError(Exception):

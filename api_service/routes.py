@@ -32,24 +32,20 @@ from api_service.uploads import (
     owned_status,
     tenant,
 )
-from handoff import metrics, problems
+from handoff import problems
 from handoff.auth import is_tenant_name
 from handoff.form import upload_limits
 from handoff.ids import new_upload_id
 from handoff.problems import Problem
-from handoff.request_body import close_after_answer
-from handoff.web import multipart_boundary
+from handoff.server import metrics
+from handoff.server.request_body import close_after_answer
+from handoff.server.web import multipart_boundary
+from handoff.states import PUBLIC_STATUS
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
 problems.register(bp)
 cors.register(bp)
-
-# geo state -> public state. "complete" is sealed but its job not yet recorded: it is
-# not "queued" until the API has enqueued it, so it still reads as receiving.
-_PUBLIC_STATE = {"complete": "receiving", "queued": "queued", "claimed": "processing",
-                 "done": "done", "failed": "failed", "receiving": "receiving"}
-
 
 @bp.before_request
 def _authenticate() -> None:
@@ -131,13 +127,7 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "tenant": tenant(),
                                       "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
-    return Problem(exc.status, exc.kind, _KIND_TITLES.get(exc.kind, "Upload failed"),
-                   exc.detail, upload_id=upload_id, limit=exc.limit)
-
-
-_KIND_TITLES = {"bad-form": "Malformed form", "no-file": "No file", "too-large": "Upload too large",
-                "incomplete-body": "Incomplete body", "geo-mismatch": "Bad gateway",
-                "too-slow": "Request Timeout", "client-timeout": "Request Timeout"}
+    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit)
 
 
 @bp.get("/uploads/<upload_id>")
@@ -160,7 +150,7 @@ def cancel_upload(upload_id: str) -> tuple[str, int]:
         removed = geo().cancel(upload_id)
     except GeoError as exc:
         if exc.status == 409:
-            raise Problem(409, "processing", "Upload is processing",
+            raise Problem(409, "processing",
                           "a worker is processing the upload; it can be removed once it is "
                           "done or failed", upload_id=upload_id) from None
         raise geo_problem(exc, upload_id) from None
@@ -178,7 +168,7 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
     upload_id = status["id"]
     document = {
         "id": upload_id,
-        "status": _PUBLIC_STATE[status["state"]],
+        "status": PUBLIC_STATUS[status["state"]],
         "purpose": manifest.get("purpose", info.get("purpose")),
         "metadata": manifest.get("metadata", info.get("metadata")),
         "files": [{"name": f["name"], "size": f["size"], "sha256": f["sha256"]}

@@ -8,7 +8,7 @@ from api_service.geo import GeoClient
 from api_service.tenants import Authenticate
 from handoff.config import Settings
 from handoff.jobs import JobQueue
-from handoff.web import UploadSlots
+from handoff.server.web import UploadSlots
 
 EXTENSION = "handoff"
 

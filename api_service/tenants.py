@@ -29,8 +29,7 @@ Authenticate = Callable[[Request], str]
 def unauthorized(detail: str = "a valid bearer token is required",
                  challenge: str = "Bearer") -> Problem:
     """The 401 refusal; ``challenge`` is the WWW-Authenticate value RFC 9110 requires with it."""
-    return Problem(401, "unauthorized", "Unauthorized", detail,
-                   headers={"WWW-Authenticate": challenge})
+    return Problem(401, "unauthorized", detail, headers={"WWW-Authenticate": challenge})
 
 
 def bearer_authenticator(credentials: Sequence[Credential]) -> Authenticate:

@@ -33,13 +33,13 @@ from api_service.uploads import (
     owned_status,
     tenant,
 )
-from handoff import metrics
 from handoff import tus as grammar
 from handoff.fields import FieldError, parse_metadata
 from handoff.form import parse_purpose
 from handoff.ids import new_upload_id
-from handoff.problems import Problem
-from handoff.request_body import close_after_answer
+from handoff.problems import TITLES, Problem
+from handoff.server import metrics
+from handoff.server.request_body import close_after_answer
 
 log = logging.getLogger("handoff.api")
 
@@ -58,7 +58,7 @@ def check_version() -> None:
     """Refuse a tus request for another protocol version (412, with the one spoken here)."""
     version = request.headers.get("Tus-Resumable")
     if version is not None and version != grammar.VERSION:
-        raise Problem(412, "unsupported-version", "Precondition Failed",
+        raise Problem(412, "unsupported-version",
                       f"this server speaks tus {grammar.VERSION} only",
                       headers={"Tus-Version": grammar.VERSION})
 
@@ -122,7 +122,7 @@ def _creation_length(max_size: int) -> int | None:
     if deferred is not None and deferred != "1":
         raise _bad("Upload-Defer-Length must be 1")
     if length is not None and length > max_size:
-        raise Problem(413, "too-large", "Upload too large",
+        raise Problem(413, "too-large",
                       f"the upload exceeds {max_size} bytes (Tus-Max-Size)")
     return length
 
@@ -151,7 +151,7 @@ def _metadata_header(document: dict[str, Any]) -> str:
 def append(upload_id: str) -> Response:
     """One PATCH, streamed to the geo service; the last one answers once the job is enqueued."""
     if not requested():
-        raise Problem(412, "unsupported-version", "Precondition Failed",
+        raise Problem(412, "unsupported-version",
                       "a PATCH needs Tus-Resumable", headers={"Tus-Version": grammar.VERSION})
     owned_status(upload_id)
     if request.mimetype != grammar.OFFSET_MEDIA_TYPE:
@@ -167,7 +167,7 @@ def _append(upload_id: str, offset: int) -> dict[str, Any]:
     """Relay this request's body to the geo service at ``offset``; its offset document."""
     settings = current_state().settings
     if offset + (request.content_length or 0) > settings.max_upload_size:
-        raise Problem(413, "too-large", "Upload too large",
+        raise Problem(413, "too-large",
                       f"the upload would exceed {settings.max_upload_size} bytes",
                       upload_id=upload_id)
     try:
@@ -183,8 +183,7 @@ def _append(upload_id: str, offset: int) -> dict[str, Any]:
                                 {"Upload-Offset": str(offset), **passed})
         except RelayError as exc:
             close_after_answer(request.environ)
-            raise Problem(exc.status, exc.kind, "Upload failed",
-                          f"{exc.detail}; what arrived before is kept",
+            raise Problem(exc.status, exc.kind, f"{exc.detail}; what arrived before is kept",
                           upload_id=upload_id) from None
         except GeoError as exc:
             raise _append_problem(exc, upload_id) from None
@@ -207,8 +206,8 @@ def _append_problem(exc: GeoError, upload_id: str) -> Problem:
         headers["Upload-Offset"] = str(problem["offset"])
     extra = {key: value for key, value in problem.items()
              if key not in {"type", "title", "status", "detail"}}
-    return Problem(exc.status, geo_kind(exc), str(problem.get("title", "")),
-                   str(problem.get("detail", "")), headers=headers, **extra)
+    kind = geo_kind(exc) if geo_kind(exc) in TITLES else "geo-error"
+    return Problem(exc.status, kind, str(problem.get("detail", "")), headers=headers, **extra)
 
 
 def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
@@ -244,9 +243,9 @@ def _header_number(name: str) -> int | None:
 
 
 def _wrong_type() -> Problem:
-    return Problem(415, "unsupported-media-type", "Unsupported media type",
+    return Problem(415, "unsupported-media-type",
                    f"upload bytes are sent as {grammar.OFFSET_MEDIA_TYPE}")
 
 
 def _bad(detail: str) -> Problem:
-    return Problem(400, "bad-request", "Bad request", detail)
+    return Problem(400, "bad-request", detail)

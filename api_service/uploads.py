@@ -15,20 +15,18 @@ from api_service.geo import GeoClient, GeoError
 from api_service.pacing import MinimumRate, PacedBody
 from api_service.state import current_state
 from api_service.tenants import visible_to
-from handoff import metrics
 from handoff.config import Settings
 from handoff.ids import is_upload_id
 from handoff.jobs import QueueUnavailable
-from handoff.problems import Problem
-from handoff.request_body import Readable, body_reader
-from handoff.web import RETRY_AFTER
+from handoff.problems import TITLES, Problem
+from handoff.server import metrics
+from handoff.server.request_body import Readable, body_reader
+from handoff.server.web import RETRY_AFTER
 
 log = logging.getLogger("handoff.api")
 
 # geo answers passed on to the client as they are; anything else is a 502
 _GEO_PASSTHROUGH = {400, 413, 507}
-_TITLES = {400: "Malformed form", 413: "Upload too large", 502: "Bad gateway",
-           507: "Insufficient storage"}
 
 
 def geo() -> GeoClient:
@@ -66,7 +64,7 @@ def enqueue(upload_id: str, purpose: str, metadata: dict[str, Any]) -> str:
         metrics.ENQUEUE_FAILURES.inc()
         geo().delete(upload_id)
         log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
-        raise Problem(503, "queue-unavailable", "Queue unavailable",
+        raise Problem(503, "queue-unavailable",
                       "the job queue is unavailable; the upload was discarded, retry later",
                       upload_id=upload_id) from None
     try:
@@ -87,15 +85,15 @@ def geo_call(call: Any, upload_id: str | None) -> Any:
 def geo_problem(exc: GeoError, upload_id: str | None) -> Problem:
     log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
     if geo_kind(exc) == "cancelled":
-        return Problem(409, "cancelled", "Upload cancelled",
+        return Problem(409, "cancelled",
                        "the upload was cancelled while it was being sent", upload_id=upload_id)
     if geo_kind(exc) == "busy":
-        return Problem(503, "busy", "Service busy", "the geo service is full; retry later",
+        return Problem(503, "busy", "the geo service is full; retry later",
                        headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
     if exc.status in _GEO_PASSTHROUGH:
-        kind = geo_kind(exc) or "geo-error"
-        return Problem(exc.status, kind, _TITLES[exc.status], exc.detail, upload_id=upload_id)
-    return Problem(502, "geo-unavailable", "Bad gateway",
+        kind = geo_kind(exc) if geo_kind(exc) in TITLES else "geo-error"
+        return Problem(exc.status, kind, exc.detail, upload_id=upload_id)
+    return Problem(502, "geo-unavailable",
                    f"the geo service failed: {exc.detail}", upload_id=upload_id)
 
 
@@ -115,4 +113,4 @@ def owned_status(upload_id: str) -> dict[str, Any]:
 
 
 def not_found(upload_id: str | None) -> Problem:
-    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)
+    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)

@@ -27,7 +27,7 @@ from typing import TypeVar
 
 from bench.client import DIRECT, NAIVE, NGINX, RELAY, Variant, settle, upload
 from bench.nginx import ensure_nginx
-from bench.payload import GIB, MIB, Payloads
+from bench.payload import Payloads
 from bench.report import Results, json_line, render
 from bench.scenarios import (
     ConcurrentRound,
@@ -39,11 +39,12 @@ from bench.scenarios import (
     throughput_rounds,
 )
 from bench.services import Stack, running
+from handoff.units import GiB, MiB
 
 N = TypeVar("N", int, float)
 SHM = Path("/dev/shm")
 MIN_REPEAT = 3
-MEMORY_POINTS = (("1g", GIB), ("4g", 4 * GIB))
+MEMORY_POINTS = (("1g", GiB), ("4g", 4 * GiB))
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ class Config:
     @classmethod
     def from_env(cls) -> "Config":
         """Read the ``HANDOFF_BENCH_*`` variables; a bad value stops the run, naming it."""
-        size = int(_number("HANDOFF_BENCH_SIZE", "2", float) * GIB)
+        size = int(_number("HANDOFF_BENCH_SIZE", "2", float) * GiB)
         repeat = _number("HANDOFF_BENCH_REPEAT", "7", int)
-        if size < MIB or repeat < MIN_REPEAT:
+        if size < MiB or repeat < MIN_REPEAT:
             raise SystemExit("bench: HANDOFF_BENCH_SIZE must be >= 1 MiB and "
                              f"HANDOFF_BENCH_REPEAT >= {MIN_REPEAT}")
         concurrency = _number("HANDOFF_BENCH_CONCURRENCY", "8", int)
@@ -68,7 +69,7 @@ class Config:
 
     @property
     def part_size(self) -> int:
-        return max(self.size // self.concurrency, MIB)
+        return max(self.size // self.concurrency, MiB)
 
 
 def _number(name: str, default: str, kind: Callable[[str], N]) -> N:
@@ -84,8 +85,8 @@ def _number(name: str, default: str, kind: Callable[[str], N]) -> N:
 
 def footprint(size: int, concurrency: int) -> int:
     """The most the work folder holds at once: the largest payload and its stored copies."""
-    part = max(size // concurrency, MIB)
-    return max(2 * max(size, MEMORY_POINTS[-1][1]), part * (concurrency + 1)) + MIB
+    part = max(size // concurrency, MiB)
+    return max(2 * max(size, MEMORY_POINTS[-1][1]), part * (concurrency + 1)) + MiB
 
 
 def _parent(needed: int) -> Path:
@@ -93,7 +94,7 @@ def _parent(needed: int) -> Path:
     chosen = os.environ.get("HANDOFF_BENCH_DIR")
     if chosen:
         return Path(chosen)
-    needed += 2 * GIB
+    needed += 2 * GiB
     if SHM.is_dir() and shutil.disk_usage(SHM).free > needed and _available_ram() > needed:
         return SHM
     return Path(tempfile.gettempdir())
@@ -131,7 +132,7 @@ def _filesystem(path: Path) -> str:
 def run_all(stack: Stack, payloads: Payloads, config: Config, notes: list[str]) -> Results:
     """Every measurement, in an order that keeps the big payloads on disk only while used."""
     variants = [DIRECT, RELAY, NAIVE] + ([NGINX] if stack.has("nginx") else [])
-    small = payloads.get(MIB)
+    small = payloads.get(MiB)
     if fs_type(config.parent) == "tmpfs":
         payloads.prefault(footprint(config.size, config.concurrency))
     _warm_up(stack, variants, small)
@@ -150,7 +151,7 @@ def _memory_points(stack: Stack, payloads: Payloads) -> dict[str, MemoryPoint]:
     """The 1 GiB and 4 GiB relays, whatever the run's file size: does memory grow with it?"""
     memory = {}
     for label, size in MEMORY_POINTS:
-        say(f"memory point {label}: relaying {size / GIB:g} GiB")
+        say(f"memory point {label}: relaying {size / GiB:g} GiB")
         memory[label] = memory_point(stack, payloads.get(size))
         payloads.drop(size)
     return memory
@@ -158,11 +159,11 @@ def _memory_points(stack: Stack, payloads: Payloads) -> dict[str, MemoryPoint]:
 
 def _concurrency(stack: Stack, payloads: Payloads, config: Config) -> list[ConcurrentRound]:
     """Rounds of simultaneous uploads, direct and relayed, alternating."""
-    say(f"concurrency: {config.concurrency} x {config.part_size / MIB:.0f} MiB")
+    say(f"concurrency: {config.concurrency} x {config.part_size / MiB:.0f} MiB")
     part = payloads.get(config.part_size)
     rounds = [concurrent_round(stack, variant, part, config.concurrency)
               for _ in range(config.repeat) for variant in (DIRECT, RELAY)]
-    if config.part_size != MIB:
+    if config.part_size != MiB:
         payloads.drop(config.part_size)
     return rounds
 
@@ -192,7 +193,7 @@ def main() -> int:
         notes.append("nginx could not be installed: the nginx anchor was skipped (null)")
     config.parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir=config.parent))
-    say(f"working in {_filesystem(base)}; file size {config.size / GIB:g} GiB")
+    say(f"working in {_filesystem(base)}; file size {config.size / GiB:g} GiB")
     try:
         payloads = Payloads(base / "payload")
         with running(base / "stack", nginx) as stack:

@@ -11,10 +11,10 @@ import os
 import time
 from pathlib import Path
 
-MIB = 1024**2
-GIB = 1024**3
-POOL_SIZE = 64 * MIB
-CHUNK = MIB
+from handoff.units import GiB, MiB
+
+POOL_SIZE = 64 * MiB
+CHUNK = MiB
 STEP = CHUNK + 4099
 
 
@@ -39,7 +39,7 @@ class Payloads:
         is used again after a few seconds costs several times what it costs
         when it stays with the guest, and the geo service pays the same.
         """
-        return self._write_cpu / (self._written / GIB) if self._written else None
+        return self._write_cpu / (self._written / GiB) if self._written else None
 
     def get(self, size: int) -> Path:
         """A file of exactly ``size`` random bytes."""

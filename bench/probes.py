@@ -14,7 +14,8 @@ from types import TracebackType
 
 import psutil
 
-MIB = 1024**2
+from handoff.units import MiB
+
 SAMPLE_SECONDS = 0.025
 
 
@@ -55,7 +56,7 @@ class PeakRss:
 
     @property
     def peak_mib(self) -> dict[str, float]:
-        return {name: value / MIB for name, value in self._peak.items()}
+        return {name: value / MiB for name, value in self._peak.items()}
 
     def __enter__(self) -> "PeakRss":
         self._watched = {name: workers(pid) for name, pid in self._masters.items()}

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.scenarios import ConcurrentRound, Latency, MemoryPoint, Throughput
-
-MIB = 1024**2
-GIB = 1024**3
+from handoff.units import GiB, MiB
 
 
 @dataclass
@@ -84,7 +82,7 @@ def summary(results: Results) -> dict[str, Any]:
         "enqueue_ms_p50": round(percentile(results.latency.enqueue_ms, 0.5), 1),
         "concurrent_aggregate_mbps": round(statistics.median(
             run.aggregate_mbps for run in relay_rounds), 1),
-        "size_gib": round(results.size / GIB, 3),
+        "size_gib": round(results.size / GiB, 3),
         "direct_mbps": mbps["direct"],
         "relay_mbps": mbps["relay"],
         "naive_mbps": mbps["naive"],
@@ -163,7 +161,7 @@ def json_line(results: Results) -> str:
 
 
 def _throughput_table(results: Results) -> str:
-    head = (f"Upload byte path: {results.size / GIB:g} GiB file, {results.repeat} runs per "
+    head = (f"Upload byte path: {results.size / GiB:g} GiB file, {results.repeat} runs per "
             f"variant, store on {results.store} (MB/s = 10^6 bytes/s; CPU = median "
             "CPU seconds per GiB; idle = share of both cores left idle, median)")
     rows = [f"{'variant':8} {'runs':>4} {'median MB/s':>12} {'best MB/s':>10} {'median s':>9} "
@@ -186,7 +184,7 @@ def _cpu(value: float | None) -> str:
 
 
 def _bytes(count: int) -> str:
-    return f"{count} B" if count < MIB else f"{count / MIB:.0f} MiB"
+    return f"{count} B" if count < MiB else f"{count / MiB:.0f} MiB"
 
 
 def _memory_lines(results: Results) -> str:
@@ -208,7 +206,7 @@ def _concurrent_lines(results: Results) -> str:
         each = runs[0].transfers[0].size
         seconds = [t.seconds for run in runs for t in run.transfers]
         rates = ", ".join(f"{run.aggregate_mbps:.0f}" for run in runs)
-        rows.append(f"  {name:6} {len(runs[0].transfers)} x {each / MIB:.0f} MiB: aggregate "
+        rows.append(f"  {name:6} {len(runs[0].transfers)} x {each / MiB:.0f} MiB: aggregate "
                     f"median {statistics.median(r.aggregate_mbps for r in runs):7.1f} MB/s "
                     f"(runs {rates}); per upload min/median/max {min(seconds):.2f}/"
                     f"{statistics.median(seconds):.2f}/{max(seconds):.2f}s"

@@ -30,9 +30,8 @@ from bench.client import (
 )
 from bench.probes import CpuTime, DiskWrites, PeakRss, max_rss, workers
 from bench.services import Stack
+from handoff.units import GiB, MiB
 
-MIB = 1024**2
-GIB = 1024**3
 STATUS_POLL_SECONDS = 0.01
 DONE_TIMEOUT = 60.0
 
@@ -85,7 +84,7 @@ class Throughput:
 
     def cpu_per_gib(self, service: str) -> float | None:
         """Median CPU seconds per GiB that ``service`` spent, or None if not watched."""
-        values = [run.cpu_seconds[service] / (run.transfer.size / GIB) for run in self.runs
+        values = [run.cpu_seconds[service] / (run.transfer.size / GiB) for run in self.runs
                   if service in run.cpu_seconds]
         return statistics.median(values) if values else None
 
@@ -138,7 +137,7 @@ class MemoryPoint:
 
 def memory_point(stack: Stack, path: Path) -> MemoryPoint:
     """Relay ``path`` once while sampling worker RSS and counting the API's disk writes."""
-    idle = max_rss(workers(stack.pid("api"))) / MIB
+    idle = max_rss(workers(stack.pid("api"))) / MiB
     masters = {"api": stack.pid("api"), "geo": stack.pid("geo")}
     with DiskWrites(stack.pid("api")) as writes, PeakRss(masters) as rss:
         transfer = upload(stack, RELAY, path)

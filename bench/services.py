@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.nginx import nginx_argv
-from handoff import processes
+from devstack import processes
 
 QUEUE = "geoprocessing"
 PIPE_JOIN_SECONDS = 5.0
@@ -77,7 +77,7 @@ class Stack(processes.LocalStack):
 
 
 def _environment(root: Path, ports: dict[str, int]) -> dict[str, str]:
-    """The variables ``tests/conftest.py`` sets, on top of the caller's own.
+    """The variables the test stacks set (tests/support/stacks.py), on top of the caller's own.
 
     Tuning variables (``HANDOFF_RELAY_CHUNK_SIZE``, ``GUNICORN_CMD_ARGS``,
     ``HANDOFF_WEB_WORKERS``, ``HANDOFF_WEB_THREADS``) pass through unchanged.

@@ -35,9 +35,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench.scenarios import say
-from handoff import processes
+from devstack import processes
+from handoff.units import MiB
 
-MIB = 1024 * 1024
 BOUNDARY = "bench-slow-boundary"
 CANDIDATES: dict[str, dict[str, str]] = {
     "gthread-16": {"HANDOFF_WEB_WORKER_CLASS": "gthread", "HANDOFF_WEB_THREADS": "16"},
@@ -118,7 +118,7 @@ def _open_tricklers(port: int, count: int) -> list[socket.socket]:
     for _ in range(count):
         with suppress(OSError):
             sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-            sock.sendall(_head(10 * MIB))
+            sock.sendall(_head(10 * MiB))
             socks.append(sock)
         time.sleep(0.003)
     return socks
@@ -139,7 +139,7 @@ def _stack(root: Path, overrides: dict[str, str]) -> Iterator[processes.LocalSta
     try:
         for name in ("redis", "geo", "worker"):
             stack.start(name)
-        # The API's master answers probes on a port of its own (handoff/health.py).
+        # The API's master answers probes on a port of its own (handoff/server/health.py).
         stack.ports["health"] = processes.free_port()
         stack.env = {**env, "HANDOFF_HEALTH_PORT": str(stack.ports["health"])}
         stack.start("api")
@@ -184,7 +184,7 @@ def measure(base: Path, big: Path, clients: int, rounds: int) -> dict[str, Outco
         for name, overrides in CANDIDATES.items():
             (base / name).mkdir()
             stacks[name] = running.enter_context(_stack(base / name, overrides))
-        say(f"slow clients: relay of {big.stat().st_size // MIB} MiB, {rounds} rounds in turn")
+        say(f"slow clients: relay of {big.stat().st_size // MiB} MiB, {rounds} rounds in turn")
         rates = _relay_rates({name: s.url("api") for name, s in stacks.items()}, big, rounds)
         outcomes = {}
         for name, stack in stacks.items():
@@ -196,7 +196,7 @@ def measure(base: Path, big: Path, clients: int, rounds: int) -> dict[str, Outco
 
 
 def render(outcomes: dict[str, Outcome], clients: int, size: int) -> str:
-    lines = [f"Slow clients ({clients} tricklers at 1 byte / 5 s; relay of {size // MIB} MiB)",
+    lines = [f"Slow clients ({clients} tricklers at 1 byte / 5 s; relay of {size // MiB} MiB)",
              "", "healthz: a worker's own (10 s timeout); health port: the master's (1 s timeout)",
              "", "| server | relay MB/s | vs gthread-16 | healthz p50 / max ms | failures "
              "| health port p50 / max ms | failures | 64 MiB upload | opened |",
@@ -212,13 +212,13 @@ def render(outcomes: dict[str, Outcome], clients: int, size: int) -> str:
 
 def main() -> int:
     clients = int(os.environ.get("HANDOFF_BENCH_SLOW_CLIENTS", "1000"))
-    size = int(float(os.environ.get("HANDOFF_BENCH_SLOW_SIZE", "512")) * MIB)
+    size = int(float(os.environ.get("HANDOFF_BENCH_SLOW_SIZE", "512")) * MiB)
     base = Path(tempfile.mkdtemp(prefix="handoff-bench-slow-",
                                  dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     try:
         big = base / "big.bin"
         big.write_bytes(os.urandom(size))
-        (base / "64m.bin").write_bytes(os.urandom(64 * MIB))
+        (base / "64m.bin").write_bytes(os.urandom(64 * MiB))
         outcomes = measure(base, big, clients, int(os.environ.get("HANDOFF_BENCH_REPEAT", "5")))
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -14,8 +14,8 @@ from typing import TextIO
 from geo_service.store import UploadStore
 from handoff.config import ConfigError, Settings, load_settings
 from handoff.jobs import JobQueue
-from handoff.logs import setup_logging
-from handoff.metrics import MetricsUnavailable
+from handoff.server.logs import setup_logging
+from handoff.server.metrics import MetricsUnavailable
 
 from .reconcile import reconcile_settings
 from .rules import DELETE_REASONS

@@ -23,17 +23,15 @@ from typing import Protocol
 
 from geo_service.hooks import SILENT, Announcer, Sender, announce_pending, finish_upload
 from geo_service.locks import Busy
-from geo_service.store import JOB, MANIFEST, State, UploadMissing, UploadStore
-from handoff import metrics
+from geo_service.store import State, UploadMissing, UploadStore
 from handoff.config import Settings
 from handoff.jobs import QueueUnavailable
+from handoff.server import metrics
+from handoff.states import FINISHED
 
 from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_due
 
 log = logging.getLogger("handoff.gc")
-
-
-FINISHED = (State.DONE, State.FAILED)
 
 
 class Broker(Sender, Protocol):
@@ -84,13 +82,13 @@ def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
     held = _HeldMessages(broker)
     for upload_id in store.upload_ids():
         try:
-            state = store.state(upload_id)
-            if state in FINISHED:
+            timeline = store.timeline(upload_id)
+            if timeline.state in FINISHED:
                 outcomes.update(_announce_left_over(store, upload_id, announcer))
                 continue
-            if state is not State.QUEUED:
+            if timeline.state is not State.QUEUED:
                 continue
-            if not requeue_due(time.time(), store.marker_time(upload_id, JOB), requeue_after):
+            if not requeue_due(time.time(), timeline.job_time, requeue_after):
                 continue
             with store.lock(upload_id):
                 outcomes[_reconcile_one(store, broker, held, upload_id, requeue_after,
@@ -119,11 +117,12 @@ def _announce_left_over(store: UploadStore, upload_id: str, announcer: Announcer
 def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, upload_id: str,
                    requeue_after: float, max_requeues: int, announcer: Announcer) -> str:
     """Decide and act for one upload; the caller holds its lock."""
-    if store.state(upload_id) is not State.QUEUED:
+    timeline = store.timeline(upload_id)
+    if timeline.state is not State.QUEUED:
         return "claimed"
-    job = store.read(upload_id, JOB) or {}
+    job = store.job(upload_id) or {}
     requeues = int(job.get("requeues", 0))
-    since = store.marker_time(upload_id, JOB)
+    since = timeline.job_time
     facts = QueuedFacts(now=time.time(), since=since, requeues=requeues,
                         held=held.holds(job.get("message_id"), since))
     decision = reconcile_decision(facts, requeue_after, max_requeues)
@@ -135,7 +134,7 @@ def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, uplo
 
 
 def _requeue(store: UploadStore, broker: Broker, upload_id: str) -> None:
-    manifest = store.read(upload_id, MANIFEST) or {}
+    manifest = store.manifest(upload_id) or {}
     new_id = broker.enqueue(upload_id, manifest.get("purpose", ""), manifest.get("metadata") or {})
     count = store.requeued(upload_id, new_id)
     metrics.GC_REQUEUED.inc()

@@ -19,10 +19,10 @@ from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from geo_service.store import UploadStore
-from handoff import metrics
 from handoff.config import Settings, variable
 from handoff.jobs import JobQueue
-from handoff.probe import beat
+from handoff.server import metrics
+from handoff.server.probe import beat
 
 from .reconcile import reconcile_settings
 from .rules import DELETE_REASONS, Ttls

@@ -16,8 +16,6 @@ an upload that vanished under one of them is simply gone, not an error.
 """
 
 import logging
-import os
-import stat
 import threading
 import time
 from collections import Counter
@@ -26,18 +24,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from geo_service.locks import Busy
-from geo_service.store import (
-    CLAIM,
-    JOB,
-    LOCKS,
-    MANIFEST,
-    RESULT,
-    State,
-    UploadMissing,
-    UploadStore,
-)
-from handoff import metrics
-from handoff.ids import is_upload_id
+from geo_service.store import LockFile, UploadMissing, UploadStore
+from handoff.server import metrics
 
 from .rules import BUSY, Decision, Facts, Ttls, decide
 
@@ -46,8 +34,6 @@ log = logging.getLogger("handoff.gc")
 #: A lock file younger than this may belong to a writer that locks an id
 #: before it creates the upload's folder, so it is left alone.
 STALE_LOCK_AGE = 60.0
-
-_LOCK_SUFFIX = ".lock"
 
 Clock = Callable[[], float]
 
@@ -119,22 +105,16 @@ def read_facts(store: UploadStore, upload_id: str, now: float, lock_free: bool) 
     after the listing) counts as missing: the sweeper never acts through a
     link.
     """
-    try:
-        mode = os.lstat(store.path(upload_id)).st_mode
-    except FileNotFoundError:
-        raise UploadMissing(upload_id) from None
-    if not stat.S_ISDIR(mode):
-        raise UploadMissing(upload_id)
-    state = store.state(upload_id)
+    timeline = store.timeline(upload_id)
     return Facts(
-        state=state,
+        state=timeline.state,
         now=now,
         lock_free=lock_free,
-        last_activity=store.last_activity(upload_id) if state is State.RECEIVING else None,
-        manifest_time=store.marker_time(upload_id, MANIFEST),
-        job_time=store.marker_time(upload_id, JOB),
-        claim_time=store.marker_time(upload_id, CLAIM),
-        result_time=store.marker_time(upload_id, RESULT),
+        last_activity=timeline.last_activity,
+        manifest_time=timeline.manifest_time,
+        job_time=timeline.job_time,
+        claim_time=timeline.claim_time,
+        result_time=timeline.result_time,
     )
 
 
@@ -228,12 +208,8 @@ def _clean_stale_locks(store: UploadStore, report: SweepReport, clock: Clock) ->
     the inode unlinked after locking and does not count it as held.
     """
     try:
-        with os.scandir(store.root / LOCKS) as entries:
-            candidates = [
-                entry.name[: -len(_LOCK_SUFFIX)]
-                for entry in entries
-                if _is_stale_lock(store, entry, clock())
-            ]
+        candidates = [lock.upload_id for lock in store.lock_files()
+                      if _is_stale_lock(store, lock, clock())]
     except OSError:
         log.exception("could not list lock files")
         report.errors += 1
@@ -242,32 +218,23 @@ def _clean_stale_locks(store: UploadStore, report: SweepReport, clock: Clock) ->
         _remove_lock_file(store, upload_id, report)
 
 
-def _is_stale_lock(store: UploadStore, entry: os.DirEntry[str], now: float) -> bool:
-    name = entry.name
-    if not (name.endswith(_LOCK_SUFFIX) and is_upload_id(name[: -len(_LOCK_SUFFIX)])):
-        return False
-    try:
-        if not entry.is_file(follow_symlinks=False):
-            return False
-        age = now - entry.stat(follow_symlinks=False).st_mtime
-    except FileNotFoundError:
-        return False
-    return age > STALE_LOCK_AGE and not os.path.lexists(store.path(name[: -len(_LOCK_SUFFIX)]))
+def _is_stale_lock(store: UploadStore, lock: LockFile, now: float) -> bool:
+    return now - lock.mtime > STALE_LOCK_AGE and not store.has_entry(lock.upload_id)
 
 
 def _remove_lock_file(store: UploadStore, upload_id: str, report: SweepReport) -> None:
-    lock_file = store.root / LOCKS / f"{upload_id}{_LOCK_SUFFIX}"
     try:
         with store.lock(upload_id):
-            if os.path.lexists(store.path(upload_id)):
+            if store.has_entry(upload_id):
                 return
             if not report.dry_run:
-                lock_file.unlink(missing_ok=True)
+                store.remove_lock_file(upload_id)
             report.stale_locks += 1
     except Busy:
         return
     except OSError:
-        log.exception("could not remove lock file %s", lock_file, extra={"upload_id": upload_id})
+        log.exception("could not remove the lock file of %s", upload_id,
+                      extra={"upload_id": upload_id})
         report.errors += 1
 
 

@@ -7,7 +7,7 @@ from geo_service.routes import bp
 from geo_service.store import UploadStore
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
-from handoff.web import UploadSlots, make_app
+from handoff.server.web import UploadSlots, make_app
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -26,10 +26,10 @@ from typing import Any
 from rehashes import PySha256
 
 from geo_service.receiver import Cancelled
-from geo_service.store import INFO, PROGRESS, UploadStore
-from handoff import metrics
-from handoff.blocking import off_loop
+from geo_service.store import UploadStore
 from handoff.form_consumer import TooLarge
+from handoff.server import metrics
+from handoff.server.blocking import off_loop
 from handoff.tus import Checksum
 
 # Bytes appended between two durable records while a body streams in: what a
@@ -101,7 +101,7 @@ class Appender:
         self.store = store
         self.upload_id = upload_id
         self.max_length = max_length
-        self.info: dict[str, Any] = store.read(upload_id, INFO) or {}
+        self.info: dict[str, Any] = store.info(upload_id) or {}
         self._path = store.file_path(upload_id, 0)
 
     @property
@@ -116,7 +116,7 @@ class Appender:
         since those bytes are the client's, in order; a record that cannot
         be used is rebuilt from the whole file.
         """
-        recorded = Progress.load(self.store.read(self.upload_id, PROGRESS))
+        recorded = Progress.load(self.store.progress(self.upload_id))
         size = self._path.stat().st_size
         if recorded is not None and recorded.tentative:
             self.store.truncate(self.upload_id, recorded.offset)

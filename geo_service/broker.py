@@ -27,7 +27,7 @@ from geo_service.worker_metrics import WorkerMetrics
 # isort: split
 from geo_service.actors import declare_actors
 from handoff.config import Settings
-from handoff.probe import beat
+from handoff.server.probe import beat
 
 HEARTBEAT_SECONDS = 30.0
 

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 import dramatiq
 import requests
 
-from geo_service.store import MANIFEST, UploadStore
+from geo_service.store import UploadStore
 from handoff.auth import ANONYMOUS
 from handoff.config import Settings
 from handoff.jobs import QueueUnavailable
@@ -283,7 +283,7 @@ def finish_upload(store: UploadStore, upload_id: str, result: dict[str, Any],
     sweeper to send (:func:`announce_pending`); the outcome stands either way.
     """
     if announcer.channels:
-        manifest = store.read(upload_id, MANIFEST) or {}
+        manifest = store.manifest(upload_id) or {}
         store.set_announcement(upload_id, {"event": finished_event(upload_id, manifest, result),
                                            "pending": announcer.channels})
     store.finish(upload_id, result)

@@ -21,10 +21,10 @@ from typing import Any
 
 from geo_service.hooks import SILENT, Announcer, finish_upload
 from geo_service.locks import Busy
-from geo_service.store import MANIFEST, State, UploadMissing, UploadStore
+from geo_service.store import State, UploadMissing, UploadStore
 from geo_service.verify import ManifestMismatch, verify_manifest
-from handoff import metrics
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
+from handoff.server import metrics
 
 log = logging.getLogger("handoff.worker")
 LOCK_WAIT = 30.0
@@ -67,7 +67,7 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
         return str(state)
     if state is State.RECEIVING:
         raise Retry(f"upload {upload_id} has no manifest yet")
-    manifest = store.read(upload_id, MANIFEST) or {}
+    manifest = store.manifest(upload_id) or {}
     store.claim(upload_id, {"worker": worker_id(), "claimed_at": time.time()})
     log.info("job started", extra={**extra, "purpose": purpose})
     started = time.monotonic()

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from typing import Any, BinaryIO
 
 from geo_service.store import UploadStore
-from handoff import metrics
 from handoff.auth import ANONYMOUS
-from handoff.blocking import off_loop
 from handoff.form import FieldError, UploadLimits
 from handoff.form_consumer import FormConsumer
 from handoff.multipart import FileStart, MalformedForm
+from handoff.server import metrics
+from handoff.server.blocking import off_loop
 
 
 class Cancelled(Exception):

@@ -36,14 +36,14 @@ from geo_service.appender import (
 from geo_service.locks import Busy
 from geo_service.receiver import Cancelled
 from geo_service.routes import BodyIncomplete, _body_chunks, _checked, _drain, _store, _tenant
-from geo_service.store import INFO, MANIFEST, State, UploadExists, UploadMissing, UploadStore
+from geo_service.store import State, UploadExists, UploadMissing, UploadStore
 from handoff import tus
 from handoff.fields import FieldError
 from handoff.form import MAX_FILENAME, parse_purpose
 from handoff.form_consumer import TooLarge
 from handoff.problems import Problem
-from handoff.request_body import close_after_answer
-from handoff.web import current_settings, require_bearer, upload_slot
+from handoff.server.request_body import close_after_answer
+from handoff.server.web import current_settings, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("resumable", __name__)
@@ -63,7 +63,7 @@ def create(upload_id: str) -> tuple[Response, int]:
     try:
         store.create_resumable(_checked(upload_id), _tenant(), info, Progress.empty().record())
     except UploadExists:
-        raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
+        raise Problem(409, "exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
     except OSError as exc:
         raise _storage_problem(exc, upload_id) or exc from None
@@ -88,7 +88,7 @@ def _creation_info(body: Any) -> dict[str, Any]:
     if length is not None and (type(length) is not int or length < 0):
         raise _bad("length must be a non-negative integer or null")
     if length is not None and length > current_settings().max_upload_size:
-        raise Problem(413, "too-large", "Upload too large",
+        raise Problem(413, "too-large",
                       f"the upload exceeds {current_settings().max_upload_size} bytes")
     if not isinstance(metadata, dict):
         raise _bad("metadata must be a JSON object")
@@ -116,7 +116,7 @@ def append(upload_id: str) -> Response:
 
 def _append_headers() -> tuple[int, tus.Checksum | None, int | None]:
     if request.mimetype != tus.OFFSET_MEDIA_TYPE:
-        raise Problem(415, "unsupported-media-type", "Unsupported media type",
+        raise Problem(415, "unsupported-media-type",
                       f"an append's Content-Type is {tus.OFFSET_MEDIA_TYPE}")
     try:
         offset = tus.parse_offset(request.headers.get("Upload-Offset"), "Upload-Offset")
@@ -163,7 +163,7 @@ def _appended(appender: Appender, progress: Progress, offset: int, chunks: Any,
 
 def _append_to_sealed(store: UploadStore, upload_id: str, offset: int) -> Response:
     """A retried last append finds the upload sealed: fine if it carries nothing new."""
-    size = int((store.read(upload_id, MANIFEST) or {})["size"])
+    size = int((store.manifest(upload_id) or {})["size"])
     if offset != size or request.content_length:
         raise _mismatch(size, upload_id)
     return jsonify(_document(upload_id, size))
@@ -196,23 +196,23 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
     if isinstance(exc, LengthError):
         return _bad(str(exc))
     if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", "Upload too large", exc.detail, upload_id=upload_id)
+        return Problem(413, "too-large", exc.detail, upload_id=upload_id)
     if isinstance(exc, ChecksumMismatch):
-        return Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch", "Checksum mismatch",
+        return Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
                        f"{exc}; nothing of it was kept", upload_id=upload_id)
     close_after_answer(request.environ)
     if isinstance(exc, Cancelled):
         store.remove(upload_id)
-        return Problem(409, "cancelled", "Upload cancelled",
+        return Problem(409, "cancelled",
                        "the upload was cancelled while it was being received",
                        upload_id=upload_id)
     if isinstance(exc, Stopped):
         log.info("append stopped for another request", extra={"upload_id": upload_id})
-        return Problem(409, "stopped", "Append stopped",
+        return Problem(409, "stopped",
                        "another request for this upload took it over; what was received "
                        "is kept", upload_id=upload_id)
     if isinstance(exc, BodyIncomplete):
-        return Problem(400, "incomplete-body", "Incomplete body",
+        return Problem(400, "incomplete-body",
                        f"the request body ended early ({exc}); what was received is kept",
                        upload_id=upload_id)
     return _storage_problem(exc, upload_id) or exc
@@ -236,17 +236,17 @@ def offset(upload_id: str) -> Response:
 
 
 def _sealed_document(store: UploadStore, upload_id: str) -> Response:
-    return jsonify(_document(upload_id, int((store.read(upload_id, MANIFEST) or {})["size"])))
+    return jsonify(_document(upload_id, int((store.manifest(upload_id) or {})["size"])))
 
 
 def _resumable(store: UploadStore, upload_id: str) -> None:
     """404 unless ``upload_id`` is a resumable upload (a multipart one has nothing to append to)."""
     try:
-        if store.read(upload_id, INFO) is not None:
+        if store.info(upload_id) is not None:
             return
     except UploadMissing:
         pass
-    raise Problem(404, "not-found", "Not Found", "no resumable upload with this id",
+    raise Problem(404, "not-found", "no resumable upload with this id",
                   upload_id=upload_id)
 
 
@@ -257,7 +257,7 @@ def _document(upload_id: str, offset: int) -> dict[str, Any]:
     activity, the same time the sweeper measures from.
     """
     store = _store()
-    info = store.read(upload_id, INFO) or {}
+    info = store.info(upload_id) or {}
     state = store.state(upload_id)
     expires = None
     if state is State.RECEIVING:
@@ -268,24 +268,24 @@ def _document(upload_id: str, offset: int) -> dict[str, Any]:
 
 
 def _mismatch(offset: int, upload_id: str) -> Problem:
-    return Problem(409, "offset-mismatch", "Offset mismatch",
+    return Problem(409, "offset-mismatch",
                    f"the upload's offset is {offset}", headers={"Upload-Offset": str(offset)},
                    upload_id=upload_id, offset=offset)
 
 
 def _locked(upload_id: str) -> Problem:
-    return Problem(423, "locked", "Upload locked",
+    return Problem(423, "locked",
                    f"another request held the upload for more than {TAKE_OVER_WAIT:.0f} s",
                    upload_id=upload_id)
 
 
 def _bad(detail: str) -> Problem:
-    return Problem(400, "bad-request", "Bad request", detail)
+    return Problem(400, "bad-request", detail)
 
 
 def _storage_problem(exc: BaseException, upload_id: str) -> Problem | None:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Problem(507, "storage-full", "Insufficient storage",
+        return Problem(507, "storage-full",
                        "the upload store is full; what was received is kept",
                        upload_id=upload_id)
     return None

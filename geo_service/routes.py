@@ -10,15 +10,15 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from geo_service.locks import Busy
 from geo_service.receiver import Cancelled, Receiver
 from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
-from handoff import metrics
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
 from handoff.form import FieldError, upload_limits
 from handoff.form_consumer import TooLarge
 from handoff.multipart import MalformedForm
 from handoff.problems import Problem
-from handoff.request_body import body_reader, close_after_answer
-from handoff.web import current_settings, multipart_boundary, require_bearer, upload_slot
+from handoff.server import metrics
+from handoff.server.request_body import body_reader, close_after_answer
+from handoff.server.web import current_settings, multipart_boundary, require_bearer, upload_slot
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
@@ -41,7 +41,7 @@ def _tenant() -> str:
     """The tenant the API creates the upload for (only holders of the secret get here)."""
     tenant = request.headers.get(TENANT_HEADER, ANONYMOUS)
     if not is_tenant_name(tenant):
-        raise Problem(400, "invalid-tenant", "Invalid tenant",
+        raise Problem(400, "invalid-tenant",
                       f"the {TENANT_HEADER} header is not a valid tenant name")
     return tenant
 
@@ -50,7 +50,7 @@ def _checked(upload_id: str) -> str:
     try:
         _store().path(upload_id)
     except InvalidId:
-        raise Problem(400, "invalid-id", "Invalid upload id",
+        raise Problem(400, "invalid-id",
                       "upload ids are canonical lowercase UUIDs") from None
     return upload_id
 
@@ -95,7 +95,7 @@ def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Respon
     try:
         store.create(upload_id, tenant)
     except UploadExists:
-        raise Problem(409, "exists", "Upload exists", "an upload with this id already exists",
+        raise Problem(409, "exists", "an upload with this id already exists",
                       upload_id=upload_id) from None
     except OSError as exc:
         raise _problem_for(exc, upload_id) or exc from None
@@ -134,20 +134,19 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
 
 def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
     if isinstance(exc, BodyIncomplete):
-        return Problem(400, "incomplete-body", "Incomplete body",
+        return Problem(400, "incomplete-body",
                        f"the request body ended early ({exc})", upload_id=upload_id)
     if isinstance(exc, (MalformedForm, FieldError)):
-        return Problem(400, "bad-form", "Malformed form", str(exc), upload_id=upload_id)
+        return Problem(400, "bad-form", str(exc), upload_id=upload_id)
     if isinstance(exc, Cancelled):
         log.info("upload cancelled while receiving", extra={"upload_id": upload_id})
-        return Problem(409, "cancelled", "Upload cancelled",
+        return Problem(409, "cancelled",
                        "the upload was cancelled while it was being received",
                        upload_id=upload_id)
     if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", "Upload too large", exc.detail, upload_id=upload_id,
-                       limit=exc.limit)
+        return Problem(413, "too-large", exc.detail, upload_id=upload_id, limit=exc.limit)
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Problem(507, "storage-full", "Insufficient storage",
+        return Problem(507, "storage-full",
                        "the upload store is full; the partial upload was removed",
                        upload_id=upload_id)
     return None
@@ -167,7 +166,7 @@ def delete(upload_id: str) -> tuple[str, int]:
     try:
         state = _cancel(store, _checked(upload_id))
     except Busy:
-        raise Problem(409, "busy", "Upload in use", "a worker is processing the upload",
+        raise Problem(409, "in-use", "a worker is processing the upload",
                       upload_id=upload_id) from None
     except UploadMissing:
         raise _not_found(upload_id) from None
@@ -217,4 +216,4 @@ def purposes() -> Response:
 
 
 def _not_found(upload_id: str) -> Problem:
-    return Problem(404, "not-found", "Not Found", "no upload with this id", upload_id=upload_id)
+    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)

@@ -19,22 +19,27 @@
 
 An upload is deleted by renaming it into ``.trash`` first, so readers see it
 vanish at once and a crash half-way through the removal is finished later.
+
+Other code goes through :class:`UploadStore`'s methods; the names below are
+for tests and tools that lay out or inspect a store on disk.
 """
 
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from enum import StrEnum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from geo_service.locks import held
 from handoff.auth import ANONYMOUS
-from handoff.blocking import off_loop
 from handoff.ids import is_upload_id
+from handoff.server.blocking import off_loop
+from handoff.states import State
 
 TENANT = "tenant.json"
 INFO = "info.json"
@@ -49,15 +54,29 @@ FILES = "files"
 WORK = "work"
 LOCKS = ".locks"
 TRASH = ".trash"
+_LOCK_SUFFIX = ".lock"
 
 
-class State(StrEnum):
-    RECEIVING = "receiving"
-    COMPLETE = "complete"
-    QUEUED = "queued"
-    CLAIMED = "claimed"
-    DONE = "done"
-    FAILED = "failed"
+@dataclass(frozen=True)
+class Timeline:
+    """An upload's state and when it reached each step, for rules that judge by age.
+
+    Times are the markers' mtimes (POSIX timestamps), ``None`` for a step not
+    reached. ``last_activity``, when bytes last arrived, is only read while
+    the upload is receiving: finding it walks the whole upload.
+    """
+
+    state: State
+    last_activity: float | None
+    manifest_time: float | None
+    job_time: float | None
+    claim_time: float | None
+    result_time: float | None
+
+
+class LockFile(NamedTuple):
+    upload_id: str
+    mtime: float
 
 
 class InvalidId(ValueError):
@@ -93,8 +112,11 @@ class UploadStore:
 
     def lock(self, upload_id: str, timeout: float = 0) -> AbstractContextManager[None]:
         """The upload's exclusive lock (see :mod:`geo_service.locks`)."""
+        return held(self._lock_path(upload_id), timeout)
+
+    def _lock_path(self, upload_id: str) -> Path:
         self.path(upload_id)
-        return held(self.root / LOCKS / f"{upload_id}.lock", timeout)
+        return self.root / LOCKS / f"{upload_id}{_LOCK_SUFFIX}"
 
     def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
         """The upload's lock, asking its holder to let go while waiting for it."""
@@ -213,6 +235,14 @@ class UploadStore:
         shutil.rmtree(target, ignore_errors=True)
         return size
 
+    def remove_lock_file(self, upload_id: str) -> None:
+        """Delete the lock file of an upload that is gone; the caller holds the lock.
+
+        Lock files outlive their uploads (waiters must share one inode), so
+        without this ``.locks`` would grow by one file per upload for ever.
+        """
+        self._lock_path(upload_id).unlink(missing_ok=True)
+
     def empty_trash(self) -> int:
         """Finish removals that a crash interrupted; returns the bytes freed."""
         freed = 0
@@ -233,6 +263,22 @@ class UploadStore:
         """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
         recorded = self.read(upload_id, TENANT) or {}
         return str(recorded.get("tenant") or ANONYMOUS)
+
+    def manifest(self, upload_id: str) -> dict[str, Any] | None:
+        """What was stored (files, purpose, metadata); None until the upload is complete."""
+        return self.read(upload_id, MANIFEST)
+
+    def info(self, upload_id: str) -> dict[str, Any] | None:
+        """A resumable upload's creation (purpose, metadata, name, length); None for multipart."""
+        return self.read(upload_id, INFO)
+
+    def progress(self, upload_id: str) -> dict[str, Any] | None:
+        """A resumable upload's last progress record (see :meth:`save_progress`)."""
+        return self.read(upload_id, PROGRESS)
+
+    def job(self, upload_id: str) -> dict[str, Any] | None:
+        """The job the API enqueued (its message id, requeues); None until then."""
+        return self.read(upload_id, JOB)
 
     def read(self, upload_id: str, name: str) -> dict[str, Any] | None:
         try:
@@ -262,8 +308,8 @@ class UploadStore:
             "tenant": self.tenant(upload_id),
             "cancelled": self.cancelled(upload_id),
             "manifest": self.read(upload_id, MANIFEST),
-            "info": self.read(upload_id, INFO),
-            "offset": (self.read(upload_id, PROGRESS) or {}).get("offset"),
+            "info": self.info(upload_id),
+            "offset": (self.progress(upload_id) or {}).get("offset"),
             "job": self.read(upload_id, JOB),
             "claim": self.read(upload_id, CLAIM),
             "result": self.read(upload_id, RESULT),
@@ -284,6 +330,45 @@ class UploadStore:
                     continue
                 if not (is_upload_id(entry.name) and entry.is_dir(follow_symlinks=False)):
                     yield entry.name
+
+    def has_entry(self, upload_id: str) -> bool:
+        """Whether anything at all, even a file or a dangling link, is at the upload's path."""
+        return os.path.lexists(self.path(upload_id))
+
+    def lock_files(self) -> Iterator[LockFile]:
+        """The lock files named after an upload id, with their mtimes; nothing else."""
+        with os.scandir(self.root / LOCKS) as entries:
+            for entry in entries:
+                upload_id = entry.name.removesuffix(_LOCK_SUFFIX)
+                if upload_id == entry.name or not is_upload_id(upload_id):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        yield LockFile(upload_id, entry.stat(follow_symlinks=False).st_mtime)
+                except FileNotFoundError:
+                    continue
+
+    def timeline(self, upload_id: str) -> Timeline:
+        """The upload's state and step times; raises UploadMissing if no real folder is there.
+
+        An entry that is not a directory (a symlink swapped in after the
+        listing, say) counts as missing, so nobody acts through a link.
+        """
+        try:
+            mode = os.lstat(self.path(upload_id)).st_mode
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        if not stat.S_ISDIR(mode):
+            raise UploadMissing(upload_id)
+        state = self.state(upload_id)
+        return Timeline(
+            state=state,
+            last_activity=self.last_activity(upload_id) if state is State.RECEIVING else None,
+            manifest_time=self.marker_time(upload_id, MANIFEST),
+            job_time=self.marker_time(upload_id, JOB),
+            claim_time=self.marker_time(upload_id, CLAIM),
+            result_time=self.marker_time(upload_id, RESULT),
+        )
 
     def last_activity(self, upload_id: str) -> float:
         """Newest modification time inside the upload: when bytes last arrived."""
@@ -347,4 +432,4 @@ def _newest_mtime(path: Path) -> float:
 
 
 def _is_dir(st: os.stat_result) -> bool:
-    return (st.st_mode & 0o170000) == 0o040000
+    return stat.S_ISDIR(st.st_mode)

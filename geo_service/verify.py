@@ -4,7 +4,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-CHUNK = 1024 * 1024
+from handoff.units import CHUNK_SIZE
 
 
 class ManifestMismatch(Exception):
@@ -16,7 +16,7 @@ def file_digest(path: Path) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb", buffering=0) as handle:
-        buffer = bytearray(CHUNK)
+        buffer = bytearray(CHUNK_SIZE)
         view = memoryview(buffer)
         while count := handle.readinto(buffer):
             digest.update(view[:count])

@@ -13,7 +13,7 @@ from geo_service.broker import build_broker
 
 # isort: split
 from handoff.config import load_or_exit
-from handoff.logs import setup_logging
+from handoff.server.logs import setup_logging
 
 settings = load_or_exit(signs_webhooks=True)
 setup_logging(settings.log_level, "worker")

@@ -21,8 +21,8 @@ from dramatiq.middleware.prometheus import DB_PATH, Prometheus
 
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = DB_PATH
 
-from handoff import metrics
 from handoff.config import load_or_exit, variable
+from handoff.server import metrics
 
 log = logging.getLogger("handoff.worker")
 

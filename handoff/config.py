@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from handoff.auth import Credential, parse_credentials
-from handoff.units import parse_duration, parse_size
+from handoff.units import CHUNK_SIZE, GiB, KiB, MiB, parse_duration, parse_size
 
 PREFIX = "HANDOFF_"
 _QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
@@ -39,19 +39,19 @@ class Settings:
     redis_url: str = ""
     queue: str = "geoprocessing"
     uploads_root: Path = Path("var/uploads")
-    max_upload_size: int = 50 * 1024**3
-    max_file_size: int = 50 * 1024**3
-    max_form_fields_size: int = 1024**2
+    max_upload_size: int = 50 * GiB
+    max_file_size: int = 50 * GiB
+    max_form_fields_size: int = MiB
     max_files: int = 1000
-    max_part_header_size: int = 8 * 1024
+    max_part_header_size: int = 8 * KiB
     max_part_headers: int = 16
-    max_preamble_size: int = 64 * 1024
-    max_epilogue_size: int = 64 * 1024
-    relay_chunk_size: int = 1024**2
+    max_preamble_size: int = 64 * KiB
+    max_epilogue_size: int = 64 * KiB
+    relay_chunk_size: int = CHUNK_SIZE
     geo_connect_timeout: float = 5.0
     geo_read_timeout: float = 600.0
     client_timeout: float = 60.0
-    client_min_rate: int = 1024
+    client_min_rate: int = KiB
     client_rate_window: float = 30.0
     max_active_uploads: int = 1500
     web_workers: int = 2
@@ -69,6 +69,11 @@ class Settings:
     worker_metrics_port: int = 9191
     gc_metrics_port: int = 9192
     health_port: int = 0
+    # None: a fresh folder per gunicorn master, removed when it stops.
+    metrics_dir: Path | None = None
+    # None: the system temp dir.
+    heartbeat_dir: Path | None = None
+    probe_max_age: float = 900.0
     broker_heartbeat_timeout: float = 60.0
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
@@ -254,6 +259,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WORKER_METRICS_PORT": ("worker_metrics_port", _port_or_off),
     "GC_METRICS_PORT": ("gc_metrics_port", _port_or_off),
     "HEALTH_PORT": ("health_port", _port_or_off),
+    "METRICS_DIR": ("metrics_dir", Path),
+    "HEARTBEAT_DIR": ("heartbeat_dir", Path),
+    "PROBE_MAX_AGE": ("probe_max_age", _positive_duration),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", parse_duration),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),

@@ -18,20 +18,58 @@ MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://handoff.dev/problems/"
 
 
+# kind (the slug in the ``type`` URI) -> title: one title per kind, whichever
+# service or status answers with it.
+TITLES: dict[str, str] = {
+    "bad-form": "Malformed form",
+    "bad-request": "Bad request",
+    "busy": "Service busy",
+    "cancelled": "Upload cancelled",
+    "checksum-mismatch": "Checksum mismatch",
+    "client-timeout": "Request Timeout",
+    "exists": "Upload exists",
+    "geo-error": "Refused by the geo service",
+    "geo-mismatch": "Bad gateway",
+    "geo-unavailable": "Bad gateway",
+    "in-use": "Upload in use",
+    "incomplete-body": "Incomplete body",
+    "internal-error": "Internal Server Error",
+    "invalid-id": "Invalid upload id",
+    "invalid-tenant": "Invalid tenant",
+    "locked": "Upload locked",
+    "no-file": "No file",
+    "not-found": "Not Found",
+    "not-multipart": "Unsupported media type",
+    "offset-mismatch": "Offset mismatch",
+    "processing": "Upload is processing",
+    "queue-unavailable": "Queue unavailable",
+    "stopped": "Append stopped",
+    "storage-full": "Insufficient storage",
+    "too-large": "Upload too large",
+    "too-slow": "Request Timeout",
+    "unauthorized": "Unauthorized",
+    "unsupported-media-type": "Unsupported media type",
+    "unsupported-version": "Precondition Failed",
+}
+
+
 class Problem(Exception):
     """An answer the client should get instead of the normal response.
 
-    ``kind`` is the stable slug in the ``type`` URI; ``detail`` is for
-    humans; ``extra`` members (``upload_id`` and the like) are added as-is;
-    ``headers`` go out with the answer (``WWW-Authenticate`` for a 401).
+    ``kind`` is the stable slug in the ``type`` URI and picks the title from
+    :data:`TITLES`; ``detail`` is for humans; ``extra`` members
+    (``upload_id`` and the like) are added as-is; ``headers`` go out with the
+    answer (``WWW-Authenticate`` for a 401). ``title`` is only for refusals
+    whose title is not ours to choose: werkzeug's and gunicorn's.
     """
 
-    def __init__(self, status: int, kind: str, title: str, detail: str,
-                 headers: dict[str, str] | None = None, **extra: Any) -> None:
+    def __init__(self, status: int, kind: str, detail: str, *,
+                 headers: dict[str, str] | None = None, title: str | None = None,
+                 **extra: Any) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
-        self.title = title
+        self.title = title or TITLES[kind]
         self.detail = detail
         self.headers = headers or {}
         self.extra = {key: value for key, value in extra.items() if value is not None}
@@ -52,7 +90,7 @@ class Problem(Exception):
 
 def _from_http_exception(exc: HTTPException) -> Response:
     kind = (exc.name or "error").lower().replace(" ", "-")
-    problem = Problem(exc.code or 500, kind, exc.name, exc.description or exc.name)
+    problem = Problem(exc.code or 500, kind, exc.description or exc.name, title=exc.name)
     response = problem.response()
     for name, value in exc.get_headers():
         if name.lower() != "content-type":
@@ -62,7 +100,7 @@ def _from_http_exception(exc: HTTPException) -> Response:
 
 def _from_unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
-    return Problem(500, "internal-error", "Internal Server Error", "unexpected error").response()
+    return Problem(500, "internal-error", "unexpected error").response()
 
 
 def register(scope: Flask | Blueprint) -> None:

@@ -35,9 +35,9 @@ from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.ids import new_upload_id
 from handoff.processors import Job, Processor, stored_result
+from handoff.units import CHUNK_SIZE
 
 DEFAULT_PURPOSE = "test"
-CHUNK = 1024 * 1024
 
 Files = Mapping[str, bytes | os.PathLike[str]] | Iterable[str | os.PathLike[str]]
 
@@ -87,7 +87,7 @@ def _receive(store: UploadStore, upload_id: str, purpose: str, metadata: dict[st
         fields.extend(("file", (name, _open(content, opened), "application/octet-stream"))
                       for name, content in _named(files))
         encoder = MultipartEncoder(fields)
-        chunks: Iterator[bytes] = iter(lambda: encoder.read(CHUNK), b"")
+        chunks: Iterator[bytes] = iter(lambda: encoder.read(CHUNK_SIZE), b"")
         return receiver.receive(chunks, encoder.boundary_value.encode())
 
 

@@ -6,6 +6,16 @@ free of I/O so it is tested on its own.
 
 import re
 
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+TiB = 1024 * GiB
+
+#: How much of a file or body is held at once wherever bytes stream through
+#: (relay, store, hashing, extraction): big enough that per-read overhead does
+#: not show, small enough that memory stays flat whatever the file size.
+CHUNK_SIZE = MiB
+
 _SIZE_UNITS = {
     "": 1,
     "b": 1,
@@ -17,10 +27,10 @@ _SIZE_UNITS = {
     "gb": 1000**3,
     "t": 1000**4,
     "tb": 1000**4,
-    "kib": 1024,
-    "mib": 1024**2,
-    "gib": 1024**3,
-    "tib": 1024**4,
+    "kib": KiB,
+    "mib": MiB,
+    "gib": GiB,
+    "tib": TiB,
 }
 
 _DURATION_UNITS = {"": 1, "ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -48,7 +58,7 @@ def parse_duration(text: str) -> float:
 
 def format_size(n: int) -> str:
     """Shortest exact binary-unit spelling of ``n`` bytes, for messages."""
-    for unit, factor in (("TiB", 1024**4), ("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+    for unit, factor in (("TiB", TiB), ("GiB", GiB), ("MiB", MiB), ("KiB", KiB)):
         if n >= factor and n % factor == 0:
             return f"{n // factor}{unit}"
     return f"{n}B"

@@ -15,7 +15,7 @@ from collections import Counter
 
 import psutil
 
-from handoff.processes import LocalStack
+from devstack.processes import LocalStack
 from soak.schedule import Fault
 
 log = logging.getLogger("soak")

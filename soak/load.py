@@ -16,11 +16,10 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from handoff.units import KiB, MiB
 from soak.verdict import Attempt
 
-KIB = 1024
-MIB = 1024 * KIB
-CHUNK = 256 * KIB
+CHUNK = 256 * KiB
 
 #: How often each kind of upload is tried.
 MIX = (("good", 70), ("slow", 6), ("bad-metadata", 6), ("bad-purpose", 6),
@@ -45,14 +44,14 @@ def draw(rng: random.Random, budget: int) -> Shape:
     if kind == "slow":
         # Below and above the minimum rate a server may demand (1 KiB/s),
         # each lasting some 10-40 s so that a client thread is not held for long.
-        rate = rng.choice((256.0, 4 * KIB, 64 * KIB))
-        size = max(KIB, int(rate * rng.uniform(10, 40) / count))
+        rate = rng.choice((256.0, 4 * KiB, 64 * KiB))
+        size = max(KiB, int(rate * rng.uniform(10, 40) / count))
         return Shape(kind, [size] * count, rate)
     sizes = []
     for _ in range(count):
-        size = log_uniform(rng, KIB, 256 * MIB)
+        size = log_uniform(rng, KiB, 256 * MiB)
         if size > budget:
-            size = log_uniform(rng, KIB, MIB)
+            size = log_uniform(rng, KiB, MiB)
         budget -= size
         sizes.append(size)
     return Shape(kind, sizes)

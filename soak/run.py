@@ -14,8 +14,10 @@ from typing import Any
 
 import requests
 
+from devstack import processes
 from geo_service.store import RESULT
-from handoff import processes
+from handoff.states import FINISHED
+from handoff.units import MiB
 from soak import load, schedule
 from soak.chaos import COMPONENTS, Nemesis, Supervisor
 from soak.verdict import Attempt, Verdict, judge, summary
@@ -30,7 +32,7 @@ TTL = 10.0
 #: The sweeper's age for lock files of deleted uploads (gc/sweep.py STALE_LOCK_AGE).
 LOCK_AGE = 60.0
 #: Bytes of file content per second of run: most files stay small on two cores.
-BYTES_PER_SECOND = 3 * load.MIB
+BYTES_PER_SECOND = 3 * MiB
 CLIENTS = 3
 
 
@@ -69,14 +71,14 @@ class Observer(threading.Thread):
         elif response.status_code == 200:
             status = response.json()
             self.last[upload_id] = status
-            if status["status"] in ("done", "failed"):
+            if status["status"] in FINISHED:
                 self.seen[upload_id].add(json.dumps(
                     [status["status"], status.get("result"), status.get("error")],
                     sort_keys=True))
 
     def pending(self) -> list[str]:
         return [i for i in self.ids if self.last.get(i, {}) is not None
-                and (self.last.get(i) or {}).get("status") not in ("done", "failed")]
+                and (self.last.get(i) or {}).get("status") not in FINISHED]
 
 
 def clients(api_port: int, seed: int, seconds: float, attempts: list[Attempt],

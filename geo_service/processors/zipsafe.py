@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import IO, Self
 
 from handoff.processors import ValidationFailed
-
-CHUNK = 1024 * 1024
+from handoff.units import CHUNK_SIZE
 
 # Methods the standard library can decompress; anything else (Deflate64,
 # PPMd, ...) would only fail later, half-way through an extraction.
@@ -116,7 +115,7 @@ class SafeZip:
     def _chunks(self, src: IO[bytes], info: zipfile.ZipInfo) -> Iterator[bytes]:
         while True:
             try:
-                chunk = src.read(CHUNK)
+                chunk = src.read(CHUNK_SIZE)
             except _CORRUPT_DATA as exc:
                 raise self._corrupt(info, exc) from exc
             except OSError as exc:

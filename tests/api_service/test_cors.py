@@ -18,9 +18,9 @@ from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
 from handoff.problems import MEDIA_TYPE
-from tests.multipart_bodies import content_type, upload_body
 from tests.support import host_app
 from tests.support.fakes import FakeGeo, FakeQueue
+from tests.support.multipart_bodies import content_type, upload_body
 
 ALLOWED = "https://app.example"
 OTHER = "https://evil.example"

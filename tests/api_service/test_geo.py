@@ -8,6 +8,7 @@ from requests_toolbelt import StreamingIterator
 
 from api_service.geo import GeoClient, GeoError, _ChunkReader
 from handoff.config import Settings
+from handoff.units import MiB
 
 
 def _read_all(reader, size: int) -> list[bytes]:
@@ -78,7 +79,7 @@ class _PausingGeo:
             length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
             time.sleep(self.pause)
             self.received = len(body)
-            while self.received < length and (piece := conn.recv(1024 * 1024)):
+            while self.received < length and (piece := conn.recv(MiB)):
                 self.received += len(piece)
             if self.received < length:
                 return
@@ -92,14 +93,14 @@ def test_a_geo_service_that_pauses_longer_than_the_connect_timeout_does_not_abor
     geo = _PausingGeo(pause=1.5)
     settings = Settings(geo_url=geo.url, geo_secret="s", geo_connect_timeout=0.5,
                         geo_read_timeout=20.0)
-    chunks = [bytes([n]) * 1024**2 for n in range(32)]
+    chunks = [bytes([n]) * MiB for n in range(32)]
     try:
         manifest = GeoClient(settings).upload("x", "alice", "multipart/form-data; boundary=b",
-                                              iter(chunks), 32 * 1024**2)
+                                              iter(chunks), 32 * MiB)
     finally:
         geo.close()
     assert manifest == {"id": "x", "files": []}
-    assert geo.received == 32 * 1024**2
+    assert geo.received == 32 * MiB
 
 
 def test_a_geo_service_that_stops_reading_for_good_fails_after_the_read_timeout():
@@ -109,8 +110,8 @@ def test_a_geo_service_that_stops_reading_for_good_fails_after_the_read_timeout(
     try:
         with pytest.raises(GeoError) as failed:
             GeoClient(settings).upload("x", "alice", "multipart/form-data; boundary=b",
-                                       iter([b"\0" * 1024**2] * 32), 32 * 1024**2)
+                                       iter([b"\0" * MiB] * 32), 32 * MiB)
     finally:
         geo.close()
     assert failed.value.status == 502
-    assert geo.received < 32 * 1024**2  # the API gave up while the geo service was paused
+    assert geo.received < 32 * MiB  # the API gave up while the geo service was paused

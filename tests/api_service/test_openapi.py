@@ -20,6 +20,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from api_service.app import OPENAPI, create_app
 from handoff.config import Settings
 from handoff.processors import installed
+from handoff.states import PUBLIC_STATUS, PUBLIC_STATUSES, State
 
 # Flask adds these to every rule on its own; the document describes what the
 # routes themselves serve, and these where they mean something (tus's HEAD and OPTIONS).
@@ -78,7 +79,7 @@ def test_the_app_serves_this_file_with_the_installed_purposes(app: Flask,
     served = response.get_json()
     purposes = served["components"]["schemas"]["Purpose"].pop("enum")
     assert purposes == sorted(installed({}).purposes)
-    assert {"raw", "shapefile", "geojson", "geopackage", "wordcount"} <= set(purposes)
+    assert {"raw", "shapefile", "geojson", "geopackage", "words"} <= set(purposes)
     expected = copy.deepcopy(document)
     expected["components"]["schemas"]["Purpose"].pop("enum")
     assert served == expected
@@ -100,6 +101,12 @@ print(sorted(m for m in ("shapefile", "ijson", "geo_service.processors.raw") if 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_documented_statuses_are_the_public_ones_in_order(document: dict[str, Any]):
+    schemas = document["components"]["schemas"]
+    assert schemas["UploadStatus"]["properties"]["status"]["enum"] == list(PUBLIC_STATUSES)
+    assert schemas["UploadAccepted"]["properties"]["status"]["const"] == PUBLIC_STATUS[State.QUEUED]
 
 
 def test_every_route_of_the_app_is_documented(app: Flask, document: dict[str, Any]):

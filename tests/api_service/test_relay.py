@@ -10,7 +10,8 @@ from api_service.pacing import TooSlow
 from api_service.relay import ClientGone, ClientTooSlow, Relay, RelayError
 from handoff.config import Settings
 from handoff.form import UploadLimits, upload_limits
-from tests.multipart_bodies import (
+from handoff.units import MiB
+from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
     file_part,
@@ -19,12 +20,11 @@ from tests.multipart_bodies import (
 )
 
 PURPOSES = {"raw", "shapefile"}
-MIB = 1024 * 1024
 
 
 def limits_with(**changes: int) -> UploadLimits:
     """Small limits, read in 1000-byte chunks, but for ``changes``."""
-    small = {"max_upload_size": 10 * MIB, "max_file_size": 5 * MIB, "relay_chunk_size": 1000,
+    small = {"max_upload_size": 10 * MiB, "max_file_size": 5 * MiB, "relay_chunk_size": 1000,
              "max_form_fields_size": 4096}
     return upload_limits(Settings(**{**small, **changes}))
 
@@ -178,7 +178,7 @@ def test_a_field_after_a_file_is_a_bad_form() -> None:
 
 
 def test_a_file_over_the_file_limit_is_413() -> None:
-    limits = limits_with(max_upload_size=MIB, max_file_size=5000)
+    limits = limits_with(max_upload_size=MiB, max_file_size=5000)
     body = upload_body([("small", b"s" * 4000), ("big.bin", b"b" * 5001)])
     error = body_error(body, limits)
     assert (error.status, error.kind) == (413, "too-large")
@@ -187,7 +187,7 @@ def test_a_file_over_the_file_limit_is_413() -> None:
 
 
 def test_a_file_at_the_file_limit_passes() -> None:
-    limits = limits_with(max_upload_size=MIB, max_file_size=5000)
+    limits = limits_with(max_upload_size=MiB, max_file_size=5000)
     body = upload_body([("a", b"a" * 5000), ("b", b"b" * 5000)])
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
@@ -196,7 +196,7 @@ def test_a_file_at_the_file_limit_passes() -> None:
 
 def test_an_upload_over_the_request_limit_is_413_before_reading_much_more() -> None:
     body = upload_body([("a", b"a" * 30_000), ("b", b"b" * 30_000)])
-    limits = limits_with(max_upload_size=40_000, max_file_size=MIB)
+    limits = limits_with(max_upload_size=40_000, max_file_size=MiB)
     relay = relay_for(body, limits)
     relay.read_head(PURPOSES)
     with pytest.raises(RelayError) as caught:
@@ -335,7 +335,7 @@ def test_an_empty_file_input_beside_a_file_is_relayed_but_not_counted() -> None:
 
 
 def test_too_many_file_parts_are_413_naming_the_limit() -> None:
-    limits = limits_with(max_upload_size=MIB, max_file_size=MIB, max_files=3)
+    limits = limits_with(max_upload_size=MiB, max_file_size=MiB, max_files=3)
     error = body_error(upload_body([(f"{n}", b"x") for n in range(4)]), limits)
     assert (error.status, error.kind, error.limit) == (413, "too-large", "HANDOFF_MAX_FILES")
 

@@ -23,11 +23,11 @@ from api_service.geo import GeoError
 from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
-from handoff.problems import MEDIA_TYPE, TYPE_BASE
-from handoff.web import UploadSlots
-from tests.multipart_bodies import content_type, upload_body
+from handoff.server.web import UploadSlots
 from tests.support import host_app
 from tests.support.fakes import FakeGeo, FakeQueue
+from tests.support.multipart_bodies import content_type, upload_body
+from tests.support.problems import assert_problem
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
@@ -72,15 +72,6 @@ def host() -> Mounted:
     return _mount(host_app.create_app(SETTINGS), host_app.PREFIX)
 
 
-def _problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
-    """The problem document of ``response``, checked against RFC 9457's members."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == MEDIA_TYPE
-    body = response.get_json()
-    assert body["type"] == TYPE_BASE + kind
-    assert body["status"] == status
-    assert body["title"] and body["detail"]
-    return body
 
 
 def test_an_upload_is_relayed_enqueued_and_accepted(api: Mounted) -> None:
@@ -124,7 +115,7 @@ def test_without_a_valid_token_every_route_answers_401(api: Mounted, headers: di
                                            data=upload_body([("a.txt", b"abc")]),
                                            content_type=content_type())
 
-    _problem(response, 401, "unauthorized")
+    assert_problem(response, 401, "unauthorized")
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert api.geo.uploads == {}
     assert api.queue.jobs == []
@@ -139,7 +130,7 @@ def test_another_tenants_upload_is_as_absent_as_none(api: Mounted) -> None:
         "unknown": api.client.get(f"/v1/uploads/{UNKNOWN_ID}", headers=BOB),
     }
 
-    bodies = {name: _problem(answer, 404, "not-found") for name, answer in answers.items()}
+    bodies = {name: assert_problem(answer, 404, "not-found") for name, answer in answers.items()}
     for body in bodies.values():
         body.pop("upload_id")
     assert bodies["get"] == bodies["delete"] == bodies["unknown"]
@@ -154,7 +145,7 @@ def test_a_queue_that_is_down_gives_503_and_the_upload_is_discarded(api: Mounted
 
     response = api.upload([("a.txt", b"abc")], ALICE)
 
-    body = _problem(response, 503, "queue-unavailable")
+    body = assert_problem(response, 503, "queue-unavailable")
     assert api.geo.deleted == [body["upload_id"]]
     assert api.geo.uploads == {}
 
@@ -193,7 +184,7 @@ def test_every_refusal_is_a_problem_document(api: Mounted, setup: Any, body: byt
     response = api.client.post("/v1/uploads", data=body, headers=ALICE,
                                environ_overrides={"CONTENT_TYPE": type_ or content_type()})
 
-    _problem(response, status, kind)
+    assert_problem(response, status, kind)
     assert api.queue.jobs == []
 
 
@@ -203,7 +194,7 @@ def test_an_unexpected_error_in_a_route_is_a_500_problem_without_its_trace(
 
     response = host.client.get(f"/files/uploads/{UNKNOWN_ID}", headers={"X-Host-User": "alice"})
 
-    body = _problem(response, 500, "internal-error")
+    body = assert_problem(response, 500, "internal-error")
     assert "secret" not in response.get_data(as_text=True)
     assert body["detail"] == "unexpected error"
     assert "secret internals" in caplog.text
@@ -212,7 +203,7 @@ def test_an_unexpected_error_in_a_route_is_a_500_problem_without_its_trace(
 def test_the_hosts_authenticate_decides_and_its_refusal_is_a_problem(host: Mounted) -> None:
     refused = host.upload([("a.txt", b"abc")], {"X-Host-User": "mallory"})
 
-    _problem(refused, 401, "unauthorized")
+    assert_problem(refused, 401, "unauthorized")
     assert refused.headers["WWW-Authenticate"] == 'HostUser realm="host"'
     accepted = host.upload([("a.txt", b"abc")], {"X-Host-User": "bob"})
     assert accepted.status_code == 202
@@ -226,7 +217,7 @@ def test_an_authenticate_that_returns_no_tenant_name_is_the_apps_500() -> None:
 
     response = mounted.upload([("a.txt", b"abc")], {})
 
-    _problem(response, 500, "internal-error")
+    assert_problem(response, 500, "internal-error")
     assert mounted.geo.uploads == {}
 
 
@@ -250,8 +241,8 @@ def test_the_standalone_service_answers_every_url_with_problems() -> None:
     """Unlike a host, the service itself registers the problem handlers on the whole app."""
     client = create_app(SETTINGS).test_client()
 
-    _problem(client.get("/nowhere"), 404, "not-found")
-    _problem(client.get("/v1/uploads", headers=ALICE), 405, "method-not-allowed")
+    assert_problem(client.get("/nowhere"), 404, "not-found")
+    assert_problem(client.get("/v1/uploads", headers=ALICE), 405, "method-not-allowed")
 
 
 def test_mounting_leaves_the_hosts_logging_and_config_alone() -> None:

@@ -16,9 +16,9 @@ import pytest
 import redis
 import requests
 
-from tests.conftest import Stack, launch
 from tests.faults.raw_http import Answer
-from tests.polling import eventually
+from tests.support.polling import eventually
+from tests.support.stacks import Stack, launch
 
 PROBLEM_TYPE = "application/problem+json"
 TYPE_BASE = "https://handoff.dev/problems/"

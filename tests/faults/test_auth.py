@@ -12,13 +12,11 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import folders_left, log_records, private_stack, problem, queue_length
 from tests.faults.raw_http import Field, File, form, multipart_type
+from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 TOKENS = ("t1", "t2")
 # Near misses as well as plain wrong ones: a check that compared prefixes or
 # ignored the scheme would let them through.

@@ -13,13 +13,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from tests.support.stacks import Stack
 
 
 @pytest.fixture(scope="module")

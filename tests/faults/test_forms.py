@@ -13,15 +13,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import SECRET, Stack
+from handoff.units import KiB, MiB
 from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length, refusal
 from tests.faults.raw_http import send, send_streaming
-from tests.multipart_bodies import content_type, field_part, file_part, multipart_body
+from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
+from tests.support.stacks import SECRET, Stack
 
-pytestmark = pytest.mark.integration
-
-KiB = 1024
-MiB = 1024 * KiB
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
 EMPTY_INPUT = file_part("", b"")  # what a browser sends for a file input left empty
 BOUNDARY = b"handoff-test-boundary-7MA4YWxk"

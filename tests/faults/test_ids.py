@@ -13,11 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack
 from tests.faults import private_stack, problem, tree
 from tests.faults.raw_http import Answer, Field, File, form, multipart_type, send
-
-pytestmark = pytest.mark.integration
+from tests.support.stacks import Stack
 
 _VALID = str(uuid.uuid4())
 HOSTILE = {

@@ -3,14 +3,11 @@
 import os
 import time
 
-import pytest
 import redis
 
+from handoff.units import MiB
 from tests.faults.tcp_proxy import CorruptingProxy
 
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 FLIP_AT = 600_000
 
 

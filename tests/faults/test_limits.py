@@ -12,13 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import folders_left, private_stack, problem, queue_length, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 MAX_UPLOAD = 8 * MiB
 MAX_FILE = 3 * MiB
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default

@@ -8,13 +8,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
-import pytest
 
-from tests.multipart_bodies import content_type, upload_head
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from handoff.units import MiB
+from tests.support.multipart_bodies import content_type, upload_head
 
 
 def _open_slow_upload(port: int, length: int) -> socket.socket:

@@ -13,13 +13,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import connect, head
-from tests.multipart_bodies import content_type, upload_body
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
+from tests.support.multipart_bodies import content_type, upload_body
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
 LIARS = 32
 
@@ -51,7 +50,7 @@ def test_short_bodies_closed_at_once_leave_the_api_serving_and_nothing_sealed(li
     try:
         started = time.monotonic()
         health = requests.get(f"{liar_stack.api_url}/healthz", timeout=5)
-        normal = liar_stack.upload([("normal.bin", os.urandom(1024 * 1024))])
+        normal = liar_stack.upload([("normal.bin", os.urandom(MiB))])
         elapsed = time.monotonic() - started
     finally:
         for sock in liars:

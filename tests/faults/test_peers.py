@@ -9,14 +9,11 @@ import time
 
 import pytest
 
+from handoff.units import MiB
 from tests.faults import problem, queue_length, upload_folders
-from tests.multipart_bodies import content_type, paced_upload, post_upload
-from tests.payloads import random_file
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from tests.support.multipart_bodies import content_type, paced_upload, post_upload
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
 
 
 def _sweep_once(stack) -> subprocess.CompletedProcess:

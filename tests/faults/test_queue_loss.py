@@ -4,11 +4,7 @@ import hashlib
 import os
 import signal
 
-import pytest
-
-from tests.payloads import random_file
-
-pytestmark = pytest.mark.integration
+from tests.support.payloads import random_file
 
 WITH_SWEEPER = ("redis", "geo", "worker", "api", "gc")
 

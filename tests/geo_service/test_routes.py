@@ -2,7 +2,6 @@
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Flask
@@ -12,10 +11,10 @@ from werkzeug.test import TestResponse
 from geo_service.app import create_app
 from geo_service.store import UploadStore
 from handoff.config import Settings
-from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.processors import installed
-from handoff.web import UploadSlots
-from tests.multipart_bodies import content_type, upload_body
+from handoff.server.web import UploadSlots
+from tests.support.multipart_bodies import content_type, upload_body
+from tests.support.problems import assert_problem
 
 SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
@@ -48,13 +47,6 @@ def _post(client: FlaskClient, upload_id: str = UPLOAD_ID, body: bytes | None = 
                        else headers)
 
 
-def _problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == MEDIA_TYPE
-    body = response.get_json()
-    assert body["type"] == TYPE_BASE + kind
-    assert body["status"] == status
-    return body
 
 
 def test_an_upload_is_stored_and_answered_with_its_manifest(client: FlaskClient,
@@ -84,14 +76,14 @@ def test_every_route_needs_the_shared_secret(client: FlaskClient, store: UploadS
     response = getattr(client, method)(path, headers=headers, data=upload_body([("a", b"a")]),
                                        content_type=content_type())
 
-    _problem(response, 401, "unauthorized")
+    assert_problem(response, 401, "unauthorized")
     assert list(store.upload_ids()) == []
 
 
 def test_an_id_is_taken_once(client: FlaskClient, store: UploadStore) -> None:
     assert _post(client).status_code == 201
 
-    body = _problem(_post(client, body=upload_body([("b.txt", b"other")])), 409, "exists")
+    body = assert_problem(_post(client, body=upload_body([("b.txt", b"other")])), 409, "exists")
 
     assert body["upload_id"] == UPLOAD_ID
     assert store.file_path(UPLOAD_ID, 0).read_bytes() == DATA
@@ -108,7 +100,7 @@ def test_a_refused_upload_leaves_nothing_behind(client: FlaskClient, store: Uplo
                                                 upload_id: str, body: bytes | None,
                                                 headers: dict[str, str] | None, status: int,
                                                 kind: str) -> None:
-    _problem(_post(client, upload_id, body, headers), status, kind)
+    assert_problem(_post(client, upload_id, body, headers), status, kind)
 
     assert list(store.upload_ids()) == []
 
@@ -117,7 +109,7 @@ def test_a_body_of_another_type_is_415(client: FlaskClient) -> None:
     response = client.post(f"/uploads/{UPLOAD_ID}", data=b"{}", headers=AUTH,
                            content_type="application/json")
 
-    _problem(response, 415, "not-multipart")
+    assert_problem(response, 415, "not-multipart")
 
 
 def test_a_full_process_refuses_with_503(app: Flask, client: FlaskClient,
@@ -126,7 +118,7 @@ def test_a_full_process_refuses_with_503(app: Flask, client: FlaskClient,
 
     response = _post(client)
 
-    _problem(response, 503, "busy")
+    assert_problem(response, 503, "busy")
     assert int(response.headers["Retry-After"]) > 0
     assert list(store.upload_ids()) == []
 
@@ -148,9 +140,9 @@ def test_a_deleted_upload_is_gone(client: FlaskClient, store: UploadStore) -> No
 
     assert list(store.upload_ids()) == []
     for method in ("get", "delete"):
-        _problem(getattr(client, method)(f"/uploads/{UPLOAD_ID}", headers=AUTH), 404,
+        assert_problem(getattr(client, method)(f"/uploads/{UPLOAD_ID}", headers=AUTH), 404,
                  "not-found")
-    _problem(client.put(f"/uploads/{UPLOAD_ID}/job", json={}, headers=AUTH), 404, "not-found")
+    assert_problem(client.put(f"/uploads/{UPLOAD_ID}/job", json={}, headers=AUTH), 404, "not-found")
 
 
 def test_purposes_are_the_installed_processors(client: FlaskClient) -> None:

@@ -1,5 +1,6 @@
 """The upload store and its lock, on a real temp folder with real OS locks."""
 
+import ast
 import json
 import os
 import signal
@@ -313,6 +314,57 @@ def test_last_activity_is_the_newest_mtime_inside(store: UploadStore) -> None:
     assert store.marker_time(UPLOAD_ID, RESULT) is None
 
 
+def test_manifest_and_job_read_back_what_was_written(store: UploadStore) -> None:
+    store.create(UPLOAD_ID)
+    assert (store.manifest(UPLOAD_ID), store.job(UPLOAD_ID)) == (None, None)
+    sealed_id = sealed(store, new_upload_id())
+    store.mark_queued(sealed_id, {"message_id": "m-1"})
+    assert store.manifest(sealed_id) == store.read(sealed_id, MANIFEST)
+    assert store.manifest(sealed_id)["files"] == [{"path": "files/0", "size": 7}]
+    assert store.job(sealed_id) == {"message_id": "m-1"}
+
+
+def test_a_timeline_has_each_steps_time_and_only_a_receiving_uploads_activity(
+    store: UploadStore,
+) -> None:
+    store.create(UPLOAD_ID)
+    store.file_path(UPLOAD_ID, 0).write_bytes(b"half")
+    for item in [store.path(UPLOAD_ID), *store.path(UPLOAD_ID).rglob("*")]:
+        os.utime(item, (1000, 1000))
+    os.utime(store.file_path(UPLOAD_ID, 0), (2000, 2000))
+    receiving = store.timeline(UPLOAD_ID)
+    assert receiving == store_module.Timeline(State.RECEIVING, 2000, None, None, None, None)
+
+    store.seal(UPLOAD_ID, {"files": []})
+    store.mark_queued(UPLOAD_ID, {})
+    store.claim(UPLOAD_ID, {})
+    store.finish(UPLOAD_ID, {"status": "failed"})
+    for stamp, name in enumerate((MANIFEST, JOB, CLAIM, RESULT), start=3):
+        os.utime(store.path(UPLOAD_ID) / name, (stamp * 1000, stamp * 1000))
+    finished = store.timeline(UPLOAD_ID)
+    assert finished == store_module.Timeline(State.FAILED, None, 3000, 4000, 5000, 6000)
+
+
+def test_a_timeline_of_a_link_or_a_file_is_missing(store: UploadStore, tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    linked, a_file = new_upload_id(), new_upload_id()
+    (store.root / linked).symlink_to(outside, target_is_directory=True)
+    (store.root / a_file).write_bytes(b"not a folder")
+    for upload_id in (linked, a_file, UPLOAD_ID):
+        with pytest.raises(UploadMissing):
+            store.timeline(upload_id)
+
+
+def test_has_entry_sees_anything_at_the_uploads_path(store: UploadStore, tmp_path: Path) -> None:
+    folder, a_file, dangling = new_upload_id(), new_upload_id(), new_upload_id()
+    store.create(folder)
+    (store.root / a_file).write_bytes(b"x")
+    (store.root / dangling).symlink_to(tmp_path / "nowhere")
+    assert [store.has_entry(i) for i in (folder, a_file, dangling, UPLOAD_ID)] == [
+        True, True, True, False]
+
+
 # -- locks ---------------------------------------------------------------------
 
 
@@ -438,3 +490,57 @@ def test_taking_over_from_a_holder_that_stays_is_busy_and_asks_no_one_after(
         with pytest.raises(Busy), store.take_over(UPLOAD_ID, timeout=0.2):
             pass
         assert not store.stop_requested(UPLOAD_ID)
+
+
+def test_lock_files_are_those_named_after_an_upload_id_with_their_mtimes(
+    store: UploadStore,
+) -> None:
+    ids = [new_upload_id(), new_upload_id()]
+    for stamp, upload_id in enumerate(ids, start=1):
+        with store.lock(upload_id):
+            pass
+        os.utime(store.root / LOCKS / f"{upload_id}.lock", (stamp * 1000, stamp * 1000))
+    (store.root / LOCKS / "not-an-id.lock").touch()
+    (store.root / LOCKS / f"{UPLOAD_ID}.txt").touch()
+    (store.root / LOCKS / f"{UPLOAD_ID.upper()}.lock").touch()
+    (store.root / LOCKS / f"{UPLOAD_ID}.lock").mkdir()
+
+    assert set(store.lock_files()) == {store_module.LockFile(ids[0], 1000.0),
+                                       store_module.LockFile(ids[1], 2000.0)}
+
+
+def test_remove_lock_file_deletes_only_that_uploads_lock_file(store: UploadStore) -> None:
+    other = new_upload_id()
+    for upload_id in (UPLOAD_ID, other):
+        with store.lock(upload_id):
+            pass
+    with store.lock(UPLOAD_ID):
+        store.remove_lock_file(UPLOAD_ID)
+    store.remove_lock_file(UPLOAD_ID)
+    assert [lock.upload_id for lock in store.lock_files()] == [other]
+    with pytest.raises(InvalidId):
+        store.remove_lock_file("../" + UPLOAD_ID)
+
+
+# -- who knows the layout --------------------------------------------------------
+
+PRODUCT = ("api_service", "geo_service", "gc", "handoff")
+LAYOUT_NAMES = {name for name, value in vars(store_module).items()
+                if name.isupper() and isinstance(value, str)}
+
+
+def _layout_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    return {alias.name for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "geo_service.store"
+            for alias in node.names if alias.name in LAYOUT_NAMES}
+
+
+def test_only_the_store_knows_the_layout_on_disk() -> None:
+    """Product code asks the store, so a change of layout is a change of one module."""
+    root = Path(store_module.__file__).resolve().parents[1]
+    sources = [path for package in PRODUCT for path in (root / package).rglob("*.py")
+               if path != Path(store_module.__file__).resolve()]
+    assert len(sources) > 20 and {"MANIFEST", "LOCKS"} <= LAYOUT_NAMES
+    assert {str(p.relative_to(root)): names for p in sources
+            if (names := _layout_imports(p))} == {}

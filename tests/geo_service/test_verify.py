@@ -8,6 +8,7 @@ import pytest
 
 from geo_service import verify
 from geo_service.verify import ManifestMismatch, file_digest, verify_manifest
+from handoff.units import CHUNK_SIZE
 
 DATA = bytes(range(256)) * 50
 
@@ -28,11 +29,11 @@ def folder(tmp_path: Path) -> Path:
 MANIFEST = {"files": [entry(0, "a.bin", DATA), entry(1, "empty.txt", b"")]}
 
 
-@pytest.mark.parametrize("chunk", [1, 100, 256, 1024 * 1024])
+@pytest.mark.parametrize("chunk", [1, 100, 256, CHUNK_SIZE])
 def test_file_digest_in_any_chunk_size(
     folder: Path, chunk: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(verify, "CHUNK", chunk)
+    monkeypatch.setattr(verify, "CHUNK_SIZE", chunk)
     assert file_digest(folder / "files" / "0") == (len(DATA), hashlib.sha256(DATA).hexdigest())
 
 

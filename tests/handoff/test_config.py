@@ -9,8 +9,7 @@ import pytest
 
 from handoff.auth import Credential
 from handoff.config import PREFIX, ConfigError, Settings, load_or_exit, load_settings, variable
-
-GIB = 1024**3
+from handoff.units import GiB
 
 # variable suffix -> (Settings field, a value to set, what it parses to)
 VALID: dict[str, tuple[str, str, Any]] = {
@@ -23,8 +22,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "REDIS_URL": ("redis_url", "redis://localhost:6379/2", "redis://localhost:6379/2"),
     "QUEUE": ("queue", "geo-high", "geo-high"),
     "UPLOADS_ROOT": ("uploads_root", "/srv/uploads", Path("/srv/uploads")),
-    "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GIB),
-    "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GIB),
+    "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GiB),
+    "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GiB),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", "64KiB", 64 * 1024),
     "MAX_FILES": ("max_files", "20", 20),
     "MAX_PART_HEADER_SIZE": ("max_part_header_size", "4KiB", 4096),
@@ -52,6 +51,9 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "METRICS_HOST": ("metrics_host", "127.0.0.1", "127.0.0.1"),
     "WORKER_METRICS_PORT": ("worker_metrics_port", "9301", 9301),
     "GC_METRICS_PORT": ("gc_metrics_port", "9300", 9300),
+    "METRICS_DIR": ("metrics_dir", "/dev/shm/handoff-api", Path("/dev/shm/handoff-api")),
+    "HEARTBEAT_DIR": ("heartbeat_dir", "/run/handoff", Path("/run/handoff")),
+    "PROBE_MAX_AGE": ("probe_max_age", "10m", 600.0),
     "BROKER_HEARTBEAT_TIMEOUT": ("broker_heartbeat_timeout", "90s", 90.0),
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "50", 50),
     "JOB_MAX_RETRIES": ("job_max_retries", "0", 0),
@@ -81,6 +83,9 @@ INVALID: list[tuple[str, str]] = [
     ("WORKER_METRICS_PORT", "65536"),
     ("WORKER_METRICS_PORT", "off"),
     ("HEALTH_PORT", "70000"),
+    ("PROBE_MAX_AGE", "a while"),
+    ("PROBE_MAX_AGE", "0"),
+    ("PROBE_MAX_AGE", "-5m"),
     ("METRICS_HOST", "local host"),
     ("METRICS_HOST", "http://127.0.0.1"),
     ("METRICS_HOST", "127.0.0.1:9191"),
@@ -141,7 +146,7 @@ def test_defaults_without_any_variable() -> None:
     assert settings == Settings()
     assert settings.api_port == 8000
     assert settings.geo_url == "http://127.0.0.1:8001"
-    assert settings.max_upload_size == settings.max_file_size == 50 * GIB
+    assert settings.max_upload_size == settings.max_file_size == 50 * GiB
     assert settings.api_tokens == ()
     assert settings.queue == "geoprocessing"
     assert settings.log_level == "INFO"
@@ -151,6 +156,20 @@ def test_metrics_default_to_the_ports_a_scrape_config_expects_on_every_interface
     settings = load_settings({})
     assert (settings.metrics_host, settings.worker_metrics_port,
             settings.gc_metrics_port) == ("0.0.0.0", 9191, 9192)
+
+
+@pytest.mark.parametrize("raw", ["99999", "65536", "-1"])
+def test_a_metrics_port_out_of_range_is_refused_naming_the_variable(raw: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"HANDOFF_GC_METRICS_PORT": raw})
+    assert str(caught.value) == (
+        f"HANDOFF_GC_METRICS_PORT='{raw}' is invalid: port out of range: {raw}")
+
+
+def test_the_probes_settings_default_to_the_temp_dir_and_15_minutes() -> None:
+    settings = load_settings({})
+    assert (settings.heartbeat_dir, settings.probe_max_age, settings.metrics_dir) == (
+        None, 900.0, None)
 
 
 @pytest.mark.parametrize("suffix", ["WORKER_METRICS_PORT", "GC_METRICS_PORT"])
@@ -226,20 +245,20 @@ def test_explicit_geo_url_wins_over_geo_port() -> None:
 
 def test_max_upload_size_implies_max_file_size() -> None:
     settings = load_settings({"HANDOFF_MAX_UPLOAD_SIZE": "3GiB"})
-    assert settings.max_upload_size == settings.max_file_size == 3 * GIB
+    assert settings.max_upload_size == settings.max_file_size == 3 * GiB
 
 
 def test_explicit_max_file_size_wins_over_max_upload_size() -> None:
     settings = load_settings(
         {"HANDOFF_MAX_UPLOAD_SIZE": "3GiB", "HANDOFF_MAX_FILE_SIZE": "1GiB"}
     )
-    assert settings.max_upload_size == 3 * GIB
-    assert settings.max_file_size == GIB
+    assert settings.max_upload_size == 3 * GiB
+    assert settings.max_file_size == GiB
 
 
 def test_max_file_size_alone_leaves_the_upload_limit() -> None:
     settings = load_settings({"HANDOFF_MAX_FILE_SIZE": "1GiB"})
-    assert settings.max_file_size == GIB
+    assert settings.max_file_size == GiB
     assert settings.max_upload_size == Settings().max_upload_size
 
 

@@ -17,7 +17,7 @@ from handoff.form import (
     upload_limits,
 )
 from handoff.multipart import FileData, FileStart, FormTooLarge, ParserLimits
-from tests.multipart_bodies import BOUNDARY, field_part, file_part, multipart_body
+from tests.support.multipart_bodies import BOUNDARY, field_part, file_part, multipart_body
 
 PURPOSES = frozenset({"raw", "shapefile"})
 

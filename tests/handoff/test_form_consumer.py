@@ -8,7 +8,7 @@ from handoff.config import Settings
 from handoff.form import FieldError, UploadLimits, upload_limits
 from handoff.form_consumer import FileEntry, FormConsumer, TooLarge
 from handoff.multipart import FileStart, MalformedForm
-from tests.multipart_bodies import (
+from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
     file_part,

@@ -22,7 +22,7 @@ from handoff.multipart import (
     ParserLimits,
     boundary_of,
 )
-from tests.multipart_bodies import (
+from tests.support.multipart_bodies import (
     BOUNDARY,
     closing_dash_cut,
     content_type,

@@ -18,7 +18,7 @@ SERVER_MODULES = ("flask", "werkzeug", "gunicorn", "dramatiq", "redis", "valkey"
 _IMPORTED = """
 import contextlib, io, json, sys
 import handoff.client
-from handoff import cli
+from handoff.client import cli
 with contextlib.redirect_stdout(io.StringIO()) as help_text:
     code = cli.main(["upload", "--help"])
 print(json.dumps({"code": code, "help": help_text.getvalue(),

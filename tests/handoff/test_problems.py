@@ -1,6 +1,8 @@
 """problem+json answers for raised problems, HTTP errors and unexpected crashes."""
 
+import ast
 import logging
+from pathlib import Path
 
 import pytest
 from flask import Flask, abort
@@ -19,11 +21,11 @@ def client() -> FlaskClient:
 
     @app.get("/problem")
     def problem() -> str:
-        raise Problem(409, "upload-exists", "Upload exists", "already there", upload_id=UPLOAD_ID)
+        raise Problem(409, "exists", "already there", upload_id=UPLOAD_ID)
 
     @app.get("/problem-without-id")
     def problem_without_id() -> str:
-        raise Problem(400, "bad-form", "Bad form", "no file part", upload_id=None)
+        raise Problem(400, "bad-form", "no file part", upload_id=None)
 
     @app.get("/missing")
     def missing() -> str:
@@ -49,7 +51,7 @@ def test_raised_problem(client: FlaskClient) -> None:
     assert response.status_code == 409
     assert response.mimetype == MEDIA_TYPE == "application/problem+json"
     assert response.get_json(force=True) == {
-        "type": TYPE_BASE + "upload-exists",
+        "type": TYPE_BASE + "exists",
         "title": "Upload exists",
         "status": 409,
         "detail": "already there",
@@ -123,10 +125,10 @@ def test_method_not_allowed_keeps_the_allow_header(client: FlaskClient) -> None:
 
 
 def test_problem_body_without_an_app() -> None:
-    problem = Problem(507, "storage-full", "Storage full", "disk is full", upload_id="x", n=3)
+    problem = Problem(507, "storage-full", "disk is full", upload_id="x", n=3)
     assert problem.body() == {
         "type": TYPE_BASE + "storage-full",
-        "title": "Storage full",
+        "title": "Insufficient storage",
         "status": 507,
         "detail": "disk is full",
         "upload_id": "x",
@@ -136,8 +138,52 @@ def test_problem_body_without_an_app() -> None:
 
 
 def test_a_problem_carries_its_headers() -> None:
-    response = Problem(401, "unauthorized", "Unauthorized", "token needed",
+    response = Problem(401, "unauthorized", "token needed",
                        headers={"WWW-Authenticate": "Bearer"}).response()
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert response.mimetype == MEDIA_TYPE
     assert "headers" not in response.get_json()
+
+
+def test_the_title_comes_from_the_kind_unless_it_is_someone_elses() -> None:
+    assert Problem(503, "busy", "slots taken").title == "Service busy"
+    assert Problem(431, "request-header-fields-too-large", "too many headers",
+                   title="Request Header Fields Too Large").title == (
+        "Request Header Fields Too Large")
+    with pytest.raises(KeyError, match="no-such-kind"):
+        Problem(400, "no-such-kind", "a kind without a title is a mistake")
+
+
+def test_the_old_title_argument_is_refused_not_taken_for_the_detail() -> None:
+    with pytest.raises(TypeError):
+        Problem(409, "exists", "Upload exists", "already there")
+
+
+# -- every kind the services raise has its title --------------------------------
+
+PRODUCT = ("api_service", "geo_service", "gc", "handoff")
+# callable -> position of its kind argument
+RAISERS = {"Problem": 1, "RelayError": 1, "ClientTooSlow": 0}
+
+
+def _raised_kinds(path: Path) -> set[str]:
+    kinds = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+        position = RAISERS.get(str(name))
+        if position is None or len(node.args) <= position:
+            continue
+        kind = node.args[position]
+        if isinstance(kind, ast.Constant) and isinstance(kind.value, str):
+            kinds.add(kind.value)
+    return kinds
+
+
+def test_every_kind_the_services_raise_has_a_title() -> None:
+    root = Path(problems.__file__).resolve().parents[1]
+    raised = set().union(*(_raised_kinds(path) for package in PRODUCT
+                           for path in (root / package).rglob("*.py")))
+    assert {"no-file", "too-slow", "not-found", "in-use", "internal-error"} <= raised
+    assert raised - set(problems.TITLES) == set()

@@ -2,7 +2,7 @@
 
 import pytest
 
-from handoff.units import format_size, parse_duration, parse_size
+from handoff.units import CHUNK_SIZE, GiB, KiB, MiB, TiB, format_size, parse_duration, parse_size
 
 
 @pytest.mark.parametrize(
@@ -103,3 +103,8 @@ def test_format_size(n: int, expected: str) -> None:
 @pytest.mark.parametrize("n", [0, 7, 1024, 1536, 3 * 1024**2, 5 * 1024**3, 1024**4 + 1])
 def test_format_size_reads_back_exactly(n: int) -> None:
     assert parse_size(format_size(n)) == n
+
+
+def test_the_unit_constants_are_the_units_the_settings_are_written_in() -> None:
+    assert [parse_size(f"1{unit}") for unit in ("KiB", "MiB", "GiB", "TiB")] == [KiB, MiB, GiB, TiB]
+    assert format_size(CHUNK_SIZE) == "1MiB"

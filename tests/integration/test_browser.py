@@ -8,9 +8,7 @@ error and the API never sees its upload.
 """
 
 import functools
-import hashlib
 import http.server
-import os
 import shutil
 import threading
 import time
@@ -24,13 +22,12 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import Stack, launch
+from handoff.units import MiB
 from tests.faults.tcp_proxy import CorruptingProxy
 from tests.support import browser
+from tests.support.payloads import file_sha256, unique_random_file
+from tests.support.stacks import Stack, launch
 
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 TOKEN = "alice-token"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
 # A PATCH through the proxy goes at most this many chunks (of <= 64 KiB) a second while slowed.
@@ -125,22 +122,6 @@ def chromium(tmp_path: Path) -> Iterator[WebDriver]:
         yield driver
 
 
-def _random_file(path: Path, mib: int) -> Path:
-    """A MiB of fresh random bytes at a time: a resume from a wrong offset changes the hash."""
-    with open(path, "wb") as handle:
-        for _ in range(mib):
-            handle.write(os.urandom(MiB))
-    return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(4 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class _Throttle:
     """A proxy's hook that slows PATCH bodies while ``slow`` is set, and leaves them as they are."""
 
@@ -172,7 +153,7 @@ def _server_offset(stack: Stack, url: str) -> int:
 def test_the_page_uploads_a_file_paused_and_resumed(stack: Stack, chromium: WebDriver,
                                                     tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]):
-    path = _random_file(tmp_path / "survey.bin", 64)
+    path = unique_random_file(tmp_path / "survey.bin", 64)
     throttle = _Throttle()
     proxy = CorruptingProxy(stack.ports["api"], throttle, prefix=b"PATCH ")
     try:
@@ -199,11 +180,12 @@ def test_the_page_uploads_a_file_paused_and_resumed(stack: Stack, chromium: WebD
         proxy.close()
 
     assert _text(chromium, "status") == "done", shown
-    assert _sha256(path) in shown
+    assert file_sha256(path) in shown
     assert float(chromium.find_element(By.ID, "progress").get_attribute("value") or 0) == 1
     status = stack.wait_for(url.rsplit("/", 1)[-1])
     assert status["status"] == "done"
-    assert status["files"] == [{"name": "survey.bin", "size": 64 * MiB, "sha256": _sha256(path)}]
+    assert status["files"] == [{"name": "survey.bin", "size": 64 * MiB,
+                                "sha256": file_sha256(path)}]
     with capsys.disabled():
         print(f"\nscreenshot of the finished upload: {screenshot}")
 

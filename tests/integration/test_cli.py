@@ -7,16 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from handoff.units import MiB
 
 
 def handoff(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("HANDOFF_URL", "HANDOFF_TOKEN")}
-    return subprocess.run([sys.executable, "-m", "handoff.cli", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "handoff.client.cli", *args], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 

@@ -9,11 +9,10 @@ import pytest
 
 from geo_service.store import UploadStore
 from handoff.client import Client, ProblemError, UploadedFile
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import NO_WORKER
-from tests.payloads import MiB, random_file
-
-pytestmark = pytest.mark.integration
+from tests.support.payloads import random_file
+from tests.support.stacks import Stack
 
 TOKENS = "alice:alice-token,bob:bob-token"
 

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Stack
-from tests.payloads import random_file
+from handoff.units import MiB
+from tests.support.payloads import random_file
+from tests.support.stacks import Stack
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 PIP_SECONDS = 600
@@ -81,10 +82,10 @@ def test_the_client_uploads_to_the_stack_with_progress(venv: Path, stack: Stack,
     report = json.loads(answer.stdout)
     sent = [s for s, _ in report["seen"]]
     [total] = {t for _, t in report["seen"]}
-    assert sent[0] == 0 and sent[-1] == total > 3 * 1024 * 1024
+    assert sent[0] == 0 and sent[-1] == total > 3 * MiB
     assert sent == sorted(set(sent))
     assert report["final"]["status"] == "done"
-    assert report["final"]["files"][0]["size"] == 3 * 1024 * 1024
+    assert report["final"]["files"][0]["size"] == 3 * MiB
 
 
 def test_the_command_runs_and_the_sweeper_asks_for_the_server_extra(venv: Path, stack: Stack,

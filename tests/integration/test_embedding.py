@@ -13,14 +13,12 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.conftest import Stack
 from tests.faults import private_stack, problem
-from tests.payloads import random_file
-from tests.polling import eventually
 from tests.support import host_app
 from tests.support.hosting import serve_host
-
-pytestmark = pytest.mark.integration
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
 ALICE = {"X-Host-User": "alice"}
 BOB = {"X-Host-User": "bob"}

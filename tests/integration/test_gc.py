@@ -5,17 +5,13 @@ import os
 import threading
 import uuid
 
-import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.multipart_bodies import paced_upload, post_upload
-from tests.payloads import random_file
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from handoff.units import MiB
+from tests.support.multipart_bodies import paced_upload, post_upload
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
 
 
 def _deletions(stack) -> dict[str, str]:

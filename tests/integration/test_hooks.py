@@ -16,13 +16,11 @@ from typing import Any
 import pytest
 import redis
 
-from handoff import processes
+from devstack import processes
 from handoff.config import load_settings
 from handoff.jobs import JobQueue
-from tests.polling import eventually
+from tests.support.polling import eventually
 from tests.support.webhook_receiver import Receiver
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_ACTOR = "upload_finished"

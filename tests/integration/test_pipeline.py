@@ -12,11 +12,8 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.payloads import random_file
-
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
+from handoff.units import MiB
+from tests.support.payloads import random_file
 
 
 def _sha256(data: bytes) -> str:
@@ -136,7 +133,7 @@ def test_the_services_reuse_their_buffers_from_chunk_to_chunk(stack, tmp_path: P
     """Fresh memory for every chunk costs a page fault per 4 KiB, a good part of the CPU.
 
     With glibc's default thresholds the API and the geo service faulted on
-    many of the pages they relayed; with handoff.allocator they reuse a few.
+    many of the pages they relayed; with handoff.server.allocator they reuse a few.
     """
     source = random_file(tmp_path / "relayed.bin", 256)
     procs = [proc for name in ("api", "geo")

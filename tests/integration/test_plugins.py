@@ -16,11 +16,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Stack, launch
+from tests.support.stacks import Stack, launch
 
-pytestmark = pytest.mark.integration
-
-PLUGIN_DIST = "handoff-test-wordcount2"
+PLUGIN_DIST = "handoff-test-wordcount"
 PLUGIN_PYPROJECT = f"""
 [build-system]
 requires = ["setuptools"]
@@ -31,7 +29,7 @@ name = "{PLUGIN_DIST}"
 version = "0.1.0"
 
 [project.entry-points."handoff.processors"]
-wordcount2 = "wc:process"
+wordcount = "wc:process"
 
 [tool.setuptools]
 py-modules = ["wc"]
@@ -65,8 +63,8 @@ def upload_and_wait(stack: Stack, purpose: str, files: list[tuple[str, bytes]]
     return stack.wait_for(response.json()["id"])
 
 
-def test_the_example_package_runs_as_the_wordcount_purpose(stack: Stack) -> None:
-    status = upload_and_wait(stack, "wordcount", [("a.txt", b"the quick brown fox\n"),
+def test_the_example_package_runs_as_the_words_purpose(stack: Stack) -> None:
+    status = upload_and_wait(stack, "words", [("a.txt", b"the quick brown fox\n"),
                                                    ("b.txt", b"jumps over the lazy dog")])
 
     assert status["status"] == "done", status
@@ -76,16 +74,16 @@ def test_the_example_package_runs_as_the_wordcount_purpose(stack: Stack) -> None
 def test_the_api_and_the_geo_service_list_the_same_installed_purposes(stack: Stack) -> None:
     purposes = served_purposes(stack)
 
-    assert {"raw", "shapefile", "geojson", "geopackage", "wordcount"} <= set(purposes)
+    assert {"raw", "shapefile", "geojson", "geopackage", "words"} <= set(purposes)
     assert purposes == geo_purposes(stack)
 
 
 def test_a_purpose_nobody_installed_is_refused_as_before(stack: Stack) -> None:
-    response = stack.upload([("a.txt", b"x")], purpose="wordcount2")
+    response = stack.upload([("a.txt", b"x")], purpose="nosuchpurpose")
 
     assert response.status_code == 400
     assert response.headers["Content-Type"] == "application/problem+json"
-    assert "unknown purpose 'wordcount2'" in response.json()["detail"]
+    assert "unknown purpose 'nosuchpurpose'" in response.json()["detail"]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +93,7 @@ def plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     No build isolation and no index: the build uses the virtualenv's own
     setuptools, so nothing is fetched.
     """
-    source = tmp_path_factory.mktemp("wordcount2")
+    source = tmp_path_factory.mktemp("wordcount")
     (source / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
     (source / "wc.py").write_text(PLUGIN_MODULE)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--quiet"]
@@ -114,7 +112,7 @@ def plugin_stack(plugin_installed: None, tmp_path_factory: pytest.TempPathFactor
                  ) -> Iterator[Stack]:
     """A stack started after the install, with a setting for the new processor."""
     root = tmp_path_factory.mktemp("plugin-stack")
-    running = launch(root, {"HANDOFF_PROCESSOR_WORDCOUNT2_GREETING": "hello"})
+    running = launch(root, {"HANDOFF_PROCESSOR_WORDCOUNT_GREETING": "hello"})
     try:
         yield running
     finally:
@@ -125,12 +123,12 @@ def plugin_stack(plugin_installed: None, tmp_path_factory: pytest.TempPathFactor
 def test_an_installed_package_appears_in_the_openapi_purposes(plugin_stack: Stack) -> None:
     purposes = served_purposes(plugin_stack)
 
-    assert "wordcount2" in purposes
+    assert "wordcount" in purposes
     assert purposes == geo_purposes(plugin_stack)
 
 
 def test_an_upload_for_the_installed_package_ends_done(plugin_stack: Stack) -> None:
-    status = upload_and_wait(plugin_stack, "wordcount2", [("a.txt", b"one two three")])
+    status = upload_and_wait(plugin_stack, "wordcount", [("a.txt", b"one two three")])
 
     assert status["status"] == "done", status
     assert status["result"] == {"files": 1, "words": 3, "settings": {"greeting": "hello"}}
@@ -140,6 +138,6 @@ def test_the_command_line_lists_it(plugin_installed: None) -> None:
     out = subprocess.run([str(Path(sys.executable).parent / "handoff"), "processors"],
                          capture_output=True, text=True, check=True).stdout
 
-    assert "wordcount2" in out.split()
-    assert [line.split() for line in out.splitlines() if line.startswith("wordcount2")] == [
-        ["wordcount2", "wc:process"]]
+    assert "wordcount" in out.split()
+    assert [line.split() for line in out.splitlines() if line.startswith("wordcount")] == [
+        ["wordcount", "wc:process"]]

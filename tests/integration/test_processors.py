@@ -4,10 +4,8 @@ import json
 
 import pytest
 
-from tests import geopackages
-from tests.shapes import make_points_zip, make_zip, points_layer
-
-pytestmark = pytest.mark.integration
+from tests.support import geopackages
+from tests.support.shapes import make_points_zip, make_zip, points_layer
 
 
 def test_a_zipped_shapefile_is_summarised(stack, tmp_path):

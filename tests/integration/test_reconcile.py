@@ -9,8 +9,6 @@ import redis
 
 from geo_service.store import JOB, UploadStore
 
-pytestmark = pytest.mark.integration
-
 NO_WORKER = ("redis", "geo", "api")
 MESSAGES = "dramatiq:geoprocessing.msgs"
 

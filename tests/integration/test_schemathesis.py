@@ -27,9 +27,7 @@ from schemathesis.checks import (
 )
 from schemathesis.schemas import BaseSchema
 
-from tests.conftest import Stack
-
-pytestmark = pytest.mark.integration
+from tests.support.stacks import Stack
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

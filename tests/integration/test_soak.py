@@ -13,8 +13,6 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.integration
-
 SECONDS = 60
 SUMMARY = re.compile(
     r"^soak seed=(?P<seed>\d+) tried=(?P<tried>\d+) accepted=(?P<accepted>\d+) "

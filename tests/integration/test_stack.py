@@ -16,21 +16,26 @@ import pytest
 import redis
 import requests
 
-from handoff import processes
-from tests.polling import eventually
+from devstack import processes
+from tests.support.polling import eventually
 
-pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _clean_environment() -> dict[str, str]:
-    """This process's environment without any setting of the product."""
-    return {key: value for key, value in os.environ.items()
-            if not key.startswith(("HANDOFF_", "dramatiq_"))}
+    """This process's environment without any setting of the product.
+
+    The launcher is not installed (it stays out of the production image), so
+    from another folder it is found through the checkout, as ``make run`` does.
+    """
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("HANDOFF_", "dramatiq_"))}
+    return {**env, "PYTHONPATH": str(ROOT)}
 
 
 def _launch(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Popen, list[str]]:
     """``make run``'s launcher in a session of its own; its output lines are collected."""
-    launcher = subprocess.Popen([sys.executable, "-m", "handoff.stack"], env=env, cwd=cwd,
+    launcher = subprocess.Popen([sys.executable, "-m", "devstack.stack"], env=env, cwd=cwd,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=True)
     lines: list[str] = []
@@ -85,6 +90,9 @@ def test_the_stack_starts_serves_and_stops_every_child(tmp_path, stop_signal):
         response = requests.post(f"http://127.0.0.1:{ports['api']}/v1/uploads", timeout=30,
                                  files={"file": ("x.bin", b"x" * 1000)}, data={"purpose": "raw"})
         assert response.status_code == 202, response.text
+        probes = _line(lines, READY_PROBES)
+        for port in probes.groups():  # the API's and the geo service's masters
+            assert eventually(lambda p=port: _answers(f"http://127.0.0.1:{p}/readyz"))
 
         launcher.send_signal(stop_signal)
         assert launcher.wait(timeout=60) == 0
@@ -113,6 +121,8 @@ def test_signals_while_stopping_leave_no_process_and_no_port(tmp_path, signals, 
         processes.kill(launcher)
 
 
+READY_PROBES = re.compile(r"probes: api http://127\.0\.0\.1:(\d+)/healthz, "
+                          r"geo http://127\.0\.0\.1:(\d+)/healthz")
 READY_METRICS = re.compile(r"metrics: worker http://127\.0\.0\.1:(\d+)/metrics, "
                            r"sweeper http://127\.0\.0\.1:(\d+)/metrics")
 
@@ -177,7 +187,7 @@ def test_two_stacks_side_by_side_need_nothing_but_their_own_api_and_geo_ports(tm
                                              / "handoff-gc.heartbeat").exists())
         assert _listening(children) - {"127.0.0.1"} == set()
 
-        third = subprocess.run([sys.executable, "-m", "handoff.stack"], cwd=tmp_path,
+        third = subprocess.run([sys.executable, "-m", "devstack.stack"], cwd=tmp_path,
                                env=_only_ports(ports[0], processes.free_port()),
                                capture_output=True, text=True, timeout=60)
         assert third.returncode == 1

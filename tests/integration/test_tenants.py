@@ -15,14 +15,12 @@ import pytest
 import requests
 
 from geo_service.store import UploadStore
-from tests.conftest import Stack
+from handoff.units import MiB
 from tests.faults import log_records, private_stack, problem, queue_length
-from tests.multipart_bodies import content_type, paced_upload
-from tests.polling import eventually
+from tests.support.multipart_bodies import content_type, paced_upload
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
-pytestmark = pytest.mark.integration
-
-MiB = 1024 * 1024
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
 TOKENS = "alice:alice-token,bob:bob-token"

@@ -19,16 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import pytest
 import requests
 from requests_toolbelt import StreamingIterator
 from tusclient.client import TusClient
 
-from tests.conftest import Stack
-from tests.payloads import random_file
-from tests.polling import eventually
-
-pytestmark = pytest.mark.integration
+from tests.support.payloads import random_file
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024

@@ -9,9 +9,7 @@ holds the upload (the API would wait ten minutes for its client), and the
 upload ends ``done`` with the file's sha256.
 """
 
-import hashlib
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -22,18 +20,17 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Stack
-from tests.polling import eventually
+from handoff.units import MiB
+from tests.support.payloads import file_sha256, unique_random_file
+from tests.support.polling import eventually
+from tests.support.stacks import Stack
 from tests.support.stalling_proxy import StallingProxy
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 STATIC = ROOT / "api_service" / "static"
 VERSION = (STATIC / "tus-js-client.VERSION").read_text().strip()
 SCRIPT = ROOT / "tests" / "support" / "tus_node.mjs"
 NPM_SECONDS = 300
-MiB = 1024 * 1024
 SIZE = 256 * MiB
 # The PATCH body bytes the proxy lets through: the API relays them all, and the geo
 # service keeps them all when the broken PATCH is made to let go.
@@ -111,22 +108,6 @@ def node_uploads() -> Iterator[list[_NodeUpload]]:
             upload.stop()
 
 
-def _random_file(path: Path, mib: int) -> Path:
-    """A MiB of fresh random bytes at a time: a resume from a wrong offset changes the hash."""
-    with open(path, "wb") as handle:
-        for _ in range(mib):
-            handle.write(os.urandom(MiB))
-    return path
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(4 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _stored_size(stack: Stack, upload_id: str) -> int:
     path = stack.uploads / upload_id / "files" / "0"
     return path.stat().st_size if path.exists() else 0
@@ -148,7 +129,7 @@ def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
         make_stack, tus_js_client: Path, node_uploads: list[_NodeUpload], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]):
     stack = make_stack(PATIENT_API)
-    path = _random_file(tmp_path / "survey.bin", SIZE // MiB)
+    path = unique_random_file(tmp_path / "survey.bin", SIZE // MiB)
     store = tmp_path / "tus-urls.json"
     proxy = StallingProxy(stack.ports["api"], b"PATCH ", DURABLE)
     try:
@@ -178,7 +159,7 @@ def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
 
     status = stack.wait_for(upload_id, timeout=120)
     assert status["status"] == "done", status
-    assert status["files"] == [{"name": "survey.bin", "size": SIZE, "sha256": _sha256(path)}]
+    assert status["files"] == [{"name": "survey.bin", "size": SIZE, "sha256": file_sha256(path)}]
     assert _received(stack) == SIZE
     stored = json.loads(store.read_text())
     assert [entry["uploadUrl"].rsplit("/", 1)[-1] for entry in stored.values()] == [upload_id]
@@ -192,7 +173,7 @@ def test_a_new_client_resumes_from_the_url_it_stored(
         make_stack, tus_js_client: Path, node_uploads: list[_NodeUpload], tmp_path: Path):
     """The first client dies mid-PATCH; the next finds the upload in its FileUrlStorage."""
     stack = make_stack(PATIENT_API)
-    path = _random_file(tmp_path / "plan.bin", 64)
+    path = unique_random_file(tmp_path / "plan.bin", 64)
     store = tmp_path / "tus-urls.json"
     durable = 20 * MiB + 777
     proxy = StallingProxy(stack.ports["api"], b"PATCH ", durable)
@@ -219,7 +200,7 @@ def test_a_new_client_resumes_from_the_url_it_stored(
     assert second.events[-1]["url"] == f"{endpoint}/{upload_id}"
     status = stack.wait_for(upload_id, timeout=120)
     assert status["status"] == "done", status
-    assert status["files"] == [{"name": "plan.bin", "size": 64 * MiB, "sha256": _sha256(path)}]
+    assert status["files"] == [{"name": "plan.bin", "size": 64 * MiB, "sha256": file_sha256(path)}]
 
 
 def test_the_vendored_bundle_is_the_npm_packages_own(tus_js_client: Path):

@@ -5,8 +5,8 @@ host that mounts the upload API keeps its own server set-up, and the body
 must still stream through it.
 """
 
-from handoff import processes
-from tests.conftest import Stack
+from devstack import processes
+from tests.support.stacks import Stack
 
 HOST_APP = "tests.support.host_app:create_app()"
 

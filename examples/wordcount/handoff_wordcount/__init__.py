@@ -6,7 +6,7 @@ matter. A file that is not text in the configured encoding is refused with
 ``ValidationFailed``: the upload fails at once with that message, since
 sending it again would not help.
 
-One setting, ``HANDOFF_PROCESSOR_WORDCOUNT_ENCODING``: the files' text
+One setting, ``HANDOFF_PROCESSOR_WORDS_ENCODING``: the files' text
 encoding (default ``utf-8``). The worker hands it over as
 ``job.settings["encoding"]``.
 """
@@ -22,7 +22,7 @@ CHUNK = 1024 * 1024
 
 def process(job: Job) -> dict[str, Any]:
     """Count every file's words; the worker stores the result as the upload's."""
-    encoding = read_setting(job.settings, "wordcount", "encoding", _codec, "utf-8")
+    encoding = read_setting(job.settings, "words", "encoding", _codec, "utf-8")
     words = sum(count_words(file.path, file.name, encoding) for file in job.files)
     return {"files": len(job.files), "words": words}
 

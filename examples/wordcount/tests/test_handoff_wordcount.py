@@ -13,7 +13,7 @@ from handoff.testing import make_job, run_processor
 def test_counts_the_words_of_every_file() -> None:
     files = {"a.txt": b"the quick brown fox\n", "b.txt": b"  jumps\tover\r\nthe lazy dog  "}
 
-    assert run_processor(process, files, purpose="wordcount") == {"files": 2, "words": 9}
+    assert run_processor(process, files, purpose="words") == {"files": 2, "words": 9}
 
 
 def test_files_may_be_given_as_paths(tmp_path: Path) -> None:
@@ -59,20 +59,20 @@ def test_binary_content_fails_the_upload() -> None:
 
 def test_an_unknown_encoding_is_a_setting_error_not_the_uploads_fault() -> None:
     """Not ValidationFailed: the worker retries, so fixing the setting saves the upload."""
-    with pytest.raises(ConfigError, match=r"^HANDOFF_PROCESSOR_WORDCOUNT_ENCODING='klingon' is"):
+    with pytest.raises(ConfigError, match=r"^HANDOFF_PROCESSOR_WORDS_ENCODING='klingon' is"):
         run_processor(process, {"a.txt": b"qapla"}, settings={"encoding": "klingon"})
 
 
 def test_the_job_has_the_stored_files_and_an_empty_scratch_folder(tmp_path: Path) -> None:
-    job = make_job(tmp_path, {"a.txt": b"one two"}, purpose="wordcount", metadata={"k": "v"})
+    job = make_job(tmp_path, {"a.txt": b"one two"}, purpose="words", metadata={"k": "v"})
 
-    assert (job.purpose, job.metadata, job.settings) == ("wordcount", {"k": "v"}, {})
+    assert (job.purpose, job.metadata, job.settings) == ("words", {"k": "v"}, {})
     (file,) = job.files
     assert (file.name, file.size, file.path.read_bytes()) == ("a.txt", 7, b"one two")
     assert job.work_dir.is_dir() and not any(job.work_dir.iterdir())
 
 
-def test_registered_as_the_wordcount_purpose() -> None:
+def test_registered_as_the_words_purpose() -> None:
     """The entry point in pyproject.toml is what the worker and the API find."""
-    assert installed({}).targets["wordcount"] == "handoff_wordcount:process"
-    assert installed({}).processor("wordcount") is process
+    assert installed({}).targets["words"] == "handoff_wordcount:process"
+    assert installed({}).processor("words") is process

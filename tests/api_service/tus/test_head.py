@@ -5,7 +5,7 @@ import json
 from handoff.tus import parse_metadata
 from tests.api_service.tus import ALICE, BOB, TUS, head, location, patch, problem
 from tests.api_service.tus.conftest import Api
-from tests.multipart_bodies import content_type, upload_body
+from tests.support.multipart_bodies import content_type, upload_body
 
 
 def test_head_gives_offset_length_metadata_and_expiry(api: Api):

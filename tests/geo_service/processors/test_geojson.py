@@ -11,6 +11,7 @@ import pytest
 from geo_service.processors import geojson
 from handoff.processors import ValidationFailed, installed
 from handoff.testing import run_processor
+from handoff.units import MiB
 
 CRS = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::3035"}}
 
@@ -187,7 +188,7 @@ def test_memory_stays_flat_however_large_the_file(tmp_path: Path) -> None:
     """
     path = tmp_path / "large.geojson"
     size = write_collection(path, 8000)
-    assert size > 6 * 1024 * 1024
+    assert size > 6 * MiB
 
     out = subprocess.run([sys.executable, "-c", PEAK_GROWTH, str(path)], capture_output=True,
                          text=True, check=True).stdout

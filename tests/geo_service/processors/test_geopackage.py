@@ -1,4 +1,4 @@
-"""The geopackage processor on GeoPackages built here with sqlite3 (tests/geopackages.py)."""
+"""The geopackage processor on GeoPackages built with sqlite3 (tests/support/geopackages.py)."""
 
 import sqlite3
 import struct
@@ -10,7 +10,7 @@ import pytest
 from geo_service.processors import geopackage
 from handoff.processors import ValidationFailed, installed
 from handoff.testing import make_job, run_processor
-from tests import geopackages as gpkg
+from tests.support import geopackages as gpkg
 
 WGS84 = {"srs_id": 4326, "organization": "EPSG", "organization_coordsys_id": 4326,
          "name": "WGS 84 geodetic"}

@@ -14,14 +14,14 @@ from geo_service.processors import shapefile, zipsafe
 from handoff import testing
 from handoff.config import ConfigError
 from handoff.processors import Job, ValidationFailed, installed
-from tests import shapes
+from handoff.units import MiB
+from tests.support import shapes
 
-MIB = 1024 * 1024
-LIMITS = {"zip_max_uncompressed": 100 * MIB, "zip_max_entries": 50}
+LIMITS = {"zip_max_uncompressed": 100 * MiB, "zip_max_entries": 50}
 POINTS = [(1.5, 2.0), (-3.0, 4.25), (10.0, -7.5)]
 SQUARE = [(0.0, 0.0), (0.0, 2.0), (2.0, 2.0), (2.0, 0.0), (0.0, 0.0)]
 TRIANGLE = [(5.0, 5.0), (6.0, 9.0), (8.0, 5.0), (5.0, 5.0)]
-BOMB_SIZE = 200 * MIB
+BOMB_SIZE = 200 * MiB
 
 
 def make_job(root: Path, *archives: Path, limits: dict[str, int] | None = None) -> Job:
@@ -78,7 +78,7 @@ def test_registered_for_its_purpose() -> None:
 def test_zip_limits_come_from_its_settings_with_defaults() -> None:
     assert shapefile.zip_limits({}) == shapefile.ZipLimits(10_000, 4 * 1024**3)
     assert shapefile.zip_limits({"zip_max_entries": "7", "zip_max_uncompressed": "2MiB"}) == (
-        shapefile.ZipLimits(7, 2 * MIB))
+        shapefile.ZipLimits(7, 2 * MiB))
 
 
 @pytest.mark.parametrize(("name", "raw"), [("zip_max_entries", "many"),
@@ -358,7 +358,7 @@ def test_encrypted_entry(tmp_path: Path, extractions: list[dict[str, Any]]) -> N
 def test_declared_size_bomb_is_refused_without_decompressing(
     tmp_path: Path, extractions: list[dict[str, Any]], honest_bomb: Path
 ) -> None:
-    job = make_job(tmp_path, honest_bomb, limits={**LIMITS, "zip_max_uncompressed": 100 * MIB})
+    job = make_job(tmp_path, honest_bomb, limits={**LIMITS, "zip_max_uncompressed": 100 * MiB})
     _assert_rejected_untouched(
         tmp_path, job, extractions, f"decompress to {BOMB_SIZE + 200} bytes, more than the limit"
     )
@@ -373,7 +373,7 @@ def test_lying_header_bomb_never_produces_more_than_it_declared(
     size, and the CRC of that prefix cannot match. The test pins the outcome:
     a ValidationFailed, and almost nothing decompressed.
     """
-    limit = 10 * MIB
+    limit = 10 * MiB
     job = make_job(tmp_path, lying_bomb, limits={**LIMITS, "zip_max_uncompressed": limit})
 
     with pytest.raises(ValidationFailed, match=r"'bomb\.shp' is corrupt.*CRC"):
@@ -399,7 +399,7 @@ def test_streaming_counter_stops_a_bomb_the_header_check_missed(
         "vet",
         lambda infos, label, max_entries, _limit: original_vet(infos, label, max_entries, 2**62),
     )
-    limit = 10 * MIB
+    limit = 10 * MiB
     job = make_job(tmp_path, honest_bomb, limits={**LIMITS, "zip_max_uncompressed": limit})
 
     with pytest.raises(
@@ -408,7 +408,7 @@ def test_streaming_counter_stops_a_bomb_the_header_check_missed(
         shapefile.process(job)
 
     assert extractions[-1]["entry"] == "bomb.shp"
-    assert limit < extractions[-1]["used"] <= limit + zipsafe.CHUNK
+    assert limit < extractions[-1]["used"] <= limit + zipsafe.CHUNK_SIZE
     assert leftovers(job) == []
 
 

@@ -9,12 +9,11 @@ import pytest
 
 from geo_service.processors import zipsafe
 from handoff.processors import ValidationFailed
-from tests import shapes
+from handoff.units import MiB
+from tests.support import shapes
 
-MIB = 1024 * 1024
 
-
-def open_safe(path: Path, max_entries: int = 100, max_uncompressed: int = 100 * MIB):
+def open_safe(path: Path, max_entries: int = 100, max_uncompressed: int = 100 * MiB):
     return zipsafe.SafeZip(path, "upload.zip", max_entries, max_uncompressed)
 
 
@@ -102,9 +101,9 @@ def test_oversized_central_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_declared_size_over_limit(tmp_path: Path) -> None:
-    path = shapes.make_zip(tmp_path / "x.zip", {"a.shp": bytes(2 * MIB)})
-    with pytest.raises(ValidationFailed, match=rf"decompress to {2 * MIB} bytes.*limit of {MIB}"):
-        open_safe(path, max_uncompressed=MIB)
+    path = shapes.make_zip(tmp_path / "x.zip", {"a.shp": bytes(2 * MiB)})
+    with pytest.raises(ValidationFailed, match=rf"decompress to {2 * MiB} bytes.*limit of {MiB}"):
+        open_safe(path, max_uncompressed=MiB)
 
 
 def test_unsafe_entry_anywhere_rejects_the_archive(tmp_path: Path) -> None:
@@ -138,14 +137,14 @@ def test_streaming_counter_stops_as_soon_as_the_budget_is_spent(tmp_path: Path) 
     the guard for everything that check trusts. Here it is made smaller than
     the member to show it stops the stream early and writes nothing beyond it.
     """
-    path = shapes.make_zip(tmp_path / "x.zip", {"a.shp": bytes(50 * MIB)})
+    path = shapes.make_zip(tmp_path / "x.zip", {"a.shp": bytes(50 * MiB)})
     dest = tmp_path / "0.shp"
     with open_safe(path) as archive:
-        archive.budget = zipsafe.ByteBudget(3 * MIB + 5, "upload.zip")
+        archive.budget = zipsafe.ByteBudget(3 * MiB + 5, "upload.zip")
         with pytest.raises(ValidationFailed, match="more than the limit of 3145733 bytes"):
             archive.extract(archive.members()[0], dest)
-        assert archive.budget.used <= 3 * MIB + 5 + zipsafe.CHUNK
-    assert dest.stat().st_size <= 3 * MIB + 5
+        assert archive.budget.used <= 3 * MiB + 5 + zipsafe.CHUNK_SIZE
+    assert dest.stat().st_size <= 3 * MiB + 5
 
 
 def test_bad_crc_is_corrupt(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from tests.geo_service.tus import (
     problem,
     sha256,
 )
-from tests.multipart_bodies import content_type, upload_body
+from tests.support.multipart_bodies import content_type, upload_body
 
 
 def _progress(store: UploadStore) -> dict:

@@ -14,7 +14,7 @@ from tests.geo_service.tus import (
     problem,
     sha256,
 )
-from tests.multipart_bodies import content_type, upload_body
+from tests.support.multipart_bodies import content_type, upload_body
 
 MULTIPART_ID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
 

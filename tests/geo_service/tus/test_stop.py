@@ -18,7 +18,7 @@ from geo_service import resumable
 from geo_service.store import UploadStore
 from handoff.tus import OFFSET_MEDIA_TYPE
 from tests.geo_service.tus import AUTH, UPLOAD_ID, create, offset, patch, problem, sha256
-from tests.polling import eventually
+from tests.support.polling import eventually
 
 
 @contextmanager

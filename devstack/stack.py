@@ -1,0 +1,202 @@
+"""``make run``: the whole stack in the foreground, on this machine.
+
+Starts a Redis-protocol server (unless ``HANDOFF_REDIS_URL`` names one), the
+geo service, a worker, the sweeper and the API. Ctrl-C or SIGTERM stops
+every child; if any child dies, the rest are stopped too.
+
+Several stacks may run side by side on one machine with different
+``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
+unless set, and what belongs to one stack (the embedded valkey's files,
+the worker's metrics folder, the heartbeat files) lives in a folder named
+after its API port.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+
+from devstack import processes
+from geo_service.locks import Busy, held
+from handoff.config import ConfigError, Settings, load_settings, variable
+
+#: Where ``make run`` binds the worker's and the sweeper's metrics unless told:
+#: this machine only, unlike a pod, whose port is its own.
+LOCAL_METRICS_HOST = "127.0.0.1"
+
+
+def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
+    """Values ``make run`` chooses for unset metrics settings.
+
+    The production defaults (9191, 9192 on every interface) suit a pod with
+    a network of its own; on a shared machine a second stack would find
+    them taken. Unset or empty counts as unset, as in the loader.
+    """
+    chosen: dict[str, str] = {}
+    if not environ.get(variable("metrics_host")):
+        chosen[variable("metrics_host")] = LOCAL_METRICS_HOST
+    unset = [name for name in (variable("worker_metrics_port"), variable("gc_metrics_port"))
+             if not environ.get(name)]
+    chosen.update(zip(unset, map(str, processes.free_ports(len(unset))), strict=True))
+    return chosen
+
+
+def health_ports(settings: Settings) -> dict[str, int]:
+    """The port each web service's gunicorn master answers probes on (handoff/server/health.py).
+
+    One setting cannot serve two services on one machine: the API keeps
+    ``HANDOFF_HEALTH_PORT`` if it is set, and everything else gets a free port.
+    """
+    free = iter(processes.free_ports(2))
+    return {"api": settings.health_port or next(free), "geo": next(free)}
+
+
+def state_root(settings: Settings) -> Path:
+    """The folder above the uploads root (``var/``), where the stack keeps its files."""
+    return settings.uploads_root.resolve().parent
+
+
+def stack_folder(settings: Settings, kind: str) -> Path:
+    """This stack's own folder of ``kind`` (``var/<kind>/<API port>``).
+
+    Named after the API port: no two running stacks share it, and the same
+    settings find the same folder again after a restart.
+    """
+    return state_root(settings) / kind / str(settings.api_port)
+
+
+def _environment(environ: Mapping[str, str], settings: Settings) -> dict[str, str]:
+    env = dict(environ)
+    if not settings.geo_secret:
+        env["HANDOFF_GEO_SECRET"] = secrets.token_urlsafe(32)
+    env.setdefault("HANDOFF_GEO_URL", settings.geo_url)
+    env["HANDOFF_UPLOADS_ROOT"] = str(settings.uploads_root.resolve())
+    # Dramatiq's metrics folder: fresh per run, so counters start at zero.
+    worker_metrics = stack_folder(settings, "worker-metrics")
+    shutil.rmtree(worker_metrics, ignore_errors=True)
+    env.setdefault("dramatiq_prom_db", str(worker_metrics))
+    if not env.get("HANDOFF_HEARTBEAT_DIR"):  # not the system temp dir another stack uses
+        heartbeats = stack_folder(settings, "heartbeats")
+        heartbeats.mkdir(parents=True, exist_ok=True)
+        env["HANDOFF_HEARTBEAT_DIR"] = str(heartbeats)
+    return env
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _metrics_url(settings: Settings, port: int) -> str:
+    return f"http://{_address(settings.metrics_host, port)}/metrics" if port else "off"
+
+
+def ready_line(settings: Settings, health: dict[str, int]) -> str:
+    """The line that says the stack is up, with every address it listens on."""
+    probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
+                       for name, port in health.items())
+    return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
+            f"(geo http://127.0.0.1:{settings.geo_port}; metrics: worker "
+            f"{_metrics_url(settings, settings.worker_metrics_port)}, sweeper "
+            f"{_metrics_url(settings, settings.gc_metrics_port)}; probes: {probes}; "
+            f"uploads in {settings.uploads_root.resolve()})")
+
+
+def _start_all(stack: processes.LocalStack, valkey_dir: Path | None) -> None:
+    """Start every part, the API last; return once the API is ready.
+
+    With ``valkey_dir``, an embedded valkey keeps its append-only file there.
+    """
+    if valkey_dir is not None:
+        valkey_dir.mkdir(parents=True, exist_ok=True)
+        port = stack.ports["redis"] = processes.free_port()
+        stack.env["HANDOFF_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
+        stack.start("redis", processes.valkey_argv(port, valkey_dir, durable=True))
+        print(f"handoff: started valkey-server on 127.0.0.1:{port} (queue kept in {valkey_dir})",
+              flush=True)
+    for name in ("geo", "worker", "gc", "api"):
+        stack.start(name)
+    processes.wait_ready(stack.url("api") + "/readyz", stack.procs["api"])
+
+
+def _serve(children: list[subprocess.Popen]) -> int:
+    """Wait until a signal arrives (KeyboardInterrupt) or a child dies."""
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                name = processes.program(child)
+                print(f"handoff: {name} exited with {child.returncode}; stopping",
+                      file=sys.stderr, flush=True)
+                return 1
+        time.sleep(0.2)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """Start stopping, once: further signals must not cut the clean-up short.
+
+    A second Ctrl-C, or make relaying SIGTERM to its group, would otherwise
+    raise inside ``stop_all`` and leave children running with their ports bound.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    environ = {**os.environ, **local_defaults(os.environ)}
+    try:
+        settings = load_settings(environ)
+    except ConfigError as exc:
+        print(f"handoff: configuration error: {exc}", file=sys.stderr)
+        return 2
+    settings.uploads_root.mkdir(parents=True, exist_ok=True)
+    # A second stack with the same API port in the same folder would share its
+    # folders: two valkey-servers appending to one file. Refuse it before it starts.
+    lock = state_root(settings) / f"stack-{settings.api_port}.lock"
+    with ExitStack() as claimed:
+        try:
+            claimed.enter_context(held(lock))
+        except Busy:
+            print(f"handoff: another stack runs with {variable('api_port')}="
+                  f"{settings.api_port} here ({lock}); stop it or choose other ports",
+                  file=sys.stderr)
+            return 1
+        return _run(settings, _environment(environ, settings))
+
+
+def _run(settings: Settings, env: dict[str, str]) -> int:
+    """Start, serve and stop the stack; the caller holds the stack's lock."""
+    # Set both explicitly: a shell starting us in the background ignores SIGINT.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    ports = {"geo": settings.geo_port, "api": settings.api_port}
+    health = health_ports(settings)
+    stack = processes.LocalStack(state_root(settings), env, ports, logs_to_files=False,
+                                 component_env={name: {variable("health_port"): str(port)}
+                                                for name, port in health.items()})
+    try:
+        _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"))
+        url = stack.url("api")
+        print(f"{ready_line(settings, health)}\n"
+              f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"
+              f"  curl {url}/v1/uploads/<id>", flush=True)
+        return _serve(list(stack.procs.values()))
+    except KeyboardInterrupt:
+        return 0
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"handoff: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop_all()
+        print("handoff: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,57 @@
+"""``make run``'s own choices, without starting it: defaults, folders, the ready line."""
+
+from pathlib import Path
+
+from devstack.stack import health_ports, local_defaults, ready_line, stack_folder
+from handoff.config import load_settings
+
+
+def test_the_ready_line_names_every_address() -> None:
+    settings = load_settings({"HANDOFF_API_PORT": "18000", "HANDOFF_GEO_PORT": "18001",
+                              "HANDOFF_METRICS_HOST": "127.0.0.1",
+                              "HANDOFF_WORKER_METRICS_PORT": "41001",
+                              "HANDOFF_GC_METRICS_PORT": "41002",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
+    line = ready_line(settings, {"api": 41003, "geo": 41004})
+    assert line.startswith("handoff: ready on http://127.0.0.1:18000 ")
+    assert "probes: api http://127.0.0.1:41003/healthz, geo http://127.0.0.1:41004/healthz" in line
+    assert "geo http://127.0.0.1:18001" in line
+    assert "worker http://127.0.0.1:41001/metrics" in line
+    assert "sweeper http://127.0.0.1:41002/metrics" in line
+    assert "/srv/var/uploads" in line
+
+
+def test_the_ready_line_says_which_metrics_are_off() -> None:
+    settings = load_settings({"HANDOFF_WORKER_METRICS_PORT": "0", "HANDOFF_METRICS_HOST": "::1"})
+    line = ready_line(settings, {"api": 41003, "geo": 41004})
+    assert "worker off" in line
+    assert "sweeper http://[::1]:9192/metrics" in line
+
+
+def test_unset_metrics_get_loopback_and_two_free_ports() -> None:
+    chosen = local_defaults({"HANDOFF_GC_METRICS_PORT": ""})
+    assert chosen["HANDOFF_METRICS_HOST"] == "127.0.0.1"
+    ports = {chosen["HANDOFF_WORKER_METRICS_PORT"], chosen["HANDOFF_GC_METRICS_PORT"]}
+    assert len(ports) == 2
+    assert all(0 < int(port) < 65536 for port in ports)
+
+
+def test_metrics_settings_given_are_kept() -> None:
+    given = {"HANDOFF_METRICS_HOST": "0.0.0.0", "HANDOFF_WORKER_METRICS_PORT": "9191",
+             "HANDOFF_GC_METRICS_PORT": "0"}
+    assert local_defaults(given) == {}
+
+
+def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Path) -> None:
+    root = tmp_path / "var" / "uploads"
+    first = load_settings({"HANDOFF_UPLOADS_ROOT": str(root), "HANDOFF_API_PORT": "18000"})
+    second = load_settings({"HANDOFF_UPLOADS_ROOT": str(root), "HANDOFF_API_PORT": "18100"})
+    assert stack_folder(first, "valkey") == tmp_path / "var" / "valkey" / "18000"
+    assert stack_folder(second, "valkey") != stack_folder(first, "valkey")
+
+
+def test_each_web_service_gets_a_health_port_of_its_own() -> None:
+    chosen = health_ports(load_settings({}))
+    assert chosen["api"] != chosen["geo"]
+    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}))
+    assert given["api"] == 18080 and given["geo"] != 18080
