@@ -9,7 +9,8 @@ REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
 # Example processor packages: installed beside handoff, so their entry points and tests run too.
 EXAMPLES := examples/wordcount
 
-.PHONY: run test unit lint bench bench-gc soak system-deps requirements clean
+.PHONY: run test unit lint bench bench-gc soak system-deps browser-deps requirements \
+	vendor-tus-js-client clean
 
 $(STAMP): $(REQS) pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
@@ -26,10 +27,20 @@ system-deps:
 			python3-venv curl >/dev/null; \
 	else echo "no apt-get: install python3-venv and curl yourself"; fi
 
+# What the browser and Node tests drive: Debian's chromium and its chromedriver, and Node.js
+# (which brings npm). Installed only when missing, so a second run costs nothing.
+browser-deps:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null \
+		&& command -v npm >/dev/null || { \
+	if command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium chromium-driver $$(command -v npm >/dev/null || echo nodejs npm) >/dev/null; \
+	else echo "no apt-get: install chromium, chromedriver and Node.js with npm yourself"; fi; }
+
 run: $(STAMP)
 	$(BIN)/python -m devstack
 
-test: lint
+test: lint browser-deps
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)
@@ -56,6 +67,19 @@ requirements: $(STAMP)
 	cd requirements && for name in base dev chart; do \
 		../$(BIN)/pip-compile --quiet --strip-extras --no-header --no-emit-index-url \
 			--no-emit-find-links -o $$name.txt $$name.in; done
+
+# The upload page's tus client (api_service/static/): the browser bundle of tus-js-client,
+# with its licence and version, taken from the npm package. Bump the version here, run this.
+TUS_JS_CLIENT := 4.3.1
+STATIC        := api_service/static
+
+vendor-tus-js-client:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" \
+		&& npm pack --silent tus-js-client@$(TUS_JS_CLIENT) >/dev/null \
+		&& tar xzf tus-js-client-$(TUS_JS_CLIENT).tgz && cd "$(CURDIR)" \
+		&& cp "$$tmp/package/dist/tus.min.js" $(STATIC)/tus.min.js \
+		&& cp "$$tmp/package/LICENSE" $(STATIC)/tus-js-client.LICENSE \
+		&& echo $(TUS_JS_CLIENT) > $(STATIC)/tus-js-client.VERSION
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response
 
+from api_service import page
 from api_service.extension import Handoff
 from api_service.state import current_state
 from api_service.tenants import Authenticate
@@ -19,14 +20,16 @@ OPENAPI = Path(__file__).with_name("openapi.json")
 
 def create_app(settings: Settings | None = None,
                authenticate: Authenticate | None = None) -> Flask:
-    """The API as its own service: the upload routes under /v1, health routes, /openapi.json.
+    """The API as its own service: upload routes under /v1, health, /openapi.json, a page at /.
 
     ``authenticate`` replaces the bearer tokens' "who is asking".
     """
     settings = settings or load_or_exit(need_secret=True)
     app = make_app("api_service", settings, lambda: current_state().ready())
     Handoff(app, settings=settings, authenticate=authenticate, url_prefix="/v1")
-    document = json.dumps(openapi_document(installed_or_exit().purposes))
+    purposes = installed_or_exit().purposes
+    document = json.dumps(openapi_document(purposes))
+    page.register(app, purposes)
 
     @app.get("/openapi.json")
     def openapi() -> Response:

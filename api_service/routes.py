@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from api_service import tus
+from api_service import cors, tus
 from api_service.geo import GeoError
 from api_service.relay import Relay, RelayError
 from api_service.state import current_state
@@ -45,6 +45,7 @@ from handoff.states import PUBLIC_STATUS
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
 problems.register(bp)
+cors.register(bp)
 
 @bp.before_request
 def _authenticate() -> None:

@@ -87,6 +87,7 @@ class Settings:
     webhook_max_retries: int = 12
     webhook_min_backoff: float = 10.0
     webhook_max_backoff: float = 3600.0
+    cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
 
 
@@ -147,6 +148,32 @@ def _http_url(text: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("not an http:// or https:// URL with a host")
     return text
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    """Comma-separated web origins, ``scheme://host[:port]``, each as a browser sends it."""
+    return tuple(_origin(item) for item in (part.strip() for part in text.split(",")) if item)
+
+
+def _origin(text: str) -> str:
+    """An origin as ``Origin`` spells it (lower case, no default port), for a plain comparison.
+
+    A path, a query or credentials are refused: an ``Origin`` never has them.
+    """
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"not an origin: {text!r}") from None
+    if (parts.scheme not in _DEFAULT_PORTS or not parts.hostname or parts.username is not None
+            or parts.path or parts.query or parts.fragment or text.endswith(("?", "#"))):
+        raise ValueError(f"not an origin scheme://host[:port]: {text!r}")
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    shown = "" if port in (None, _DEFAULT_PORTS[parts.scheme]) else f":{port}"
+    return f"{parts.scheme}://{host}{shown}"
 
 
 def _positive_duration(text: str) -> float:
@@ -248,6 +275,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WEBHOOK_MAX_RETRIES": ("webhook_max_retries", _positive_int),
     "WEBHOOK_MIN_BACKOFF": ("webhook_min_backoff", _positive_duration),
     "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", _positive_duration),
+    "CORS_ORIGINS": ("cors_origins", _origins),
     "LOG_LEVEL": ("log_level", _log_level),
 }
 

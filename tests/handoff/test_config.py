@@ -69,6 +69,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", "30m", 1800.0),
     "LOG_LEVEL": ("log_level", "debug", "DEBUG"),
     "HEALTH_PORT": ("health_port", "8080", 8080),
+    "CORS_ORIGINS": ("cors_origins", "https://app.example:8443, http://127.0.0.1:3000",
+                     ("https://app.example:8443", "http://127.0.0.1:3000")),
 }
 
 INVALID: list[tuple[str, str]] = [
@@ -130,6 +132,12 @@ INVALID: list[tuple[str, str]] = [
     ("WEBHOOK_MIN_BACKOFF", "0"),
     ("WEBHOOK_MAX_BACKOFF", "soon"),
     ("LOG_LEVEL", "verbose"),
+    ("CORS_ORIGINS", "app.example"),
+    ("CORS_ORIGINS", "https://app.example/"),
+    ("CORS_ORIGINS", "https://app.example,*"),
+    ("CORS_ORIGINS", "ftp://app.example"),
+    ("CORS_ORIGINS", "https://user@app.example"),
+    ("CORS_ORIGINS", "https://app.example:99999"),
 ]
 
 
@@ -218,6 +226,11 @@ def test_invalid_value_names_the_variable(suffix: str, raw: str) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(ConfigError, ValueError)
+
+
+def test_origins_are_spelled_as_a_browser_sends_them() -> None:
+    settings = load_settings({"HANDOFF_CORS_ORIGINS": "HTTPS://App.Example:443,http://[::1]:80,"})
+    assert settings.cors_origins == ("https://app.example", "http://[::1]")
 
 
 def test_geo_port_implies_geo_url() -> None:
