@@ -23,24 +23,16 @@ import requests
 from requests_toolbelt import StreamingIterator
 from tusclient.client import TusClient
 
-from tests.support.payloads import random_file
+from handoff.units import MiB
+from tests.support.payloads import file_sha256, random_file
 from tests.support.polling import eventually
 from tests.support.stacks import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
-MiB = 1024 * 1024
 CHUNK = 16 * MiB
 BIG = 1024 * MiB
 TUS = {"Tus-Resumable": "1.0.0"}
 OFFSET_TYPE = {"Content-Type": "application/offset+octet-stream"}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(4 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _received(stack: Stack) -> float:
@@ -157,7 +149,7 @@ def test_tuspy_resumes_a_killed_upload_from_the_servers_offset(stack: Stack, tmp
 
     status = stack.wait_for(upload_id, timeout=300)
     assert status["status"] == "done", status
-    assert status["files"] == [{"name": "big.bin", "size": BIG, "sha256": _sha256(path)}]
+    assert status["files"] == [{"name": "big.bin", "size": BIG, "sha256": file_sha256(path)}]
     assert _received(stack) - before <= BIG + CHUNK
 
 
@@ -194,7 +186,7 @@ def test_a_resume_stops_a_patch_whose_client_went_silent(stack: Stack, tmp_path:
         stalled.join()
     status = _finish(stack, url, path)
     assert status["status"] == "done"
-    assert status["files"][0]["sha256"] == _sha256(path)
+    assert status["files"][0]["sha256"] == file_sha256(path)
 
 
 def _api_worker_serving(stack: Stack) -> psutil.Process | None:
@@ -222,7 +214,7 @@ def test_an_api_worker_killed_mid_patch_leaves_a_resumable_upload(make_stack, tm
     assert eventually(lambda: _head_offset(stack, url) == 20 * MiB, timeout=30)
     status = _finish(stack, url, path)
     assert status["status"] == "done"
-    assert status["files"][0]["sha256"] == _sha256(path)
+    assert status["files"][0]["sha256"] == file_sha256(path)
     assert not worker.is_running()
 
 
@@ -240,7 +232,7 @@ def test_a_geo_service_killed_mid_patch_resumes_from_what_it_stored(make_stack, 
     assert _head_offset(stack, url) == 24 * MiB
     status = _finish(stack, url, path)
     assert status["status"] == "done"
-    assert status["files"][0]["sha256"] == _sha256(path)
+    assert status["files"][0]["sha256"] == file_sha256(path)
 
 
 def _deleted_at(stack: Stack, upload_id: str) -> float | None:
