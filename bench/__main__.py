@@ -25,7 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from bench.client import DIRECT, NAIVE, NGINX, RELAY, Variant, settle, upload
+from bench.client import (
+    DIRECT,
+    NAIVE,
+    NGINX,
+    RELAY,
+    TUS,
+    TUS_CHUNKED,
+    TUS_NODE,
+    Variant,
+    settle,
+    upload,
+)
 from bench.nginx import ensure_nginx
 from bench.payload import Payloads
 from bench.report import Results, json_line, render
@@ -39,6 +50,7 @@ from bench.scenarios import (
     throughput_rounds,
 )
 from bench.services import Stack, running
+from bench.tus_node import ensure_tus_node
 from handoff.units import GiB, MiB
 
 N = TypeVar("N", int, float)
@@ -132,6 +144,7 @@ def _filesystem(path: Path) -> str:
 def run_all(stack: Stack, payloads: Payloads, config: Config, notes: list[str]) -> Results:
     """Every measurement, in an order that keeps the big payloads on disk only while used."""
     variants = [DIRECT, RELAY, NAIVE] + ([NGINX] if stack.has("nginx") else [])
+    variants += [TUS, TUS_CHUNKED] + ([TUS_NODE] if stack.has("tus_node") else [])
     small = payloads.get(MiB)
     if fs_type(config.parent) == "tmpfs":
         payloads.prefault(footprint(config.size, config.concurrency))
@@ -191,12 +204,15 @@ def main() -> int:
     nginx = ensure_nginx()
     if nginx is None:
         notes.append("nginx could not be installed: the nginx anchor was skipped (null)")
+    tus_node = ensure_tus_node()
+    if tus_node is None:
+        notes.append("@tus/server could not be installed: the tus-node anchor was skipped (null)")
     config.parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir=config.parent))
     say(f"working in {_filesystem(base)}; file size {config.size / GiB:g} GiB")
     try:
         payloads = Payloads(base / "payload")
-        with running(base / "stack", nginx) as stack:
+        with running(base / "stack", nginx, tus_node) as stack:
             results = run_all(stack, payloads, config, notes)
     except (RuntimeError, TimeoutError) as exc:
         say(f"failed: {exc}")

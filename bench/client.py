@@ -1,9 +1,10 @@
-"""The client side: curl for every upload, and clean-up of the geo store between runs.
+"""The client side: curl for every multipart upload, and clean-up of the stores between runs.
 
 curl streams the file from disk (from the page cache, in practice) with
 little CPU, so on two cores it takes nothing away from the services, and
 the same command measures every variant; only the URL and, for the geo
 service, the bearer header differ. Its ``time_total`` is the figure used.
+The tus variants share one client of their own, :mod:`bench.tus_client`.
 """
 
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import requests
 
+from bench import tus_client
 from bench.services import Stack
 from handoff.ids import is_upload_id
+from handoff.units import MiB
 
 CURL_FORMAT = "%{http_code} %{time_total}"
 CURL_TIMEOUT = 1800.0
@@ -30,13 +33,20 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Variant:
-    """One way to get a file into the geo store: which service curl talks to."""
+    """One way to get a file into a store: which service the client talks to, and how.
+
+    ``chunk`` is for tus only: the bytes per PATCH, None for the whole file in one.
+    """
 
     name: str
     front: str
     expect: int
+    protocol: str = "multipart"
+    chunk: int | None = None
 
     def url(self, stack: Stack) -> str:
+        if self.front == "tus_node":
+            return f"{stack.url(self.front)}/files"
         if self.front in ("geo", "nginx"):
             return f"{stack.url(self.front)}/uploads/{uuid.uuid4()}"
         return f"{stack.url(self.front)}/v1/uploads"
@@ -49,6 +59,9 @@ DIRECT = Variant("direct", "geo", 201)
 RELAY = Variant("relay", "api", 202)
 NAIVE = Variant("naive", "naive", 202)
 NGINX = Variant("nginx", "nginx", 201)
+TUS = Variant("tus", "api", 204, "tus")
+TUS_CHUNKED = Variant("tus-16m", "api", 204, "tus", 16 * MiB)
+TUS_NODE = Variant("tus-node", "tus_node", 204, "tus")
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,9 @@ def finish_upload(proc: subprocess.Popen, variant: Variant, size: int,
 
 def upload(stack: Stack, variant: Variant, path: Path, output: str = "/dev/null") -> Transfer:
     """Upload ``path`` once through ``variant`` and wait for the answer."""
+    if variant.protocol == "tus":
+        seconds = tus_client.send(variant.url(stack), path, variant.chunk, CURL_TIMEOUT)
+        return Transfer(variant.name, path.stat().st_size, seconds)
     return finish_upload(start_upload(stack, variant, path, output), variant,
                          path.stat().st_size)
 
@@ -107,8 +123,10 @@ def settle(stack: Stack, timeout: float = SETTLE_TIMEOUT) -> None:
     """Wait until no upload is being written or processed, then delete them all.
 
     A relayed upload has a job: the worker re-hashes the whole file, which
-    would steal a core from the next run if it were not waited for.
+    would steal a core from the next run if it were not waited for. The
+    Node tus server's finished uploads are removed too, to give tmpfs back.
     """
+    _empty(stack.tus_node_store)
     deadline = time.monotonic() + timeout
     session = requests.Session()
     pending = _upload_ids(stack.uploads)
@@ -119,6 +137,12 @@ def settle(stack: Stack, timeout: float = SETTLE_TIMEOUT) -> None:
                                                                               upload_id)}
         if pending:
             time.sleep(POLL_SECONDS)
+
+
+def _empty(folder: Path) -> None:
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            entry.unlink()
 
 
 def _upload_ids(root: Path) -> set[str]:

@@ -65,7 +65,8 @@ def _concurrent(results: Results, name: str) -> list[ConcurrentRound]:
 
 def summary(results: Results) -> dict[str, Any]:
     """The JSON summary: the keys the README and CI read, then context."""
-    mbps = {name: _median_mbps(results, name) for name in ("direct", "relay", "naive", "nginx")}
+    mbps = {name: _median_mbps(results, name)
+            for name in ("direct", "relay", "naive", "nginx", "tus", "tus-16m", "tus-node")}
     relay_rounds = _concurrent(results, "relay")
     latencies = [t.seconds for run in relay_rounds for t in run.transfers]
     writes = (results.throughput["relay"].front_write_bytes
@@ -74,6 +75,9 @@ def summary(results: Results) -> dict[str, Any]:
         "relay_vs_direct": _ratio(mbps["relay"], mbps["direct"]),
         "relay_vs_naive": _ratio(mbps["relay"], mbps["naive"]),
         "relay_vs_nginx": _ratio(mbps["relay"], mbps["nginx"]),
+        "tus_vs_relay": _ratio(mbps["tus"], mbps["relay"]),
+        "tus_chunked_vs_relay": _ratio(mbps["tus-16m"], mbps["relay"]),
+        "tus_vs_tus_node": _ratio(mbps["tus"], mbps["tus-node"]),
         "relay_vs_direct_best": _ratio(_best_mbps(results, "relay"),
                                        _best_mbps(results, "direct")),
         "api_peak_rss_mib_1g": round(results.memory["1g"].api_peak_mib, 1),
@@ -87,6 +91,9 @@ def summary(results: Results) -> dict[str, Any]:
         "relay_mbps": mbps["relay"],
         "naive_mbps": mbps["naive"],
         "nginx_mbps": mbps["nginx"],
+        "tus_mbps": mbps["tus"],
+        "tus_chunked_mbps": mbps["tus-16m"],
+        "tus_node_mbps": mbps["tus-node"],
         "done_ms_p50": round(percentile(results.latency.done_ms, 0.5), 1),
         "geo_peak_rss_mib_4g": round(results.memory["4g"].geo_peak_mib, 1),
         "naive_disk_write_bytes": results.throughput["naive"].front_write_bytes,
@@ -118,6 +125,9 @@ def budgets(data: dict[str, Any]) -> list[Budget]:
     checks = [
         ("end-to-end >= 0.7 x direct", data["relay_vs_direct"], 0.7, "{:.3f} x"),
         ("end-to-end >= 3 x naive", data["relay_vs_naive"], 3.0, "{:.3f} x"),
+        ("tus one PATCH >= 0.9 x relay", data["tus_vs_relay"], 0.9, "{:.3f} x"),
+        ("tus 16 MiB PATCHes >= 0.75 x relay", data["tus_chunked_vs_relay"], 0.75, "{:.3f} x"),
+        ("tus one PATCH >= 0.8 x @tus/server", data["tus_vs_tus_node"], 0.8, "{:.3f} x"),
     ]
     found = [Budget(name, None if value is None else value >= bar, _fmt(pattern, value))
              for name, value, bar, pattern in checks]
@@ -168,7 +178,7 @@ def _throughput_table(results: Results) -> str:
             f"{'min s':>7} {'front CPU':>10} {'geo CPU':>8} {'idle':>6} {'front disk writes':>18}"]
     for name, found in results.throughput.items():
         seconds = [t.seconds for t in found.transfers]
-        writes = "-" if name in ("direct", "nginx") else _bytes(found.front_write_bytes)
+        writes = "-" if name in ("direct", "nginx", "tus-node") else _bytes(found.front_write_bytes)
         if not found.writes_exact:
             writes = f">= {writes}"
         rows.append(f"{name:8} {len(seconds):>4} {found.median_mbps:>12.1f} "
@@ -234,7 +244,8 @@ def _latency_lines(latency: Latency) -> str:
 
 def _ratio_lines(data: dict[str, Any]) -> str:
     rows = ["Ratios (median throughput; the best-run ratio is context, not a budget):"]
-    for key in ("relay_vs_direct", "relay_vs_naive", "relay_vs_nginx", "relay_vs_direct_best"):
+    for key in ("relay_vs_direct", "relay_vs_naive", "relay_vs_nginx", "tus_vs_relay",
+                "tus_chunked_vs_relay", "tus_vs_tus_node", "relay_vs_direct_best"):
         value = data[key]
         rows.append(f"  {key:20} {'n/a (skipped)' if value is None else f'{value:.3f}'}")
     return "\n".join(rows)

@@ -1,7 +1,8 @@
 """The processes under test, started the way ``make run`` and the tests start them.
 
 One stack serves every variant: valkey, the geo service, a worker, the API,
-the naive app and (when available) nginx, all on free loopback ports, all
+the naive app and (when available) nginx and the Node tus server, all on
+free loopback ports, all
 stopped in a ``finally``. The API logs into a named pipe rather than a file,
 because the API's own disk writes are measured and a log file would add
 pages of its own; the lines still reach the benchmark, for error messages.
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.nginx import nginx_argv
+from bench.tus_node import tus_node_argv
 from devstack import processes
 
 QUEUE = "geoprocessing"
@@ -70,6 +72,11 @@ class Stack(processes.LocalStack):
     def log_path(self, name: str) -> Path:
         return self.root / "logs" / f"{name}.log"
 
+    @property
+    def tus_node_store(self) -> Path:
+        """Where the Node tus server keeps its uploads (emptied after every run)."""
+        return self.root / "tus-node"
+
     def stop_all(self) -> None:
         super().stop_all()
         if self.api_log is not None:
@@ -94,9 +101,11 @@ def _environment(root: Path, ports: dict[str, int]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running(root: Path, nginx_binary: str | None) -> Iterator[Stack]:
+def running(root: Path, nginx_binary: str | None,
+            tus_node_modules: Path | None = None) -> Iterator[Stack]:
     """Start the whole stack under ``root``; everything is stopped when the block ends."""
-    ports = {name: processes.free_port() for name in ("redis", "geo", "api", "naive", "nginx")}
+    names = ("redis", "geo", "api", "naive", "nginx", "tus_node")
+    ports = {name: processes.free_port() for name in names}
     (root / "uploads").mkdir(parents=True)
     (root / "logs").mkdir()
     stack = Stack(root, _environment(root, ports), ports)
@@ -106,6 +115,9 @@ def running(root: Path, nginx_binary: str | None) -> Iterator[Stack]:
         _start(stack, "naive", _naive_argv(ports["naive"]))
         if nginx_binary is not None:
             _start_nginx(stack, nginx_binary)
+        if tus_node_modules is not None:
+            _start(stack, "tus_node", tus_node_argv(tus_node_modules, ports["tus_node"],
+                                                    stack.tus_node_store))
         yield stack
     finally:
         stack.stop_all()
