@@ -48,13 +48,15 @@ def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def health_ports(settings: Settings) -> dict[str, int]:
-    """The port each web service's gunicorn master answers probes on (handoff/server/health.py).
+    """The port each web service's gunicorn master answers probes on, if asked for.
 
-    One setting cannot serve two services on one machine: the API keeps
-    ``HANDOFF_HEALTH_PORT`` if it is set, and everything else gets a free port.
+    Off unless ``HANDOFF_HEALTH_PORT`` is set, as in production. One setting
+    cannot serve two services on one machine: the API keeps it, and the geo
+    service gets a free port.
     """
-    free = iter(processes.free_ports(2))
-    return {"api": settings.health_port or next(free), "geo": next(free)}
+    if not settings.health_port:
+        return {}
+    return {"api": settings.health_port, "geo": processes.free_port()}
 
 
 def state_root(settings: Settings) -> Path:
@@ -99,7 +101,7 @@ def _metrics_url(settings: Settings, port: int) -> str:
 def ready_line(settings: Settings, health: dict[str, int]) -> str:
     """The line that says the stack is up, with every address it listens on."""
     probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
-                       for name, port in health.items())
+                       for name, port in health.items()) or "off"
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
             f"(geo http://127.0.0.1:{settings.geo_port}; metrics: worker "
             f"{_metrics_url(settings, settings.worker_metrics_port)}, sweeper "

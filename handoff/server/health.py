@@ -57,16 +57,20 @@ def liveness(heartbeat_ages: Iterable[float], timeout: float) -> dict[str, str]:
 
 def readiness(reports: Iterable[dict[str, Any] | None], now: float,
               max_age: float = REPORT_MAX_AGE) -> dict[str, str]:
-    """Failures that make the service not ready, from the workers' latest verdicts.
+    """Failures that make the service not ready, from the workers' verdicts.
 
-    One worker that found everything reachable is enough: a dependency is
-    shared by all of them, and the freshest verdict is the best one.
+    Ready while a worker found everything reachable within ``max_age``: a
+    dependency is shared by all workers, and one slow check (a geo service
+    busy with a burst of uploads) must not take the service out of rotation.
+    Otherwise the freshest verdict's failures say why.
     """
-    fresh = [r for r in reports if r is not None and now - r.get("time", 0.0) <= max_age]
+    known = [r for r in reports if r is not None]
+    if any(r.get("last_ok") is not None and now - r["last_ok"] <= max_age for r in known):
+        return {}
+    fresh = [r for r in known if now - r.get("time", 0.0) <= max_age]
     if not fresh:
         return {"workers": "no worker process has checked the dependencies lately"}
-    newest = max(fresh, key=lambda report: report["time"])
-    return dict(newest.get("failures", {}))
+    return dict(max(fresh, key=lambda report: report["time"]).get("failures", {}))
 
 
 def report_path(folder: Path, pid: int) -> Path:
@@ -87,6 +91,7 @@ class ReadinessReporter:
         self._path = report_path(folder, os.getpid())
         self._ready = ready
         self._clock = clock
+        self._last_ok: float | None = None
 
     def report(self) -> None:
         """One check, written atomically: the master never reads half a verdict."""
@@ -94,7 +99,10 @@ class ReadinessReporter:
             failures = self._ready()
         except Exception as exc:  # a check that breaks is a failure, not a dead reporter
             failures = {"check": f"{type(exc).__name__}: {exc}"}
-        text = json.dumps({"time": self._clock(), "failures": failures})
+        now = self._clock()
+        if not failures:
+            self._last_ok = now
+        text = json.dumps({"time": now, "failures": failures, "last_ok": self._last_ok})
         partial = self._path.with_suffix(".partial")
         partial.write_text(text)
         partial.replace(self._path)

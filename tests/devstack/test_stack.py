@@ -50,8 +50,8 @@ def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Pa
     assert stack_folder(second, "valkey") != stack_folder(first, "valkey")
 
 
-def test_each_web_service_gets_a_health_port_of_its_own() -> None:
-    chosen = health_ports(load_settings({}))
-    assert chosen["api"] != chosen["geo"]
+def test_health_ports_only_when_asked_and_one_each() -> None:
+    assert health_ports(load_settings({})) == {}
     given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}))
     assert given["api"] == 18080 and given["geo"] != 18080
+    assert "probes: off" in ready_line(load_settings({}), {})

@@ -45,13 +45,15 @@ def _launch(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Po
 
 
 def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
-    ports = dict(zip(("api", "geo", "gc", "worker"), processes.free_ports(4), strict=True))
+    ports = dict(zip(("api", "geo", "gc", "worker", "health"), processes.free_ports(5),
+                     strict=True))
     env = _clean_environment()
     env.update(HANDOFF_API_PORT=str(ports["api"]), HANDOFF_GEO_PORT=str(ports["geo"]),
                HANDOFF_UPLOADS_ROOT=str(root / "uploads"),
                HANDOFF_HEARTBEAT_DIR=str(root),
                HANDOFF_GC_METRICS_PORT=str(ports["gc"]),
-               HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]))
+               HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]),
+               HANDOFF_HEALTH_PORT=str(ports["health"]))
     launcher, lines = _launch(env)
     return launcher, lines, ports
 

@@ -33,11 +33,15 @@ def test_not_alive_without_workers_or_with_a_late_one() -> None:
     assert "1 of 2" in liveness([1.0, 121.0], timeout=120)["workers"]
 
 
-def test_ready_from_the_freshest_verdict() -> None:
-    older = {"time": 90.0, "failures": {"redis": "down"}}
-    newer = {"time": 95.0, "failures": {}}
-    assert readiness([older, newer, None], now=100.0) == {}
-    assert readiness([newer, {"time": 99.0, "failures": {"geo": "x"}}], now=100.0) == {"geo": "x"}
+def test_ready_while_a_worker_found_everything_reachable_lately() -> None:
+    failing = {"time": 99.0, "failures": {"geo": "timed out"}, "last_ok": 90.0}
+    assert readiness([failing, None], now=100.0) == {}
+
+
+def test_not_ready_says_the_freshest_failure_once_no_success_is_recent() -> None:
+    older = {"time": 95.0, "failures": {"redis": "down"}, "last_ok": 10.0}
+    newer = {"time": 99.0, "failures": {"geo": "x"}, "last_ok": None}
+    assert readiness([older, newer], now=100.0) == {"geo": "x"}
 
 
 def test_not_ready_when_no_verdict_is_fresh() -> None:
@@ -47,7 +51,8 @@ def test_not_ready_when_no_verdict_is_fresh() -> None:
 
 def test_a_reporter_writes_its_verdict_where_the_master_reads_it(tmp_path: Path) -> None:
     ReadinessReporter(tmp_path, lambda: {"geo": "refused"}, clock=lambda: 42.0).report()
-    assert read_report(tmp_path, os.getpid()) == {"time": 42.0, "failures": {"geo": "refused"}}
+    assert read_report(tmp_path, os.getpid()) == {"time": 42.0, "failures": {"geo": "refused"},
+                                                  "last_ok": None}
     assert list(tmp_path.iterdir()) == [report_path(tmp_path, os.getpid())]
 
 
@@ -80,7 +85,8 @@ def served(tmp_path: Path):
 
 def test_the_listener_answers_alive_and_ready_over_http(served) -> None:
     url, _, folder = served
-    report_path(folder, 102).write_text(json.dumps({"time": 1e12, "failures": {}}))
+    report_path(folder, 102).write_text(json.dumps({"time": 1e12, "failures": {},
+                                                    "last_ok": 1e12}))
     assert requests.get(url + "/healthz", timeout=5).json() == {"status": "ok"}
     assert requests.get(url + "/readyz", timeout=5).status_code == 200
 
@@ -101,3 +107,13 @@ def test_other_paths_and_methods_get_problems(served) -> None:
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "application/problem+json"
     assert requests.post(url + "/healthz", timeout=5).status_code == 405
+
+
+def test_a_reporter_remembers_its_last_success_through_a_failure(tmp_path: Path) -> None:
+    answers = iter([{}, {"geo": "timed out"}])
+    times = iter([10.0, 12.0])
+    reporter = ReadinessReporter(tmp_path, lambda: next(answers), clock=lambda: next(times))
+    reporter.report()
+    reporter.report()
+    assert read_report(tmp_path, os.getpid()) == {"time": 12.0, "failures": {"geo": "timed out"},
+                                                  "last_ok": 10.0}
