@@ -199,13 +199,19 @@ def _api_worker_serving(stack: Stack) -> psutil.Process | None:
     return None
 
 
-def test_an_api_worker_killed_mid_patch_leaves_a_resumable_upload(make_stack, tmp_path: Path):
-    stack = make_stack()
+def _stalled_at(stack: Stack, tmp_path: Path, stored: int) -> tuple[Path, str, "_StalledPatch"]:
+    """A 48 MiB tus upload whose PATCH stalls once ``stored`` bytes are on the geo side."""
     path = random_file(tmp_path / "file.bin", 48)
     url = _create(stack, length=48 * MiB)
     upload_id = url.rsplit("/", 1)[-1]
-    stalled = _StalledPatch(stack, url, path, first=20 * MiB)
-    assert eventually(lambda: _stored_size(stack, upload_id) == 20 * MiB, timeout=60)
+    stalled = _StalledPatch(stack, url, path, first=stored)
+    assert eventually(lambda: _stored_size(stack, upload_id) == stored, timeout=60)
+    return path, url, stalled
+
+
+def test_an_api_worker_killed_mid_patch_leaves_a_resumable_upload(make_stack, tmp_path: Path):
+    stack = make_stack()
+    path, url, stalled = _stalled_at(stack, tmp_path, 20 * MiB)
     worker = _api_worker_serving(stack)
     assert worker is not None
     worker.kill()
@@ -220,11 +226,7 @@ def test_an_api_worker_killed_mid_patch_leaves_a_resumable_upload(make_stack, tm
 
 def test_a_geo_service_killed_mid_patch_resumes_from_what_it_stored(make_stack, tmp_path: Path):
     stack = make_stack()
-    path = random_file(tmp_path / "file.bin", 48)
-    url = _create(stack, length=48 * MiB)
-    upload_id = url.rsplit("/", 1)[-1]
-    stalled = _StalledPatch(stack, url, path, first=24 * MiB)
-    assert eventually(lambda: _stored_size(stack, upload_id) == 24 * MiB, timeout=60)
+    path, url, stalled = _stalled_at(stack, tmp_path, 24 * MiB)
     stack.kill("geo")
     stalled.join()
     stack.start("geo")
