@@ -125,6 +125,16 @@ def _received(stack: Stack) -> float:
                if line.startswith("handoff_api_received_bytes_total"))
 
 
+def _stalled_upload(stack: Stack, proxy: StallingProxy, durable: int) -> str:
+    """The one upload's id, once the proxy stalled its PATCH and the geo side holds ``durable``."""
+    assert proxy.stalled.wait(120)
+    assert eventually(lambda: _only_upload(stack) is not None)
+    upload_id = _only_upload(stack)
+    assert upload_id is not None
+    assert eventually(lambda: _stored_size(stack, upload_id) == durable, timeout=60)
+    return upload_id
+
+
 def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
         make_stack, tus_js_client: Path, node_uploads: list[_NodeUpload], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]):
@@ -136,11 +146,7 @@ def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
         upload = _NodeUpload(tus_js_client, f"http://127.0.0.1:{proxy.port}/v1/uploads", path,
                              store)
         node_uploads.append(upload)
-        assert proxy.stalled.wait(120)
-        assert eventually(lambda: _only_upload(stack) is not None)
-        upload_id = _only_upload(stack)
-        assert upload_id is not None
-        assert eventually(lambda: _stored_size(stack, upload_id) == DURABLE, timeout=60)
+        upload_id = _stalled_upload(stack, proxy, DURABLE)
         proxy.cut()
         assert upload.wait(timeout=300) == 0, upload.events
         broken_patch_still_open = proxy.server_still_waiting()
@@ -181,11 +187,7 @@ def test_a_new_client_resumes_from_the_url_it_stored(
     try:
         first = _NodeUpload(tus_js_client, endpoint, path, store)
         node_uploads.append(first)
-        assert proxy.stalled.wait(120)
-        assert eventually(lambda: _only_upload(stack) is not None)
-        upload_id = _only_upload(stack)
-        assert upload_id is not None
-        assert eventually(lambda: _stored_size(stack, upload_id) == durable, timeout=60)
+        upload_id = _stalled_upload(stack, proxy, durable)
         first.stop()
         second = _NodeUpload(tus_js_client, endpoint, path, store)
         node_uploads.append(second)
