@@ -47,16 +47,26 @@ def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     return chosen
 
 
-def health_ports(settings: Settings) -> dict[str, int]:
+def health_ports(settings: Settings, spare: int) -> dict[str, int]:
     """The port each web service's gunicorn master answers probes on, if asked for.
 
     Off unless ``HANDOFF_HEALTH_PORT`` is set, as in production. One setting
     cannot serve two services on one machine: the API keeps it, and the geo
-    service gets a free port.
+    service gets ``spare``, a free port.
     """
     if not settings.health_port:
         return {}
-    return {"api": settings.health_port, "geo": processes.free_port()}
+    return {"api": settings.health_port, "geo": spare}
+
+
+def spare_ports(settings: Settings, count: int) -> list[int]:
+    """``count`` free ports for the launcher's own choices, picked together.
+
+    A free port is only free for now: ports picked one by one could come
+    back twice, or as the API's health port, which nothing binds yet.
+    """
+    return [port for port in processes.free_ports(count + 1)
+            if port != settings.health_port][:count]
 
 
 def state_root(settings: Settings) -> Path:
@@ -109,14 +119,14 @@ def ready_line(settings: Settings, health: dict[str, int]) -> str:
             f"uploads in {settings.uploads_root.resolve()})")
 
 
-def _start_all(stack: processes.LocalStack, valkey_dir: Path | None) -> None:
+def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port: int) -> None:
     """Start every part, the API last; return once the API is ready.
 
     With ``valkey_dir``, an embedded valkey keeps its append-only file there.
     """
     if valkey_dir is not None:
         valkey_dir.mkdir(parents=True, exist_ok=True)
-        port = stack.ports["redis"] = processes.free_port()
+        port = stack.ports["redis"] = redis_port
         stack.env["HANDOFF_REDIS_URL"] = f"redis://127.0.0.1:{port}/0"
         stack.start("redis", processes.valkey_argv(port, valkey_dir, durable=True))
         print(f"handoff: started valkey-server on 127.0.0.1:{port} (queue kept in {valkey_dir})",
@@ -177,12 +187,14 @@ def _run(settings: Settings, env: dict[str, str]) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     ports = {"geo": settings.geo_port, "api": settings.api_port}
-    health = health_ports(settings)
+    health_spare, redis_port = spare_ports(settings, 2)
+    health = health_ports(settings, health_spare)
     stack = processes.LocalStack(state_root(settings), env, ports, logs_to_files=False,
                                  component_env={name: {variable("health_port"): str(port)}
                                                 for name, port in health.items()})
     try:
-        _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"))
+        _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
+                   redis_port)
         url = stack.url("api")
         print(f"{ready_line(settings, health)}\n"
               f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"

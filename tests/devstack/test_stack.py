@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-from devstack.stack import health_ports, local_defaults, ready_line, stack_folder
+from devstack.stack import (
+    health_ports,
+    local_defaults,
+    ready_line,
+    spare_ports,
+    stack_folder,
+)
 from handoff.config import load_settings
 
 
@@ -51,7 +57,14 @@ def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Pa
 
 
 def test_health_ports_only_when_asked_and_one_each() -> None:
-    assert health_ports(load_settings({})) == {}
-    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}))
-    assert given["api"] == 18080 and given["geo"] != 18080
+    assert health_ports(load_settings({}), 41005) == {}
+    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}), 41005)
+    assert given == {"api": 18080, "geo": 41005}
     assert "probes: off" in ready_line(load_settings({}), {})
+
+
+def test_spare_ports_are_distinct_and_never_the_apis_health_port() -> None:
+    settings = load_settings({"HANDOFF_HEALTH_PORT": "18080"})
+    for _ in range(20):
+        ports = spare_ports(settings, 2)
+        assert len(set(ports)) == 2 and 18080 not in ports
