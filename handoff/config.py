@@ -89,6 +89,30 @@ class Settings:
     webhook_max_backoff: float = 3600.0
     cors_origins: tuple[str, ...] = ()
     log_level: str = "INFO"
+    # Geo side: this replica's name; empty for the one unnamed geo service.
+    replica: str = ""
+    # API side: (name, url) of each geo replica; empty for the one at geo_url.
+    geo_replica_urls: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def job_queue(self) -> str:
+        """The queue this geo replica's jobs go to: ``<queue>.<replica>``, or the queue itself."""
+        return replica_queue(self.queue, self.replica or None)
+
+    @property
+    def store_root(self) -> Path:
+        """This geo replica's own store: ``<uploads_root>/<replica>``, or the root itself."""
+        return self.uploads_root / self.replica if self.replica else self.uploads_root
+
+    @property
+    def geo_replicas(self) -> tuple[tuple[str | None, str], ...]:
+        """(name, url) of every geo replica the API places uploads on; one unnamed by default."""
+        return self.geo_replica_urls or ((None, self.geo_url),)
+
+
+def replica_queue(queue: str, replica: str | None) -> str:
+    """The job queue of ``replica``: each consumes its own, so a job runs where its bytes are."""
+    return f"{queue}.{replica}" if replica else queue
 
 
 def _port(text: str) -> int:
@@ -135,6 +159,33 @@ def _queue_name(text: str) -> str:
     if not _QUEUE_NAME.fullmatch(text):
         raise ValueError("a queue name is a letter or _ followed by letters, digits, . _ -")
     return text
+
+
+# A DNS label, as a Kubernetes pod name is: it names a folder and a queue too.
+_REPLICA_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _replica_name(text: str) -> str:
+    if not _REPLICA_NAME.fullmatch(text):
+        raise ValueError("a replica name is lower-case letters, digits and -, "
+                         "at most 63, starting and ending with a letter or digit")
+    return text
+
+
+def _replica_urls(text: str) -> tuple[tuple[str, str], ...]:
+    """Comma-separated ``name=url`` pairs, one per geo replica, each name once."""
+    pairs: list[tuple[str, str]] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        name, equals, url = item.partition("=")
+        if not equals:
+            raise ValueError(f"not a name=url pair: {item!r}")
+        pairs.append((_replica_name(name.strip()), _http_url(url.strip()).rstrip("/")))
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("a replica name is listed twice")
+    return tuple(pairs)
 
 
 def _actor_name(text: str) -> str:
@@ -277,6 +328,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "WEBHOOK_MAX_BACKOFF": ("webhook_max_backoff", _positive_duration),
     "CORS_ORIGINS": ("cors_origins", _origins),
     "LOG_LEVEL": ("log_level", _log_level),
+    "REPLICA": ("replica", _replica_name),
+    "GEO_REPLICA_URLS": ("geo_replica_urls", _replica_urls),
 }
 
 # Variables that moved to a processor's own settings: still setting one would
@@ -322,7 +375,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     _check_room(settings)
     _check_webhook_backoff(settings)
+    _check_replica_queue(settings)
     return settings
+
+
+def _check_replica_queue(settings: Settings) -> None:
+    """The replica's queue name, built from two settings, must be one Dramatiq takes too."""
+    try:
+        _queue_name(settings.job_queue)
+    except ValueError as exc:
+        raise ConfigError(f"{PREFIX}REPLICA={settings.replica!r} makes the queue "
+                          f"{settings.job_queue!r}: {exc}") from None
 
 
 def _check_room(settings: Settings) -> None:

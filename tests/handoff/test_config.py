@@ -71,10 +71,21 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "HEALTH_PORT": ("health_port", "8080", 8080),
     "CORS_ORIGINS": ("cors_origins", "https://app.example:8443, http://127.0.0.1:3000",
                      ("https://app.example:8443", "http://127.0.0.1:3000")),
+    "REPLICA": ("replica", "geo-0", "geo-0"),
+    "GEO_REPLICA_URLS": ("geo_replica_urls", " geo-0=http://10.0.0.1:8001/, geo-1=https://g1 ,",
+                         (("geo-0", "http://10.0.0.1:8001"), ("geo-1", "https://g1"))),
 }
 
 INVALID: list[tuple[str, str]] = [
     ("API_PORT", "http"),
+    ("REPLICA", "Geo-0"),
+    ("REPLICA", "-geo"),
+    ("REPLICA", "geo_0"),
+    ("REPLICA", "g" * 64),
+    ("GEO_REPLICA_URLS", "geo-0"),
+    ("GEO_REPLICA_URLS", "geo-0=ftp://x"),
+    ("GEO_REPLICA_URLS", "GEO=http://x"),
+    ("GEO_REPLICA_URLS", "geo-0=http://a,geo-0=http://b"),
     ("API_PORT", "0"),
     ("API_PORT", "65536"),
     ("GEO_PORT", "-1"),
@@ -384,3 +395,25 @@ def test_a_renamed_variable_stops_start_up_with_its_new_name(old: str, new: str)
 def test_processor_variables_are_not_core_settings() -> None:
     """They are each processor's own (handoff.processors), so any value passes here."""
     assert load_settings({"HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES": "many"}) == Settings()
+
+
+def test_a_replica_has_its_own_queue_and_store_folder() -> None:
+    settings = load_settings({"HANDOFF_REPLICA": "geo-1", "HANDOFF_QUEUE": "jobs",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/up"})
+    assert (settings.job_queue, settings.store_root) == ("jobs.geo-1", Path("/srv/up/geo-1"))
+
+
+def test_without_a_replica_the_queue_and_store_are_the_settings_themselves() -> None:
+    settings = load_settings({"HANDOFF_QUEUE": "jobs", "HANDOFF_UPLOADS_ROOT": "/srv/up"})
+    assert (settings.job_queue, settings.store_root) == ("jobs", Path("/srv/up"))
+
+
+def test_without_replica_urls_the_api_has_one_unnamed_replica_at_the_geo_url() -> None:
+    settings = load_settings({"HANDOFF_GEO_URL": "http://geo:8001"})
+    assert settings.geo_replicas == ((None, "http://geo:8001"),)
+
+
+def test_replica_urls_replace_the_geo_url() -> None:
+    settings = load_settings({"HANDOFF_GEO_URL": "http://geo:8001",
+                              "HANDOFF_GEO_REPLICA_URLS": "geo-0=http://a:1,geo-1=http://b:2"})
+    assert settings.geo_replicas == (("geo-0", "http://a:1"), ("geo-1", "http://b:2"))
