@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep_once(settings: Settings, *, dry_run: bool = False) -> int:
     """Sweep a single time, print what happened, and return the exit status."""
-    store = UploadStore(settings.uploads_root)
+    store = UploadStore(settings.store_root)
     if not dry_run:
         reconcile_settings(store, JobQueue(settings), settings)
     try:

@@ -63,7 +63,7 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BlockingSchedu
     scheduler.add_job(
         sweep_and_beat,
         "interval",
-        args=(UploadStore(settings.uploads_root), ttls_from(settings), stop, JobQueue(settings),
+        args=(UploadStore(settings.store_root), ttls_from(settings), stop, JobQueue(settings),
               settings),
         seconds=settings.gc_interval,
         id=JOB_ID,
@@ -102,7 +102,7 @@ def run(settings: Settings) -> int:
                       variable("gc_metrics_port"))
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        log.info("sweeping %s every %.0f s", settings.uploads_root, settings.gc_interval)
+        log.info("sweeping %s every %.0f s", settings.store_root, settings.gc_interval)
         if not stop.is_set():
             scheduler.start()
     finally:

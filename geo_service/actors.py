@@ -32,7 +32,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
     processors = installed_or_exit()
     for name in processors.unclaimed:
         log.warning("%s names no installed processor; it is ignored", name)
-    store = UploadStore(settings.uploads_root)
+    store = UploadStore(settings.store_root)
     # Announcements go through a client with short timeouts, like the API's
     # enqueue: a dead Redis must not hold the upload's lock for long.
     announcer = hooks.Announcer.from_settings(settings, JobQueue(settings))
@@ -41,7 +41,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
     @dramatiq.actor(
         broker=broker,
         actor_name=ACTOR,
-        queue_name=settings.queue,
+        queue_name=settings.job_queue,
         max_retries=settings.job_max_retries,
         min_backoff=int(settings.job_min_backoff * 1000),
         throws=(ValidationFailed,),

@@ -12,7 +12,7 @@ from handoff.server.web import UploadSlots, make_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_or_exit(need_secret=True)
-    store = UploadStore(settings.uploads_root)
+    store = UploadStore(settings.store_root)
 
     def ready() -> dict[str, str]:
         return {} if store.root.is_dir() else {"store": f"{store.root} is missing"}

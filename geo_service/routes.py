@@ -2,6 +2,7 @@
 
 import errno
 import logging
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -208,6 +209,24 @@ def record_job(upload_id: str) -> tuple[str, int]:
     except UploadMissing:
         raise _not_found(upload_id) from None
     return "", 204
+
+
+@bp.get("/capacity")
+def capacity() -> Response:
+    """What the API places uploads by: this replica's name, free space, uploads arriving, ready.
+
+    ``ready`` is the verdict ``/readyz`` gives; the uploads arriving are
+    counted over all of this service's processes.
+    """
+    store = current_store()
+    failures = current_app.extensions["handoff.ready"]()
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        free = 0
+    return jsonify(replica=current_settings().replica or None, free_bytes=free,
+                   in_flight=int(metrics.total(metrics.GEO_IN_FLIGHT_NAME)),
+                   ready=not failures)
 
 
 @bp.get("/purposes")

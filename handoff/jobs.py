@@ -14,7 +14,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import dq_name
 from redis.exceptions import RedisError
 
-from handoff.config import Settings
+from handoff.config import Settings, replica_queue
 
 ACTOR = "process_upload"
 
@@ -26,15 +26,24 @@ class QueueUnavailable(Exception):
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.queue
+        # The geo replica's own queue (the sweeper's requeues); the API names a replica per job.
+        self._own_queue = settings.job_queue
         # Short timeouts: a dead Redis must turn into a quick 503, not a hung upload.
         # (RedisBroker ignores connection parameters given next to a URL.)
         client = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0",
                                       socket_timeout=5, socket_connect_timeout=5)
         self._broker = RedisBroker(client=client)
 
-    def enqueue(self, upload_id: str, purpose: str, metadata: dict) -> str:
-        """Put the job on the queue; returns the message id."""
-        return self.send(self._queue, ACTOR, (upload_id, purpose, metadata))
+    def enqueue(self, upload_id: str, purpose: str, metadata: dict,
+                replica: str | None = None) -> str:
+        """Put the job on the queue of ``replica`` (default: this process's own); its message id.
+
+        The message is built for that queue: Dramatiq's ``send_with_options``
+        would keep the actor's queue (dramatiq#55), and its delayed retries
+        return to the queue the message names, so they stay on the replica.
+        """
+        queue = self._own_queue if replica is None else replica_queue(self._queue, replica)
+        return self.send(queue, ACTOR, (upload_id, purpose, metadata))
 
     def send(self, queue_name: str, actor_name: str, args: tuple[Any, ...]) -> str:
         """Enqueue a message for whichever worker declares ``actor_name``; returns its id.
@@ -62,7 +71,7 @@ class JobQueue:
         namespace = self._broker.namespace
         held: set[str] = set()
         try:
-            for name in (self._queue, dq_name(self._queue)):
+            for name in (self._own_queue, dq_name(self._own_queue)):
                 for _, body in client.hscan_iter(f"{namespace}:{name}.msgs"):
                     held.add(dramatiq.Message.decode(body).message_id)
         except (RedisError, OSError) as exc:

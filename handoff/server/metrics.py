@@ -39,6 +39,9 @@ ENQUEUE_FAILURES = Counter("handoff_api_enqueue_failures", "Jobs the queue refus
 # geo service
 STORED_BYTES = Counter("handoff_geo_stored_bytes", "File bytes written to the upload store.")
 STORED_UPLOADS = Counter("handoff_geo_uploads", "Upload requests by outcome.", ["outcome"])
+GEO_IN_FLIGHT_NAME = "handoff_geo_uploads_in_flight"
+GEO_IN_FLIGHT = Gauge(GEO_IN_FLIGHT_NAME, "Uploads being received now.",
+                      multiprocess_mode="livesum")
 
 # worker
 JOBS = Counter("handoff_jobs", "Jobs finished, by purpose and outcome.", ["purpose", "outcome"])
@@ -68,6 +71,16 @@ def _registry() -> CollectorRegistry:
 def exposition() -> tuple[bytes, str]:
     """The text format for ``/metrics``, merged across processes when needed."""
     return generate_latest(_registry()), CONTENT_TYPE_LATEST
+
+
+def total(name: str) -> float:
+    """The value of the metric ``name`` summed over this service's processes.
+
+    Read from the same files ``/metrics`` merges, so a gunicorn worker
+    learns what its siblings are doing without asking them.
+    """
+    return sum(sample.value for family in _registry().collect() for sample in family.samples
+               if sample.name == name)
 
 
 def serve(host: str, port: int, setting: str) -> threading.Thread:

@@ -110,5 +110,15 @@ class UploadSlots:
 
 
 def upload_slot(upload_id: str | None = None) -> AbstractContextManager[None]:
-    """One of this process's upload slots (``app.extensions["handoff.slots"]``), or 503."""
-    return current_app.extensions["handoff.slots"].hold(upload_id)
+    """One of this process's upload slots (``app.extensions["handoff.slots"]``), or 503.
+
+    Held slots are counted in :data:`metrics.GEO_IN_FLIGHT`, which the
+    geo service's ``/capacity`` reports across its processes.
+    """
+    return _counted_slot(current_app.extensions["handoff.slots"], upload_id)
+
+
+@contextmanager
+def _counted_slot(slots: UploadSlots, upload_id: str | None) -> Iterator[None]:
+    with slots.hold(upload_id), metrics.GEO_IN_FLIGHT.track_inprogress():
+        yield
