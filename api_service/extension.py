@@ -12,7 +12,7 @@ import logging
 
 from flask import Flask
 
-from api_service.geo import GeoClient
+from api_service.replicas import Replicas
 from api_service.routes import bp
 from api_service.state import EXTENSION, HandoffState
 from api_service.tenants import Authenticate, bearer_authenticator
@@ -53,7 +53,7 @@ class Handoff:
                         "as the tenant 'anonymous'")
         state = HandoffState(
             settings=settings,
-            geo=GeoClient(settings),
+            replicas=Replicas.from_settings(settings),
             queue=JobQueue(settings),
             authenticate=authenticate or bearer_authenticator(settings.api_tokens),
             slots=UploadSlots(settings.max_active_uploads),

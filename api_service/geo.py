@@ -31,6 +31,10 @@ class GeoError(Exception):
         self.problem = problem or {}
 
 
+class GeoUnreachable(GeoError):
+    """No answer at all: the connection was refused, broke off or timed out."""
+
+
 class _Connection(HTTPConnection):
     """Sends the request body under ``body_timeout`` instead of the connect timeout.
 
@@ -115,8 +119,12 @@ class _ChunkReader:
 
 
 class GeoClient:
-    def __init__(self, settings: Settings) -> None:
-        self._base = settings.geo_url
+    """One geo replica: ``name`` as it calls itself (None: the one unnamed service), at ``url``."""
+
+    def __init__(self, settings: Settings, url: str | None = None,
+                 name: str | None = None) -> None:
+        self.name = name
+        self._base = url or settings.geo_url
         self._auth = {"Authorization": f"Bearer {settings.geo_secret}"}
         self._timeout = (settings.geo_connect_timeout, settings.geo_read_timeout)
         self._blocksize = settings.relay_chunk_size
@@ -224,6 +232,11 @@ class GeoClient:
         self._purposes = (time.monotonic(), known)
         return known
 
+    def capacity(self, timeout: tuple[float, float]) -> dict[str, Any]:
+        """The replica's ``/capacity`` document, asked with ``timeout``: placement waits on it."""
+        response = self._call("get", "/capacity", headers=self._auth, timeout=timeout)
+        return self._json(response, 200)
+
     def ready(self) -> str | None:
         try:
             self._call("get", "/healthz", timeout=self._short())
@@ -238,7 +251,7 @@ class GeoClient:
         try:
             return self._session.request(method, self._base + path, **kwargs)
         except requests.RequestException as exc:
-            raise GeoError(502, f"geo service unreachable or broke off: {exc}") from None
+            raise GeoUnreachable(502, f"geo service unreachable or broke off: {exc}") from None
 
     @staticmethod
     def _json(response: requests.Response, expected: int) -> Any:

@@ -30,6 +30,7 @@ from api_service.uploads import (
     geo_problem,
     not_found,
     owned_status,
+    place,
     tenant,
 )
 from handoff import problems
@@ -104,7 +105,7 @@ def _create_upload() -> tuple[Response, int]:
 
 
 def _relay(relay: Relay, upload_id: str, length: int | None) -> None:
-    client = geo()
+    client = place(upload_id, length)
     try:
         relay.read_head(geo_call(client.purposes, upload_id))
     except RelayError as exc:
@@ -147,7 +148,7 @@ def cancel_upload(upload_id: str) -> tuple[str, int]:
     """Stop the upload wherever it is and remove it, unless a worker is processing it."""
     owned_status(upload_id)
     try:
-        removed = geo().cancel(upload_id)
+        removed = geo(upload_id).cancel(upload_id)
     except GeoError as exc:
         if exc.status == 409:
             raise Problem(409, "processing",

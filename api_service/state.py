@@ -4,7 +4,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from api_service.geo import GeoClient
+from api_service.replicas import Replicas
 from api_service.tenants import Authenticate
 from handoff.config import Settings
 from handoff.jobs import JobQueue
@@ -15,14 +15,14 @@ EXTENSION = "handoff"
 
 @dataclass
 class HandoffState:
-    """The settings, the geo service's client, the queue, who is asking, the upload slots.
+    """The settings, the geo replicas, the queue, who is asking, the upload slots.
 
-    Built by :class:`api_service.Handoff`; tests swap ``geo`` and ``queue``
-    for fakes here.
+    Built by :class:`api_service.Handoff`; tests swap ``replicas`` and
+    ``queue`` for fakes here.
     """
 
     settings: Settings
-    geo: GeoClient
+    replicas: Replicas
     queue: JobQueue
     authenticate: Authenticate
     slots: UploadSlots
@@ -33,7 +33,7 @@ class HandoffState:
         A host folds this into its own readiness check; the standalone
         service serves it at ``/readyz``.
         """
-        failures = {"geo": self.geo.ready(), "redis": self.queue.ready()}
+        failures = {"geo": self.replicas.ready(), "redis": self.queue.ready()}
         return {name: error for name, error in failures.items() if error}
 
 

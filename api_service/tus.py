@@ -31,6 +31,8 @@ from api_service.uploads import (
     geo_problem,
     not_found,
     owned_status,
+    place,
+    purposes,
     tenant,
 )
 from handoff import tus as grammar
@@ -84,7 +86,8 @@ def create() -> Response:
     info = _creation_info()
     upload_id = new_upload_id()
     location = url_for(".show_upload", upload_id=upload_id)
-    document = geo_call(lambda: geo().create_resumable(upload_id, tenant(), info), upload_id)
+    document = geo_call(lambda: place(upload_id, info["length"]).create_resumable(
+        upload_id, tenant(), info), upload_id)
     log.info("resumable upload created", extra={"upload_id": upload_id, "tenant": tenant(),
                                                 "purpose": info["purpose"],
                                                 "length": info["length"]})
@@ -102,7 +105,7 @@ def _creation_info() -> dict[str, Any]:
     length = _creation_length(settings.max_upload_size)
     try:
         pairs = grammar.parse_metadata(request.headers.get("Upload-Metadata"))
-        purpose = parse_purpose(pairs.get("purpose"), geo_call(geo().purposes, None))
+        purpose = parse_purpose(pairs.get("purpose"), purposes())
         metadata = parse_metadata(pairs.get("metadata", ""))
     except (grammar.HeaderError, FieldError) as exc:
         raise _bad(str(exc)) from None
@@ -130,7 +133,7 @@ def _creation_length(max_size: int) -> int | None:
 def head(upload_id: str) -> Response:
     """Where to resume: always asked of the geo service, never cached."""
     owned_status(upload_id)
-    document = geo_call(lambda: geo().resume_offset(upload_id), upload_id)
+    document = geo_call(lambda: geo(upload_id).resume_offset(upload_id), upload_id)
     if document is None:
         raise not_found(upload_id)
     headers = {"Cache-Control": "no-store", "Upload-Metadata": _metadata_header(document)}
@@ -178,7 +181,7 @@ def _append(upload_id: str, offset: int) -> dict[str, Any]:
               if (value := request.headers.get(name)) is not None}
     with metrics.IN_FLIGHT.track_inprogress(), current_state().slots.hold(upload_id):
         try:
-            return geo().append(upload_id, _relayed(settings.relay_chunk_size),
+            return geo(upload_id).append(upload_id, _relayed(settings.relay_chunk_size),
                                 request.content_length,
                                 {"Upload-Offset": str(offset), **passed})
         except RelayError as exc:

@@ -1,4 +1,4 @@
-"""What both ways into an upload share: who owns it, the geo service's errors, the job.
+"""What both ways into an upload share: its replica, who owns it, the geo service's errors, the job.
 
 A multipart POST (:mod:`api_service.routes`) and tus (:mod:`api_service.tus`)
 make the same kind of upload, so they find it, refuse it and enqueue its job
@@ -11,8 +11,10 @@ from typing import Any
 
 from flask import g, request
 
-from api_service.geo import GeoClient, GeoError
+from api_service.geo import GeoClient, GeoError, GeoUnreachable
 from api_service.pacing import MinimumRate, PacedBody
+from api_service.records import RecordUnavailable
+from api_service.replicas import NoReplica, ReplicaUnavailable
 from api_service.state import current_state
 from api_service.tenants import visible_to
 from handoff.config import Settings
@@ -29,8 +31,55 @@ log = logging.getLogger("handoff.api")
 _GEO_PASSTHROUGH = {400, 413, 507}
 
 
-def geo() -> GeoClient:
-    return current_state().geo
+def place(upload_id: str, size: int | None) -> GeoClient:
+    """The replica a new upload goes to, chosen and recorded; 503 if none can take it."""
+    try:
+        client = current_state().replicas.place(upload_id, size)
+    except NoReplica as exc:
+        log.warning("no geo replica can take an upload", extra={"reasons": str(exc)})
+        raise Problem(503, "no-replica", "no geo replica can take the upload now; retry later",
+                      headers={"Retry-After": str(RETRY_AFTER)}) from None
+    except RecordUnavailable as exc:
+        log.error("could not record the upload's replica", extra={"upload_id": upload_id,
+                                                                 "error": str(exc)})
+        raise Problem(503, "queue-unavailable", "the job queue is unavailable; retry later",
+                      headers={"Retry-After": str(RETRY_AFTER)}) from None
+    _found()[upload_id] = client
+    return client
+
+
+def geo(upload_id: str) -> GeoClient:
+    """The replica that holds the upload, found once per request.
+
+    404 if no replica has it; 503 if it may be on one that does not answer.
+    """
+    found = _found()
+    if upload_id not in found:
+        try:
+            client = current_state().replicas.find(upload_id)
+        except ReplicaUnavailable as exc:
+            raise replica_unavailable(upload_id, str(exc)) from None
+        if client is None:
+            raise not_found(upload_id)
+        found[upload_id] = client
+    return found[upload_id]
+
+
+def _found() -> dict[str, GeoClient]:
+    return g.setdefault("handoff_replicas", {})
+
+
+def purposes() -> set[str]:
+    """The purposes the geo replicas accept."""
+    return geo_call(current_state().replicas.purposes, None)
+
+
+def replica_unavailable(upload_id: str, detail: str) -> Problem:
+    """The upload exists, or may, on a replica that does not answer: retry, never 404."""
+    log.warning("geo replica unavailable", extra={"upload_id": upload_id, "error": detail})
+    return Problem(503, "replica-unavailable",
+                   "the geo service that holds the upload does not answer; retry later",
+                   headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
 
 
 def tenant() -> str:
@@ -57,18 +106,22 @@ def client_body(settings: Settings) -> Readable:
 
 
 def enqueue(upload_id: str, purpose: str, metadata: dict[str, Any]) -> str:
-    """Enqueue the sealed upload's job and record it; 503 (and the upload discarded) if down."""
+    """Enqueue the sealed upload's job on its replica's queue and record it.
+
+    503 (and the upload discarded) if the queue is down.
+    """
     try:
-        message_id = current_state().queue.enqueue(upload_id, purpose, metadata)
+        message_id = current_state().queue.enqueue(upload_id, purpose, metadata,
+                                                   replica=geo(upload_id).name)
     except QueueUnavailable as exc:
         metrics.ENQUEUE_FAILURES.inc()
-        geo().delete(upload_id)
+        geo(upload_id).delete(upload_id)
         log.error("enqueue failed", extra={"upload_id": upload_id, "error": str(exc)})
         raise Problem(503, "queue-unavailable",
                       "the job queue is unavailable; the upload was discarded, retry later",
                       upload_id=upload_id) from None
     try:
-        geo().record_job(upload_id, {"message_id": message_id, "enqueued_at": time.time()})
+        geo(upload_id).record_job(upload_id, {"message_id": message_id, "enqueued_at": time.time()})
     except GeoError as exc:
         log.warning("could not record the job on the geo service",
                     extra={"upload_id": upload_id, "error": exc.detail})
@@ -106,7 +159,13 @@ def owned_status(upload_id: str) -> dict[str, Any]:
     """The geo status of the asking tenant's upload; 404 for anyone else's, as for none."""
     if not is_upload_id(upload_id):
         raise not_found(None)
-    status = geo_call(lambda: geo().status(upload_id), upload_id)
+    client = geo(upload_id)
+    try:
+        status = client.status(upload_id)
+    except GeoUnreachable as exc:
+        raise replica_unavailable(upload_id, exc.detail) from None
+    except GeoError as exc:
+        raise geo_problem(exc, upload_id) from None
     if status is None or not visible_to(tenant(), status):
         raise not_found(upload_id)
     return status

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api_service import Handoff, cors
+from api_service.replicas import Replicas
 from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
@@ -33,7 +34,8 @@ SETTINGS = Settings(geo_secret="x", redis_url="redis://127.0.0.1:1/0",
 
 def _faked(app: Flask) -> FlaskClient:
     state: HandoffState = app.extensions["handoff"]
-    state.geo, state.queue = FakeGeo(), FakeQueue()  # type: ignore[assignment]
+    state.replicas = Replicas([FakeGeo()])  # type: ignore[list-item]
+    state.queue = FakeQueue()  # type: ignore[assignment]
     return app.test_client()
 
 

@@ -20,6 +20,7 @@ from werkzeug.test import TestResponse
 from api_service import Handoff
 from api_service.app import create_app
 from api_service.geo import GeoError
+from api_service.replicas import Replicas
 from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
@@ -55,7 +56,7 @@ class Mounted:
 def _mount(app: Flask, prefix: str) -> Mounted:
     state: HandoffState = app.extensions["handoff"]
     geo, queue = FakeGeo(), FakeQueue()
-    state.geo, state.queue = geo, queue  # type: ignore[assignment]
+    state.replicas, state.queue = Replicas([geo]), queue  # type: ignore[list-item, assignment]
     return Mounted(app, app.test_client(), state, geo, queue, prefix)
 
 

@@ -27,6 +27,7 @@ class FakeGeo:
 
     def __init__(self, purposes: Iterable[str] = ("raw",)) -> None:
         self.known_purposes = set(purposes)
+        self.name: str | None = None
         self.uploads: dict[str, dict[str, Any]] = {}
         self.deleted: list[str] = []
         self.failure: Exception | None = None
@@ -115,12 +116,16 @@ class FakeQueue:
 
     def __init__(self) -> None:
         self.jobs: list[tuple[str, str, dict[str, Any]]] = []
+        # The replica each job was enqueued for (None: the queue itself).
+        self.replicas: list[str | None] = []
         self.down = False
 
-    def enqueue(self, upload_id: str, purpose: str, metadata: dict[str, Any]) -> str:
+    def enqueue(self, upload_id: str, purpose: str, metadata: dict[str, Any],
+                replica: str | None = None) -> str:
         if self.down:
             raise QueueUnavailable("Connection refused")
         self.jobs.append((upload_id, purpose, metadata))
+        self.replicas.append(replica)
         return f"m-{len(self.jobs)}"
 
     def ready(self) -> str | None:

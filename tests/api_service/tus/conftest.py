@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from api_service import Handoff
 from api_service.geo import GeoClient
+from api_service.replicas import Replicas
 from geo_service.app import create_app as create_geo_app
 from geo_service.store import UploadStore
 from handoff.auth import parse_credentials
@@ -68,7 +69,7 @@ def api(tmp_path: Path) -> Api:
     app = Flask(__name__)
     handoff_state = Handoff().init_app(app, settings=settings)
     queue = FakeQueue()
-    handoff_state.geo = InProcessGeo(settings, create_geo_app(settings))
+    handoff_state.replicas = Replicas([InProcessGeo(settings, create_geo_app(settings))])
     handoff_state.queue = queue  # type: ignore[assignment]
     return Api(app.test_client(), UploadStore(tmp_path), queue)
 

@@ -1,0 +1,72 @@
+"""Which geo replica a new upload goes to: the rule alone, without any I/O.
+
+A replica is eligible when it answered, calls itself the name it is
+configured under, is ready, and has room: free bytes at least the upload's
+declared size, or at least :data:`RESERVE` when the size is unknown. Among
+the eligible, the one with the fewest uploads arriving wins; ties go round
+the replicas in turn, so idle replicas share uploads evenly and the same
+inputs always give the same answer.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from handoff.units import MiB
+
+#: Free bytes a replica must keep for an upload of unknown size.
+RESERVE = 64 * MiB
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """A replica's ``/capacity`` answer."""
+
+    replica: str | None
+    free_bytes: int
+    in_flight: int
+    ready: bool
+
+    @classmethod
+    def from_document(cls, document: dict[str, Any]) -> "Capacity":
+        """The answer as sent; a malformed one raises ValueError (or KeyError, TypeError)."""
+        replica = document["replica"]
+        if replica is not None and not isinstance(replica, str):
+            raise ValueError(f"replica is not a name: {replica!r}")
+        return cls(replica, int(document["free_bytes"]), int(document["in_flight"]),
+                   document["ready"] is True)
+
+
+def refusal(expected: str | None, capacity: Capacity | None, size: int | None) -> str | None:
+    """Why the replica configured as ``expected`` cannot take the upload; None if it can."""
+    if capacity is None:
+        return "unreachable"
+    if capacity.replica != expected:
+        return f"calls itself {capacity.replica!r}"
+    if not capacity.ready:
+        return "not ready"
+    if capacity.free_bytes < (RESERVE if size is None else size):
+        return "full"
+    return None
+
+
+class RoundRobin:
+    """The least busy eligible replica, taking turns among equals.
+
+    ``turn`` is where the next tie starts looking; it moves past each
+    replica chosen, so a run of ties visits every replica once per round.
+    """
+
+    def __init__(self) -> None:
+        self.turn = 0
+
+    def choose(self, loads: Sequence[int | None]) -> int | None:
+        """The index to place on, given each replica's load (None: not eligible); None if none."""
+        eligible = [load for load in loads if load is not None]
+        if not eligible:
+            return None
+        least = min(eligible)
+        ties = [index for index, load in enumerate(loads) if load == least]
+        index = min(ties, key=lambda tie: (tie - self.turn) % len(loads))
+        self.turn = index + 1
+        return index

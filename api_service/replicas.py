@@ -1,0 +1,179 @@
+"""The geo replicas an API process talks to: where a new upload goes, where an old one is.
+
+Each upload lives on one replica. :meth:`Replicas.place` picks it by the
+rule in :mod:`api_service.placement`, from each replica's ``/capacity``
+(asked with short timeouts, kept for :data:`CAPACITY_TTL`), and records
+the choice (:mod:`api_service.records`) before any byte is sent.
+:meth:`Replicas.find` reads the record; without one it asks every replica
+and writes the answer back. With one replica configured nothing is asked
+or recorded: it holds every upload, as a single geo service always did.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from api_service.geo import GeoClient, GeoError
+from api_service.placement import Capacity, RoundRobin, refusal
+from api_service.records import RecordUnavailable, ReplicaRecords
+from handoff.config import Settings
+
+log = logging.getLogger("handoff.api")
+
+#: Seconds a replica's ``/capacity`` answer is used for placing uploads.
+CAPACITY_TTL = 1.0
+#: (connect, read) seconds to wait for a ``/capacity`` answer.
+CAPACITY_TIMEOUT = (0.5, 1.0)
+
+
+class NoReplica(Exception):
+    """No replica can take a new upload now; the message says why of each."""
+
+
+class ReplicaUnavailable(Exception):
+    """The replica that holds the upload, or one that may, does not answer."""
+
+
+class Replicas:
+    """One :class:`GeoClient` per replica, in the configured order.
+
+    Several replicas need ``records``; one (unnamed) needs none.
+    """
+
+    def __init__(self, clients: Sequence[GeoClient], records: ReplicaRecords | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if not clients or (len(clients) > 1 and records is None):
+            raise ValueError("several replicas need a record of which holds each upload")
+        self.clients = list(clients)
+        self._by_name = {client.name: client for client in self.clients}
+        self._records = records
+        self._clock = clock
+        self._turns = RoundRobin()
+        self._lock = threading.Lock()
+        self._capacities: list[Capacity | None] = []
+        self._placed = [0] * len(self.clients)
+        self._fetched_at: float | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Replicas":
+        """The replicas of ``HANDOFF_GEO_REPLICA_URLS``, or the one at ``HANDOFF_GEO_URL``."""
+        clients = [GeoClient(settings, url, name) for name, url in settings.geo_replicas]
+        return cls(clients, ReplicaRecords(settings) if len(clients) > 1 else None)
+
+    @property
+    def several(self) -> bool:
+        return len(self.clients) > 1
+
+    def place(self, upload_id: str, size: int | None) -> GeoClient:
+        """The replica a new upload of ``size`` bytes (None: unknown) goes to, recorded.
+
+        Raises :class:`NoReplica`, or :class:`RecordUnavailable` when the
+        choice cannot be recorded (the upload could not be found again).
+        """
+        if not self.several:
+            return self.clients[0]
+        with self._lock:
+            capacities = self._fresh_capacities()
+            reasons = [refusal(client.name, capacity, size)
+                       for client, capacity in zip(self.clients, capacities, strict=True)]
+            # Uploads placed since the answers came count as arriving: a burst spreads out.
+            loads = [None if reason or capacity is None else capacity.in_flight + placed
+                     for reason, capacity, placed in zip(reasons, capacities, self._placed,
+                                                         strict=True)]
+            index = self._turns.choose(loads)
+            if index is None:
+                raise NoReplica("; ".join(f"{client.name}: {reason}" for client, reason
+                                          in zip(self.clients, reasons, strict=True)))
+            self._placed[index] += 1
+        client = self.clients[index]
+        self._remember(upload_id, client)
+        return client
+
+    def find(self, upload_id: str) -> GeoClient | None:
+        """The replica that holds the upload; None if none has it.
+
+        Raises :class:`ReplicaUnavailable` when the upload is not found but
+        a replica that did not answer may hold it.
+        """
+        if not self.several:
+            return self.clients[0]
+        try:
+            name = self._records.lookup(upload_id) if self._records else None
+        except RecordUnavailable as exc:
+            log.warning("replica record unreadable; asking every replica",
+                        extra={"upload_id": upload_id, "error": str(exc)})
+            name = None
+        if name in self._by_name:
+            return self._by_name[name]
+        return self._search(upload_id)
+
+    def _search(self, upload_id: str) -> GeoClient | None:
+        silent = []
+        for client in self.clients:
+            try:
+                status = client.status(upload_id)
+            except GeoError as exc:
+                silent.append(f"{client.name}: {exc.detail}")
+                continue
+            if status is not None:
+                self._remember(upload_id, client, required=False)
+                return client
+        if silent:
+            raise ReplicaUnavailable("; ".join(silent))
+        return None
+
+    def purposes(self) -> set[str]:
+        """The purposes the replicas accept: every replica runs the same image.
+
+        Asked of the first that answers; the last one's GeoError if none does.
+        """
+        for client in self.clients[:-1]:
+            try:
+                return client.purposes()
+            except GeoError:
+                continue
+        return self.clients[-1].purposes()
+
+    def ready(self) -> str | None:
+        """None while a replica is reachable: uploads can still be placed on it."""
+        failures = [f"{client.name or 'geo'}: {error}" for client in self.clients
+                    if (error := client.ready()) is not None]
+        return "; ".join(failures) if len(failures) == len(self.clients) else None
+
+    def _remember(self, upload_id: str, client: GeoClient, required: bool = True) -> None:
+        if self._records is None or client.name is None:  # one replica holds every upload
+            return
+        try:
+            self._records.remember(upload_id, client.name)
+        except RecordUnavailable:
+            if required:
+                raise
+            log.warning("could not write the replica record back", extra={"upload_id": upload_id})
+
+    def _fresh_capacities(self) -> list[Capacity | None]:
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at >= CAPACITY_TTL:
+            self._capacities = [self._capacity(client) for client in self.clients]
+            self._placed = [0] * len(self.clients)
+            self._fetched_at = self._clock()
+        return self._capacities
+
+    @staticmethod
+    def _capacity(client: GeoClient) -> Capacity | None:
+        try:
+            document: Any = client.capacity(CAPACITY_TIMEOUT)
+            capacity = Capacity.from_document(document)
+        except GeoError as exc:
+            log.warning("geo replica not placeable", extra={"replica": client.name,
+                                                           "error": exc.detail})
+            return None
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("geo replica sent a malformed capacity", extra={"replica": client.name,
+                                                                       "error": str(exc)})
+            return None
+        if capacity.replica != client.name:
+            log.error("geo replica misconfigured: it calls itself another name",
+                      extra={"replica": client.name, "answered": capacity.replica})
+        return capacity
