@@ -28,11 +28,16 @@ def record_ttl(settings: Settings) -> int:
 
 
 class ReplicaRecords:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, ttl: int) -> None:
+        self._client = client
+        self._ttl = ttl
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ReplicaRecords":
         # Short timeouts, as for the job queue: a dead Redis is a quick answer.
-        self._client = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0",
-                                            socket_timeout=5, socket_connect_timeout=5)
-        self._ttl = record_ttl(settings)
+        client = redis.Redis.from_url(settings.redis_url or "redis://127.0.0.1:6379/0",
+                                      socket_timeout=5, socket_connect_timeout=5)
+        return cls(client, record_ttl(settings))
 
     def remember(self, upload_id: str, replica: str) -> None:
         try:

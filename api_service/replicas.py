@@ -60,7 +60,7 @@ class Replicas:
     def from_settings(cls, settings: Settings) -> "Replicas":
         """The replicas of ``HANDOFF_GEO_REPLICA_URLS``, or the one at ``HANDOFF_GEO_URL``."""
         clients = [GeoClient(settings, url, name) for name, url in settings.geo_replicas]
-        return cls(clients, ReplicaRecords(settings) if len(clients) > 1 else None)
+        return cls(clients, ReplicaRecords.from_settings(settings) if len(clients) > 1 else None)
 
     @property
     def several(self) -> bool:

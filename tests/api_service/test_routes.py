@@ -19,14 +19,14 @@ from werkzeug.test import TestResponse
 
 from api_service import Handoff
 from api_service.app import create_app
-from api_service.geo import GeoError
+from api_service.geo import GeoError, GeoUnreachable
 from api_service.replicas import Replicas
 from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
 from handoff.server.web import UploadSlots
 from tests.support import host_app
-from tests.support.fakes import FakeGeo, FakeQueue
+from tests.support.fakes import FakeGeo, FakeQueue, FakeRecords
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.problems import assert_problem
 
@@ -321,3 +321,53 @@ def test_every_app_of_a_factory_gets_its_own_state() -> None:
     assert states[0] is not states[1]
     assert states[0].slots is not states[1].slots
 
+
+
+@pytest.fixture
+def pair() -> tuple[Mounted, list[FakeGeo]]:
+    """The routes over two replicas, geo-0 and geo-1."""
+    mounted = _mount(create_app(SETTINGS), "/v1")
+    replicas = [FakeGeo(), FakeGeo()]
+    for index, replica in enumerate(replicas):
+        replica.name = f"geo-{index}"
+    clients: Any = replicas
+    records: Any = FakeRecords()
+    mounted.state.replicas = Replicas(clients, records)
+    return mounted, replicas
+
+
+def test_uploads_take_turns_on_the_replicas_and_their_jobs_go_to_their_queues(
+        pair: tuple[Mounted, list[FakeGeo]]) -> None:
+    api, replicas = pair
+    ids = [api.upload([("a.txt", b"abc")], ALICE).get_json()["id"] for _ in range(4)]
+
+    assert [set(replica.uploads) for replica in replicas] == [{ids[0], ids[2]}, {ids[1], ids[3]}]
+    assert api.queue.replicas == ["geo-0", "geo-1", "geo-0", "geo-1"]
+    for upload_id in ids:
+        assert api.client.get(f"/v1/uploads/{upload_id}", headers=ALICE).status_code == 200
+
+
+def test_an_upload_on_a_replica_that_is_down_is_503_not_404(
+        pair: tuple[Mounted, list[FakeGeo]]) -> None:
+    api, replicas = pair
+    upload_id = api.upload([("a.txt", b"abc")], ALICE).get_json()["id"]
+    replicas[0].failure = GeoUnreachable(502, "geo service unreachable or broke off: refused")
+
+    for method in ("get", "delete"):
+        response = getattr(api.client, method)(f"/v1/uploads/{upload_id}", headers=ALICE)
+        assert_problem(response, 503, "replica-unavailable")
+        assert int(response.headers["Retry-After"]) > 0
+    assert upload_id in replicas[0].uploads
+
+
+def test_no_replica_that_can_take_an_upload_is_503(
+        pair: tuple[Mounted, list[FakeGeo]]) -> None:
+    api, replicas = pair
+    for replica in replicas:
+        replica.failure = GeoUnreachable(502, "refused")
+
+    response = api.upload([("a.txt", b"abc")], ALICE)
+
+    assert_problem(response, 503, "no-replica")
+    assert int(response.headers["Retry-After"]) > 0
+    assert api.queue.jobs == []

@@ -29,7 +29,7 @@ class Seen(Middleware):
 
 seen = Seen()
 settings = Settings(redis_url="redis://127.0.0.1:1/0", queue="jobs", webhook_queue="hooks",
-                    job_max_retries=3)
+                    job_max_retries=3, replica=REPLICA)
 broker = build_broker(settings, middleware=[seen])
 print(json.dumps({
     "imported_sets_no_broker": imported_sets_no_broker,
@@ -43,12 +43,22 @@ print(json.dumps({
 """
 
 
+def _build(replica: str) -> dict[str, Any]:
+    script = _BUILD.replace("REPLICA", repr(replica))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out)
+
+
 @pytest.fixture(scope="module")
 def built() -> dict[str, Any]:
     """What a broker built with an application's middleware holds."""
-    out = subprocess.run([sys.executable, "-c", _BUILD], capture_output=True, text=True,
-                         check=True).stdout
-    return json.loads(out)
+    return _build("")
+
+
+def test_a_replicas_jobs_come_from_its_own_queue_and_webhooks_from_the_shared_one() -> None:
+    assert _build("geo-1")["actors"] == {"deliver_webhook": ["hooks", 12],
+                                         "process_upload": ["jobs.geo-1", 3]}
 
 
 def test_the_actors_are_declared_on_the_queues_of_the_settings(built: dict[str, Any]) -> None:

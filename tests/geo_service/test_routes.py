@@ -12,7 +12,7 @@ from geo_service.app import create_app
 from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.processors import installed
-from handoff.server.web import UploadSlots
+from handoff.server.web import UploadSlots, upload_slot
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.problems import assert_problem
 
@@ -149,3 +149,36 @@ def test_purposes_are_the_installed_processors(client: FlaskClient) -> None:
     response = client.get("/purposes", headers=AUTH)
 
     assert response.get_json() == sorted(installed({}).purposes)
+
+
+def test_capacity_says_who_answers_its_room_and_readiness(client: FlaskClient) -> None:
+    response = client.get("/capacity", headers=AUTH)
+
+    document = response.get_json()
+    assert (document["replica"], document["in_flight"], document["ready"]) == (None, 0, True)
+    assert document["free_bytes"] > 0
+
+
+def test_capacity_counts_the_uploads_arriving(app: Flask, client: FlaskClient) -> None:
+    with app.app_context(), upload_slot(UPLOAD_ID):
+        assert client.get("/capacity", headers=AUTH).get_json()["in_flight"] == 1
+    assert client.get("/capacity", headers=AUTH).get_json()["in_flight"] == 0
+
+
+def test_a_named_replica_keeps_its_store_in_its_own_folder(tmp_path: Path) -> None:
+    settings = Settings(geo_secret=SECRET, uploads_root=tmp_path, replica="geo-1")
+    client = create_app(settings).test_client()
+
+    assert client.get("/capacity", headers=AUTH).get_json()["replica"] == "geo-1"
+    assert _post(client).status_code == 201
+    assert list(UploadStore(tmp_path / "geo-1").upload_ids()) == [UPLOAD_ID]
+
+
+def test_capacity_is_not_ready_when_readyz_is_not(app: Flask, client: FlaskClient) -> None:
+    app.extensions["handoff.ready"] = lambda: {"store": "missing"}
+
+    assert client.get("/capacity", headers=AUTH).get_json()["ready"] is False
+
+
+def test_capacity_needs_the_secret(client: FlaskClient) -> None:
+    assert_problem(client.get("/capacity"), 401, "unauthorized")

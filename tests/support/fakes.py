@@ -71,6 +71,10 @@ class FakeGeo:
     def ready(self) -> str | None:
         return str(self.failure) if self.failure else None
 
+    def capacity(self, timeout: tuple[float, float]) -> dict[str, Any]:
+        self._fail()
+        return {"replica": self.name, "free_bytes": 1 << 40, "in_flight": 0, "ready": True}
+
     def _fail(self) -> None:
         if self.failure is not None:
             raise self.failure
@@ -130,3 +134,16 @@ class FakeQueue:
 
     def ready(self) -> str | None:
         return "Connection refused" if self.down else None
+
+
+class FakeRecords:
+    """Which replica holds each upload, as :class:`api_service.records.ReplicaRecords` keeps it."""
+
+    def __init__(self) -> None:
+        self.names: dict[str, str] = {}
+
+    def remember(self, upload_id: str, replica: str) -> None:
+        self.names[upload_id] = replica
+
+    def lookup(self, upload_id: str) -> str | None:
+        return self.names.get(upload_id)
