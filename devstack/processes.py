@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from handoff.config import Settings
+from handoff.config import Settings, replica_queue
 
 BIN = Path(sys.executable).parent
 
@@ -87,9 +87,19 @@ def worker_argv(queues: Sequence[str], threads: int = 2) -> list[str]:
 
 
 def worker_queues(env: Mapping[str, str]) -> tuple[str, str]:
-    """The queues the worker's actors consume: jobs and webhook deliveries."""
-    return (env.get("HANDOFF_QUEUE") or Settings.queue,
+    """The queues the worker's actors consume: its replica's jobs and webhook deliveries."""
+    return (replica_queue(env.get("HANDOFF_QUEUE") or Settings.queue,
+                          env.get("HANDOFF_REPLICA") or None),
             env.get("HANDOFF_WEBHOOK_QUEUE") or Settings.webhook_queue)
+
+
+def replica_name(index: int) -> str:
+    """The name of the ``index``-th geo replica of a local stack, as a StatefulSet names pods."""
+    return f"geo-{index}"
+
+
+#: The parts each geo replica runs for itself.
+REPLICA_KINDS = ("geo", "worker", "gc")
 
 
 def gc_argv() -> list[str]:
@@ -190,6 +200,40 @@ class LocalStack:
     logs_to_files: bool = True
     #: Settings for one component only, over ``env`` (a port each must have to itself).
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: Named geo replicas (see :meth:`add_replicas`); 0 for the one unnamed geo service.
+    replicas: int = 0
+
+    def add_replicas(self, ports: Sequence[Mapping[str, int]]) -> list[tuple[str, str]]:
+        """Run a geo service, worker and sweeper per entry of ``ports``, as named replicas.
+
+        Each entry holds the replica's ``geo`` port and its worker's and
+        sweeper's metrics ports (``worker_metrics``, ``gc_metrics``). Its
+        parts are the components ``geo-<i>``, ``worker-<i>`` and ``gc-<i>``;
+        the API is told every replica. Returns each replica's (name, url).
+        """
+        self.replicas = len(ports)
+        replicas = []
+        for index, chosen in enumerate(ports):
+            name = replica_name(index)
+            geo, worker, gc = (f"{kind}-{index}" for kind in REPLICA_KINDS)
+            self.ports[geo] = chosen["geo"]
+            own = {"HANDOFF_REPLICA": name}
+            self.component_env.setdefault(geo, {}).update(own)
+            self.component_env.setdefault(worker, {}).update(
+                own, HANDOFF_WORKER_METRICS_PORT=str(chosen["worker_metrics"]),
+                dramatiq_prom_db=f"{self.env.get('dramatiq_prom_db', self.root)}-{name}")
+            self.component_env.setdefault(gc, {}).update(
+                own, HANDOFF_GC_METRICS_PORT=str(chosen["gc_metrics"]))
+            replicas.append((name, self.url(geo)))
+        self.component_env.setdefault("api", {})["HANDOFF_GEO_REPLICA_URLS"] = ",".join(
+            f"{name}={url}" for name, url in replicas)
+        return replicas
+
+    def components(self, kinds: Sequence[str]) -> list[str]:
+        """The components that run ``kinds``: one per replica of a replica's kind."""
+        return [name for kind in kinds for name in
+                ([f"{kind}-{index}" for index in range(self.replicas)]
+                 if self.replicas and kind in REPLICA_KINDS else [kind])]
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
@@ -210,7 +254,7 @@ class LocalStack:
         command = argv or self._argv(name)
         if log_path is None and self.logs_to_files:
             log_path = self.log_path(name)
-        proc = start(command, {**self.env, **self.component_env.get(name, {})}, log_path)
+        proc = start(command, self.environment(name), log_path)
         self.procs[name] = proc
         if name == "redis":
             wait_port(self.ports["redis"], proc)
@@ -218,15 +262,20 @@ class LocalStack:
             wait_ready(self.url(name) + "/healthz", proc)
         return proc
 
+    def environment(self, name: str) -> dict[str, str]:
+        """The environment component ``name`` runs with."""
+        return {**self.env, **self.component_env.get(name, {})}
+
     def _argv(self, name: str) -> list[str]:
         known: dict[str, Callable[[], list[str]]] = {
             "redis": lambda: valkey_argv(self.ports["redis"], self.root),
-            "geo": lambda: geo_argv(self.ports["geo"]),
+            "geo": lambda: geo_argv(self.ports[name]),
             "api": lambda: api_argv(self.ports["api"]),
-            "worker": lambda: worker_argv(worker_queues(self.env)),
+            "worker": lambda: worker_argv(worker_queues(self.environment(name))),
             "gc": gc_argv,
         }
-        return known[name]()
+        # A replica's part is named after its kind: geo-1 is a geo service.
+        return known[name.split("-")[0]]()
 
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)

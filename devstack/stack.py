@@ -4,6 +4,11 @@ Starts a Redis-protocol server (unless ``HANDOFF_REDIS_URL`` names one), the
 geo service, a worker, the sweeper and the API. Ctrl-C or SIGTERM stops
 every child; if any child dies, the rest are stopped too.
 
+``HANDOFF_GEO_REPLICAS=3`` runs three geo replicas (``geo-0`` to ``geo-2``),
+each a geo service, a worker and a sweeper of its own, with its store in
+``HANDOFF_UPLOADS_ROOT/geo-<i>``, on free ports; the API places uploads
+on them. The default, one, runs the single unnamed geo service.
+
 Several stacks may run side by side on one machine with different
 ``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
 unless set, and what belongs to one stack (the embedded valkey's files,
@@ -18,17 +23,30 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
 from devstack import processes
 from geo_service.locks import Busy, held
-from handoff.config import ConfigError, Settings, load_settings, variable
+from handoff.config import ConfigError, Settings, count, load_settings, variable
 
 #: Where ``make run`` binds the worker's and the sweeper's metrics unless told:
 #: this machine only, unlike a pod, whose port is its own.
 LOCAL_METRICS_HOST = "127.0.0.1"
+#: How many geo replicas ``make run`` starts; a launcher setting, no service reads it.
+REPLICAS_VARIABLE = "HANDOFF_GEO_REPLICAS"
+#: The ports each geo replica of several needs to itself.
+REPLICA_PORTS = ("geo", "worker_metrics", "gc_metrics")
+
+
+def replica_count(environ: Mapping[str, str]) -> int:
+    """How many geo replicas to run: ``HANDOFF_GEO_REPLICAS``, 1 when unset."""
+    raw = environ.get(REPLICAS_VARIABLE) or "1"
+    try:
+        return count(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{REPLICAS_VARIABLE}={raw!r} is invalid: {exc}") from None
 
 
 def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
@@ -47,16 +65,16 @@ def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     return chosen
 
 
-def health_ports(settings: Settings, spare: int) -> dict[str, int]:
+def health_ports(settings: Settings, spares: Mapping[str, int]) -> dict[str, int]:
     """The port each web service's gunicorn master answers probes on, if asked for.
 
     Off unless ``HANDOFF_HEALTH_PORT`` is set, as in production. One setting
-    cannot serve two services on one machine: the API keeps it, and the geo
-    service gets ``spare``, a free port.
+    cannot serve several services on one machine: the API keeps it, and each
+    geo service gets its entry of ``spares`` (geo service -> a free port).
     """
     if not settings.health_port:
         return {}
-    return {"api": settings.health_port, "geo": spare}
+    return {"api": settings.health_port, **spares}
 
 
 def spare_ports(settings: Settings, count: int) -> list[int]:
@@ -108,14 +126,25 @@ def _metrics_url(settings: Settings, port: int) -> str:
     return f"http://{_address(settings.metrics_host, port)}/metrics" if port else "off"
 
 
-def ready_line(settings: Settings, health: dict[str, int]) -> str:
-    """The line that says the stack is up, with every address it listens on."""
+def ready_line(settings: Settings, health: dict[str, int],
+               replicas: Sequence[tuple[str, str, dict[str, int]]] = ()) -> str:
+    """The line that says the stack is up, with every address it listens on.
+
+    ``replicas`` holds each named geo replica's name, url and ports.
+    """
     probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
                        for name, port in health.items()) or "off"
+    if replicas:
+        geo = "geo replicas " + ", ".join(f"{name} {url}" for name, url, _ in replicas)
+        metrics = ", ".join(f"{name} worker {_metrics_url(settings, ports['worker_metrics'])} "
+                            f"sweeper {_metrics_url(settings, ports['gc_metrics'])}"
+                            for name, _, ports in replicas)
+    else:
+        geo = f"geo http://127.0.0.1:{settings.geo_port}"
+        metrics = (f"worker {_metrics_url(settings, settings.worker_metrics_port)}, sweeper "
+                   f"{_metrics_url(settings, settings.gc_metrics_port)}")
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
-            f"(geo http://127.0.0.1:{settings.geo_port}; metrics: worker "
-            f"{_metrics_url(settings, settings.worker_metrics_port)}, sweeper "
-            f"{_metrics_url(settings, settings.gc_metrics_port)}; probes: {probes}; "
+            f"({geo}; metrics: {metrics}; probes: {probes}; "
             f"uploads in {settings.uploads_root.resolve()})")
 
 
@@ -131,7 +160,7 @@ def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port:
         stack.start("redis", processes.valkey_argv(port, valkey_dir, durable=True))
         print(f"handoff: started valkey-server on 127.0.0.1:{port} (queue kept in {valkey_dir})",
               flush=True)
-    for name in ("geo", "worker", "gc", "api"):
+    for name in stack.components(("geo", "worker", "gc", "api")):
         stack.start(name)
     processes.wait_ready(stack.url("api") + "/readyz", stack.procs["api"])
 
@@ -163,6 +192,7 @@ def main() -> int:
     environ = {**os.environ, **local_defaults(os.environ)}
     try:
         settings = load_settings(environ)
+        replicas = replica_count(environ)
     except ConfigError as exc:
         print(f"handoff: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -178,25 +208,39 @@ def main() -> int:
                   f"{settings.api_port} here ({lock}); stop it or choose other ports",
                   file=sys.stderr)
             return 1
-        return _run(settings, _environment(environ, settings))
+        return _run(settings, _environment(environ, settings), replicas)
 
 
-def _run(settings: Settings, env: dict[str, str]) -> int:
+def _add_replicas(stack: processes.LocalStack, replicas: int,
+                  spare: Iterator[int]) -> list[tuple[str, str, dict[str, int]]]:
+    """Make ``stack`` run ``replicas`` named geo replicas on ports from ``spare``."""
+    chosen = [{kind: next(spare) for kind in REPLICA_PORTS} for _ in range(replicas)]
+    return [(name, url, ports) for (name, url), ports
+            in zip(stack.add_replicas(chosen), chosen, strict=True)]
+
+
+def _run(settings: Settings, env: dict[str, str], replicas: int) -> int:
     """Start, serve and stop the stack; the caller holds the stack's lock."""
     # Set both explicitly: a shell starting us in the background ignores SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
-    ports = {"geo": settings.geo_port, "api": settings.api_port}
-    health_spare, redis_port = spare_ports(settings, 2)
-    health = health_ports(settings, health_spare)
+    several = replicas > 1
+    geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
+    own_ports = replicas * len(REPLICA_PORTS) if several else 0
+    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports))
+    health = health_ports(settings, {name: next(spare) for name in geos})
+    redis_port = next(spare)
+    ports = {"api": settings.api_port} if several else {"geo": settings.geo_port,
+                                                         "api": settings.api_port}
     stack = processes.LocalStack(state_root(settings), env, ports, logs_to_files=False,
                                  component_env={name: {variable("health_port"): str(port)}
                                                 for name, port in health.items()})
+    named = _add_replicas(stack, replicas, spare) if several else []
     try:
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
                    redis_port)
         url = stack.url("api")
-        print(f"{ready_line(settings, health)}\n"
+        print(f"{ready_line(settings, health, named)}\n"
               f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"
               f"  curl {url}/v1/uploads/<id>", flush=True)
         return _serve(list(stack.procs.values()))

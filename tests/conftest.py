@@ -110,9 +110,9 @@ def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..
     started: list[Stack] = []
 
     def _make(overrides: dict[str, str] | None = None,
-              components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
+              components: Sequence[str] = DEFAULT_COMPONENTS, replicas: int = 0) -> Stack:
         root = tmp_path_factory.mktemp("private-stack")
-        started.append(launch(root, overrides, components))
+        started.append(launch(root, overrides, components, replicas))
         return started[-1]
 
     try:

@@ -2,14 +2,18 @@
 
 from pathlib import Path
 
+import pytest
+
+from devstack import processes
 from devstack.stack import (
     health_ports,
     local_defaults,
     ready_line,
+    replica_count,
     spare_ports,
     stack_folder,
 )
-from handoff.config import load_settings
+from handoff.config import ConfigError, load_settings
 
 
 def test_the_ready_line_names_every_address() -> None:
@@ -57,8 +61,8 @@ def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Pa
 
 
 def test_health_ports_only_when_asked_and_one_each() -> None:
-    assert health_ports(load_settings({}), 41005) == {}
-    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}), 41005)
+    assert health_ports(load_settings({}), {"geo": 41005}) == {}
+    given = health_ports(load_settings({"HANDOFF_HEALTH_PORT": "18080"}), {"geo": 41005})
     assert given == {"api": 18080, "geo": 41005}
     assert "probes: off" in ready_line(load_settings({}), {})
 
@@ -68,3 +72,43 @@ def test_spare_ports_are_distinct_and_never_the_apis_health_port() -> None:
     for _ in range(20):
         ports = spare_ports(settings, 2)
         assert len(set(ports)) == 2 and 18080 not in ports
+
+
+def test_one_geo_replica_unless_asked_for_more() -> None:
+    assert replica_count({}) == 1
+    assert replica_count({"HANDOFF_GEO_REPLICAS": "3"}) == 3
+    with pytest.raises(ConfigError, match="HANDOFF_GEO_REPLICAS"):
+        replica_count({"HANDOFF_GEO_REPLICAS": "0"})
+
+
+def test_the_ready_line_lists_each_replica() -> None:
+    settings = load_settings({"HANDOFF_API_PORT": "18000", "HANDOFF_METRICS_HOST": "127.0.0.1"})
+    replicas = [(f"geo-{i}", f"http://127.0.0.1:1810{i}",
+                 {"geo": 18100 + i, "worker_metrics": 18200 + i, "gc_metrics": 18300 + i})
+                for i in range(2)]
+    line = ready_line(settings, {}, replicas)
+    assert "geo replicas geo-0 http://127.0.0.1:18100, geo-1 http://127.0.0.1:18101;" in line
+    assert "geo-1 worker http://127.0.0.1:18201/metrics sweeper http://127.0.0.1:18301" in line
+
+
+def test_each_replica_runs_its_own_parts_on_its_own_ports(tmp_path: Path) -> None:
+    stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs"}, {"api": 18000})
+    ports = [{"geo": 18100 + i, "worker_metrics": 18200 + i, "gc_metrics": 18300 + i}
+             for i in range(2)]
+    assert stack.add_replicas(ports) == [("geo-0", "http://127.0.0.1:18100"),
+                                         ("geo-1", "http://127.0.0.1:18101")]
+    assert stack.components(("redis", "geo", "worker", "gc", "api")) == [
+        "redis", "geo-0", "geo-1", "worker-0", "worker-1", "gc-0", "gc-1", "api"]
+    assert stack.environment("api")["HANDOFF_GEO_REPLICA_URLS"] == (
+        "geo-0=http://127.0.0.1:18100,geo-1=http://127.0.0.1:18101")
+    worker = stack.environment("worker-1")
+    assert worker["HANDOFF_REPLICA"] == "geo-1"
+    assert worker["HANDOFF_WORKER_METRICS_PORT"] == "18201"
+    assert processes.worker_queues(worker)[0] == "jobs.geo-1"
+    assert stack.environment("gc-0")["HANDOFF_GC_METRICS_PORT"] == "18300"
+
+
+def test_without_replicas_the_parts_are_the_single_ones(tmp_path: Path) -> None:
+    stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs"}, {"api": 18000})
+    assert stack.components(("geo", "worker", "api")) == ["geo", "worker", "api"]
+    assert processes.worker_queues(stack.environment("worker"))[0] == "jobs"

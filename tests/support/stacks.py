@@ -77,11 +77,20 @@ class Stack(processes.LocalStack):
 
 
 def launch(root: Path, overrides: dict[str, str] | None = None,
-           components: Sequence[str] = DEFAULT_COMPONENTS) -> Stack:
-    """Start the named components in ``root``; the caller stops them."""
+           components: Sequence[str] = DEFAULT_COMPONENTS, replicas: int = 0) -> Stack:
+    """Start the named components in ``root``; the caller stops them.
+
+    With ``replicas``, ``geo``, ``worker`` and ``gc`` start once per named
+    geo replica (``geo-<i>``, ``worker-<i>``, ``gc-<i>``).
+    """
     env, ports = processes.scratch_environment(root, SECRET)
     env.update(overrides or {})
     stack = Stack(root, env, ports)
+    if replicas:
+        names = ("geo", "worker_metrics", "gc_metrics")
+        free = iter(processes.free_ports(len(names) * replicas))
+        stack.add_replicas([{name: next(free) for name in names} for _ in range(replicas)])
+    components = stack.components(components)
     credentials = parse_credentials(env.get("HANDOFF_API_TOKENS", ""))
     if credentials:
         stack.client_headers = {"Authorization": f"Bearer {credentials[0].token}"}
