@@ -104,6 +104,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def replicated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A stack of three geo replicas, shared by a module's tests that do not disturb it."""
+    root = tmp_path_factory.mktemp("replicated-stack")
+    running = launch(root, replicas=3)
+    try:
+        yield running
+    finally:
+        running.stop_all()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture
 def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
     """Start a private stack with its own settings; stopped and removed at teardown."""

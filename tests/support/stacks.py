@@ -35,6 +35,12 @@ class Stack(processes.LocalStack):
     def geo_url(self) -> str:
         return self.url("geo")
 
+    def replica_of(self, upload_id: str) -> str | None:
+        """The replica whose store holds the upload (``geo-<i>``), by its folder on disk."""
+        held = [index for index in range(self.replicas)
+                if (self.uploads / processes.replica_name(index) / upload_id).is_dir()]
+        return processes.replica_name(held[0]) if len(held) == 1 else None
+
     def log(self, name: str) -> str:
         path = self.log_path(name)
         return path.read_text(errors="replace") if path.exists() else ""
