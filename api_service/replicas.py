@@ -78,11 +78,7 @@ class Replicas:
             capacities = self._fresh_capacities()
             reasons = [refusal(client.name, capacity, size)
                        for client, capacity in zip(self.clients, capacities, strict=True)]
-            # Uploads placed since the answers came count as arriving: a burst spreads out.
-            loads = [None if reason or capacity is None else capacity.in_flight + placed
-                     for reason, capacity, placed in zip(reasons, capacities, self._placed,
-                                                         strict=True)]
-            index = self._turns.choose(loads)
+            index = self._turns.choose(self._loads(capacities, reasons))
             if index is None:
                 raise NoReplica("; ".join(f"{client.name}: {reason}" for client, reason
                                           in zip(self.clients, reasons, strict=True)))
@@ -90,6 +86,17 @@ class Replicas:
         client = self.clients[index]
         self._remember(upload_id, client)
         return client
+
+    def _loads(self, capacities: Sequence[Capacity | None],
+               reasons: Sequence[str | None]) -> list[int | None]:
+        """Each replica's uploads arriving, None for one refused.
+
+        Uploads placed here since the answers came count too: a burst
+        within one answer's life spreads out instead of piling on one.
+        """
+        return [None if reason or capacity is None else capacity.in_flight + placed
+                for capacity, reason, placed in zip(capacities, reasons, self._placed,
+                                                    strict=True)]
 
     def find(self, upload_id: str) -> GeoClient | None:
         """The replica that holds the upload; None if none has it.
