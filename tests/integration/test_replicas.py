@@ -5,6 +5,7 @@ and a sweeper each, with a store folder of their own) and an API told all
 three, on a real valkey.
 """
 
+import io
 import json
 import threading
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import psutil
 import redis
 import requests
+from tusclient import client
 
 from tests.support.polling import eventually
 from tests.support.stacks import Stack
@@ -124,3 +126,19 @@ def test_a_dead_replica_is_skipped_its_uploads_wait_for_it_and_no_other_takes_th
     assert _all_done(stack, [upload_id for _, _, upload_id in later if upload_id])
     pids = _worker_pids(stack, "worker-1")
     assert {_claimed_by(stack, "geo-1", upload_id) for upload_id in waiting} <= pids
+
+
+def test_tus_uploads_are_placed_and_every_patch_reaches_their_replica(
+        replicated_stack: Stack) -> None:
+    where = []
+    for index in range(6):
+        uploader = client.TusClient(f"{replicated_stack.api_url}/v1/uploads").uploader(
+            file_stream=io.BytesIO(DATA * 4), chunk_size=len(DATA),
+            metadata={"purpose": "raw", "filename": f"t{index}.bin"})
+        uploader.upload()
+        upload_id = uploader.url.rsplit("/", 1)[-1]
+        assert replicated_stack.wait_for(upload_id)["status"] == "done"
+        where.append(replicated_stack.replica_of(upload_id))
+    # Done means every PATCH reached the replica the creation chose.
+    assert set(where) <= {"geo-0", "geo-1", "geo-2"}
+    assert len(set(where)) > 1
