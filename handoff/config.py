@@ -161,7 +161,8 @@ def _queue_name(text: str) -> str:
     return text
 
 
-# A DNS label, as a Kubernetes pod name is: it names a folder and a queue too.
+# A DNS label, as a Kubernetes pod name is: it names a folder and a queue too,
+# and ``<queue>.<label>`` is always a name _queue_name takes.
 _REPLICA_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
 
@@ -375,17 +376,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     _check_room(settings)
     _check_webhook_backoff(settings)
-    _check_replica_queue(settings)
     return settings
-
-
-def _check_replica_queue(settings: Settings) -> None:
-    """The replica's queue name, built from two settings, must be one Dramatiq takes too."""
-    try:
-        _queue_name(settings.job_queue)
-    except ValueError as exc:
-        raise ConfigError(f"{PREFIX}REPLICA={settings.replica!r} makes the queue "
-                          f"{settings.job_queue!r}: {exc}") from None
 
 
 def _check_room(settings: Settings) -> None:

@@ -417,3 +417,9 @@ def test_replica_urls_replace_the_geo_url() -> None:
     settings = load_settings({"HANDOFF_GEO_URL": "http://geo:8001",
                               "HANDOFF_GEO_REPLICA_URLS": "geo-0=http://a:1,geo-1=http://b:2"})
     assert settings.geo_replicas == (("geo-0", "http://a:1"), ("geo-1", "http://b:2"))
+
+
+@pytest.mark.parametrize("name", ["0", "9-a", "geo-0", "a" * 63])
+def test_every_replica_name_makes_a_queue_name_dramatiq_takes(name: str) -> None:
+    queue = load_settings({"HANDOFF_REPLICA": name, "HANDOFF_QUEUE": "q"}).job_queue
+    assert load_settings({"HANDOFF_QUEUE": queue}).queue == f"q.{name}"
