@@ -25,7 +25,7 @@ ALLOWED_HEADERS = ("Authorization", "Content-Type", "Tus-Resumable", "Upload-Len
 # What a tus client reads from an answer; a browser hides every other header from the page.
 EXPOSED_HEADERS = ("Location", "Upload-Offset", "Upload-Length", "Upload-Expires",
                    "Tus-Resumable", "Tus-Version", "Tus-Extension", "Tus-Max-Size",
-                   "Tus-Checksum-Algorithm")
+                   "Tus-Checksum-Algorithm", "Upload-Concat")
 # Seconds a browser may reuse a preflight's answer; Chromium caps it at two hours.
 MAX_AGE = 7200
 

@@ -163,6 +163,17 @@ class GeoClient:
                               timeout=self._short())
         return self._json(response, 201)
 
+    def create_final(self, upload_id: str, tenant: str, info: dict[str, Any]) -> dict[str, Any]:
+        """Make ``tenant``'s final upload of the parts ``info`` lists; its offset document.
+
+        The geo service copies every part's bytes before it answers, so this
+        waits as long as a streamed upload may.
+        """
+        headers = {**self._auth, TENANT_HEADER: tenant}
+        response = self._call("put", f"/uploads/{upload_id}", json=info, headers=headers,
+                              timeout=self._timeout)
+        return self._json(response, 201)
+
     def append(self, upload_id: str, body: Iterable[bytes], length: int | None,
                headers: dict[str, str]) -> dict[str, Any]:
         """Stream ``body`` onto the resumable upload; ``headers`` carry Upload-Offset and the rest.

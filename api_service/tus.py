@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Response, request, url_for
 from werkzeug.http import http_date
@@ -38,7 +39,7 @@ from api_service.uploads import (
 from handoff import tus as grammar
 from handoff.fields import FieldError, parse_metadata
 from handoff.form import parse_purpose
-from handoff.ids import new_upload_id
+from handoff.ids import is_upload_id, new_upload_id
 from handoff.problems import TITLES, Problem
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
@@ -46,10 +47,10 @@ from handoff.server.request_body import close_after_answer
 log = logging.getLogger("handoff.api")
 
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
-              "expiration", "checksum")
+              "expiration", "checksum", "concatenation")
 DEFAULT_FILETYPE = "application/octet-stream"
 # Geo refusals of an append a tus client acts on, passed on as they are.
-_PASSED_ON = {400, 404, 409, 413, 415, 423, grammar.CHECKSUM_MISMATCH}
+_PASSED_ON = {400, 403, 404, 409, 413, 415, 423, grammar.CHECKSUM_MISMATCH}
 
 
 def requested() -> bool:
@@ -83,13 +84,18 @@ def options() -> Response:
 
 def create() -> Response:
     """A new upload, refused before any byte if its length or metadata cannot be used."""
-    info = _creation_info()
+    concat = _concat()
+    if concat is not None and concat.final:
+        return _create_final(concat)
+    info = {"partial": True, "length": _creation_length()} if concat else _creation_info()
+    if _carries_body() and request.mimetype != grammar.OFFSET_MEDIA_TYPE:
+        raise _wrong_type()
     upload_id = new_upload_id()
     location = url_for(".show_upload", upload_id=upload_id)
     document = geo_call(lambda: place(upload_id, info["length"]).create_resumable(
         upload_id, tenant(), info), upload_id)
     log.info("resumable upload created", extra={"upload_id": upload_id, "tenant": tenant(),
-                                                "purpose": info["purpose"],
+                                                "purpose": info.get("purpose"),
                                                 "length": info["length"]})
     if _carries_body():
         try:
@@ -100,24 +106,60 @@ def create() -> Response:
     return _answer(document, 201, {"Location": location})
 
 
+def _create_final(concat: grammar.Concat) -> Response:
+    """The final upload, made at once of the listed partial uploads, in their order.
+
+    It carries the purpose and metadata; its parts carry only bytes. The
+    geo service joins them and seals the final, so its job is enqueued
+    before this answers, as for the last PATCH of any upload.
+    """
+    if _carries_body() or {"Upload-Length", "Upload-Defer-Length"} & set(request.headers.keys()):
+        raise _bad("a final upload has neither a length nor bytes of its own")
+    assert concat.parts is not None
+    info = {**_metadata_info(), "concat": [_part_id(url) for url in concat.parts]}
+    upload_id = new_upload_id()
+    document = geo_call(lambda: geo().create_final(upload_id, tenant(), info), None)
+    log.info("final upload made", extra={"upload_id": upload_id, "tenant": tenant(),
+                                         "parts": len(concat.parts)})
+    return _answer(document, 201, {"Location": url_for(".show_upload", upload_id=upload_id)})
+
+
+def _part_id(url: str) -> str:
+    """The upload id in a partial upload's URL, as this API gave it (absolute or a path)."""
+    path = urlsplit(url).path
+    upload_id = path.rsplit("/", 1)[-1]
+    if not is_upload_id(upload_id) or path != url_for(".show_upload", upload_id=upload_id):
+        raise _bad(f"Upload-Concat names {url!r}, which is no upload URL of this API")
+    return upload_id
+
+
+def _concat() -> grammar.Concat | None:
+    try:
+        return grammar.parse_concat(request.headers.get("Upload-Concat"))
+    except grammar.HeaderError as exc:
+        raise _bad(str(exc)) from None
+
+
 def _creation_info() -> dict[str, Any]:
-    settings = current_state().settings
-    length = _creation_length(settings.max_upload_size)
+    return {**_metadata_info(), "length": _creation_length()}
+
+
+def _metadata_info() -> dict[str, Any]:
+    """What Upload-Metadata says of the upload: purpose, metadata, file name and type."""
     try:
         pairs = grammar.parse_metadata(request.headers.get("Upload-Metadata"))
         purpose = parse_purpose(pairs.get("purpose"), purposes())
         metadata = parse_metadata(pairs.get("metadata", ""))
     except (grammar.HeaderError, FieldError) as exc:
         raise _bad(str(exc)) from None
-    if _carries_body() and request.mimetype != grammar.OFFSET_MEDIA_TYPE:
-        raise _wrong_type()
     return {"purpose": purpose, "metadata": metadata,
             "filename": pairs.get("filename") or "upload",
-            "content_type": pairs.get("filetype") or DEFAULT_FILETYPE, "length": length}
+            "content_type": pairs.get("filetype") or DEFAULT_FILETYPE}
 
 
-def _creation_length(max_size: int) -> int | None:
+def _creation_length() -> int | None:
     """Upload-Length, or None for Upload-Defer-Length: 1; exactly one of them."""
+    max_size = current_state().settings.max_upload_size
     deferred = request.headers.get("Upload-Defer-Length")
     length = _header_number("Upload-Length")
     if (length is None) == (deferred is None):
@@ -137,6 +179,11 @@ def head(upload_id: str) -> Response:
     if document is None:
         raise not_found(upload_id)
     headers = {"Cache-Control": "no-store", "Upload-Metadata": _metadata_header(document)}
+    if document["partial"]:
+        headers["Upload-Concat"] = "partial"
+    elif document["concat"]:
+        headers["Upload-Concat"] = grammar.Concat(tuple(
+            url_for(".show_upload", upload_id=part) for part in document["concat"])).header()
     if document["length"] is None:
         headers["Upload-Defer-Length"] = "1"
     else:
@@ -145,7 +192,9 @@ def head(upload_id: str) -> Response:
 
 
 def _metadata_header(document: dict[str, Any]) -> str:
-    pairs = {"filename": document["filename"], "purpose": document["purpose"]}
+    pairs = {"filename": document["filename"]}
+    if document["purpose"]:
+        pairs["purpose"] = document["purpose"]
     if document["metadata"]:
         pairs["metadata"] = json.dumps(document["metadata"])
     return grammar.encode_metadata(pairs)

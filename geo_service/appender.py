@@ -120,11 +120,11 @@ class Appender:
         size = self._path.stat().st_size
         if recorded is not None and recorded.tentative:
             self.store.truncate(self.upload_id, recorded.offset)
-            return self._save(replace(recorded, tentative=False))
+            return self.save(replace(recorded, tentative=False))
         if recorded is not None and recorded.offset == size:
             return recorded
         start = recorded if recorded is not None and recorded.offset < size else Progress.empty()
-        return self._save(off_loop(self._hash_tail, start, size))
+        return self.save(off_loop(self._hash_tail, start, size))
 
     def declare_length(self, length: int, offset: int) -> None:
         """Fix a deferred length (``Upload-Length`` on a later body)."""
@@ -150,11 +150,11 @@ class Appender:
         if offset != progress.offset:
             raise OffsetMismatch(progress.offset)
         if checksum is not None:
-            progress = self._save(replace(progress, tentative=True))
+            progress = self.save(replace(progress, tentative=True))
         writer = _Writer(self._path, progress, checksum, self.limit())
         complete = False
         try:
-            writer.write_all(chunks, check, self._save)
+            writer.write_all(chunks, check, self.save)
             complete = True
         finally:
             keep = checksum is None or (complete and writer.checksum_matches())
@@ -178,14 +178,14 @@ class Appender:
 
     def _keep(self, writer: "_Writer") -> Progress:
         writer.close(sync=True)
-        return self._save(writer.progress())
+        return self.save(writer.progress())
 
     def _roll_back(self, writer: "_Writer") -> Progress:
         writer.close(sync=False)
         self.store.truncate(self.upload_id, writer.start.offset)
-        return self._save(replace(writer.start, tentative=False))
+        return self.save(replace(writer.start, tentative=False))
 
-    def _save(self, progress: Progress) -> Progress:
+    def save(self, progress: Progress) -> Progress:
         self.store.save_progress(self.upload_id, progress.record())
         return progress
 

@@ -33,6 +33,7 @@ from geo_service.appender import (
     Stopped,
     StopWatch,
 )
+from geo_service.concatenation import Part, PartError, held_parts, join
 from geo_service.locks import Busy
 from geo_service.receiver import Cancelled
 from geo_service.routes import (
@@ -66,16 +67,13 @@ def _authenticate() -> None:
 @bp.put("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
     store = current_store()
-    info = _creation_info(request.get_json(silent=True))
-    try:
-        store.create_resumable(checked_id(upload_id), request_tenant(), info,
-                               Progress.empty().record())
-    except UploadExists:
-        raise Problem(409, "exists", "an upload with this id already exists",
-                      upload_id=upload_id) from None
-    except OSError as exc:
-        raise _storage_problem(exc, upload_id) or exc from None
-    if info["length"] == 0:
+    body = request.get_json(silent=True)
+    info = _creation_info(body)
+    parts = _part_ids(body)
+    if parts is not None:
+        return _create_final(store, checked_id(upload_id), info, parts)
+    _make(store, checked_id(upload_id), info)
+    if info["length"] == 0 and not info["partial"]:
         with store.lock(upload_id):
             _seal(Appender(store, upload_id, 0), Progress.empty())
     log.info("resumable upload created", extra={"upload_id": upload_id,
@@ -83,16 +81,80 @@ def create(upload_id: str) -> tuple[Response, int]:
     return jsonify(_document(upload_id, 0)), 201
 
 
+def _make(store: UploadStore, upload_id: str, info: dict[str, Any]) -> None:
+    try:
+        store.create_resumable(upload_id, request_tenant(), info, Progress.empty().record())
+    except UploadExists:
+        raise Problem(409, "exists", "an upload with this id already exists",
+                      upload_id=upload_id) from None
+    except OSError as exc:
+        raise _storage_problem(exc, upload_id) or exc from None
+
+
+def _create_final(store: UploadStore, upload_id: str, info: dict[str, Any],
+                  part_ids: list[str]) -> tuple[Response, int]:
+    """The final upload of tus's concatenation, made and sealed from its complete parts."""
+    limit = current_settings().max_upload_size
+    try:
+        with held_parts(store, part_ids, request_tenant(), limit, TAKE_OVER_WAIT) as parts:
+            length = sum(part.progress.offset for part in parts)
+            if length > limit:
+                raise Problem(413, "too-large", f"the parts add up to more than {limit} bytes")
+            _make(store, upload_id, {**info, "length": length, "concat": part_ids})
+            _join_and_seal(store, upload_id, parts)
+            for part in parts:
+                store.remove(part.upload_id)
+    except PartError as exc:
+        raise _bad(str(exc)) from None
+    except Busy:
+        raise _locked(upload_id) from None
+    except OSError as exc:
+        raise _storage_problem(exc, upload_id) or exc from None
+    log.info("final upload made of its parts", extra={"upload_id": upload_id, "bytes": length,
+                                                      "parts": len(part_ids)})
+    return jsonify(_document(upload_id, length)), 201
+
+
+def _join_and_seal(store: UploadStore, upload_id: str, parts: list[Part]) -> None:
+    """Fill the new final upload from its parts and seal it; a failed join leaves nothing."""
+    with store.lock(upload_id):
+        appender = Appender(store, upload_id, current_settings().max_upload_size)
+        try:
+            progress = appender.save(join(store, upload_id, parts))
+        except BaseException:
+            store.remove(upload_id)
+            raise
+        _seal(appender, progress)
+
+
+def _part_ids(body: Any) -> list[str] | None:
+    """The ids of the final upload's parts, in order; None for any other upload."""
+    parts = body.get("concat")
+    if parts is None:
+        return None
+    if (not isinstance(parts, list) or not parts
+            or not all(isinstance(part, str) for part in parts)):
+        raise _bad("concat must be a non-empty list of upload ids")
+    return [checked_id(part) for part in parts]
+
+
 def _creation_info(body: Any) -> dict[str, Any]:
-    """The info of a new upload, checked as the multipart form's fields are."""
+    """The info of a new upload, checked as the multipart form's fields are.
+
+    A partial upload (``"partial": true``) is only bytes for a final upload
+    to be made of: it has no purpose, and its name and metadata are never used.
+    """
     if not isinstance(body, dict):
         raise _bad("the body must be a JSON object")
+    partial = body.get("partial", False)
+    if type(partial) is not bool:
+        raise _bad("partial must be true or false")
+    if partial:
+        body = {"filename": "part", "content_type": "application/octet-stream",
+                "length": body.get("length")}
     length, metadata = body.get("length"), body.get("metadata", {})
     filename, content_type = body.get("filename"), body.get("content_type")
-    try:
-        purpose = parse_purpose(body.get("purpose"), current_app.config["PURPOSES"])
-    except FieldError as exc:
-        raise _bad(str(exc)) from None
+    purpose = None if partial else _purpose(body)
     if length is not None and (type(length) is not int or length < 0):
         raise _bad("length must be a non-negative integer or null")
     if length is not None and length > current_settings().max_upload_size:
@@ -105,7 +167,14 @@ def _creation_info(body: Any) -> dict[str, Any]:
     if not isinstance(content_type, str):
         raise _bad("content_type must be a string")
     return {"purpose": purpose, "metadata": metadata, "filename": filename,
-            "content_type": content_type, "length": length}
+            "content_type": content_type, "length": length, "partial": partial}
+
+
+def _purpose(body: dict[str, Any]) -> str:
+    try:
+        return parse_purpose(body.get("purpose"), current_app.config["PURPOSES"])
+    except FieldError as exc:
+        raise _bad(str(exc)) from None
 
 
 @bp.patch("/uploads/<upload_id>")
@@ -114,7 +183,9 @@ def append(upload_id: str) -> Response:
     offset, checksum, declared = _append_headers()
     with upload_slot(upload_id):
         store = current_store()
-        _resumable(store, upload_id)
+        if _resumable(store, upload_id).get("concat") is not None:
+            raise Problem(403, "final-upload", "a final upload is made of its parts and "
+                          "takes no appends", upload_id=upload_id)
         try:
             with store.take_over(upload_id, TAKE_OVER_WAIT):
                 return _append_locked(store, upload_id, offset, checksum, declared)
@@ -155,7 +226,7 @@ def _append_locked(store: UploadStore, upload_id: str, offset: int,
             progress = _appended(appender, progress, offset, chunks, checksum, watch)
     except BaseException as exc:
         raise _refusal(exc, store, upload_id, chunks) from None
-    if progress.offset == appender.length:
+    if progress.offset == appender.length and not appender.info.get("partial"):
         _seal(appender, progress)
     return jsonify(_document(upload_id, progress.offset))
 
@@ -247,13 +318,14 @@ def _sealed_document(store: UploadStore, upload_id: str) -> Response:
     return jsonify(_document(upload_id, int((store.manifest(upload_id) or {})["size"])))
 
 
-def _resumable(store: UploadStore, upload_id: str) -> None:
-    """404 unless ``upload_id`` is a resumable upload (a multipart one has nothing to append to)."""
+def _resumable(store: UploadStore, upload_id: str) -> dict[str, Any]:
+    """Its info; 404 unless ``upload_id`` is a resumable upload (a multipart one has none)."""
     try:
-        if store.info(upload_id) is not None:
-            return
+        info = store.info(upload_id)
     except UploadMissing:
-        pass
+        info = None
+    if info is not None:
+        return info
     raise Problem(404, "not-found", "no resumable upload with this id",
                   upload_id=upload_id)
 
@@ -272,7 +344,8 @@ def _document(upload_id: str, offset: int) -> dict[str, Any]:
         expires = store.last_activity(upload_id) + current_settings().partial_ttl
     return {"id": upload_id, "state": str(state), "offset": offset, "length": info.get("length"),
             "purpose": info.get("purpose"), "metadata": info.get("metadata"),
-            "filename": info.get("filename"), "expires": expires}
+            "filename": info.get("filename"), "expires": expires,
+            "partial": bool(info.get("partial")), "concat": info.get("concat")}
 
 
 def _mismatch(offset: int, upload_id: str) -> Problem:

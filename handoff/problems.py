@@ -28,6 +28,7 @@ TITLES: dict[str, str] = {
     "checksum-mismatch": "Checksum mismatch",
     "client-timeout": "Request Timeout",
     "exists": "Upload exists",
+    "final-upload": "Forbidden",
     "geo-error": "Refused by the geo service",
     "geo-mismatch": "Bad gateway",
     "geo-unavailable": "Bad gateway",

@@ -28,6 +28,20 @@ class HeaderError(ValueError):
 
 
 @dataclass(frozen=True)
+class Concat:
+    """An ``Upload-Concat``: a partial upload, or the final one made of ``parts`` (their URLs)."""
+
+    parts: tuple[str, ...] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.parts is not None
+
+    def header(self) -> str:
+        return "partial" if self.parts is None else "final;" + " ".join(self.parts)
+
+
+@dataclass(frozen=True)
 class Checksum:
     """An ``Upload-Checksum``: the algorithm and the digest the bytes must have."""
 
@@ -62,6 +76,20 @@ def parse_checksum(value: str | None) -> Checksum | None:
     if len(digest) != CHECKSUM_ALGORITHMS[algorithm]().digest_size:
         raise HeaderError(f"Upload-Checksum digest has the wrong length for {algorithm}")
     return Checksum(algorithm, digest)
+
+
+def parse_concat(value: str | None) -> Concat | None:
+    """``partial`` or ``final;<url> <url> ...``; None when the header is absent."""
+    if value is None:
+        return None
+    if value.strip() == "partial":
+        return Concat()
+    kind, _, urls = value.partition(";")
+    parts = tuple(urls.split())
+    if kind.strip() != "final" or not parts:
+        raise HeaderError("Upload-Concat must be 'partial' or 'final;' and the partial "
+                          "uploads' URLs, separated by spaces")
+    return Concat(parts)
 
 
 def parse_metadata(value: str | None) -> dict[str, str]:

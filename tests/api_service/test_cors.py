@@ -131,7 +131,8 @@ def test_an_accepted_upload_lets_the_page_read_its_headers(client: FlaskClient) 
     assert answer.headers["Access-Control-Allow-Credentials"] == "true"
     assert _listed(answer.headers["Access-Control-Expose-Headers"]) == [
         "Location", "Upload-Offset", "Upload-Length", "Upload-Expires", "Tus-Resumable",
-        "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm"]
+        "Tus-Version", "Tus-Extension", "Tus-Max-Size", "Tus-Checksum-Algorithm",
+            "Upload-Concat"]
     assert answer.get_json()["files"][0]["sha256"] == hashlib.sha256(data).hexdigest()
 
     status = client.get(answer.get_json()["links"]["self"], headers={**ALICE, "Origin": ALLOWED})

@@ -89,3 +89,26 @@ def test_offsets_are_non_negative_integers(value: str | None, expected: int | No
 def test_anything_else_is_no_offset(value: str):
     with pytest.raises(HeaderError, match="Upload-Offset"):
         tus.parse_offset(value, "Upload-Offset")
+
+
+def test_a_partial_upload_is_named_as_such():
+    concat = tus.parse_concat("partial")
+    assert concat is not None and not concat.final and concat.header() == "partial"
+
+
+def test_a_final_upload_lists_its_parts_in_order():
+    concat = tus.parse_concat("final;/v1/uploads/b  http://h/v1/uploads/a")
+    assert concat is not None and concat.final
+    assert concat.parts == ("/v1/uploads/b", "http://h/v1/uploads/a")
+    assert concat.header() == "final;/v1/uploads/b http://h/v1/uploads/a"
+
+
+def test_no_concat_header_is_none():
+    assert tus.parse_concat(None) is None
+
+
+@pytest.mark.parametrize("header", ["", "final", "final;", "final; ", "whole", "partial;x",
+                                    "Final;/v1/uploads/a"])
+def test_malformed_concat_headers_are_refused(header: str):
+    with pytest.raises(tus.HeaderError, match="Upload-Concat"):
+        tus.parse_concat(header)

@@ -64,10 +64,12 @@ def tus_js_client() -> Path:
 class _NodeUpload:
     """tests/support/tus_node.mjs in its own process; its JSON lines collected as they come."""
 
-    def __init__(self, modules: Path, endpoint: str, path: Path, store: Path) -> None:
+    def __init__(self, modules: Path, endpoint: str, path: Path, store: Path,
+                 parts: int = 1) -> None:
         self.events: list[dict[str, Any]] = []
         self.process = subprocess.Popen(
-            ["node", str(SCRIPT), str(modules), endpoint, str(path), str(store), TOKEN],
+            ["node", str(SCRIPT), str(modules), endpoint, str(path), str(store), TOKEN,
+             str(parts)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -203,6 +205,30 @@ def test_a_new_client_resumes_from_the_url_it_stored(
     status = stack.wait_for(upload_id, timeout=120)
     assert status["status"] == "done", status
     assert status["files"] == [{"name": "plan.bin", "size": 64 * MiB, "sha256": file_sha256(path)}]
+
+
+def test_parallel_parts_are_joined_into_one_upload(make_stack, tus_js_client: Path,
+                                                  node_uploads: list[_NodeUpload],
+                                                  tmp_path: Path):
+    """Four partial uploads over four connections at once, then the final one made of them."""
+    stack = make_stack({"HANDOFF_API_TOKENS": f"alice:{TOKEN}"})
+    path = unique_random_file(tmp_path / "mosaic.bin", 64)
+    upload = _NodeUpload(tus_js_client, f"{stack.api_url}/v1/uploads", path,
+                         tmp_path / "tus-urls.json", parts=4)
+    node_uploads.append(upload)
+    assert upload.wait(timeout=300) == 0, upload.events
+
+    posts = upload.answers("POST")
+    assert sorted((post["status"], post["concat"]) for post in posts[:4]) == [
+        (201, "partial")] * 4
+    assert posts[4]["status"] == 201 and posts[4]["concat"].startswith("final;")
+    assert [patch["status"] for patch in upload.answers("PATCH")] == [204] * 4
+    upload_id = upload.events[-1]["url"].rsplit("/", 1)[-1]
+    status = stack.wait_for(upload_id, timeout=120)
+    assert status["status"] == "done", status
+    assert status["files"] == [{"name": "mosaic.bin", "size": 64 * MiB,
+                                "sha256": file_sha256(path)}]
+    assert _only_upload(stack) == upload_id
 
 
 def test_the_vendored_bundle_is_the_npm_packages_own(tus_js_client: Path):

@@ -12,7 +12,7 @@ def test_the_server_says_what_it_supports_without_a_token(client: FlaskClient):
     assert answer.headers["Tus-Version"] == "1.0.0"
     assert answer.headers["Tus-Extension"].split(",") == [
         "creation", "creation-with-upload", "creation-defer-length", "termination",
-        "expiration", "checksum"]
+        "expiration", "checksum", "concatenation"]
     assert answer.headers["Tus-Max-Size"] == str(MAX_SIZE)
     assert answer.headers["Tus-Checksum-Algorithm"] == "sha1,sha256,md5"
 

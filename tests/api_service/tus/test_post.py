@@ -24,7 +24,7 @@ def test_a_creation_answers_201_with_where_to_send_the_bytes(api: Api):
     assert status["tenant"] == "alice" and status["state"] == "receiving"
     assert status["info"] == {"purpose": "raw", "metadata": {"project": "p"},
                               "filename": "plan.bin", "content_type": "application/octet-stream",
-                              "length": 10}
+                              "length": 10, "partial": False}
 
 
 def test_the_length_may_be_deferred(api: Api):
