@@ -6,8 +6,14 @@ declared size, or at least :data:`RESERVE` when the size is unknown. Among
 the eligible, the one with the fewest uploads arriving wins; ties go round
 the replicas in turn, so idle replicas share uploads evenly and the same
 inputs always give the same answer.
+
+An upload placed with an affinity key (a tenant's tus partial uploads,
+which a final upload joins on one replica) goes instead to the eligible
+replica that ranks first for that key by rendezvous hashing: the same one
+every time while it stays eligible, whatever the others do.
 """
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,3 +76,12 @@ class RoundRobin:
         index = min(ties, key=lambda tie: (tie - self.turn) % len(loads))
         self.turn = index + 1
         return index
+
+
+def by_affinity(key: str, names: Sequence[str | None], loads: Sequence[int | None]) -> int | None:
+    """The index of the eligible replica (load not None) that ranks first for ``key``."""
+    eligible = [index for index, load in enumerate(loads) if load is not None]
+    if not eligible:
+        return None
+    return max(eligible, key=lambda index: hashlib.sha256(
+        f"{key}\n{names[index]}".encode()).digest())

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from api_service.geo import GeoClient, GeoError
-from api_service.placement import Capacity, RoundRobin, refusal
+from api_service.placement import Capacity, RoundRobin, by_affinity, refusal
 from api_service.records import RecordUnavailable, ReplicaRecords
 from handoff.config import Settings
 
@@ -66,11 +66,13 @@ class Replicas:
     def several(self) -> bool:
         return len(self.clients) > 1
 
-    def place(self, upload_id: str, size: int | None) -> GeoClient:
+    def place(self, upload_id: str, size: int | None, affinity: str | None = None) -> GeoClient:
         """The replica a new upload of ``size`` bytes (None: unknown) goes to, recorded.
 
-        Raises :class:`NoReplica`, or :class:`RecordUnavailable` when the
-        choice cannot be recorded (the upload could not be found again).
+        Uploads of one ``affinity`` key go to one replica while it can take
+        them (see :mod:`api_service.placement`). Raises :class:`NoReplica`,
+        or :class:`RecordUnavailable` when the choice cannot be recorded
+        (the upload could not be found again).
         """
         if not self.several:
             return self.clients[0]
@@ -78,7 +80,9 @@ class Replicas:
             capacities = self._fresh_capacities()
             reasons = [refusal(client.name, capacity, size)
                        for client, capacity in zip(self.clients, capacities, strict=True)]
-            index = self._turns.choose(self._loads(capacities, reasons))
+            loads = self._loads(capacities, reasons)
+            index = (self._turns.choose(loads) if affinity is None else
+                     by_affinity(affinity, [client.name for client in self.clients], loads))
             if index is None:
                 raise NoReplica("; ".join(f"{client.name}: {reason}" for client, reason
                                           in zip(self.clients, reasons, strict=True)))
@@ -86,6 +90,13 @@ class Replicas:
         client = self.clients[index]
         self._remember(upload_id, client)
         return client
+
+    def keep(self, upload_id: str, client: GeoClient) -> None:
+        """Record a new upload made on ``client`` by choice, not placement (a tus final upload).
+
+        Raises :class:`RecordUnavailable` as :meth:`place` does.
+        """
+        self._remember(upload_id, client)
 
     def _loads(self, capacities: Sequence[Capacity | None],
                reasons: Sequence[str | None]) -> list[int | None]:

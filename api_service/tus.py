@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from flask import Response, request, url_for
 from werkzeug.http import http_date
 
-from api_service.geo import GeoError
+from api_service.geo import GeoClient, GeoError
 from api_service.relay import RelayError, read_chunk
 from api_service.state import current_state
 from api_service.uploads import (
@@ -30,6 +30,7 @@ from api_service.uploads import (
     geo_call,
     geo_kind,
     geo_problem,
+    keep_on,
     not_found,
     owned_status,
     place,
@@ -92,8 +93,9 @@ def create() -> Response:
         raise _wrong_type()
     upload_id = new_upload_id()
     location = url_for(".show_upload", upload_id=upload_id)
-    document = geo_call(lambda: place(upload_id, info["length"]).create_resumable(
-        upload_id, tenant(), info), upload_id)
+    # A tenant's partial uploads share a replica, where their final upload joins them.
+    client = place(upload_id, info["length"], affinity=tenant() if concat else None)
+    document = geo_call(lambda: client.create_resumable(upload_id, tenant(), info), upload_id)
     log.info("resumable upload created", extra={"upload_id": upload_id, "tenant": tenant(),
                                                 "purpose": info.get("purpose"),
                                                 "length": info["length"]})
@@ -118,10 +120,20 @@ def _create_final(concat: grammar.Concat) -> Response:
     assert concat.parts is not None
     info = {**_metadata_info(), "concat": [_part_id(url) for url in concat.parts]}
     upload_id = new_upload_id()
-    document = geo_call(lambda: geo().create_final(upload_id, tenant(), info), None)
+    client = _parts_replica(info["concat"])
+    keep_on(upload_id, client)
+    document = geo_call(lambda: client.create_final(upload_id, tenant(), info), None)
     log.info("final upload made", extra={"upload_id": upload_id, "tenant": tenant(),
                                          "parts": len(concat.parts)})
     return _answer(document, 201, {"Location": url_for(".show_upload", upload_id=upload_id)})
+
+
+def _parts_replica(part_ids: list[str]) -> GeoClient:
+    """The replica that holds every part; the final upload is made there."""
+    replicas = {id(client): client for client in map(geo, part_ids)}
+    if len(replicas) > 1:
+        raise _bad("the parts of a final upload are on different geo replicas")
+    return next(iter(replicas.values()))
 
 
 def _part_id(url: str) -> str:

@@ -31,21 +31,34 @@ log = logging.getLogger("handoff.api")
 _GEO_PASSTHROUGH = {400, 413, 507}
 
 
-def place(upload_id: str, size: int | None) -> GeoClient:
+def place(upload_id: str, size: int | None, affinity: str | None = None) -> GeoClient:
     """The replica a new upload goes to, chosen and recorded; 503 if none can take it."""
     try:
-        client = current_state().replicas.place(upload_id, size)
+        client = current_state().replicas.place(upload_id, size, affinity)
     except NoReplica as exc:
         log.warning("no geo replica can take an upload", extra={"reasons": str(exc)})
         raise Problem(503, "no-replica", "no geo replica can take the upload now; retry later",
                       headers={"Retry-After": str(RETRY_AFTER)}) from None
     except RecordUnavailable as exc:
-        log.error("could not record the upload's replica", extra={"upload_id": upload_id,
-                                                                 "error": str(exc)})
-        raise Problem(503, "queue-unavailable", "the job queue is unavailable; retry later",
-                      headers={"Retry-After": str(RETRY_AFTER)}) from None
+        raise _unrecorded(upload_id, exc) from None
     _found()[upload_id] = client
     return client
+
+
+def keep_on(upload_id: str, client: GeoClient) -> None:
+    """Make the new upload ``upload_id`` on ``client``'s replica, recorded; 503 if it cannot be."""
+    try:
+        current_state().replicas.keep(upload_id, client)
+    except RecordUnavailable as exc:
+        raise _unrecorded(upload_id, exc) from None
+    _found()[upload_id] = client
+
+
+def _unrecorded(upload_id: str, exc: RecordUnavailable) -> Problem:
+    log.error("could not record the upload's replica", extra={"upload_id": upload_id,
+                                                             "error": str(exc)})
+    return Problem(503, "queue-unavailable", "the job queue is unavailable; retry later",
+                   headers={"Retry-After": str(RETRY_AFTER)})
 
 
 def geo(upload_id: str) -> GeoClient:

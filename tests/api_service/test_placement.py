@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from api_service.placement import RESERVE, Capacity, RoundRobin, refusal
+from api_service.placement import RESERVE, Capacity, RoundRobin, by_affinity, refusal
 
 IDLE = Capacity("geo-0", free_bytes=10 * RESERVE, in_flight=0, ready=True)
 
@@ -72,3 +72,25 @@ def test_a_malformed_capacity_is_refused(document: dict[str, object]) -> None:
 def test_ready_must_be_true_itself() -> None:
     document = {"replica": "geo-2", "free_bytes": 12, "in_flight": 3, "ready": "yes"}
     assert not Capacity.from_document(document).ready
+
+
+def test_an_affinity_key_picks_the_same_replica_every_time() -> None:
+    names = ["geo-0", "geo-1", "geo-2"]
+    chosen = {by_affinity("alice", names, [0, 5, 9]) for _ in range(5)}
+    assert len(chosen) == 1
+
+
+def test_an_affinity_key_skips_a_replica_that_cannot_take_uploads() -> None:
+    names = ["geo-0", "geo-1", "geo-2"]
+    first = by_affinity("alice", names, [0, 0, 0])
+    assert first is not None
+    loads: list[int | None] = [0, 0, 0]
+    loads[first] = None
+    assert by_affinity("alice", names, loads) not in (first, None)
+    assert by_affinity("alice", names, [None, None, None]) is None
+
+
+def test_affinity_keys_spread_over_the_replicas() -> None:
+    names = ["geo-0", "geo-1", "geo-2"]
+    chosen = {by_affinity(f"tenant-{n}", names, [0, 0, 0]) for n in range(30)}
+    assert chosen == {0, 1, 2}

@@ -227,3 +227,17 @@ def test_ready_while_any_replica_answers() -> None:
     assert replicas.ready() is None
     fakes[1].down = True
     assert replicas.ready() == "geo-0: refused; geo-1: refused"
+
+
+def test_uploads_of_one_affinity_share_a_replica() -> None:
+    replicas, _, records = _replicas()
+    for n in range(6):
+        replicas.place(_upload_id(n), 10, affinity="alice")
+    assert len(set(records.names.values())) == 1
+
+
+def test_an_upload_kept_on_a_replica_is_recorded_there() -> None:
+    replicas, fakes, records = _replicas()
+    client: Any = fakes[2]
+    replicas.keep(UPLOAD_ID, client)
+    assert records.names == {UPLOAD_ID: "geo-2"}

@@ -5,6 +5,7 @@ and a sweeper each, with a store folder of their own) and an API told all
 three, on a real valkey.
 """
 
+import base64
 import io
 import json
 import threading
@@ -142,3 +143,33 @@ def test_tus_uploads_are_placed_and_every_patch_reaches_their_replica(
     # Done means every PATCH reached the replica the creation chose.
     assert set(where) <= {"geo-0", "geo-1", "geo-2"}
     assert len(set(where)) > 1
+
+
+def _tus(stack: Stack, method: str, url: str, headers: dict[str, str],
+         data: bytes = b"") -> requests.Response:
+    return requests.request(method, url if url.startswith("http") else stack.api_url + url,
+                            data=data, timeout=30, headers={"Tus-Resumable": "1.0.0", **headers})
+
+
+def test_a_final_upload_joins_its_parts_on_the_replica_that_holds_them(
+        replicated_stack: Stack) -> None:
+    parts = [b"one part, ", b"and another, ", b"and a third"]
+    urls = []
+    for data in parts:
+        created = _tus(replicated_stack, "POST", "/v1/uploads",
+                       {"Upload-Concat": "partial", "Upload-Length": str(len(data))})
+        assert created.status_code == 201, created.text
+        urls.append(created.headers["Location"])
+        sent = _tus(replicated_stack, "PATCH", urls[-1],
+                    {"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}, data)
+        assert sent.status_code == 204, sent.text
+    holders = {replicated_stack.replica_of(url.rsplit("/", 1)[-1]) for url in urls}
+    assert len(holders) == 1 and None not in holders
+    purpose = base64.b64encode(b"raw").decode()
+    final = _tus(replicated_stack, "POST", "/v1/uploads", {
+        "Upload-Concat": "final;" + " ".join(urls), "Upload-Metadata": f"purpose {purpose}"})
+    assert final.status_code == 201, final.text
+
+    upload_id = final.headers["Location"].rsplit("/", 1)[-1]
+    assert replicated_stack.wait_for(upload_id)["status"] == "done"
+    assert {replicated_stack.replica_of(upload_id)} == holders
