@@ -44,7 +44,8 @@ def _launch(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Po
     return launcher, lines
 
 
-def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
+def _start_launcher(root: Path, extra: dict[str, str] | None = None
+                    ) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
     ports = dict(zip(("api", "geo", "gc", "worker", "health"), processes.free_ports(5),
                      strict=True))
     env = _clean_environment()
@@ -54,6 +55,7 @@ def _start_launcher(root: Path) -> tuple[subprocess.Popen, list[str], dict[str, 
                HANDOFF_GC_METRICS_PORT=str(ports["gc"]),
                HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]),
                HANDOFF_HEALTH_PORT=str(ports["health"]))
+    env.update(extra or {})
     launcher, lines = _launch(env)
     return launcher, lines, ports
 
@@ -243,3 +245,38 @@ def test_a_job_queued_while_the_worker_is_away_survives_a_restart_of_the_stack(t
                           timeout=60), requests.get(status_url, timeout=10).text
     finally:
         _stop(launcher, children)
+
+
+READY_REPLICAS = re.compile(r"geo replicas geo-0 (http://\S+), geo-1 (http://\S+), "
+                            r"geo-2 (http://\S+);")
+
+
+def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
+    secret = "replicas-test-secret"
+    launcher, lines, ports = _start_launcher(tmp_path, {"HANDOFF_GEO_REPLICAS": "3",
+                                                        "HANDOFF_GEO_SECRET": secret})
+    try:
+        children = _wait_ready(launcher, lines)
+        commands = [" ".join(child.cmdline()) for child in children]
+        for part in ("geo_service.app", "geo_service.worker", "handoff-gc"):
+            assert sum(part in command for command in commands) >= 3, commands
+        urls = _line(lines, READY_REPLICAS).groups()
+        for index, url in enumerate(urls):
+            capacity = requests.get(f"{url}/capacity", timeout=10,
+                                    headers={"Authorization": f"Bearer {secret}"})
+            assert capacity.json()["replica"] == f"geo-{index}"
+
+        for _ in range(3):
+            response = requests.post(f"http://127.0.0.1:{ports['api']}/v1/uploads", timeout=30,
+                                     files={"file": ("x.bin", b"x" * 1000)},
+                                     data={"purpose": "raw"})
+            assert response.status_code == 202, response.text
+        stores = sorted(path.name for path in (tmp_path / "uploads").iterdir())
+        assert stores == ["geo-0", "geo-1", "geo-2"]
+
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=60) == 0
+        assert eventually(lambda: _all_gone(children), timeout=30)
+    finally:
+        processes.kill(launcher)
+
