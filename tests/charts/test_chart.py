@@ -44,7 +44,6 @@ BASE_SECRET_ENV = ("HANDOFF_GEO_SECRET", "HANDOFF_API_TOKENS")
 WEBHOOK_SECRET_ENV = "HANDOFF_WEBHOOK_SECRET"
 SECRET_ENV = (*BASE_SECRET_ENV, WEBHOOK_SECRET_ENV)
 REQUIRED_CONFIG = (
-    "HANDOFF_GEO_REPLICA_URLS",
     "HANDOFF_UPLOADS_ROOT",
     "HANDOFF_QUEUE",
     "HANDOFF_MAX_UPLOAD_SIZE",
@@ -287,6 +286,17 @@ def replica_name_problems(docs: list[Manifest], queue: str) -> list[str]:
     return problems
 
 
+def _api_env(docs: list[Manifest]) -> dict[str, str]:
+    """The API container's literal environment variables."""
+    (api,) = [
+        container
+        for doc, pod in workloads(docs)
+        if labels(pod_template(doc) or {}).get(COMPONENT) == "api"
+        for container in pod["containers"]
+    ]
+    return {env["name"]: env["value"] for env in api.get("env", []) if "value" in env}
+
+
 def replica_url_problems(docs: list[Manifest]) -> list[str]:
     """The API is told of every geo pod, by its name and its per-pod DNS name."""
     (geo,) = [doc for doc in docs if doc["kind"] == "StatefulSet"]
@@ -299,8 +309,7 @@ def replica_url_problems(docs: list[Manifest]) -> list[str]:
         and doc["spec"]["selector"] == spec["selector"]["matchLabels"]
     ]
     problems = [] if headless else [f"no headless Service {service} for the geo pods"]
-    (config,) = [doc for doc in docs if doc["kind"] == "ConfigMap"]
-    listed = config["data"].get("HANDOFF_GEO_REPLICA_URLS", "").split(",")
+    listed = _api_env(docs).get("HANDOFF_GEO_REPLICA_URLS", "").split(",")
     expected = [
         f"{name}-{ordinal}=http://{name}-{ordinal}.{service}:8001"
         for ordinal in range(spec["replicas"])
@@ -577,6 +586,7 @@ def test_configuration_reaches_the_services(rendered: Rendered) -> None:
     assert [key for key in REQUIRED_CONFIG if key not in data] == []
     assert data["HANDOFF_UPLOADS_ROOT"] == UPLOADS_ROOT
     assert "HANDOFF_GEO_URL" not in data  # the API is given every replica instead
+    assert "HANDOFF_GEO_REPLICA_URLS" not in data  # or scaling would restart the geo pods
     redis = rendered.merged["redis"]
     external = rendered.merged["externalRedis"]
     if redis["enabled"]:
@@ -671,6 +681,16 @@ def test_wrong_values_are_refused(values: dict[str, Any], expected: str) -> None
     message = str(caught.value)
     assert "values don't meet the specifications of the schema" in message
     assert expected in message
+
+
+def test_scaling_the_geo_pods_leaves_the_running_ones_alone() -> None:
+    """A new geo.replicas changes the count and the API's list, not the geo pods' template."""
+    one, three = render({}), render(load_values("three-geo-replicas.yaml"))
+    (before,), (after,) = one.of_kind("StatefulSet"), three.of_kind("StatefulSet")
+    after["spec"]["template"]["spec"].pop("affinity")
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert _api_env(one.docs)["HANDOFF_GEO_REPLICA_URLS"] != _api_env(three.docs)[
+        "HANDOFF_GEO_REPLICA_URLS"]
 
 
 def test_geo_pods_are_drained_one_at_a_time() -> None:
@@ -790,9 +810,11 @@ BREAKAGES: dict[str, tuple[Callable[[list[Manifest]], None], Callable[[Rendered]
         lambda r: replica_url_problems(r.docs),
     ),
     "replica-urls-through-the-service": (
-        lambda docs: next(d for d in docs if d["kind"] == "ConfigMap")["data"].update(
-            HANDOFF_GEO_REPLICA_URLS="handoff-geo-0=http://handoff-geo:8001"
-        ),
+        lambda docs: next(
+            e for d in docs if d["kind"] == "Deployment"
+            for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])
+            if e["name"] == "HANDOFF_GEO_REPLICA_URLS"
+        ).update(value="handoff-geo-0=http://handoff-geo:8001"),
         lambda r: replica_url_problems(r.docs),
     ),
     "policy-by-pod-name": (
