@@ -4,9 +4,10 @@ The chart is rendered the way ``helm install`` renders it, through Helm's own
 Go library (``helm-python-sdk``, no helm binary and no cluster), and every
 object is validated against the Kubernetes OpenAPI schemas that
 ``kubernetes-validate`` ships. On top of that the properties the deployment
-depends on are asserted: one geo replica, the uploads volume in every process
-that touches it, the network policy, secrets only through secret references,
-and hardened, probed containers.
+depends on are asserted: as many geo pods as asked for, each its own named
+replica with its own volume, the API told of every one, the uploads volume in
+every process that touches it, the network policy, secrets only through
+secret references, and hardened, probed containers.
 
 The property checks are functions that return a list of problems, and
 ``test_checks_catch_broken_manifests`` feeds them deliberately broken
@@ -20,7 +21,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import os
 import re
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "handoff"
 VALUES_DIR = CHART / "ci"
 VALUES_FILES = ("defaults.yaml", "external-redis-cronjob.yaml", "existing-secret.yaml",
-                "hooks.yaml")
+                "hooks.yaml", "three-geo-replicas.yaml")
 RELEASE = "handoff"
 NAMESPACE = "uploads"
 KUBERNETES_VERSION = "1.33.0"
@@ -43,7 +46,6 @@ BASE_SECRET_ENV = ("HANDOFF_GEO_SECRET", "HANDOFF_API_TOKENS")
 WEBHOOK_SECRET_ENV = "HANDOFF_WEBHOOK_SECRET"
 SECRET_ENV = (*BASE_SECRET_ENV, WEBHOOK_SECRET_ENV)
 REQUIRED_CONFIG = (
-    "HANDOFF_GEO_URL",
     "HANDOFF_UPLOADS_ROOT",
     "HANDOFF_QUEUE",
     "HANDOFF_MAX_UPLOAD_SIZE",
@@ -54,6 +56,7 @@ REQUIRED_CONFIG = (
     "HANDOFF_LOG_LEVEL",
 )
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
+POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 
 Manifest = dict[str, Any]
 
@@ -174,8 +177,8 @@ def kubernetes_schema_problems(docs: list[Manifest]) -> list[str]:
     return problems
 
 
-def geo_replica_problems(docs: list[Manifest]) -> list[str]:
-    """Anything but exactly one geo pod with its own ReadWriteOnce uploads claim."""
+def geo_replica_problems(docs: list[Manifest], replicas: int) -> list[str]:
+    """Anything but ``replicas`` geo pods, each with its own ReadWriteOnce uploads claim."""
     geo = [
         doc for doc, _ in workloads(docs) if labels(pod_template(doc) or {}).get(COMPONENT) == "geo"
     ]
@@ -183,8 +186,8 @@ def geo_replica_problems(docs: list[Manifest]) -> list[str]:
         return [f"expected one geo StatefulSet, found {[where(doc) for doc in geo]}"]
     spec = geo[0]["spec"]
     problems = []
-    if spec.get("replicas") != 1:
-        problems.append(f"geo replicas is {spec.get('replicas')!r}, must be 1")
+    if spec.get("replicas") != replicas:
+        problems.append(f"geo replicas is {spec.get('replicas')!r}, expected {replicas}")
     claims = {t["metadata"]["name"]: t["spec"] for t in spec.get("volumeClaimTemplates", [])}
     if "uploads" not in claims:
         problems.append("geo StatefulSet has no 'uploads' volumeClaimTemplate")
@@ -194,7 +197,7 @@ def geo_replica_problems(docs: list[Manifest]) -> list[str]:
 
 
 def uploads_claim_name(docs: list[Manifest]) -> str:
-    """The claim the geo StatefulSet creates for its only pod."""
+    """The claim the geo StatefulSet creates for its first pod."""
     (geo,) = [doc for doc in docs if doc["kind"] == "StatefulSet"]
     return f"uploads-{geo['metadata']['name']}-0"
 
@@ -256,6 +259,68 @@ def uploads_mount_problems(docs: list[Manifest], gc_mode: str) -> list[str]:
     return problems
 
 
+def _replica_env(container: dict[str, Any]) -> dict[str, Any] | None:
+    return next((e for e in container.get("env", []) if e["name"] == "HANDOFF_REPLICA"), None)
+
+
+def replica_name_problems(docs: list[Manifest], queue: str) -> list[str]:
+    """Every store process is named as its geo pod, and its worker takes that pod's queue only."""
+    (geo,) = [doc for doc in docs if doc["kind"] == "StatefulSet"]
+    pod = geo["spec"]["template"]["spec"]
+    problems = []
+    from_pod_name = {"valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+    for container in containers(pod):
+        env = _replica_env(container)
+        if env is None or {k: v for k, v in env.items() if k != "name"} != from_pod_name:
+            problems.append(f"{where(geo, container)} HANDOFF_REPLICA is not the pod name: {env}")
+    worker = next((c for c in pod["containers"] if c["name"] == "worker"), {"args": []})
+    args = worker["args"]
+    queues = args[args.index("--queues") + 1:] if "--queues" in args else []
+    if not queues or queues[0] != f"{queue}.$(HANDOFF_REPLICA)" or queue in queues:
+        problems.append(f"the worker's queues are {queues}, not its own replica's first")
+    for job in (doc for doc in docs if doc["kind"] == "CronJob"):
+        job_pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        for container in job_pod["containers"]:
+            env = _replica_env(container)
+            expected = f"{geo['metadata']['name']}-0"
+            if env is None or env.get("value") != expected:
+                problems.append(f"{where(job, container)} HANDOFF_REPLICA is {env}, not {expected}")
+    return problems
+
+
+def _api_env(docs: list[Manifest]) -> dict[str, str]:
+    """The API container's literal environment variables."""
+    (api,) = [
+        container
+        for doc, pod in workloads(docs)
+        if labels(pod_template(doc) or {}).get(COMPONENT) == "api"
+        for container in pod["containers"]
+    ]
+    return {env["name"]: env["value"] for env in api.get("env", []) if "value" in env}
+
+
+def replica_url_problems(docs: list[Manifest]) -> list[str]:
+    """The API is told of every geo pod, by its name and its per-pod DNS name."""
+    (geo,) = [doc for doc in docs if doc["kind"] == "StatefulSet"]
+    name, spec = geo["metadata"]["name"], geo["spec"]
+    service = spec["serviceName"]
+    headless = [
+        doc for doc in docs
+        if doc["kind"] == "Service" and doc["metadata"]["name"] == service
+        and doc["spec"].get("clusterIP") == "None"
+        and doc["spec"]["selector"] == spec["selector"]["matchLabels"]
+    ]
+    problems = [] if headless else [f"no headless Service {service} for the geo pods"]
+    listed = _api_env(docs).get("HANDOFF_GEO_REPLICA_URLS", "").split(",")
+    expected = [
+        f"{name}-{ordinal}=http://{name}-{ordinal}.{service}:8001"
+        for ordinal in range(spec["replicas"])
+    ]
+    if listed != expected:
+        problems.append(f"HANDOFF_GEO_REPLICA_URLS lists {listed}, expected {expected}")
+    return problems
+
+
 def network_policy_problems(docs: list[Manifest]) -> list[str]:
     """The geo pod's port must be reachable from the API pods and nothing else."""
     geo_labels = next(
@@ -283,6 +348,8 @@ def network_policy_problems(docs: list[Manifest]) -> list[str]:
     (policy,) = policies
     spec = policy["spec"]
     problems = []
+    if POD_NAME_LABEL in (spec["podSelector"].get("matchLabels") or {}):
+        problems.append(f"{where(policy)} selects one geo pod by name, not all by label")
     if "Ingress" not in spec.get("policyTypes", []):
         problems.append(f"{where(policy)} does not restrict ingress")
     rules = spec.get("ingress", [])
@@ -384,6 +451,7 @@ def hardening_problems(docs: list[Manifest]) -> list[str]:
             # collides with the HANDOFF_* settings and stops start-up.
             problems.append(f"{where(doc)} keeps service links")
         volumes = {volume["name"]: volume for volume in pod.get("volumes", [])}
+        init = {container["name"] for container in pod.get("initContainers", [])}
         for container in containers(pod):
             here = where(doc, container)
             context = container.get("securityContext") or {}
@@ -409,7 +477,7 @@ def hardening_problems(docs: list[Manifest]) -> list[str]:
             for kind in ("requests", "limits"):
                 if not {"cpu", "memory"} <= set(resources.get(kind) or {}):
                     problems.append(f"{here} has no cpu and memory {kind}")
-            if doc["kind"] in ("CronJob", "Job"):
+            if doc["kind"] in ("CronJob", "Job") or container["name"] in init:
                 continue  # a run-to-completion container is not probed
             for probe in ("livenessProbe", "readinessProbe"):
                 if not container.get(probe):
@@ -466,9 +534,19 @@ def test_lint_is_clean(rendered: Rendered) -> None:
     assert report["errors"] == [] and findings == []
 
 
-def test_exactly_one_geo_replica(rendered: Rendered) -> None:
-    """A second geo pod would split the store: its volume and locks are local."""
-    assert geo_replica_problems(rendered.docs) == []
+def test_geo_pods_as_many_as_asked(rendered: Rendered) -> None:
+    """geo.replicas pods, each with a ReadWriteOnce uploads claim of its own."""
+    assert geo_replica_problems(rendered.docs, rendered.merged["geo"]["replicas"]) == []
+
+
+def test_each_geo_pod_is_its_own_replica(rendered: Rendered) -> None:
+    """A pod's store and queue are named after it, so a job runs where its bytes are."""
+    assert replica_name_problems(rendered.docs, rendered.merged["config"]["queue"]) == []
+
+
+def test_the_api_knows_every_geo_replica(rendered: Rendered) -> None:
+    """HANDOFF_GEO_REPLICA_URLS names each pod at its stable name in the headless Service."""
+    assert replica_url_problems(rendered.docs) == []
 
 
 def test_uploads_volume_reaches_every_store_process(rendered: Rendered) -> None:
@@ -504,17 +582,13 @@ def test_uploads_get_time_to_finish(rendered: Rendered) -> None:
 
 
 def test_configuration_reaches_the_services(rendered: Rendered) -> None:
-    """Every HANDOFF_* setting is in the ConfigMap and the API finds the geo service."""
+    """Every HANDOFF_* setting is in the ConfigMap, Redis' address among them."""
     (config,) = rendered.of_kind("ConfigMap")
     data = config["data"]
     assert [key for key in REQUIRED_CONFIG if key not in data] == []
     assert data["HANDOFF_UPLOADS_ROOT"] == UPLOADS_ROOT
-    geo_services = [
-        service["metadata"]["name"]
-        for service in rendered.of_kind("Service")
-        if any(port["port"] == 8001 for port in service["spec"]["ports"])
-    ]
-    assert [f"http://{name}:8001" for name in geo_services] == [data["HANDOFF_GEO_URL"]]
+    assert "HANDOFF_GEO_URL" not in data  # the API is given every replica instead
+    assert "HANDOFF_GEO_REPLICA_URLS" not in data  # or scaling would restart the geo pods
     redis = rendered.merged["redis"]
     external = rendered.merged["externalRedis"]
     if redis["enabled"]:
@@ -543,7 +617,7 @@ def test_hooks_reach_the_worker_and_the_sweeper(rendered: Rendered) -> None:
     }
     args = _container(rendered.docs, "worker")["args"]
     queues = args[args.index("--queues") + 1:]
-    assert queues == [rendered.merged["config"]["queue"], webhook["queue"]]
+    assert queues == [f"{rendered.merged['config']['queue']}.$(HANDOFF_REPLICA)", webhook["queue"]]
     for secret in rendered.of_kind("Secret"):
         assert rendered.merged["secrets"]["webhookSecretKey"] in secret["data"]
 
@@ -572,7 +646,11 @@ def test_processor_settings_reach_the_worker_through_config_extra() -> None:
 @pytest.mark.parametrize(
     ("values", "expected"),
     [
-        pytest.param({"geo": {"replicas": 2}}, "replicas", id="geo-replicas"),
+        pytest.param({"geo": {"replicas": 0}}, "/geo/replicas", id="no-geo-replica"),
+        pytest.param({"geo": {"replicas": 1.5}}, "/geo/replicas", id="half-a-geo-replica"),
+        pytest.param({"geo": {"replicas": "3"}}, "/geo/replicas", id="geo-replicas-text"),
+        pytest.param({"geo": {"replicas": 2}, "gc": {"mode": "cronjob"}}, "/gc/mode",
+                     id="cronjob-with-geo-replicas"),
         pytest.param({"config": {"maxUploadSize": "lots"}}, "/config/maxUploadSize", id="size"),
         pytest.param({"config": {"orphanTtl": "soon"}}, "/config/orphanTtl", id="duration"),
         pytest.param({"config": {"maxUploadSize": 1024}}, "/config/maxUploadSize", id="number"),
@@ -605,6 +683,68 @@ def test_wrong_values_are_refused(values: dict[str, Any], expected: str) -> None
     message = str(caught.value)
     assert "values don't meet the specifications of the schema" in message
     assert expected in message
+
+
+def test_scaling_the_geo_pods_leaves_the_running_ones_alone() -> None:
+    """A new geo.replicas changes the count and the API's list, not the geo pods' template."""
+    one, three = render({}), render(load_values("three-geo-replicas.yaml"))
+    (before,), (after,) = one.of_kind("StatefulSet"), three.of_kind("StatefulSet")
+    after["spec"]["template"]["spec"].pop("affinity")
+    assert after["spec"]["template"] == before["spec"]["template"]
+    assert _api_env(one.docs)["HANDOFF_GEO_REPLICA_URLS"] != _api_env(three.docs)[
+        "HANDOFF_GEO_REPLICA_URLS"]
+
+
+def test_geo_pods_are_drained_one_at_a_time() -> None:
+    """With several geo pods a drain may stop one at a time; with one, a budget would block it."""
+    assert render({}).component("PodDisruptionBudget", "geo") == []
+    three = render(load_values("three-geo-replicas.yaml"))
+    (budget,) = three.component("PodDisruptionBudget", "geo")
+    (geo,) = three.of_kind("StatefulSet")
+    assert budget["spec"]["maxUnavailable"] == 1
+    assert budget["spec"]["selector"] == geo["spec"]["selector"]
+
+
+def _lay_out_store(root: Path) -> subprocess.CompletedProcess[str]:
+    """Run the geo pod's store-layout init container's script on ``root``."""
+    (init,) = _geo_pod(render({}).docs)["initContainers"]
+    assert init["args"][:2] == ["sh", "-c"]
+    env = {"PATH": os.environ["PATH"], "HANDOFF_UPLOADS_ROOT": str(root),
+           "HANDOFF_REPLICA": "handoff-geo-0"}
+    return subprocess.run(init["args"], env=env, capture_output=True, text=True, check=False)
+
+
+def test_a_store_at_the_volume_root_moves_into_the_pods_folder(tmp_path: Path) -> None:
+    """An earlier release's store becomes replica 0's, once, before anything opens it."""
+    upload = "0b6f7a5e-9d7c-4a8e-8f1e-3c2a1b0d9e8f"
+    for path in (f"{upload}/files", ".locks", ".trash/gone.1", "lost+found"):
+        (tmp_path / path).mkdir(parents=True)
+    (tmp_path / upload / "manifest.json").write_text("{}")
+    (tmp_path / ".locks" / f"{upload}.lock").touch()
+
+    first = _lay_out_store(tmp_path)
+    again = _lay_out_store(tmp_path)
+
+    assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["handoff-geo-0", "lost+found"]
+    moved = tmp_path / "handoff-geo-0"
+    assert (moved / upload / "manifest.json").read_text() == "{}"
+    assert (moved / ".locks" / f"{upload}.lock").exists()
+    assert (moved / ".trash" / "gone.1").is_dir()
+    assert again.stdout == ""
+
+
+def test_the_store_layout_never_overwrites(tmp_path: Path) -> None:
+    """An entry in both places is left alone, and the pod does not start."""
+    for root in (tmp_path, tmp_path / "handoff-geo-0"):
+        (root / ".locks").mkdir(parents=True)
+        (root / ".locks" / "same.lock").write_text(str(root))
+
+    result = _lay_out_store(tmp_path)
+
+    assert result.returncode != 0
+    assert ".locks" in result.stderr
+    assert (tmp_path / ".locks" / "same.lock").read_text() == str(tmp_path)
 
 
 def test_api_tokens_can_come_from_a_mounted_file() -> None:
@@ -647,7 +787,7 @@ def test_redis_url_from_existing_secret() -> None:
             None,
         )
         for doc, pod in workloads(result.docs)
-        for container in containers(pod)
+        for container in pod["containers"]  # the geo pod's init container never talks to Redis
     }
     expected = {"name": "queue-credentials", "key": "redis-url"}
     assert refs and all(ref == expected for ref in refs.values()), refs
@@ -658,8 +798,12 @@ def test_redis_url_from_existing_secret() -> None:
 # The checks themselves must fail on broken manifests
 
 
+def _geo(docs: list[Manifest]) -> Manifest:
+    return next(doc for doc in docs if doc["kind"] == "StatefulSet")
+
+
 def _geo_pod(docs: list[Manifest]) -> dict[str, Any]:
-    return next(doc for doc in docs if doc["kind"] == "StatefulSet")["spec"]["template"]["spec"]
+    return _geo(docs)["spec"]["template"]["spec"]
 
 
 def _container(docs: list[Manifest], name: str) -> dict[str, Any]:
@@ -684,8 +828,44 @@ def _leak_into_config(docs: list[Manifest]) -> None:
 
 BREAKAGES: dict[str, tuple[Callable[[list[Manifest]], None], Callable[[Rendered], list[str]]]] = {
     "two-geo-replicas": (
-        lambda docs: next(d for d in docs if d["kind"] == "StatefulSet")["spec"].update(replicas=2),
-        lambda r: geo_replica_problems(r.docs),
+        lambda docs: _geo(docs)["spec"].update(replicas=2),
+        lambda r: geo_replica_problems(r.docs, 1),
+    ),
+    "shared-uploads-claim": (
+        lambda docs: _geo(docs)["spec"].pop("volumeClaimTemplates"),
+        lambda r: geo_replica_problems(r.docs, 1),
+    ),
+    "replica-named-by-hand": (
+        lambda docs: _replica_env(_container(docs, "gc")).update(
+            {"value": "geo", "valueFrom": None}
+        ),
+        lambda r: replica_name_problems(r.docs, "geoprocessing"),
+    ),
+    "init-without-replica": (
+        lambda docs: _geo_pod(docs)["initContainers"][0].pop("env"),
+        lambda r: replica_name_problems(r.docs, "geoprocessing"),
+    ),
+    "worker-on-the-shared-queue": (
+        lambda docs: _container(docs, "worker")["args"].append("geoprocessing"),
+        lambda r: replica_name_problems(r.docs, "geoprocessing"),
+    ),
+    "replica-urls-miss-one": (
+        lambda docs: _geo(docs)["spec"].update(replicas=2),
+        lambda r: replica_url_problems(r.docs),
+    ),
+    "replica-urls-through-the-service": (
+        lambda docs: next(
+            e for d in docs if d["kind"] == "Deployment"
+            for e in d["spec"]["template"]["spec"]["containers"][0].get("env", [])
+            if e["name"] == "HANDOFF_GEO_REPLICA_URLS"
+        ).update(value="handoff-geo-0=http://handoff-geo:8001"),
+        lambda r: replica_url_problems(r.docs),
+    ),
+    "policy-by-pod-name": (
+        lambda docs: _policy(docs)["podSelector"]["matchLabels"].update(
+            {POD_NAME_LABEL: "handoff-geo-0"}
+        ),
+        lambda r: network_policy_problems(r.docs),
     ),
     "worker-without-uploads": (
         lambda docs: _container(docs, "worker")["volumeMounts"].pop(0),

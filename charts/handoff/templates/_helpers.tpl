@@ -61,9 +61,33 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-redis" (include "handoff.fullname" .) }}
 {{- end }}
 
-{{/* The claim the StatefulSet creates for its only pod. */}}
+{{/* The claim the StatefulSet creates for its first pod, the only one the CronJob sweeps. */}}
 {{- define "handoff.uploadsClaimName" -}}
 {{- printf "uploads-%s-0" (include "handoff.geoName" .) }}
+{{- end }}
+
+{{/*
+HANDOFF_GEO_REPLICA_URLS: name=url of every geo pod, named as the pod is
+(HANDOFF_REPLICA), at its stable per-pod name in the headless Service. The
+short form resolves through the namespace's DNS search path, as the API's
+other addresses do, without knowing the cluster domain.
+*/}}
+{{- define "handoff.geoReplicaUrls" -}}
+{{- $geo := include "handoff.geoName" . }}
+{{- $urls := list }}
+{{- range $ordinal := until (int .Values.geo.replicas) }}
+{{- $pod := printf "%s-%d" $geo $ordinal }}
+{{- $urls = append $urls (printf "%s=http://%s.%s:8001" $pod $pod $geo) }}
+{{- end }}
+{{- join "," $urls }}
+{{- end }}
+
+{{/* HANDOFF_REPLICA of a geo pod's containers: the pod's own name. */}}
+{{- define "handoff.replicaEnv" -}}
+- name: HANDOFF_REPLICA
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
 {{- end }}
 
 {{- define "handoff.uploadsRoot" -}}
