@@ -1,6 +1,7 @@
 """Which geo replica a new upload goes to: the rule alone, without any I/O.
 
-A replica is eligible when it answered, calls itself the name it is
+A replica is eligible when it is not draining (``HANDOFF_GEO_DRAINING``:
+it still serves what it holds), answered, calls itself the name it is
 configured under, is ready, and has room: free bytes at least the upload's
 declared size, or at least :data:`RESERVE` when the size is unknown. Among
 the eligible, the one with the fewest uploads arriving wins; ties go round
@@ -43,8 +44,11 @@ class Capacity:
                    document["ready"] is True)
 
 
-def refusal(expected: str | None, capacity: Capacity | None, size: int | None) -> str | None:
+def refusal(expected: str | None, capacity: Capacity | None, size: int | None,
+            draining: bool = False) -> str | None:
     """Why the replica configured as ``expected`` cannot take the upload; None if it can."""
+    if draining:
+        return "draining"
     if capacity is None:
         return "unreachable"
     if capacity.replica != expected:

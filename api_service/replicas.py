@@ -43,13 +43,15 @@ class Replicas:
     """
 
     def __init__(self, clients: Sequence[GeoClient], records: ReplicaRecords | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 draining: frozenset[str] = frozenset()) -> None:
         if not clients or (len(clients) > 1 and records is None):
             raise ValueError("several replicas need a record of which holds each upload")
         self.clients = list(clients)
         self._by_name = {client.name: client for client in self.clients}
         self._records = records
         self._clock = clock
+        self._draining = draining
         self._turns = RoundRobin()
         self._lock = threading.Lock()
         self._capacities: list[Capacity | None] = []
@@ -60,7 +62,8 @@ class Replicas:
     def from_settings(cls, settings: Settings) -> "Replicas":
         """The replicas of ``HANDOFF_GEO_REPLICA_URLS``, or the one at ``HANDOFF_GEO_URL``."""
         clients = [GeoClient(settings, url, name) for name, url in settings.geo_replicas]
-        return cls(clients, ReplicaRecords.from_settings(settings) if len(clients) > 1 else None)
+        records = ReplicaRecords.from_settings(settings) if len(clients) > 1 else None
+        return cls(clients, records, draining=settings.geo_draining)
 
     @property
     def several(self) -> bool:
@@ -78,7 +81,7 @@ class Replicas:
             return self.clients[0]
         with self._lock:
             capacities = self._fresh_capacities()
-            reasons = [refusal(client.name, capacity, size)
+            reasons = [refusal(client.name, capacity, size, client.name in self._draining)
                        for client, capacity in zip(self.clients, capacities, strict=True)]
             loads = self._loads(capacities, reasons)
             index = (self._turns.choose(loads) if affinity is None else
@@ -113,7 +116,8 @@ class Replicas:
         """The replica that holds the upload; None if none has it.
 
         Raises :class:`ReplicaUnavailable` when the upload is not found but
-        a replica that did not answer may hold it.
+        a replica that did not answer may hold it, or its record names a
+        replica no longer configured.
         """
         if not self.several:
             return self.clients[0]
@@ -125,7 +129,11 @@ class Replicas:
             name = None
         if name in self._by_name:
             return self._by_name[name]
-        return self._search(upload_id)
+        found = self._search(upload_id)
+        if found is None and name is not None:
+            # a replica taken out of the list (scaled down) still holds what it held
+            raise ReplicaUnavailable(f"its replica {name} is not among the configured ones")
+        return found
 
     def _search(self, upload_id: str) -> GeoClient | None:
         silent = []

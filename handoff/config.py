@@ -93,6 +93,8 @@ class Settings:
     replica: str = ""
     # API side: (name, url) of each geo replica; empty for the one at geo_url.
     geo_replica_urls: tuple[tuple[str, str], ...] = ()
+    # API side: replicas that get no new uploads but still serve the ones they hold.
+    geo_draining: frozenset[str] = frozenset()
 
     @property
     def job_queue(self) -> str:
@@ -187,6 +189,10 @@ def _replica_urls(text: str) -> tuple[tuple[str, str], ...]:
     if len(set(names)) != len(names):
         raise ValueError("a replica name is listed twice")
     return tuple(pairs)
+
+
+def _replica_names(text: str) -> frozenset[str]:
+    return frozenset(_replica_name(name.strip()) for name in text.split(",") if name.strip())
 
 
 def _actor_name(text: str) -> str:
@@ -331,6 +337,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "LOG_LEVEL": ("log_level", _log_level),
     "REPLICA": ("replica", _replica_name),
     "GEO_REPLICA_URLS": ("geo_replica_urls", _replica_urls),
+    "GEO_DRAINING": ("geo_draining", _replica_names),
 }
 
 # Variables that moved to a processor's own settings: still setting one would
@@ -376,7 +383,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     settings = Settings(**values)
     _check_room(settings)
     _check_webhook_backoff(settings)
+    _check_draining(settings)
     return settings
+
+
+def _check_draining(settings: Settings) -> None:
+    """A drained replica must be listed: a typo would silently drain nothing."""
+    unknown = settings.geo_draining - {name for name, _ in settings.geo_replica_urls}
+    if unknown:
+        raise ConfigError(f"{PREFIX}GEO_DRAINING names replicas {PREFIX}GEO_REPLICA_URLS does "
+                          f"not list: {', '.join(sorted(unknown))}")
 
 
 def _check_room(settings: Settings) -> None:

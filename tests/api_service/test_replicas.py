@@ -189,6 +189,20 @@ def test_an_upload_not_found_while_a_replica_is_down_may_be_there() -> None:
         replicas.find(UPLOAD_ID)
 
 
+def test_an_upload_recorded_on_a_replica_no_longer_listed_is_unavailable_not_gone() -> None:
+    replicas, _, records = _replicas()
+    records.names[UPLOAD_ID] = "geo-5"
+    with pytest.raises(ReplicaUnavailable, match="geo-5"):
+        replicas.find(UPLOAD_ID)
+
+
+def test_an_upload_recorded_on_an_unlisted_replica_but_found_on_a_listed_one_is_found() -> None:
+    replicas, fakes, records = _replicas()
+    records.names[UPLOAD_ID] = "geo-5"
+    fakes[0].uploads.add(UPLOAD_ID)
+    assert replicas.find(UPLOAD_ID) is fakes[0]
+
+
 def test_an_upload_found_while_another_replica_is_down_is_found() -> None:
     replicas, fakes, _ = _replicas()
     fakes[0].down = True
@@ -241,3 +255,16 @@ def test_an_upload_kept_on_a_replica_is_recorded_there() -> None:
     client: Any = fakes[2]
     replicas.keep(UPLOAD_ID, client)
     assert records.names == {UPLOAD_ID: "geo-2"}
+
+
+def test_a_draining_replica_gets_no_new_uploads_but_still_serves_its_own() -> None:
+    fakes = [FakeReplica(f"geo-{i}") for i in range(3)]
+    records = FakeRecords()
+    clients: Any = fakes
+    recorded: Any = records
+    replicas = Replicas(clients, recorded, Clock(), draining=frozenset({"geo-1"}))
+    chosen = {replicas.place(_upload_id(n), 1000).name for n in range(6)}
+    assert chosen == {"geo-0", "geo-2"}
+    assert replicas.place(_upload_id(9), 1000, affinity="alice").name != "geo-1"
+    records.names[UPLOAD_ID] = "geo-1"
+    assert replicas.find(UPLOAD_ID) is fakes[1]

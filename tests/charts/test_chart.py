@@ -649,6 +649,8 @@ def test_processor_settings_reach_the_worker_through_config_extra() -> None:
         pytest.param({"geo": {"replicas": 0}}, "/geo/replicas", id="no-geo-replica"),
         pytest.param({"geo": {"replicas": 1.5}}, "/geo/replicas", id="half-a-geo-replica"),
         pytest.param({"geo": {"replicas": "3"}}, "/geo/replicas", id="geo-replicas-text"),
+        pytest.param({"geo": {"draining": [-1]}}, "/geo/draining", id="draining-negative"),
+        pytest.param({"geo": {"draining": [1, 1]}}, "/geo/draining", id="draining-twice"),
         pytest.param({"geo": {"replicas": 2}, "gc": {"mode": "cronjob"}}, "/gc/mode",
                      id="cronjob-with-geo-replicas"),
         pytest.param({"config": {"maxUploadSize": "lots"}}, "/config/maxUploadSize", id="size"),
@@ -693,6 +695,23 @@ def test_scaling_the_geo_pods_leaves_the_running_ones_alone() -> None:
     assert after["spec"]["template"] == before["spec"]["template"]
     assert _api_env(one.docs)["HANDOFF_GEO_REPLICA_URLS"] != _api_env(three.docs)[
         "HANDOFF_GEO_REPLICA_URLS"]
+
+
+def test_draining_geo_pods_are_named_to_the_api() -> None:
+    """geo.draining's ordinals reach the API as the pods' names: still served, never placed on."""
+    assert _api_env(render({}).docs)["HANDOFF_GEO_DRAINING"] == ""
+    three = render({**load_values("three-geo-replicas.yaml"), "geo": {"replicas": 3,
+                                                                      "draining": [2, 0]}})
+    assert _api_env(three.docs)["HANDOFF_GEO_DRAINING"] == f"{RELEASE}-geo-2,{RELEASE}-geo-0"
+    listed = {pair.split("=")[0] for pair in _api_env(three.docs)[
+        "HANDOFF_GEO_REPLICA_URLS"].split(",")}
+    assert set(_api_env(three.docs)["HANDOFF_GEO_DRAINING"].split(",")) <= listed
+
+
+def test_draining_a_pod_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(helm.HelmRenderError, match=r"geo\.draining lists 3"):
+        render({**load_values("three-geo-replicas.yaml"), "geo": {"replicas": 3,
+                                                                  "draining": [3]}})
 
 
 def test_geo_pods_are_drained_one_at_a_time() -> None:

@@ -74,6 +74,8 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "REPLICA": ("replica", "geo-0", "geo-0"),
     "GEO_REPLICA_URLS": ("geo_replica_urls", " geo-0=http://10.0.0.1:8001/, geo-1=https://g1 ,",
                          (("geo-0", "http://10.0.0.1:8001"), ("geo-1", "https://g1"))),
+    # a draining name must be listed: see test_draining_names_listed_replicas
+    "GEO_DRAINING": ("geo_draining", " , ", frozenset()),
 }
 
 INVALID: list[tuple[str, str]] = [
@@ -86,6 +88,7 @@ INVALID: list[tuple[str, str]] = [
     ("GEO_REPLICA_URLS", "geo-0=ftp://x"),
     ("GEO_REPLICA_URLS", "GEO=http://x"),
     ("GEO_REPLICA_URLS", "geo-0=http://a,geo-0=http://b"),
+    ("GEO_DRAINING", "Geo-0"),
     ("API_PORT", "0"),
     ("API_PORT", "65536"),
     ("GEO_PORT", "-1"),
@@ -423,3 +426,16 @@ def test_replica_urls_replace_the_geo_url() -> None:
 def test_every_replica_name_makes_a_queue_name_dramatiq_takes(name: str) -> None:
     queue = load_settings({"HANDOFF_REPLICA": name, "HANDOFF_QUEUE": "q"}).job_queue
     assert load_settings({"HANDOFF_QUEUE": queue}).queue == f"q.{name}"
+
+
+def test_draining_names_listed_replicas() -> None:
+    settings = load_settings({"HANDOFF_GEO_REPLICA_URLS": "geo-0=http://a,geo-1=http://b",
+                              "HANDOFF_GEO_DRAINING": " geo-1, "})
+    assert settings.geo_draining == frozenset({"geo-1"})
+
+
+@pytest.mark.parametrize("draining", ["geo-2", "geo-1,Geo-0"])
+def test_draining_a_replica_not_listed_is_refused(draining: str) -> None:
+    with pytest.raises(ConfigError, match="GEO_DRAINING"):
+        load_settings({"HANDOFF_GEO_REPLICA_URLS": "geo-0=http://a,geo-1=http://b",
+                       "HANDOFF_GEO_DRAINING": draining})

@@ -82,6 +82,19 @@ other addresses do, without knowing the cluster domain.
 {{- join "," $urls }}
 {{- end }}
 
+{{/* HANDOFF_GEO_DRAINING: the pod names of geo.draining's ordinals. */}}
+{{- define "handoff.geoDraining" -}}
+{{- $geo := include "handoff.geoName" . }}
+{{- $names := list }}
+{{- range $ordinal := .Values.geo.draining }}
+{{- if ge (int $ordinal) (int $.Values.geo.replicas) }}
+{{- fail (printf "geo.draining lists %d, but geo.replicas is %d (ordinals 0 to %d)" (int $ordinal) (int $.Values.geo.replicas) (sub (int $.Values.geo.replicas) 1)) }}
+{{- end }}
+{{- $names = append $names (printf "%s-%d" $geo (int $ordinal)) }}
+{{- end }}
+{{- join "," $names }}
+{{- end }}
+
 {{/* HANDOFF_REPLICA of a geo pod's containers: the pod's own name. */}}
 {{- define "handoff.replicaEnv" -}}
 - name: HANDOFF_REPLICA
