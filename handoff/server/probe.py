@@ -16,8 +16,10 @@ from handoff.config import ConfigError, Settings, load_settings
 
 
 def heartbeat_path(component: str, settings: Settings) -> Path:
+    """One file per component and geo replica: replicas of one host must not share a beat."""
     folder = settings.heartbeat_dir or Path(tempfile.gettempdir())
-    return folder / f"handoff-{component}.heartbeat"
+    replica = f"-{settings.replica}" if settings.replica else ""
+    return folder / f"handoff-{component}{replica}.heartbeat"
 
 
 def beat(component: str) -> None:

@@ -34,6 +34,16 @@ def test_a_heartbeat_older_than_the_max_age_fails(
     assert "gc: no heartbeat within 60s" in capsys.readouterr().err
 
 
+def test_each_geo_replica_beats_on_its_own(heartbeats: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HANDOFF_REPLICA", "geo-1")
+    probe.beat("worker")
+    assert (heartbeats / "handoff-worker-geo-1.heartbeat").is_file()
+    assert probe.main(["worker"]) == 0
+    monkeypatch.setenv("HANDOFF_REPLICA", "geo-2")
+    assert probe.main(["worker"]) == 1
+
+
 def test_no_heartbeat_at_all_fails(heartbeats: Path) -> None:
     assert probe.main(["worker"]) == 1
 
