@@ -20,7 +20,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -38,6 +37,8 @@ LOCAL_METRICS_HOST = "127.0.0.1"
 REPLICAS_VARIABLE = "HANDOFF_GEO_REPLICAS"
 #: The ports each geo replica of several needs to itself.
 REPLICA_PORTS = ("geo", "worker_metrics", "gc_metrics")
+#: Seconds a dead replica part stays down before it is started again.
+RESTART_DELAY = 2.0
 
 
 def replica_count(environ: Mapping[str, str]) -> int:
@@ -165,15 +166,27 @@ def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port:
     processes.wait_ready(stack.url("api") + "/readyz", stack.procs["api"])
 
 
-def _serve(children: list[subprocess.Popen]) -> int:
-    """Wait until a signal arrives (KeyboardInterrupt) or a child dies."""
+def _serve(stack: processes.LocalStack) -> int:
+    """Wait until a signal arrives (KeyboardInterrupt) or a part everyone needs dies.
+
+    A named replica's part that dies (a crash, a kill) is started again
+    after :data:`RESTART_DELAY`, as Kubernetes restarts a container: the
+    other replicas go on meanwhile, and the dead one's uploads answer 503.
+    """
+    replica_parts = set(stack.components(processes.REPLICA_KINDS)) if stack.replicas else set()
     while True:
-        for child in children:
-            if child.poll() is not None:
-                name = processes.program(child)
-                print(f"handoff: {name} exited with {child.returncode}; stopping",
-                      file=sys.stderr, flush=True)
+        for name, child in list(stack.procs.items()):
+            if child.poll() is None:
+                continue
+            if name not in replica_parts:
+                print(f"handoff: {processes.program(child)} ({name}) exited with "
+                      f"{child.returncode}; stopping", file=sys.stderr, flush=True)
                 return 1
+            print(f"handoff: {name} exited with {child.returncode}; starting it again in "
+                  f"{RESTART_DELAY:g} s", file=sys.stderr, flush=True)
+            time.sleep(RESTART_DELAY)
+            stack.start(name)
+            print(f"handoff: {name} started again", flush=True)
         time.sleep(0.2)
 
 
@@ -243,11 +256,11 @@ def _run(settings: Settings, env: dict[str, str], replicas: int) -> int:
         print(f"{ready_line(settings, health, named)}\n"
               f"  curl -F purpose=raw -F file=@big.bin {url}/v1/uploads\n"
               f"  curl {url}/v1/uploads/<id>", flush=True)
-        return _serve(list(stack.procs.values()))
+        return _serve(stack)
     except KeyboardInterrupt:
         return 0
     except (RuntimeError, TimeoutError) as exc:
-        print(f"handoff: start-up failed: {exc}", file=sys.stderr)
+        print(f"handoff: could not start: {exc}", file=sys.stderr)
         return 1
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)

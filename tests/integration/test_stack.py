@@ -274,6 +274,18 @@ def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
         stores = sorted(path.name for path in (tmp_path / "uploads").iterdir())
         assert stores == ["geo-0", "geo-1", "geo-2"]
 
+        port = urls[1].rsplit(":", 1)[1]
+        (geo_1,) = [child for child in children if "geo_service.app" in " ".join(child.cmdline())
+                    and f":{port}" in " ".join(child.cmdline()) and child.ppid() == launcher.pid]
+        os.killpg(geo_1.pid, signal.SIGKILL)
+        assert eventually(lambda: any("geo-1 started again" in line for line in lines),
+                          timeout=60), lines[-20:]
+        assert launcher.poll() is None
+        assert requests.get(f"{urls[1]}/capacity", timeout=10,
+                            headers={"Authorization": f"Bearer {secret}"}).status_code == 200
+        assert any("geo-1 exited with -9" in line for line in lines)
+        children = psutil.Process(launcher.pid).children(recursive=True)
+
         launcher.send_signal(signal.SIGTERM)
         assert launcher.wait(timeout=60) == 0
         assert eventually(lambda: _all_gone(children), timeout=30)
