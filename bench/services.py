@@ -3,7 +3,9 @@
 One stack serves every variant: valkey, the geo service, a worker, the API,
 the naive app and (when available) nginx and the Node tus server, all on
 free loopback ports, all
-stopped in a ``finally``. The API logs into a named pipe rather than a file,
+stopped in a ``finally``. The geo replica comparison runs two smaller
+stacks of its own (:func:`replica_stack`), one with one geo service and
+one with three named replicas. The API logs into a named pipe rather than a file,
 because the API's own disk writes are measured and a log file would add
 pages of its own; the lines still reach the benchmark, for error messages.
 """
