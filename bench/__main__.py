@@ -6,6 +6,8 @@ Settings, all optional:
 - ``HANDOFF_BENCH_REPEAT`` runs per throughput measurement (default 7, minimum 3)
 - ``HANDOFF_BENCH_SAMPLES`` pairs of 1 MiB uploads for the latency figures (default 20)
 - ``HANDOFF_BENCH_CONCURRENCY`` simultaneous uploads (default 8)
+- ``HANDOFF_BENCH_ONLY=replicas`` runs only the 1 vs 3 geo replica comparison
+  (the default runs everything, that comparison included)
 - ``HANDOFF_BENCH_DIR`` where the run's temp folder goes (payloads, geo store, logs).
   Default: /dev/shm when it has room, so the byte path is measured rather
   than a shared disk's mood; set it to a disk folder to include the disk.
@@ -15,6 +17,8 @@ variables, so tuning candidates can be tried without editing anything.
 The last line of stdout is the JSON summary.
 """
 
+import contextlib
+import json
 import os
 import shutil
 import sys
@@ -39,17 +43,19 @@ from bench.client import (
 )
 from bench.nginx import ensure_nginx
 from bench.payload import Payloads
-from bench.report import Results, json_line, render
+from bench.report import Results, json_line, render, replica_lines, replica_summary
 from bench.scenarios import (
     ConcurrentRound,
     MemoryPoint,
+    ReplicaRound,
     concurrent_round,
     latency_pairs,
     memory_point,
+    replica_round,
     say,
     throughput_rounds,
 )
-from bench.services import Stack, running
+from bench.services import Stack, replica_stack, running
 from bench.tus_node import ensure_tus_node
 from handoff.units import GiB, MiB
 
@@ -57,6 +63,9 @@ N = TypeVar("N", int, float)
 SHM = Path("/dev/shm")
 MIN_REPEAT = 3
 MEMORY_POINTS = (("1g", GiB), ("4g", 4 * GiB))
+#: The geo replica counts compared, each on a stack of its own.
+REPLICA_COUNTS = (1, 3)
+ONLY_REPLICAS = "replicas"
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,7 @@ class Config:
     samples: int
     concurrency: int
     parent: Path
+    only_replicas: bool = False
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -76,8 +86,11 @@ class Config:
             raise SystemExit("bench: HANDOFF_BENCH_SIZE must be >= 1 MiB and "
                              f"HANDOFF_BENCH_REPEAT >= {MIN_REPEAT}")
         concurrency = _number("HANDOFF_BENCH_CONCURRENCY", "8", int)
+        only = os.environ.get("HANDOFF_BENCH_ONLY") or ""
+        if only not in ("", ONLY_REPLICAS):
+            raise SystemExit(f"bench: HANDOFF_BENCH_ONLY must be {ONLY_REPLICAS!r} or unset")
         return cls(size, repeat, _number("HANDOFF_BENCH_SAMPLES", "20", int), concurrency,
-                   _parent(footprint(size, concurrency)))
+                   _parent(footprint(size, concurrency)), only == ONLY_REPLICAS)
 
     @property
     def part_size(self) -> int:
@@ -181,6 +194,34 @@ def _concurrency(stack: Stack, payloads: Payloads, config: Config) -> list[Concu
     return rounds
 
 
+def replica_comparison(root: Path, payloads: Payloads, config: Config) -> list[ReplicaRound]:
+    """Concurrent relayed rounds against a 1-replica and a 3-replica stack, alternating.
+
+    Both stacks run side by side for the whole comparison, and their
+    order swaps every round, so both see the same minutes of a shared host.
+    """
+    say(f"geo replicas: {config.repeat} rounds of {config.concurrency} x "
+        f"{config.part_size / MiB:.0f} MiB relayed, on {' and '.join(map(str, REPLICA_COUNTS))} "
+        "replicas")
+    part, small = payloads.get(config.part_size), payloads.get(MiB)
+    if fs_type(config.parent) == "tmpfs":
+        payloads.prefault(config.part_size * (config.concurrency + 1))
+    with contextlib.ExitStack() as started:
+        stacks = {count: started.enter_context(replica_stack(root / f"replicas-{count}", count))
+                  for count in REPLICA_COUNTS}
+        for stack in stacks.values():
+            _warm_up(stack, [RELAY], small)
+        rounds = []
+        for round_no in range(config.repeat):
+            for count in REPLICA_COUNTS[::-1] if round_no % 2 else REPLICA_COUNTS:
+                found = replica_round(stacks[count], part, config.concurrency, count)
+                say(f"round {round_no + 1}/{config.repeat} {count} replica(s) "
+                    f"{found.uploads.aggregate_mbps:8.1f} MB/s, {found.cpu_seconds:.3f} CPU s, "
+                    f"placed {found.placed}")
+                rounds.append(found)
+    return rounds
+
+
 def _warm_up(stack: Stack, variants: list[Variant], small: Path) -> None:
     """One small upload per variant: connections, imports and caches are made before timing."""
     for variant in variants:
@@ -195,25 +236,44 @@ def _load_note(before: tuple[float, float, float]) -> str:
             f"on {os.cpu_count()} CPUs")
 
 
-def main() -> int:
-    """Run everything in a temp folder that is removed whatever happens; 0 on success."""
-    config = Config.from_env()
-    started = time.monotonic()
-    notes: list[str] = []
-    load_before = os.getloadavg()
+def _everything(base: Path, config: Config, notes: list[str]) -> Results:
+    """The main stack's measurements, then the replica comparison once that stack is stopped."""
     nginx = ensure_nginx()
     if nginx is None:
         notes.append("nginx could not be installed: the nginx anchor was skipped (null)")
     tus_node = ensure_tus_node()
     if tus_node is None:
         notes.append("@tus/server could not be installed: the tus-node anchor was skipped (null)")
+    payloads = Payloads(base / "payload")
+    with running(base / "stack", nginx, tus_node) as stack:
+        results = run_all(stack, payloads, config, notes)
+    results.replicas = replica_comparison(base, payloads, config)
+    return results
+
+
+def _print(found: Results | list[ReplicaRound], notes: list[str]) -> None:
+    """The report, then the JSON line last (the replica figures alone for a replicas-only run)."""
+    if isinstance(found, Results):
+        print(render(found))
+        print(json_line(found), flush=True)
+        return
+    print("\n\n".join([replica_lines(found), "\n".join(f"note: {note}" for note in notes)]))
+    print(json.dumps(replica_summary(found)), flush=True)
+
+
+def main() -> int:
+    """Run everything in a temp folder that is removed whatever happens; 0 on success."""
+    config = Config.from_env()
+    started = time.monotonic()
+    notes: list[str] = []
+    load_before = os.getloadavg()
     config.parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir=config.parent))
     say(f"working in {_filesystem(base)}; file size {config.size / GiB:g} GiB")
     try:
-        payloads = Payloads(base / "payload")
-        with running(base / "stack", nginx, tus_node) as stack:
-            results = run_all(stack, payloads, config, notes)
+        found: Results | list[ReplicaRound] = (
+            replica_comparison(base, Payloads(base / "payload"), config)
+            if config.only_replicas else _everything(base, config, notes))
     except (RuntimeError, TimeoutError) as exc:
         say(f"failed: {exc}")
         return 1
@@ -221,8 +281,7 @@ def main() -> int:
         shutil.rmtree(base, ignore_errors=True)
     notes.append(_load_note(load_before))
     say(f"finished in {time.monotonic() - started:.0f}s")
-    print(render(results))
-    print(json_line(results), flush=True)
+    _print(found, notes)
     return 0
 
 

@@ -129,12 +129,13 @@ def settle(stack: Stack, timeout: float = SETTLE_TIMEOUT) -> None:
     _empty(stack.tus_node_store)
     deadline = time.monotonic() + timeout
     session = requests.Session()
-    pending = _upload_ids(stack.uploads)
+    pending = {(geo, upload_id) for geo, store in stack.stores.items()
+               for upload_id in upload_ids(store)}
     while pending:
         if time.monotonic() > deadline:
             raise BenchError(f"uploads still busy after {timeout:.0f}s: {sorted(pending)}")
-        pending = {upload_id for upload_id in pending if not _delete_if_idle(stack, session,
-                                                                              upload_id)}
+        pending = {(geo, upload_id) for geo, upload_id in pending
+                   if not _delete_if_idle(stack, session, geo, upload_id)}
         if pending:
             time.sleep(POLL_SECONDS)
 
@@ -145,12 +146,15 @@ def _empty(folder: Path) -> None:
             entry.unlink()
 
 
-def _upload_ids(root: Path) -> set[str]:
-    return {entry.name for entry in root.iterdir() if is_upload_id(entry.name)}
+def upload_ids(store: Path) -> set[str]:
+    """The uploads a geo store holds: one folder each, named by its id."""
+    if not store.is_dir():
+        return set()
+    return {entry.name for entry in store.iterdir() if is_upload_id(entry.name)}
 
 
-def _delete_if_idle(stack: Stack, session: requests.Session, upload_id: str) -> bool:
-    url = f"{stack.url('geo')}/uploads/{upload_id}"
+def _delete_if_idle(stack: Stack, session: requests.Session, geo: str, upload_id: str) -> bool:
+    url = f"{stack.url(geo)}/uploads/{upload_id}"
     response = session.get(url, headers=stack.geo_auth, timeout=30)
     if response.status_code == 404:
         return True

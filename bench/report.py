@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.scenarios import ConcurrentRound, Latency, MemoryPoint, Throughput
+from bench.scenarios import ConcurrentRound, Latency, MemoryPoint, ReplicaRound, Throughput
 from handoff.units import GiB, MiB
 
 
@@ -29,6 +29,7 @@ class Results:
     latency: Latency
     payload_write_cpu_per_gib: float | None = None
     notes: list[str] = field(default_factory=list)
+    replicas: list[ReplicaRound] = field(default_factory=list)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -107,9 +108,50 @@ def summary(results: Results) -> dict[str, Any]:
         "host_idle_pct": {name: round(100 * found.median_idle_share, 1)
                           for name, found in results.throughput.items()},
         "payload_write_cpu_s_per_gib": _round(results.payload_write_cpu_per_gib, 2),
+        **replica_summary(results.replicas),
         "repeat": results.repeat,
         "store": results.store,
     }
+
+
+def _replica_rounds(rounds: Sequence[ReplicaRound]) -> dict[int, list[ReplicaRound]]:
+    """The rounds per replica count, fewest replicas first."""
+    grouped: dict[int, list[ReplicaRound]] = {}
+    for found in sorted(rounds, key=lambda found: found.replicas):
+        grouped.setdefault(found.replicas, []).append(found)
+    return grouped
+
+
+def replica_summary(rounds: Sequence[ReplicaRound]) -> dict[str, Any]:
+    """The 1 vs 3 geo replica figures for the JSON line: context only, never a budget.
+
+    ``replicas_<n>_placed`` sums the uploads each store received over the
+    rounds; ``replicas_<n>_spread`` says whether every round reached every
+    replica with all its uploads accounted for.
+    """
+    grouped = _replica_rounds(rounds)
+    mbps = {count: round(statistics.median(r.uploads.aggregate_mbps for r in found), 1)
+            for count, found in grouped.items()}
+    data: dict[str, Any] = {f"replicas_{count}_mbps": value for count, value in mbps.items()}
+    if len(mbps) == 2:
+        fewer, more = mbps
+        data[f"replicas_{more}_vs_{fewer}"] = _ratio(mbps[more], mbps[fewer])
+    data["replicas_cpu_s_per_gib"] = {
+        str(count): round(statistics.median(r.cpu_per_gib for r in found), 2)
+        for count, found in grouped.items()}
+    for count, found in grouped.items():
+        if count > 1:
+            data[f"replicas_{count}_placed"] = _placed_totals(found)
+            data[f"replicas_{count}_spread"] = all(r.spread for r in found)
+    return data if grouped else {}
+
+
+def _placed_totals(rounds: Sequence[ReplicaRound]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for found in rounds:
+        for geo, count in found.placed.items():
+            totals[geo] = totals.get(geo, 0) + count
+    return totals
 
 
 @dataclass(frozen=True)
@@ -151,7 +193,8 @@ def render(results: Results) -> str:
     """The human part of the report (everything but the JSON line)."""
     data = summary(results)
     sections = [_throughput_table(results), _memory_lines(results),
-                _concurrent_lines(results), _latency_lines(results.latency),
+                _concurrent_lines(results), replica_lines(results.replicas),
+                _latency_lines(results.latency),
                 _ratio_lines(data), _budget_lines(budgets(data))]
     notes = [*results.notes, _payload_note(results)]
     sections.append("\n".join(f"note: {note}" for note in notes))
@@ -223,6 +266,31 @@ def _concurrent_lines(results: Results) -> str:
                     + (f"; API peak RSS {max(r.api_peak_mib for r in runs):.1f} MiB"
                        if name == "relay" else ""))
     return "\n".join(["Concurrent uploads:", *rows])
+
+
+def replica_lines(rounds: Sequence[ReplicaRound]) -> str:
+    """The "Geo replicas" table: one row per stack, no verdict (see docs/benchmarks.md)."""
+    grouped = _replica_rounds(rounds)
+    if not grouped:
+        return "Geo replicas: not measured"
+    first = rounds[0].uploads.transfers
+    head = (f"Geo replicas: {len(first)} x {first[0].size / MiB:.0f} MiB relayed at once, "
+            f"{len(next(iter(grouped.values())))} rounds per stack, alternating (CPU = median "
+            "CPU seconds per GiB of every process of the stack: API, geo services, workers, "
+            "sweepers, valkey; the client's curls not included; no budget)")
+    rows = [f"  {'replicas':8} {'median MB/s':>12} {'CPU s/GiB':>10}  runs MB/s; "
+            "uploads per store each round"]
+    for count, found in grouped.items():
+        rates = ", ".join(f"{r.uploads.aggregate_mbps:.0f}" for r in found)
+        placed = ", ".join("/".join(str(n) for n in r.placed.values()) for r in found)
+        spread = "" if count == 1 else (" (every round spread over all replicas)"
+                                        if all(r.spread for r in found) else " (NOT spread)")
+        median = statistics.median(r.uploads.aggregate_mbps for r in found)
+        rows.append(f"  {count:>8} {median:>12.1f} "
+                    f"{statistics.median(r.cpu_per_gib for r in found):>10.2f}  {rates}; "
+                    f"{placed}{spread}")
+    rows.append(f"  all {sum(len(r.uploads.transfers) for r in rounds)} uploads answered 202")
+    return "\n".join([head, *rows])
 
 
 def _latency_lines(latency: Latency) -> str:

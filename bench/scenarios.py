@@ -27,6 +27,7 @@ from bench.client import (
     settle,
     start_upload,
     upload,
+    upload_ids,
 )
 from bench.probes import CpuTime, DiskWrites, PeakRss, max_rss, workers
 from bench.services import Stack
@@ -162,7 +163,15 @@ class ConcurrentRound:
 
 
 def concurrent_round(stack: Stack, variant: Variant, path: Path, count: int) -> ConcurrentRound:
-    """Start ``count`` curls at once and wait for all of them."""
+    """Start ``count`` curls at once, wait for all of them, then for their jobs."""
+    found = concurrent_uploads(stack, variant, path, count)
+    settle(stack)
+    return found
+
+
+def concurrent_uploads(stack: Stack, variant: Variant, path: Path,
+                       count: int) -> ConcurrentRound:
+    """Start ``count`` curls at once and wait for their answers, leaving the uploads stored."""
     size = path.stat().st_size
     with PeakRss({"api": stack.pid("api")}) as rss:
         started = time.monotonic()
@@ -175,8 +184,42 @@ def concurrent_round(stack: Stack, variant: Variant, path: Path, count: int) -> 
                     proc.kill()
                     proc.wait()
         wall = time.monotonic() - started
-    settle(stack)
     return ConcurrentRound(variant.name, transfers, wall, rss.peak_mib["api"])
+
+
+@dataclass(frozen=True)
+class ReplicaRound:
+    """One concurrent relayed round against a stack of ``replicas`` geo replicas.
+
+    ``cpu_seconds`` is what every process of the stack spent from the first
+    byte until the last job was done; ``placed`` counts the uploads each
+    geo service's store received.
+    """
+
+    replicas: int
+    uploads: ConcurrentRound
+    cpu_seconds: float
+    placed: dict[str, int]
+
+    @property
+    def cpu_per_gib(self) -> float:
+        return self.cpu_seconds / (sum(t.size for t in self.uploads.transfers) / GiB)
+
+    @property
+    def spread(self) -> bool:
+        """Every upload is in a store, and every replica's store holds at least one."""
+        return (sum(self.placed.values()) == len(self.uploads.transfers)
+                and all(self.placed.values()))
+
+
+def replica_round(stack: Stack, path: Path, count: int, replicas: int) -> ReplicaRound:
+    """``count`` relayed uploads at once; CPU counted over the whole stack, client excluded."""
+    masters = {name: proc.pid for name, proc in stack.procs.items()}
+    with CpuTime(masters) as cpu:
+        uploads = concurrent_uploads(stack, RELAY, path, count)
+        placed = {geo: len(upload_ids(store)) for geo, store in stack.stores.items()}
+        settle(stack)
+    return ReplicaRound(replicas, uploads, sum(cpu.seconds.values()), placed)
 
 
 @dataclass

@@ -3,7 +3,9 @@
 One stack serves every variant: valkey, the geo service, a worker, the API,
 the naive app and (when available) nginx and the Node tus server, all on
 free loopback ports, all
-stopped in a ``finally``. The API logs into a named pipe rather than a file,
+stopped in a ``finally``. The geo replica comparison runs two smaller
+stacks of its own (:func:`replica_stack`), one with one geo service and
+one with three named replicas. The API logs into a named pipe rather than a file,
 because the API's own disk writes are measured and a log file would add
 pages of its own; the lines still reach the benchmark, for error messages.
 """
@@ -77,6 +79,12 @@ class Stack(processes.LocalStack):
         """Where the Node tus server keeps its uploads (emptied after every run)."""
         return self.root / "tus-node"
 
+    @property
+    def stores(self) -> dict[str, Path]:
+        """Each geo service's store: a named replica keeps its own folder under the root."""
+        return {name: self.uploads / name if self.replicas else self.uploads
+                for name in self.components(("geo",))}
+
     def stop_all(self) -> None:
         super().stop_all()
         if self.api_log is not None:
@@ -118,6 +126,42 @@ def running(root: Path, nginx_binary: str | None,
         if tus_node_modules is not None:
             _start(stack, "tus_node", tus_node_argv(tus_node_modules, ports["tus_node"],
                                                     stack.tus_node_store))
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+#: What each stack of the replica comparison runs, in start order (the API last).
+REPLICA_STACK_PARTS = ("redis", "geo", "worker", "gc")
+
+
+@contextlib.contextmanager
+def replica_stack(root: Path, replicas: int) -> Iterator[Stack]:
+    """Valkey, the API and, per geo replica, a geo service, worker and sweeper, as ``make run``.
+
+    ``replicas`` 1 runs the one unnamed geo service; more run named
+    replicas (``geo-<i>``), whose stores are folders of the uploads root.
+    Metrics listen on loopback ports of their own, so two stacks can run
+    side by side.
+    """
+    names = ("redis", "geo", "api", "worker_metrics", "gc_metrics")
+    ports = dict(zip(names, processes.free_ports(len(names)), strict=True))
+    (root / "uploads").mkdir(parents=True)
+    (root / "logs").mkdir()
+    env = {**_environment(root, ports), "HANDOFF_METRICS_HOST": "127.0.0.1",
+           "HANDOFF_WORKER_METRICS_PORT": str(ports.pop("worker_metrics")),
+           "HANDOFF_GC_METRICS_PORT": str(ports.pop("gc_metrics")),
+           "dramatiq_prom_db": str(root / "worker-metrics")}
+    stack = Stack(root, env, ports)
+    if replicas > 1:
+        del ports["geo"]
+        own = ("geo", "worker_metrics", "gc_metrics")
+        free = iter(processes.free_ports(len(own) * replicas))
+        stack.add_replicas([{name: next(free) for name in own} for _ in range(replicas)])
+    try:
+        for name in stack.components(REPLICA_STACK_PARTS):
+            _start(stack, name)
+        _start_api(stack)
         yield stack
     finally:
         stack.stop_all()
