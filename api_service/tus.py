@@ -115,7 +115,8 @@ def _create_final(concat: grammar.Concat) -> Response:
     geo service joins them and seals the final, so its job is enqueued
     before this answers, as for the last PATCH of any upload.
     """
-    if _carries_body() or {"Upload-Length", "Upload-Defer-Length"} & set(request.headers.keys()):
+    if _carries_body() or any(name in request.headers
+                              for name in ("Upload-Length", "Upload-Defer-Length")):
         raise _bad("a final upload has neither a length nor bytes of its own")
     assert concat.parts is not None
     info = {**_metadata_info(), "concat": [_part_id(url) for url in concat.parts]}
@@ -130,10 +131,10 @@ def _create_final(concat: grammar.Concat) -> Response:
 
 def _parts_replica(part_ids: list[str]) -> GeoClient:
     """The replica that holds every part; the final upload is made there."""
-    replicas = {id(client): client for client in map(geo, part_ids)}
+    replicas = set(map(geo, part_ids))
     if len(replicas) > 1:
         raise _bad("the parts of a final upload are on different geo replicas")
-    return next(iter(replicas.values()))
+    return replicas.pop()
 
 
 def _part_id(url: str) -> str:

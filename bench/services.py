@@ -155,7 +155,7 @@ def replica_stack(root: Path, replicas: int) -> Iterator[Stack]:
     stack = Stack(root, env, ports)
     if replicas > 1:
         del ports["geo"]
-        own = ("geo", "worker_metrics", "gc_metrics")
+        own = processes.REPLICA_PORTS
         free = iter(processes.free_ports(len(own) * replicas))
         stack.add_replicas([{name: next(free) for name in own} for _ in range(replicas)])
     try:

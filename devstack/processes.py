@@ -100,6 +100,8 @@ def replica_name(index: int) -> str:
 
 #: The parts each geo replica runs for itself.
 REPLICA_KINDS = ("geo", "worker", "gc")
+#: The ports each of several geo replicas needs to itself (see :meth:`LocalStack.add_replicas`).
+REPLICA_PORTS = ("geo", "worker_metrics", "gc_metrics")
 
 
 def gc_argv() -> list[str]:

@@ -2,7 +2,8 @@
 
 Starts a Redis-protocol server (unless ``HANDOFF_REDIS_URL`` names one), the
 geo service, a worker, the sweeper and the API. Ctrl-C or SIGTERM stops
-every child; if any child dies, the rest are stopped too.
+every child; if any child dies, the rest are stopped too, except a named
+replica's part, which is started again.
 
 ``HANDOFF_GEO_REPLICAS=3`` runs three geo replicas (``geo-0`` to ``geo-2``),
 each a geo service, a worker and a sweeper of its own, with its store in
@@ -35,8 +36,6 @@ from handoff.config import ConfigError, Settings, count, load_settings, variable
 LOCAL_METRICS_HOST = "127.0.0.1"
 #: How many geo replicas ``make run`` starts; a launcher setting, no service reads it.
 REPLICAS_VARIABLE = "HANDOFF_GEO_REPLICAS"
-#: The ports each geo replica of several needs to itself.
-REPLICA_PORTS = ("geo", "worker_metrics", "gc_metrics")
 #: Seconds a dead replica part stays down before it is started again.
 RESTART_DELAY = 2.0
 
@@ -227,7 +226,7 @@ def main() -> int:
 def _add_replicas(stack: processes.LocalStack, replicas: int,
                   spare: Iterator[int]) -> list[tuple[str, str, dict[str, int]]]:
     """Make ``stack`` run ``replicas`` named geo replicas on ports from ``spare``."""
-    chosen = [{kind: next(spare) for kind in REPLICA_PORTS} for _ in range(replicas)]
+    chosen = [{kind: next(spare) for kind in processes.REPLICA_PORTS} for _ in range(replicas)]
     return [(name, url, ports) for (name, url), ports
             in zip(stack.add_replicas(chosen), chosen, strict=True)]
 
@@ -239,7 +238,7 @@ def _run(settings: Settings, env: dict[str, str], replicas: int) -> int:
     signal.signal(signal.SIGINT, _interrupt)
     several = replicas > 1
     geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
-    own_ports = replicas * len(REPLICA_PORTS) if several else 0
+    own_ports = replicas * len(processes.REPLICA_PORTS) if several else 0
     spare = iter(spare_ports(settings, len(geos) + 1 + own_ports))
     health = health_ports(settings, {name: next(spare) for name in geos})
     redis_port = next(spare)
