@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from api_service.geo import GeoClient, GeoError
@@ -181,7 +182,9 @@ class Replicas:
     def _fresh_capacities(self) -> list[Capacity | None]:
         now = self._clock()
         if self._fetched_at is None or now - self._fetched_at >= CAPACITY_TTL:
-            self._capacities = [self._capacity(client) for client in self.clients]
+            # All at once: a replica that hangs costs one timeout, not one per replica.
+            with ThreadPoolExecutor(max_workers=len(self.clients)) as pool:
+                self._capacities = list(pool.map(self._capacity, self.clients))
             self._placed = [0] * len(self.clients)
             self._fetched_at = self._clock()
         return self._capacities
