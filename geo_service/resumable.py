@@ -46,9 +46,10 @@ from geo_service.routes import (
 )
 from geo_service.store import State, UploadExists, UploadMissing, UploadStore
 from handoff import tus
-from handoff.fields import FieldError
+from handoff.fields import MAX_METADATA_DEPTH, FieldError
 from handoff.form import MAX_FILENAME, parse_purpose
 from handoff.form_consumer import TooLarge
+from handoff.jsontext import JsonRefused, loads
 from handoff.problems import Problem
 from handoff.server.request_body import close_after_answer
 from handoff.server.web import current_settings, require_bearer, upload_slot
@@ -67,7 +68,7 @@ def _authenticate() -> None:
 @bp.put("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
     store = current_store()
-    body = request.get_json(silent=True)
+    body = _creation_body()
     info = _creation_info(body)
     parts = _part_ids(body)
     if parts is not None:
@@ -136,6 +137,21 @@ def _part_ids(body: Any) -> list[str] | None:
             or not all(isinstance(part, str) for part in parts)):
         raise _bad("concat must be a non-empty list of upload ids")
     return [checked_id(part) for part in parts]
+
+
+def _creation_body() -> Any:
+    """The creation's JSON, read as the API reads metadata (:func:`handoff.fields.parse_metadata`).
+
+    Metadata sits one level inside the body, so the body may nest one level
+    deeper than metadata may; nothing else in it nests at all.
+    """
+    if not request.is_json:
+        return None
+    try:
+        return loads(request.get_data(as_text=True), MAX_METADATA_DEPTH + 1)
+    except JsonRefused as exc:
+        raise _bad(f"the body {exc}; metadata may nest at most {MAX_METADATA_DEPTH} levels "
+                   "and hold only finite numbers") from None
 
 
 def _creation_info(body: Any) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import dataclasses
 import pytest
 
 from handoff.config import Settings
+from handoff.fields import MAX_METADATA_DEPTH
 from handoff.form import (
     KNOWN_FIELDS,
     FieldError,
@@ -75,6 +76,24 @@ def test_parse_metadata(text: str, expected: dict[str, object]) -> None:
 def test_parse_metadata_refuses(text: str, message: str) -> None:
     with pytest.raises(FieldError, match=message):
         parse_metadata(text)
+
+
+def test_parse_metadata_takes_the_documented_depth() -> None:
+    text = '{"a":' * (MAX_METADATA_DEPTH - 1) + "{}" + "}" * (MAX_METADATA_DEPTH - 1)
+    assert parse_metadata(text)
+
+
+@pytest.mark.parametrize("depth", [MAX_METADATA_DEPTH + 1, 962, 10_000])
+def test_parse_metadata_refuses_deeper_nesting(depth: int) -> None:
+    text = '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+    with pytest.raises(FieldError, match=f"metadata nests deeper than {MAX_METADATA_DEPTH}"):
+        parse_metadata(text)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_parse_metadata_refuses_non_finite_numbers(constant: str) -> None:
+    with pytest.raises(FieldError, match=f"metadata holds {constant}"):
+        parse_metadata(f'{{"x": {constant}}}')
 
 
 def test_parse_purpose_strips_and_accepts_known() -> None:

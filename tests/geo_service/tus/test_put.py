@@ -1,11 +1,14 @@
 """PUT /uploads/<id>: an empty resumable upload, made with its info."""
 
+import logging
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from geo_service.store import UploadStore
+from handoff.fields import MAX_METADATA_DEPTH
 from tests.geo_service.tus import AUTH, MAX_SIZE, UPLOAD_ID, create, problem, sha256
 
 
@@ -71,3 +74,37 @@ def test_without_the_secret_nothing_is_made(client: FlaskClient, store: UploadSt
 def test_an_invalid_id_is_refused(client: FlaskClient):
     problem(create(client, upload_id="../etc"), 404, "not-found")
     problem(create(client, upload_id=UPLOAD_ID.upper()), 400, "invalid-id")
+
+
+def _raw_create(client: FlaskClient, metadata: str) -> TestResponse:
+    body = ('{"purpose": "raw", "filename": "a.bin", "content_type": "application/octet-stream", '
+            f'"length": 10, "metadata": {metadata}}}')
+    return client.put(f"/uploads/{UPLOAD_ID}", data=body, headers=AUTH,
+                      content_type="application/json")
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' * (depth - 1) + "{}" + "}" * (depth - 1)
+
+
+def test_metadata_may_nest_to_the_documented_depth(client: FlaskClient, store: UploadStore):
+    assert _raw_create(client, _nested(MAX_METADATA_DEPTH)).status_code == 201
+    assert store.status(UPLOAD_ID)["info"]["metadata"]["a"]
+
+
+@pytest.mark.parametrize("metadata", [
+    _nested(MAX_METADATA_DEPTH + 1),
+    _nested(10_000),
+    '{"x": NaN}',
+    '{"x": [Infinity]}',
+    '{"x": {"y": -Infinity}}',
+    '{"x": 1e999}',
+])
+def test_metadata_too_deep_or_not_finite_is_refused_without_an_error_logged(
+        client: FlaskClient, store: UploadStore, caplog: pytest.LogCaptureFixture,
+        metadata: str):
+    with caplog.at_level(logging.INFO):
+        body = problem(_raw_create(client, metadata), 400, "bad-request")
+    assert "metadata" in body["detail"]
+    assert not store.exists(UPLOAD_ID)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
