@@ -11,7 +11,6 @@ multipart upload's does. A request is a tus one when it carries
 ``Tus-Resumable`` (``OPTIONS`` and ``PATCH`` are tus's alone).
 """
 
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +40,7 @@ from handoff import tus as grammar
 from handoff.fields import FieldError, parse_metadata
 from handoff.form import parse_purpose
 from handoff.ids import is_upload_id, new_upload_id
+from handoff.jsontext import dumps
 from handoff.problems import TITLES, Problem
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
@@ -209,7 +209,7 @@ def _metadata_header(document: dict[str, Any]) -> str:
     if document["purpose"]:
         pairs["purpose"] = document["purpose"]
     if document["metadata"]:
-        pairs["metadata"] = json.dumps(document["metadata"])
+        pairs["metadata"] = dumps(document["metadata"])
     return grammar.encode_metadata(pairs)
 
 

@@ -23,7 +23,6 @@ finish is announced once.
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -38,6 +37,7 @@ from geo_service.store import UploadStore
 from handoff.auth import ANONYMOUS
 from handoff.config import Settings
 from handoff.jobs import QueueUnavailable
+from handoff.jsontext import dumps
 
 log = logging.getLogger("handoff.hooks")
 
@@ -80,7 +80,7 @@ def finished_event(upload_id: str, manifest: Mapping[str, Any],
 
 def encode(event: Mapping[str, Any]) -> bytes:
     """The webhook's body: the very bytes the signature covers."""
-    return json.dumps(event, separators=(",", ":"), sort_keys=True).encode()
+    return dumps(event, separators=(",", ":"), sort_keys=True).encode()
 
 
 # -- signing -------------------------------------------------------------------

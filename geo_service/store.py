@@ -38,6 +38,7 @@ from typing import Any, NamedTuple
 from geo_service.locks import held
 from handoff.auth import ANONYMOUS
 from handoff.ids import is_upload_id
+from handoff.jsontext import dumps
 from handoff.server.blocking import off_loop
 from handoff.states import State
 
@@ -394,7 +395,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` so that readers see either nothing or all of it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "w") as handle:
-        json.dump(payload, handle)
+        handle.write(dumps(payload))
         handle.flush()
         off_loop(os.fsync, handle.fileno())
     os.replace(tmp, path)

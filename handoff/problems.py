@@ -9,8 +9,10 @@ API on its blueprint alone, so a host app keeps its own error pages.
 import logging
 from typing import Any
 
-from flask import Blueprint, Flask, Response, json
+from flask import Blueprint, Flask, Response
 from werkzeug.exceptions import HTTPException
+
+from handoff.jsontext import dumps
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ class Problem(Exception):
         }
 
     def response(self) -> Response:
-        return Response(json.dumps(self.body()), status=self.status, mimetype=MEDIA_TYPE,
+        return Response(dumps(self.body()), status=self.status, mimetype=MEDIA_TYPE,
                         headers=self.headers)
 
 

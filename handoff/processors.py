@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from handoff.config import ConfigError, exit_on_config_error
+from handoff.jsontext import dumps
 
 GROUP = "handoff.processors"
 SETTINGS_PREFIX = "HANDOFF_PROCESSOR_"
@@ -125,8 +126,8 @@ def stored_result(result: object) -> dict[str, Any]:
     if not isinstance(result, dict):
         raise BadResult(f"the processor returned {type(result).__name__}, not a JSON object")
     try:
-        return json.loads(json.dumps(result, allow_nan=False))
-    except (TypeError, ValueError) as exc:
+        return json.loads(dumps(result))
+    except (TypeError, ValueError, RecursionError) as exc:
         raise BadResult(f"the processor's result is not storable as JSON: {exc}") from None
 
 

@@ -18,7 +18,6 @@ A processor's exceptions reach the test unchanged: ``pytest.raises(ValidationFai
 is how to test a refusal.
 """
 
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,6 +33,7 @@ from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.ids import new_upload_id
+from handoff.jsontext import dumps
 from handoff.processors import Job, Processor, stored_result
 from handoff.units import CHUNK_SIZE
 
@@ -83,7 +83,7 @@ def _receive(store: UploadStore, upload_id: str, purpose: str, metadata: dict[st
     """Send the files through the geo service's receiver, as one upload form."""
     receiver = Receiver(store, upload_id, {purpose}, upload_limits(Settings()))
     with ExitStack() as opened:
-        fields: list[tuple[str, Any]] = [("purpose", purpose), ("metadata", json.dumps(metadata))]
+        fields: list[tuple[str, Any]] = [("purpose", purpose), ("metadata", dumps(metadata))]
         fields.extend(("file", (name, _open(content, opened), "application/octet-stream"))
                       for name, content in _named(files))
         encoder = MultipartEncoder(fields)

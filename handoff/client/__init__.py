@@ -20,7 +20,6 @@ A :class:`Client` wraps one ``requests.Session``, which is not meant to be
 shared between threads: use one client per thread.
 """
 
-import json
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +34,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import MultipartEncoder, MultipartEncoderMonitor
 
+from handoff.jsontext import dumps
 from handoff.states import FINISHED
 from handoff.units import CHUNK_SIZE
 
@@ -267,7 +267,7 @@ def _form(purpose: str, metadata: Mapping[str, Any] | None,
     if metadata is not None:
         if not isinstance(metadata, Mapping):
             raise TypeError("metadata must be a mapping (it is sent as a JSON object)")
-        fields.append(("metadata", json.dumps(dict(metadata))))
+        fields.append(("metadata", dumps(dict(metadata))))
     fields.extend(("file", (name, handle, "application/octet-stream")) for name, handle in files)
     return fields
 

@@ -3,12 +3,16 @@
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 
 from handoff import problems
 from handoff.auth import bearer_token, token_allowed
 from handoff.config import Settings
+from handoff.fields import MAX_METADATA_DEPTH
+from handoff.jsontext import loads
 from handoff.multipart import MalformedForm, NotMultipart, boundary_of
 from handoff.problems import Problem
 from handoff.server import metrics
@@ -26,6 +30,7 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
     """
     setup_logging(settings.log_level, name)
     app = Flask(name)
+    app.json = JSONProvider(app)
     app.config["HANDOFF"] = settings
     # Also checked in the background for the master's health port (handoff/server/health.py).
     app.extensions["handoff.ready"] = ready
@@ -48,6 +53,20 @@ def make_app(name: str, settings: Settings, ready: Callable[[], dict[str, str]])
         return Response(body, content_type=content_type)
 
     return app
+
+
+class JSONProvider(DefaultJSONProvider):
+    """Flask's JSON for the services, RFC 8259 both ways (see :mod:`handoff.jsontext`).
+
+    No body a service reads nests deeper than metadata inside it, one
+    level below the top.
+    """
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return super().dumps(obj, **{**kwargs, "allow_nan": False})
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return loads(s.decode() if isinstance(s, bytes) else s, MAX_METADATA_DEPTH + 1)
 
 
 def current_settings() -> Settings:

@@ -255,3 +255,10 @@ def test_a_channel_turned_off_since_is_dropped(store: UploadStore) -> None:
 def test_channels_need_a_sender() -> None:
     with pytest.raises(ValueError, match="sender"):
         Announcer(CHANNELS)
+
+
+def test_a_body_is_never_made_of_what_json_parsers_refuse() -> None:
+    event = hooks.finished_event("u-1", {"tenant": "t", "metadata": {"x": float("nan")}},
+                                 {"status": "done"})
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        hooks.encode(event)

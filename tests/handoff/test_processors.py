@@ -181,6 +181,14 @@ def test_a_result_that_is_no_json_object_is_refused(result: object) -> None:
         stored_result(result)
 
 
+def test_a_result_nested_past_the_recursion_limit_is_refused() -> None:
+    result: dict[str, object] = {}
+    for _ in range(100_000):
+        result = {"a": result}
+    with pytest.raises(BadResult, match="not storable as JSON"):
+        stored_result(result)
+
+
 def test_read_setting_parses_with_the_core_rules_or_gives_the_default() -> None:
     settings = {"limit": "2KiB", "wait": "1m", "empty": ""}
 
