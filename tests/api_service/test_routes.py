@@ -8,6 +8,7 @@ standalone service does, under ``/v1``) and the host app of
 
 import hashlib
 import io
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from api_service.replicas import Replicas
 from api_service.state import HandoffState
 from handoff.auth import parse_credentials
 from handoff.config import Settings
+from handoff.fields import MAX_METADATA_DEPTH
 from handoff.server.web import UploadSlots
 from tests.support import host_app
 from tests.support.fakes import FakeGeo, FakeQueue, FakeRecords
@@ -371,3 +373,32 @@ def test_no_replica_that_can_take_an_upload_is_503(
     assert_problem(response, 503, "no-replica")
     assert int(response.headers["Retry-After"]) > 0
     assert api.queue.jobs == []
+
+
+def _nested_metadata(depth: int) -> str:
+    """An object ``depth`` levels deep, its inner levels arrays to keep it short."""
+    return '{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+BAD_METADATA = [_nested_metadata(MAX_METADATA_DEPTH + 1), _nested_metadata(962),
+                _nested_metadata(10_000), '{"x": NaN}', '{"x": [Infinity]}',
+                '{"x": {"y": -Infinity}}']
+BAD_METADATA_IDS = ["depth-33", "depth-962", "depth-10000", "nan", "infinity", "-infinity"]
+
+
+@pytest.mark.parametrize("metadata", BAD_METADATA, ids=BAD_METADATA_IDS)
+def test_metadata_too_deep_or_not_finite_is_400_naming_it_and_logs_no_error(
+        api: Mounted, caplog: pytest.LogCaptureFixture, metadata: str) -> None:
+    with caplog.at_level(logging.INFO):
+        response = api.upload([("a.txt", b"abc")], ALICE, metadata=metadata)
+
+    assert assert_problem(response, 400, "bad-form")["detail"].startswith("metadata ")
+    assert api.queue.jobs == [] and api.geo.uploads == {}
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_metadata_may_nest_to_the_documented_depth(api: Mounted) -> None:
+    text = _nested_metadata(MAX_METADATA_DEPTH)
+    response = api.upload([("a.txt", b"abc")], ALICE, metadata=text)
+    assert response.status_code == 202, response.get_data(as_text=True)
+    assert api.queue.jobs[0][2] == json.loads(text)

@@ -1,6 +1,7 @@
 """The geo service's internal routes under Flask's test client, over a temporary upload store."""
 
 import hashlib
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from werkzeug.test import TestResponse
 from geo_service.app import create_app
 from geo_service.store import UploadStore
 from handoff.config import Settings
+from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
 from handoff.server.web import UploadSlots, upload_slot
 from tests.support.multipart_bodies import content_type, upload_body
@@ -182,3 +184,22 @@ def test_capacity_is_not_ready_when_readyz_is_not(app: Flask, client: FlaskClien
 
 def test_capacity_needs_the_secret(client: FlaskClient) -> None:
     assert_problem(client.get("/capacity"), 401, "unauthorized")
+
+
+def _nested_metadata(depth: int) -> str:
+    return '{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("metadata", [
+    _nested_metadata(MAX_METADATA_DEPTH + 1), _nested_metadata(10_000),
+    '{"x": NaN}', '{"x": [Infinity]}', '{"x": {"y": -Infinity}}',
+], ids=["depth-33", "depth-10000", "nan", "infinity", "-infinity"])
+def test_metadata_too_deep_or_not_finite_is_400_naming_it_and_logs_no_error(
+        client: FlaskClient, store: UploadStore, caplog: pytest.LogCaptureFixture,
+        metadata: str) -> None:
+    with caplog.at_level(logging.INFO):
+        response = _post(client, body=upload_body([("a.txt", DATA)], metadata=metadata))
+
+    assert assert_problem(response, 400, "bad-form")["detail"].startswith("metadata ")
+    assert not store.exists(UPLOAD_ID)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -1,10 +1,12 @@
 """POST /v1/uploads with Tus-Resumable: a tus creation, refused before any byte if it cannot be."""
 
 import json
+import logging
 
 import pytest
 from flask.testing import FlaskClient
 
+from handoff.fields import MAX_METADATA_DEPTH
 from tests.api_service.tus import ALICE, MAX_SIZE, TUS, create, metadata, problem
 from tests.api_service.tus.conftest import Api
 
@@ -67,6 +69,31 @@ def test_what_cannot_be_used_is_400_before_any_byte(api: Api, headers: dict[str,
                                                     pairs: dict[str, str | None]):
     problem(create(api.client, headers=headers, **pairs), 400, "bad-request")
     assert list(api.store.upload_ids()) == []
+
+
+def _nested(depth: int) -> str:
+    return '{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+@pytest.mark.parametrize("text", [
+    _nested(MAX_METADATA_DEPTH + 1), _nested(962), _nested(10_000),
+    '{"x": NaN}', '{"x": [Infinity]}', '{"x": {"y": -Infinity}}',
+], ids=["depth-33", "depth-962", "depth-10000", "nan", "infinity", "-infinity"])
+def test_metadata_too_deep_or_not_finite_is_400_naming_it_and_logs_no_error(
+        api: Api, caplog: pytest.LogCaptureFixture, text: str):
+    with caplog.at_level(logging.INFO):
+        body = problem(create(api.client, metadata=text), 400, "bad-request")
+    assert body["detail"].startswith("metadata ")
+    assert list(api.store.upload_ids()) == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+def test_metadata_may_nest_to_the_documented_depth(api: Api):
+    text = _nested(MAX_METADATA_DEPTH)
+    answer = create(api.client, metadata=text)
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    [upload_id] = api.store.upload_ids()
+    assert api.store.status(upload_id)["info"]["metadata"] == json.loads(text)
 
 
 def test_neither_length_nor_deferral_is_400(client: FlaskClient):
