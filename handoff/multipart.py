@@ -11,7 +11,6 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 
 from werkzeug.datastructures import Headers
-from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import (
     Data,
     Epilogue,
@@ -24,8 +23,12 @@ from werkzeug.sansio.multipart import (
 )
 
 MAX_BOUNDARY = 200
-# A Content-Disposition parameter, its value quoted (up to the next quote) or a token.
-_PARAMETER_RE = re.compile(r';[ \t]*([^=; \t]+)[ \t]*=[ \t]*(?:"([^"]*)"|([^; \t]*))')
+# A header parameter: its value a quoted string read with its quoted-pairs, else (a
+# quoted string left open by a trailing backslash) up to the next quote, else bare up to
+# the next semicolon, so that bare values may hold any character but that one.
+_PARAMETER_RE = re.compile(
+    r';[ \t]*([^=; \t]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|"([^"]*)"|([^;]*))', re.DOTALL)
+_QUOTED_PAIR_RE = re.compile(r'\\(["\\])')
 # What the HTML standard escapes in a multipart name or filename (and nothing else).
 _HTML_ESCAPES = {"%22": '"', "%0D": "\r", "%0A": "\n"}
 _HTML_ESCAPE_RE = re.compile("|".join(_HTML_ESCAPES), re.IGNORECASE)
@@ -114,10 +117,10 @@ class _Decoder(MultipartDecoder):
 
 def boundary_of(content_type: str | None) -> bytes:
     """The boundary of a multipart/form-data Content-Type header."""
-    mimetype, options = parse_options_header(content_type or "")
+    mimetype = (content_type or "").partition(";")[0].strip()
     if mimetype.lower() != "multipart/form-data":
         raise NotMultipart(f"expected multipart/form-data, got {mimetype or 'no content type'}")
-    boundary = options.get("boundary", "")
+    boundary = _parameters(content_type or "").get("boundary", "")
     if not boundary or len(boundary) > MAX_BOUNDARY or not _usable_boundary(boundary):
         raise MalformedForm("multipart/form-data without a valid boundary parameter")
     return boundary.encode("latin-1")
@@ -133,23 +136,43 @@ def _usable_boundary(boundary: str) -> bool:
     return boundary.isascii() and boundary.isprintable() and not boundary.endswith(" ")
 
 
+def _parameters(value: str, decode: bool = False) -> dict[str, str]:
+    """The parameters of a header value, by lower-cased name; the first of a name wins.
+
+    A quoted value is read as an RFC 9110 quoted string, but for a lone
+    backslash: ``\\"`` and ``\\\\`` are unescaped, a backslash before any other
+    character stays (``C:\\fakepath\\x.txt`` arrives as it is), as a browser
+    leaves it. ``decode`` also undoes the HTML standard's ``%22``, ``%0D``
+    and ``%0A`` in quoted values. A bare value runs to the next semicolon,
+    its trailing blanks dropped: many clients send boundaries with
+    ``/``, ``=``, ``?`` or ``:`` unquoted.
+    """
+    params: dict[str, str] = {}
+    for match in _PARAMETER_RE.finditer(value):
+        key, quoted, unclosed, bare = match.groups()
+        if quoted is not None:
+            text = _QUOTED_PAIR_RE.sub(r"\1", quoted)
+        else:
+            text = unclosed if unclosed is not None else bare.rstrip(" \t")
+        if decode and bare is None:
+            text = _HTML_ESCAPE_RE.sub(_unescape, text)
+        params.setdefault(key.lower(), text)
+    return params
+
+
 def disposition(headers: Headers) -> tuple[str, str | None]:
     """The ``name`` and ``filename`` of a form-data part, as the client sent them.
 
     Browsers quote these values the HTML standard's way: ``"``, CR and LF
-    become ``%22``, ``%0D`` and ``%0A``, and a backslash is an ordinary
-    character (``C:\\fakepath\\x.txt`` arrives as it is). Werkzeug reads
-    them as RFC 9110 quoted strings and drops the backslashes, so the
-    parameters are read here. RFC 7578 §4.2 requires a name.
+    become ``%22``, ``%0D`` and ``%0A``; other clients escape ``"`` and
+    ``\\`` with a backslash, as RFC 9110 does. Werkzeug drops every
+    backslash, a Windows path's too, so the parameters are read here.
+    RFC 7578 §4.2 requires a name.
     """
     value = headers.get("content-disposition")
     if value is None:
         raise MalformedForm("a part has no Content-Disposition header")
-    params: dict[str, str] = {}
-    for match in _PARAMETER_RE.finditer(value):
-        key, quoted, token = match.groups()
-        params.setdefault(key.lower(),
-                          token if quoted is None else _HTML_ESCAPE_RE.sub(_unescape, quoted))
+    params = _parameters(value, decode=True)
     name = params.get("name")
     if not name:
         raise MalformedForm("a part's Content-Disposition has no name parameter "

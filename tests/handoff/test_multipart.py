@@ -496,6 +496,60 @@ def test_every_boundary_rfc_2046_allows_works(boundary: bytes) -> None:
     assert len(items([*parser.feed(body), *parser.feed(None)])) == 2
 
 
+RFC_2046_BOUNDARIES = [b"'()+_,-./:=?", b"a/b=c?d:e", b"x=?", b"a b", b"(x)", b"a,b",
+                       b"----WebKitFormBoundary7MA4YWxkTrZu0gW"]
+
+
+@pytest.mark.parametrize("boundary", RFC_2046_BOUNDARIES)
+@pytest.mark.parametrize("piece", [None, 1], ids=["whole", "1-byte"])
+def test_an_unquoted_boundary_of_rfc_2046_characters_is_read_whole(boundary: bytes,
+                                                                  piece: int | None) -> None:
+    for header in ("multipart/form-data; boundary=" + boundary.decode(),
+                   "multipart/form-data; boundary=" + boundary.decode() + " ; charset=utf-8"):
+        assert boundary_of(header) == boundary
+    body = multipart_body([field_part("purpose", "raw"), file_part("a.bin", TRICKY)],
+                          boundary=boundary)
+    parser = FormParser(boundary_of(content_type(boundary)), LIMITS)
+    events = [event for chunk in split_every(body, piece or len(body))
+              for event in parser.feed(chunk)]
+    assert items([*events, *parser.feed(None)]) == [
+        FieldValue("purpose", "raw"),
+        (FileStart("file", "a.bin", "application/octet-stream"), TRICKY)]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ('multipart/form-data; boundary="a\\"b"', b'a"b'),
+        ('multipart/form-data; boundary="a\\\\b"', b"a\\b"),
+        ('multipart/form-data; charset="x; boundary=no"; boundary=yes', b"yes"),
+    ],
+)
+def test_a_quoted_boundary_is_read_as_a_quoted_string(header: str, expected: bytes) -> None:
+    assert boundary_of(header) == expected
+
+
+QUOTED_PAIR_FILENAMES = [
+    (b'filename="a\\"b.txt"', 'a"b.txt'),
+    (b'filename="a\\\\b.txt"', "a\\b.txt"),
+    (b'filename="C:\\fakepath\\x.txt"', "C:\\fakepath\\x.txt"),
+    (b'filename="a%22b.txt"', 'a"b.txt'),
+    (b'filename="\\"quoted\\" and \\\\ and \\x"', '"quoted" and \\ and \\x'),
+    (b'filename="ends in a backslash\\"', "ends in a backslash\\"),
+]
+
+
+@pytest.mark.parametrize(("parameter", "filename"), QUOTED_PAIR_FILENAMES)
+@pytest.mark.parametrize("piece", [None, 1], ids=["whole", "1-byte"])
+def test_a_quoted_filename_keeps_a_lone_backslash_and_unescapes_quoted_pairs(
+        parameter: bytes, filename: str, piece: int | None) -> None:
+    part = (b'Content-Disposition: form-data; name="file"; ' + parameter
+            + b"\r\nContent-Type: text/plain\r\n\r\nbytes")
+    body = multipart_body([part, field_part("after", "it")])
+    assert items(parse(split_every(body, piece or len(body)))) == [
+        (FileStart("file", filename, "text/plain"), b"bytes"), FieldValue("after", "it")]
+
+
 @pytest.mark.parametrize("boundary", ["ends-in-space ", "tab\there", "caf\u00e9"])
 def test_boundaries_that_cannot_be_delimiters_are_refused(boundary: str) -> None:
     with pytest.raises(MalformedForm, match="without a valid boundary"):
