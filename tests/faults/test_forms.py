@@ -13,8 +13,17 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from handoff.tus import encode_metadata
 from handoff.units import KiB, MiB
-from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length, refusal
+from tests.faults import (
+    folders_left,
+    geo_posts,
+    log_records,
+    private_stack,
+    problem,
+    queue_length,
+    refusal,
+)
 from tests.faults.raw_http import send, send_streaming
 from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
 from tests.support.stacks import SECRET, Stack
@@ -189,3 +198,76 @@ def test_bytes_that_are_no_part_data_are_refused_while_they_arrive(
     assert document["limit"] == limit
     assert refusal(quiet, document["upload_id"])["bytes"] <= 64 * KiB + 2 * RELAY_CHUNK
     _nothing_kept(quiet)
+
+
+def test_an_unquoted_boundary_of_rfc_2046_characters_is_accepted(stack: Stack):
+    boundary = b"0aZ'()+_,-./:=?end"
+    header = f"multipart/form-data; boundary={boundary.decode()}"
+    answer = _post(stack, [field_part("purpose", "raw"), file_part("a.txt", b"hi")],
+                   boundary, header)
+
+    assert answer.status == 202, answer.body
+    assert answer.json()["files"] == [_summary("a.txt", b"hi")]
+
+
+@pytest.mark.parametrize(("quoted", "filename"), [
+    (b'"a\\"b.txt"', 'a"b.txt'), (b'"a\\\\b.txt"', "a\\b.txt"), (b'"a%22b.txt"', 'a"b.txt')])
+def test_quoted_pairs_in_a_file_name_are_unescaped(stack: Stack, quoted: bytes, filename: str):
+    part = (b'Content-Disposition: form-data; name="file"; filename=' + quoted
+            + b"\r\nContent-Type: text/plain\r\n\r\nx")
+    answer = _post(stack, [field_part("purpose", "raw"), part])
+
+    assert answer.status == 202, answer.body
+    document = answer.json()
+    assert [f["name"] for f in document["files"]] == [filename]
+    assert [f["name"] for f in stack.status(document["id"])["files"]] == [filename]
+
+
+# -- metadata ------------------------------------------------------------------------
+
+
+def _nested_metadata(depth: int) -> str:
+    return '{"a":' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+NOT_FINITE = {"nan": '{"x": NaN}', "infinity": '{"x": [Infinity]}',
+              "-infinity": '{"x": {"y": -Infinity}}'}
+BAD_METADATA = {"depth-10000": _nested_metadata(10_000), **NOT_FINITE}
+# Past Python's recursion limit, yet within gunicorn's 8 KiB header field once base64.
+BAD_TUS_METADATA = {"depth-2000": _nested_metadata(2_000), **NOT_FINITE}
+
+
+def _errors_logged(stack: Stack, starts: dict[str, int]) -> list[str]:
+    """ERROR records and tracebacks the API and geo service logged since ``starts``."""
+    found = []
+    for name, start in starts.items():
+        text = stack.log(name)[start:]
+        found += [line for line in text.splitlines() if "Traceback" in line]
+        found += [str(record) for record in log_records(stack, name, start)
+                  if record.get("level") in ("ERROR", "CRITICAL")]
+    return found
+
+
+@pytest.mark.parametrize("metadata", BAD_METADATA.values(), ids=BAD_METADATA.keys())
+def test_bad_metadata_in_a_form_is_400_naming_it_and_logs_no_error(quiet: Stack,
+                                                                   metadata: str):
+    starts = {name: len(quiet.log(name)) for name in ("api", "geo")}
+    answer = _post(quiet, [field_part("purpose", "raw"), field_part("metadata", metadata),
+                           file_part("a.txt", b"hi")])
+
+    assert problem(answer, 400, "metadata ")["detail"].startswith("metadata ")
+    _nothing_kept(quiet)
+    assert _errors_logged(quiet, starts) == []
+
+
+@pytest.mark.parametrize("metadata", BAD_TUS_METADATA.values(), ids=BAD_TUS_METADATA.keys())
+def test_bad_metadata_in_a_tus_creation_is_400_naming_it_and_logs_no_error(quiet: Stack,
+                                                                           metadata: str):
+    starts = {name: len(quiet.log(name)) for name in ("api", "geo")}
+    answer = requests.post(f"{quiet.api_url}/v1/uploads", timeout=30, headers={
+        **quiet.client_headers, "Tus-Resumable": "1.0.0", "Upload-Length": "2",
+        "Upload-Metadata": encode_metadata({"purpose": "raw", "metadata": metadata})})
+
+    assert problem(answer, 400, "metadata ")["detail"].startswith("metadata ")
+    _nothing_kept(quiet)
+    assert _errors_logged(quiet, starts) == []
