@@ -6,6 +6,12 @@ upload for as long as it likes. Like Apache's mod_reqtimeout ``MinRate``,
 the API gives every client ``HANDOFF_CLIENT_MIN_RATE`` bytes per second,
 averaged over ``HANDOFF_CLIENT_RATE_WINDOW``, and cuts those below it.
 
+Silence is the client timeout's business, not the rate's: a single wait of
+a whole window or more (a client that paused, for less than
+``HANDOFF_CLIENT_TIMEOUT``, and resumed) starts a new window instead of
+counting as a window with nothing in it. Otherwise every pause longer than
+the window would be cut as "too slow", and the timeout would mean nothing.
+
 Only time spent waiting for the client counts: while the geo service is
 slow to take bytes, the client's own bytes wait in the socket buffer, and
 that is not the client's fault. So a fast client behind a slow disk is
@@ -36,6 +42,10 @@ class MinimumRate:
 
     def record(self, waited: float, received: int) -> None:
         """Count one read; raise :class:`TooSlow` when a full window fell short."""
+        if waited >= self.window:
+            self._waited = 0.0
+            self._received = 0
+            return
         self._waited += waited
         self._received += received
         if self._waited < self.window:
@@ -62,11 +72,7 @@ class PacedBody:
 
     def read(self, size: int) -> bytes:
         started = self._clock()
-        try:
-            data = self._body.read(size)
-        except TimeoutError:
-            self._rate.record(self._clock() - started, 0)
-            raise
+        data = self._body.read(size)
         self._rate.record(self._clock() - started, len(data))
         time.sleep(0)
         return data

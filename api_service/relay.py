@@ -16,19 +16,25 @@ from api_service.pacing import TooSlow
 from handoff.form import FieldError, UploadLimits
 from handoff.form_consumer import FormConsumer, TooLarge
 from handoff.multipart import MalformedForm
-from handoff.server import metrics
+from handoff.server import metrics, shutdown
 from handoff.server.request_body import Readable
+
+#: Seconds a client cut by a shutdown is asked to wait: a restart, or another replica behind a
+#: load balancer, takes that long.
+SHUTDOWN_RETRY_AFTER = 5
 
 
 class RelayError(Exception):
     """The client's upload cannot go on; ``status`` and ``kind`` say why."""
 
-    def __init__(self, status: int, kind: str, detail: str, limit: str | None = None) -> None:
+    def __init__(self, status: int, kind: str, detail: str, limit: str | None = None,
+                 headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
         self.detail = detail
         self.limit = limit
+        self.headers = headers or {}
 
 
 class ClientGone(RelayError):
@@ -41,6 +47,15 @@ class ClientTooSlow(RelayError):
 
     def __init__(self, kind: str, detail: str) -> None:
         super().__init__(408, kind, detail)
+
+
+class ShuttingDown(RelayError):
+    """The service stops and cut the upload at the end of its grace (handoff.server.shutdown)."""
+
+    def __init__(self) -> None:
+        super().__init__(503, "shutting-down", "the service is stopping and cut the upload at the "
+                         "end of its grace; retry (a tus upload resumes from its offset)",
+                         headers={"Retry-After": str(SHUTDOWN_RETRY_AFTER)})
 
 
 def _no_file() -> RelayError:
@@ -132,9 +147,26 @@ class Relay:
 
 
 def read_chunk(stream: Readable, size: int) -> bytes:
-    """The client's next bytes (b"" at the end); a client that fails us raises a RelayError."""
+    """The client's next bytes (b"" at the end); a client that fails us raises a RelayError.
+
+    Once a shutdown cut the bodies, a read that ended is :class:`ShuttingDown`.
+    """
     try:
-        chunk = stream.read(size)
+        chunk = _read(stream, size)
+    except RelayError:
+        if shutdown.cut():
+            raise ShuttingDown() from None
+        raise
+    if not chunk and shutdown.cut():
+        raise ShuttingDown()
+    metrics.RECEIVED_BYTES.inc(len(chunk))
+    return chunk
+
+
+def _read(stream: Readable, size: int) -> bytes:
+    """The client's next bytes; its failures as the RelayError the client is told."""
+    try:
+        return stream.read(size)
     except TooSlow as exc:
         raise ClientTooSlow("too-slow", str(exc)) from None
     except TimeoutError:
@@ -146,5 +178,3 @@ def read_chunk(stream: Readable, size: int) -> bytes:
         reason = str(exc) if isinstance(exc, OSError) and str(exc) else type(exc).__name__
         raise ClientGone("the client stopped sending before the body was complete "
                          f"({reason})") from None
-    metrics.RECEIVED_BYTES.inc(len(chunk))
-    return chunk

@@ -128,7 +128,8 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "tenant": tenant(),
                                       "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
-    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit)
+    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit,
+                   headers=exc.headers)
 
 
 @bp.get("/uploads/<upload_id>")

@@ -249,7 +249,7 @@ def _append(upload_id: str, offset: int) -> dict[str, Any]:
         except RelayError as exc:
             close_after_answer(request.environ)
             raise Problem(exc.status, exc.kind, f"{exc.detail}; what arrived before is kept",
-                          upload_id=upload_id) from None
+                          upload_id=upload_id, headers=exc.headers) from None
         except GeoError as exc:
             raise _append_problem(exc, upload_id) from None
 

@@ -21,7 +21,7 @@ from handoff.config import Settings
 from handoff.ids import is_upload_id
 from handoff.jobs import QueueUnavailable
 from handoff.problems import TITLES, Problem
-from handoff.server import metrics
+from handoff.server import metrics, shutdown
 from handoff.server.request_body import Readable, body_reader
 from handoff.server.web import RETRY_AFTER
 
@@ -100,18 +100,17 @@ def tenant() -> str:
 
 
 def client_body(settings: Settings) -> Readable:
-    """The request body, cut off when the client is silent or too slow.
+    """The request body, cut off when the client is silent or too slow, or the service stops.
 
     gunicorn hands the client socket to the app; a read that waits longer
-    than the client timeout (or one rate window) raises, and the relay turns
-    that into 408. Below the minimum rate, :class:`PacedBody` raises too.
+    than the client timeout raises, and the relay turns that into 408.
+    Below the minimum rate, :class:`PacedBody` raises too. A shutdown ends
+    the reads at the end of its grace (:mod:`handoff.server.shutdown`).
     """
-    silence = settings.client_timeout
-    if settings.client_min_rate:
-        silence = min(silence, settings.client_rate_window)
     sock = request.environ.get("gunicorn.socket")
     if sock is not None:
-        sock.settimeout(silence)
+        sock.settimeout(settings.client_timeout)
+        shutdown.track(sock)
     body = body_reader(request.environ)
     if not settings.client_min_rate:
         return body

@@ -204,6 +204,8 @@ class LocalStack:
     component_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: Named geo replicas (see :meth:`add_replicas`); 0 for the one unnamed geo service.
     replicas: int = 0
+    #: Seconds a stopping part is given before it is killed.
+    stop_timeout: float = 10.0
 
     def add_replicas(self, ports: Sequence[Mapping[str, int]]) -> list[tuple[str, str]]:
         """Run a geo service, worker and sweeper per entry of ``ports``, as named replicas.
@@ -282,7 +284,7 @@ class LocalStack:
     def stop(self, name: str) -> None:
         proc = self.procs.pop(name, None)
         if proc is not None:
-            stop(proc)
+            stop(proc, self.stop_timeout)
 
     def kill(self, name: str) -> None:
         proc = self.procs.pop(name, None)

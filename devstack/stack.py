@@ -1,20 +1,23 @@
 """``make run``: the whole stack in the foreground, on this machine.
 
 Starts a Redis-protocol server (unless ``HANDOFF_REDIS_URL`` names one), the
-geo service, a worker, the sweeper and the API. Ctrl-C or SIGTERM stops
-every child; if any child dies, the rest are stopped too, except a named
-replica's part, which is started again.
+geo service, a worker, the sweeper and the API. A part that dies is started
+again after :data:`RESTART_DELAY`, as Kubernetes restarts a container; only
+the embedded valkey's end stops the stack, since every part needs it.
+Ctrl-C or SIGTERM stops every child, the API first: uploads in flight get
+``HANDOFF_GRACEFUL_TIMEOUT`` (:data:`LOCAL_GRACE` unless set) to finish.
 
 ``HANDOFF_GEO_REPLICAS=3`` runs three geo replicas (``geo-0`` to ``geo-2``),
 each a geo service, a worker and a sweeper of its own, with its store in
-``HANDOFF_UPLOADS_ROOT/geo-<i>``, on free ports; the API places uploads
-on them. The default, one, runs the single unnamed geo service.
+``HANDOFF_UPLOADS_ROOT/geo-<i>``, on ``HANDOFF_GEO_PORT`` and the ports
+after it; the API places uploads on them. The default, one, runs the
+single unnamed geo service.
 
 Several stacks may run side by side on one machine with different
 ``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
 unless set, and what belongs to one stack (the embedded valkey's files,
-the worker's metrics folder, the heartbeat files) lives in a folder named
-after its API port.
+the worker's metrics folder, the heartbeat files) lives in ``var/``, in a
+folder named after its API port.
 """
 
 import os
@@ -36,8 +39,15 @@ from handoff.config import ConfigError, Settings, count, load_settings, variable
 LOCAL_METRICS_HOST = "127.0.0.1"
 #: How many geo replicas ``make run`` starts; a launcher setting, no service reads it.
 REPLICAS_VARIABLE = "HANDOFF_GEO_REPLICAS"
-#: Seconds a dead replica part stays down before it is started again.
+#: Seconds a dead part stays down before it is started again.
 RESTART_DELAY = 2.0
+#: ``make run``'s grace for uploads in flight when it stops, unless ``HANDOFF_GRACEFUL_TIMEOUT``
+#: says otherwise: someone pressing Ctrl-C waits, a pod's hour would be too long.
+LOCAL_GRACE = "10s"
+#: Seconds a stopping web service gets beyond its grace before it is killed.
+STOP_MARGIN = 5.0
+#: Where the stack keeps its own files, relative to the folder ``make run`` starts in.
+STATE_DIR = Path("var")
 
 
 def replica_count(environ: Mapping[str, str]) -> int:
@@ -54,9 +64,12 @@ def local_defaults(environ: Mapping[str, str]) -> dict[str, str]:
 
     The production defaults (9191, 9192 on every interface) suit a pod with
     a network of its own; on a shared machine a second stack would find
-    them taken. Unset or empty counts as unset, as in the loader.
+    them taken. The grace for uploads in flight is :data:`LOCAL_GRACE`.
+    Unset or empty counts as unset, as in the loader.
     """
     chosen: dict[str, str] = {}
+    if not environ.get(variable("graceful_timeout")):
+        chosen[variable("graceful_timeout")] = LOCAL_GRACE
     if not environ.get(variable("metrics_host")):
         chosen[variable("metrics_host")] = LOCAL_METRICS_HOST
     unset = [name for name in (variable("worker_metrics_port"), variable("gc_metrics_port"))
@@ -77,19 +90,44 @@ def health_ports(settings: Settings, spares: Mapping[str, int]) -> dict[str, int
     return {"api": settings.health_port, **spares}
 
 
-def spare_ports(settings: Settings, count: int) -> list[int]:
+def geo_ports(settings: Settings, replicas: int) -> list[int]:
+    """Each geo replica's port: ``HANDOFF_GEO_PORT`` and the ones after it.
+
+    The same settings give the same ports at every start, so a replica's
+    URL can be kept; the API's ports must lie outside them.
+    """
+    ports = list(range(settings.geo_port, settings.geo_port + replicas))
+    if ports[-1] > 65535:
+        raise ConfigError(f"{variable('geo_port')}={settings.geo_port} leaves no room for "
+                          f"{replicas} geo replicas")
+    taken = {settings.api_port: "api_port", settings.health_port: "health_port"}
+    for port in ports:
+        if port in taken:
+            raise ConfigError(f"geo replica port {port} ({variable('geo_port')}+"
+                              f"{port - settings.geo_port}) is {variable(taken[port])}'s; "
+                              "choose ports further apart")
+    return ports
+
+
+def spare_ports(settings: Settings, count: int, reserved: Sequence[int] = ()) -> list[int]:
     """``count`` free ports for the launcher's own choices, picked together.
 
     A free port is only free for now: ports picked one by one could come
-    back twice, or as the API's health port, which nothing binds yet.
+    back twice, or as a port nothing binds yet: the API's health port, or
+    one in ``reserved`` (the geo replicas').
     """
-    return [port for port in processes.free_ports(count + 1)
-            if port != settings.health_port][:count]
+    kept = {settings.health_port, *reserved}
+    return [port for port in processes.free_ports(count + len(kept))
+            if port not in kept][:count]
 
 
-def state_root(settings: Settings) -> Path:
-    """The folder above the uploads root (``var/``), where the stack keeps its files."""
-    return settings.uploads_root.resolve().parent
+def state_root() -> Path:
+    """``var/`` in the folder ``make run`` started in, wherever the uploads root points.
+
+    What the README promises; an uploads root elsewhere (another disk) does
+    not scatter the stack's own files next to it.
+    """
+    return STATE_DIR.resolve()
 
 
 def stack_folder(settings: Settings, kind: str) -> Path:
@@ -98,7 +136,7 @@ def stack_folder(settings: Settings, kind: str) -> Path:
     Named after the API port: no two running stacks share it, and the same
     settings find the same folder again after a restart.
     """
-    return state_root(settings) / kind / str(settings.api_port)
+    return state_root() / kind / str(settings.api_port)
 
 
 def _environment(environ: Mapping[str, str], settings: Settings) -> dict[str, str]:
@@ -166,20 +204,21 @@ def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port:
 
 
 def _serve(stack: processes.LocalStack) -> int:
-    """Wait until a signal arrives (KeyboardInterrupt) or a part everyone needs dies.
+    """Wait until a signal arrives (KeyboardInterrupt) or the embedded valkey dies.
 
-    A named replica's part that dies (a crash, a kill) is started again
-    after :data:`RESTART_DELAY`, as Kubernetes restarts a container: the
-    other replicas go on meanwhile, and the dead one's uploads answer 503.
+    Any other part that dies (a crash, a kill) is started again after
+    :data:`RESTART_DELAY`, as Kubernetes restarts a container: the other
+    parts go on meanwhile, and requests that need the dead one answer 503
+    (or find the API's port closed, while the API itself restarts).
     """
-    replica_parts = set(stack.components(processes.REPLICA_KINDS)) if stack.replicas else set()
     while True:
         for name, child in list(stack.procs.items()):
             if child.poll() is None:
                 continue
-            if name not in replica_parts:
+            if name == "redis":
                 print(f"handoff: {processes.program(child)} ({name}) exited with "
-                      f"{child.returncode}; stopping", file=sys.stderr, flush=True)
+                      f"{child.returncode}; stopping (its append-only file keeps the queue "
+                      "for the next start)", file=sys.stderr, flush=True)
                 return 1
             print(f"handoff: {name} exited with {child.returncode}; starting it again in "
                   f"{RESTART_DELAY:g} s", file=sys.stderr, flush=True)
@@ -205,13 +244,15 @@ def main() -> int:
     try:
         settings = load_settings(environ)
         replicas = replica_count(environ)
+        ports = geo_ports(settings, replicas)
     except ConfigError as exc:
         print(f"handoff: configuration error: {exc}", file=sys.stderr)
         return 2
     settings.uploads_root.mkdir(parents=True, exist_ok=True)
+    state_root().mkdir(parents=True, exist_ok=True)
     # A second stack with the same API port in the same folder would share its
     # folders: two valkey-servers appending to one file. Refuse it before it starts.
-    lock = state_root(settings) / f"stack-{settings.api_port}.lock"
+    lock = state_root() / f"stack-{settings.api_port}.lock"
     with ExitStack() as claimed:
         try:
             claimed.enter_context(held(lock))
@@ -220,34 +261,38 @@ def main() -> int:
                   f"{settings.api_port} here ({lock}); stop it or choose other ports",
                   file=sys.stderr)
             return 1
-        return _run(settings, _environment(environ, settings), replicas)
+        return _run(settings, _environment(environ, settings), ports)
 
 
-def _add_replicas(stack: processes.LocalStack, replicas: int,
+def _add_replicas(stack: processes.LocalStack, geo: Sequence[int],
                   spare: Iterator[int]) -> list[tuple[str, str, dict[str, int]]]:
-    """Make ``stack`` run ``replicas`` named geo replicas on ports from ``spare``."""
-    chosen = [{kind: next(spare) for kind in processes.REPLICA_PORTS} for _ in range(replicas)]
+    """Make ``stack`` run a named geo replica on each port of ``geo``, metrics from ``spare``."""
+    chosen = [{kind: port if kind == "geo" else next(spare) for kind in processes.REPLICA_PORTS}
+              for port in geo]
     return [(name, url, ports) for (name, url), ports
             in zip(stack.add_replicas(chosen), chosen, strict=True)]
 
 
-def _run(settings: Settings, env: dict[str, str], replicas: int) -> int:
-    """Start, serve and stop the stack; the caller holds the stack's lock."""
+def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
+    """Start, serve and stop the stack on the geo ports ``geo``; the caller holds its lock."""
     # Set both explicitly: a shell starting us in the background ignores SIGINT.
     signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
+    replicas = len(geo)
     several = replicas > 1
     geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
-    own_ports = replicas * len(processes.REPLICA_PORTS) if several else 0
-    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports))
+    own_ports = replicas * (len(processes.REPLICA_PORTS) - 1) if several else 0
+    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports,
+                             reserved=[settings.api_port, *geo]))
     health = health_ports(settings, {name: next(spare) for name in geos})
     redis_port = next(spare)
     ports = {"api": settings.api_port} if several else {"geo": settings.geo_port,
                                                          "api": settings.api_port}
-    stack = processes.LocalStack(state_root(settings), env, ports, logs_to_files=False,
+    stack = processes.LocalStack(state_root(), env, ports, logs_to_files=False,
                                  component_env={name: {variable("health_port"): str(port)}
-                                                for name, port in health.items()})
-    named = _add_replicas(stack, replicas, spare) if several else []
+                                                for name, port in health.items()},
+                                 stop_timeout=settings.graceful_timeout + STOP_MARGIN)
+    named = _add_replicas(stack, geo, spare) if several else []
     try:
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
                    redis_port)

@@ -48,6 +48,7 @@ TITLES: dict[str, str] = {
     "processing": "Upload is processing",
     "queue-unavailable": "Queue unavailable",
     "replica-unavailable": "Geo replica unavailable",
+    "shutting-down": "Service stopping",
     "stopped": "Append stopped",
     "storage-full": "Insufficient storage",
     "too-large": "Upload too large",

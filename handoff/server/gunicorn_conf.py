@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from handoff.config import ConfigError, load_settings
-from handoff.server import gunicorn_errors
+from handoff.server import gunicorn_errors, shutdown
 from handoff.server.allocator import keep_freed_memory
 from handoff.server.health import HealthServer, ReadinessReporter, report_path
 
@@ -128,6 +128,7 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
+    _cut_uploads_before_the_deadline(worker)
     app = worker.wsgi
     ready = app.extensions.get("handoff.ready")
     if _settings.health_port and ready is not None:
@@ -136,6 +137,21 @@ def post_worker_init(worker):
                 return ready()
 
         ReadinessReporter(_health_dir, in_app_context).start()
+
+
+def _cut_uploads_before_the_deadline(worker):
+    """On SIGTERM, cut the uploads still arriving just before gunicorn would kill them.
+
+    Set here, after gunicorn installed the worker's own handler, which still runs.
+    """
+    stop = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum, frame):
+        shutdown.later(shutdown.cut_delay(worker.cfg.graceful_timeout), shutdown.cut_bodies)
+        if callable(stop):
+            stop(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def child_exit(server, worker):

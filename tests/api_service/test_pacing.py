@@ -29,6 +29,16 @@ def test_a_burst_after_silence_makes_up_the_average() -> None:
     rate.record(1.0, 30 * 1024)
 
 
+def test_a_pause_longer_than_the_window_starts_a_new_window() -> None:
+    rate = MinimumRate(1024, window=30)
+    rate.record(10.0, 10 * 1024)
+    rate.record(45.0, 1448)  # silent 45 s (under the client timeout), then back: not cut
+    for _ in range(5):
+        rate.record(5.0, 1)  # a trickle from there on is judged over a window of its own
+    with pytest.raises(TooSlow, match="sent 6 bytes in 30 s"):
+        rate.record(5.0, 1)
+
+
 def test_time_not_spent_waiting_for_the_client_does_not_count() -> None:
     rate = MinimumRate(1024, window=30)
     for _ in range(1000):  # bytes were waiting in the socket buffer: reads return at once
@@ -66,11 +76,13 @@ def test_paced_body_times_each_read() -> None:
         body.read(4096)
 
 
-def test_a_socket_timeout_counts_as_waiting_and_becomes_too_slow() -> None:
+def test_a_silence_timeout_longer_than_the_window_stays_a_timeout() -> None:
     clock = _Clock()
-    body = PacedBody(_Body(clock, 30.0, b"", TimeoutError("timed out")), MinimumRate(1, 30), clock)
-    with pytest.raises(TooSlow):
+    error = TimeoutError("timed out")
+    body = PacedBody(_Body(clock, 60.0, b"", error), MinimumRate(1024, 30), clock)
+    with pytest.raises(TimeoutError) as caught:
         body.read(4096)
+    assert caught.value is error
 
 
 def test_a_short_silence_timeout_is_passed_on_as_it_is() -> None:

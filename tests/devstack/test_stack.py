@@ -6,6 +6,7 @@ import pytest
 
 from devstack import processes
 from devstack.stack import (
+    geo_ports,
     health_ports,
     local_defaults,
     ready_line,
@@ -46,18 +47,39 @@ def test_unset_metrics_get_loopback_and_two_free_ports() -> None:
     assert all(0 < int(port) < 65536 for port in ports)
 
 
-def test_metrics_settings_given_are_kept() -> None:
+def test_settings_given_are_kept() -> None:
     given = {"HANDOFF_METRICS_HOST": "0.0.0.0", "HANDOFF_WORKER_METRICS_PORT": "9191",
-             "HANDOFF_GC_METRICS_PORT": "0"}
+             "HANDOFF_GC_METRICS_PORT": "0", "HANDOFF_GRACEFUL_TIMEOUT": "1h"}
     assert local_defaults(given) == {}
 
 
-def test_each_stack_has_folders_of_its_own_named_after_its_api_port(tmp_path: Path) -> None:
-    root = tmp_path / "var" / "uploads"
-    first = load_settings({"HANDOFF_UPLOADS_ROOT": str(root), "HANDOFF_API_PORT": "18000"})
-    second = load_settings({"HANDOFF_UPLOADS_ROOT": str(root), "HANDOFF_API_PORT": "18100"})
+def test_uploads_in_flight_get_a_short_grace_unless_told() -> None:
+    settings = load_settings(local_defaults({}))
+    assert settings.graceful_timeout == 10.0
+
+
+def test_each_stack_keeps_its_files_in_var_under_its_api_port_wherever_the_uploads_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    elsewhere = tmp_path / "disk" / "uploads"
+    first = load_settings({"HANDOFF_UPLOADS_ROOT": str(elsewhere), "HANDOFF_API_PORT": "18000"})
+    second = load_settings({"HANDOFF_UPLOADS_ROOT": str(elsewhere), "HANDOFF_API_PORT": "18100"})
     assert stack_folder(first, "valkey") == tmp_path / "var" / "valkey" / "18000"
     assert stack_folder(second, "valkey") != stack_folder(first, "valkey")
+
+
+def test_replicas_take_the_geo_port_and_the_ones_after_it() -> None:
+    settings = load_settings({"HANDOFF_API_PORT": "18000", "HANDOFF_GEO_PORT": "18001"})
+    assert geo_ports(settings, 1) == [18001]
+    assert geo_ports(settings, 3) == [18001, 18002, 18003]
+
+
+@pytest.mark.parametrize("given", [{"HANDOFF_API_PORT": "18002", "HANDOFF_GEO_PORT": "18001"},
+                                   {"HANDOFF_HEALTH_PORT": "18003", "HANDOFF_GEO_PORT": "18001"},
+                                   {"HANDOFF_GEO_PORT": "65534"}])
+def test_replica_ports_that_collide_or_overflow_are_refused(given: dict[str, str]) -> None:
+    with pytest.raises(ConfigError, match="HANDOFF_GEO_PORT"):
+        geo_ports(load_settings(given), 3)
 
 
 def test_health_ports_only_when_asked_and_one_each() -> None:
@@ -70,8 +92,8 @@ def test_health_ports_only_when_asked_and_one_each() -> None:
 def test_spare_ports_are_distinct_and_never_the_apis_health_port() -> None:
     settings = load_settings({"HANDOFF_HEALTH_PORT": "18080"})
     for _ in range(20):
-        ports = spare_ports(settings, 2)
-        assert len(set(ports)) == 2 and 18080 not in ports
+        ports = spare_ports(settings, 2, reserved=[18001])
+        assert len(set(ports)) == 2 and not {18080, 18001} & set(ports)
 
 
 def test_one_geo_replica_unless_asked_for_more() -> None:

@@ -6,6 +6,7 @@ probe waiting, and a server that is full says so at once.
 """
 
 import os
+import select
 import socket
 import subprocess
 import threading
@@ -17,7 +18,7 @@ import requests
 
 from devstack.processes import free_port
 from handoff.units import MiB
-from tests.support.multipart_bodies import content_type, upload_head
+from tests.support.multipart_bodies import BOUNDARY, content_type, upload_head
 from tests.support.polling import eventually
 
 
@@ -147,10 +148,13 @@ def test_a_trickler_gets_a_problem_naming_the_minimum_rate(make_stack):
                        components=("redis", "geo", "api"))
     sock = _open_upload(stack.ports["api"])
     try:
-        for _ in range(6):
-            sock.send(b"x")
-            time.sleep(0.5)
-        answer = sock.recv(65536).decode("latin-1")
+        # A byte every 0.5 s until the answer comes: the trickle, not a pause, must be what is cut.
+        for _ in range(40):
+            with suppress(OSError):
+                sock.send(b"x")
+            if select.select([sock], [], [], 0.5)[0]:
+                break
+        answer = _answer(sock)
     finally:
         sock.close()
     head, _, body = answer.partition("\r\n\r\n")
@@ -216,3 +220,39 @@ def test_1000_idle_connections_leave_room_for_a_normal_upload_and_the_probes(mak
     assert (alive.failures, ready.failures) == ([], [])
     assert alive.count > 5 and ready.count > 5
     assert eventually(lambda: len(_upload_folders(stack)) == 1, timeout=60)
+
+
+def _pause_then_finish(port: int, pause: float) -> str:
+    """The 10 MiB upload of :func:`_open_upload`, its sender silent half-way for ``pause`` s."""
+    tail = b"\r\n--" + BOUNDARY + b"--\r\n"
+    data = b"x" * (10 * MiB - len(upload_head("slow.bin")) - len(tail))
+    sock = _open_upload(port)
+    try:
+        sock.sendall(data[:len(data) // 2])
+        time.sleep(pause)  # the silence under test, not a measurement
+        with suppress(OSError):
+            sock.sendall(data[len(data) // 2:] + tail)
+        return _answer(sock)
+    finally:
+        sock.close()
+
+
+def test_a_pause_longer_than_the_rate_window_but_shorter_than_the_timeout_is_not_cut(make_stack):
+    stack = make_stack({"HANDOFF_CLIENT_TIMEOUT": "4s", "HANDOFF_CLIENT_RATE_WINDOW": "1s"},
+                       components=("redis", "geo", "api"))
+    answer = _pause_then_finish(stack.ports["api"], 2.0)
+    assert answer.startswith("HTTP/1.1 202"), answer
+
+
+def test_a_silence_past_the_timeout_is_cut_with_client_timeout(make_stack):
+    stack = make_stack({"HANDOFF_CLIENT_TIMEOUT": "2s", "HANDOFF_CLIENT_RATE_WINDOW": "1s"},
+                       components=("redis", "geo", "api"))
+    sock = _open_upload(stack.ports["api"])
+    try:
+        answer = _answer(sock)
+    finally:
+        sock.close()
+    head, _, body = answer.partition("\r\n\r\n")
+    assert head.startswith("HTTP/1.1 408"), answer
+    assert "application/problem+json" in head
+    assert "/problems/client-timeout" in body

@@ -56,7 +56,7 @@ def _start_launcher(root: Path, extra: dict[str, str] | None = None
                HANDOFF_WORKER_METRICS_PORT=str(ports["worker"]),
                HANDOFF_HEALTH_PORT=str(ports["health"]))
     env.update(extra or {})
-    launcher, lines = _launch(env)
+    launcher, lines = _launch(env, cwd=root)  # the stack's var/ goes to root too
     return launcher, lines, ports
 
 
@@ -235,7 +235,9 @@ def test_a_job_queued_while_the_worker_is_away_survives_a_restart_of_the_stack(t
         assert valkey.llen("dramatiq:geoprocessing") == 1  # waiting, taken by no worker
         valkey.close()
         os.killpg(worker.pid, signal.SIGKILL)
-        assert launcher.wait(timeout=60) == 1  # a part died: the launcher stops the rest
+        # Stopped before the 2 s restart delay brings the worker back to take the job.
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=60) == 0
         assert eventually(lambda: _all_gone(children), timeout=30)
 
         launcher, lines = _launch(env, cwd=tmp_path)
@@ -261,6 +263,7 @@ def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
         for part in ("geo_service.app", "geo_service.worker", "handoff-gc"):
             assert sum(part in command for command in commands) >= 3, commands
         urls = _line(lines, READY_REPLICAS).groups()
+        assert urls == tuple(f"http://127.0.0.1:{ports['geo'] + index}" for index in range(3))
         for index, url in enumerate(urls):
             capacity = requests.get(f"{url}/capacity", timeout=10,
                                     headers={"Authorization": f"Bearer {secret}"})
@@ -292,3 +295,23 @@ def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
     finally:
         processes.kill(launcher)
 
+
+
+def test_with_one_replica_a_dead_part_is_started_again_and_the_stack_goes_on(tmp_path):
+    launcher, lines, ports = _start_launcher(tmp_path)
+    try:
+        children = _wait_ready(launcher, lines)
+        (api,) = [child for child in children if "api_service.app" in " ".join(child.cmdline())
+                  and child.ppid() == launcher.pid]
+        os.killpg(api.pid, signal.SIGKILL)
+        assert eventually(lambda: any("api started again" in line for line in lines),
+                          timeout=60), lines[-20:]
+        assert launcher.poll() is None
+        assert any("api exited with -9" in line for line in lines)
+        assert _answers(f"http://127.0.0.1:{ports['api']}/readyz")
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        launcher.send_signal(signal.SIGTERM)
+        assert launcher.wait(timeout=60) == 0
+        assert eventually(lambda: _all_gone(children), timeout=30)
+    finally:
+        processes.kill(launcher)
