@@ -21,6 +21,7 @@ from handoff.config import ConfigError, load_settings
 from handoff.server import gunicorn_errors
 from handoff.server.allocator import keep_freed_memory
 from handoff.server.health import HealthServer, ReadinessReporter, report_path
+from handoff.server.request_body import defer_continue
 
 try:
     _settings = load_settings()
@@ -136,6 +137,15 @@ def post_worker_init(worker):
                 return ready()
 
         ReadinessReporter(_health_dir, in_app_context).start()
+
+
+def pre_request(worker, req):
+    """``100 Continue`` only once the application reads, and ``Connection:`` that tells the truth.
+
+    A refusal the headers decide (401, 413 by Content-Length, 415) then goes
+    out without inviting the body, and closes the connection.
+    """
+    defer_continue(req)
 
 
 def child_exit(server, worker):
