@@ -89,8 +89,10 @@ def create() -> Response:
     if concat is not None and concat.final:
         return _create_final(concat)
     info = {"partial": True, "length": _creation_length()} if concat else _creation_info()
-    if _carries_body() and request.mimetype != grammar.OFFSET_MEDIA_TYPE:
-        raise _wrong_type()
+    if _carries_body():
+        if request.mimetype != grammar.OFFSET_MEDIA_TYPE:
+            raise _wrong_type()
+        _check_body(0, info["length"])
     upload_id = new_upload_id()
     location = url_for(".show_upload", upload_id=upload_id)
     # A tenant's partial uploads share a replica, where their final upload joins them.
@@ -102,7 +104,7 @@ def create() -> Response:
     if _carries_body():
         try:
             document = _append(upload_id, 0)
-        except Problem as problem:
+        except Problem as problem:  # the upload exists: the client may resume it
             problem.headers["Location"] = location
             raise
     return _answer(document, 201, {"Location": location})
@@ -205,7 +207,7 @@ def head(upload_id: str) -> Response:
 
 
 def _metadata_header(document: dict[str, Any]) -> str:
-    pairs = {"filename": document["filename"]}
+    pairs = {"filename": document["filename"]} if document["filename"] else {}
     if document["purpose"]:
         pairs["purpose"] = document["purpose"]
     if document["metadata"]:
@@ -231,14 +233,7 @@ def append(upload_id: str) -> Response:
 def _append(upload_id: str, offset: int) -> dict[str, Any]:
     """Relay this request's body to the geo service at ``offset``; its offset document."""
     settings = current_state().settings
-    if offset + (request.content_length or 0) > settings.max_upload_size:
-        raise Problem(413, "too-large",
-                      f"the upload would exceed {settings.max_upload_size} bytes",
-                      upload_id=upload_id)
-    try:
-        grammar.parse_checksum(request.headers.get("Upload-Checksum"))
-    except grammar.HeaderError as exc:
-        raise _bad(str(exc)) from None
+    _check_body(offset, upload_id=upload_id)
     passed = {name: value for name in ("Upload-Checksum", "Upload-Length")
               if (value := request.headers.get(name)) is not None}
     with metrics.IN_FLIGHT.track_inprogress(), current_state().slots.hold(upload_id):
@@ -252,6 +247,27 @@ def _append(upload_id: str, offset: int) -> dict[str, Any]:
                           upload_id=upload_id, headers=exc.headers) from None
         except GeoError as exc:
             raise _append_problem(exc, upload_id) from None
+
+
+def _check_body(offset: int, length: int | None = None, upload_id: str | None = None) -> None:
+    """What the headers alone refuse of a body written at ``offset``, before a byte is relayed.
+
+    A creation checks its own bytes here before the upload is made, so a
+    refusal leaves no upload behind and needs no ``Location``.
+    """
+    end = offset + (request.content_length or 0)
+    limit = current_state().settings.max_upload_size
+    if end > limit:
+        raise Problem(413, "too-large", f"the upload would exceed {limit} bytes",
+                      upload_id=upload_id)
+    if length is not None and end > length:
+        raise Problem(413, "too-large",
+                      f"the body goes past the upload's length of {length} bytes",
+                      upload_id=upload_id)
+    try:
+        grammar.parse_checksum(request.headers.get("Upload-Checksum"))
+    except grammar.HeaderError as exc:
+        raise _bad(str(exc)) from None
 
 
 def _relayed(chunk_size: int) -> Iterator[bytes]:

@@ -6,7 +6,9 @@
   optional ``Upload-Checksum``, and ``Upload-Length`` to fix a deferred
   length): 200. The upload is sealed, as a multipart one, with its last byte.
 - ``GET /uploads/<id>/offset`` is the durable offset, after a writer still
-  holding the lock has been asked to let go: what a client resumes from.
+  holding the lock has been asked to let go: what a client resumes from. A
+  sealed multipart upload answers too, as complete: offset and length its
+  files' total.
 
 Each answers with the same document (:func:`_document`). The geo service is
 the only authority on an upload's offset: a body sent for another one is
@@ -317,7 +319,10 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
 def offset(upload_id: str) -> Response:
     """The durable offset to resume from; a writer still holding the upload lets go first."""
     store = current_store()
-    _resumable(store, checked_id(upload_id))
+    manifest = store.manifest(checked_id(upload_id))
+    if manifest is not None and store.info(upload_id) is None:
+        return jsonify(_multipart_document(upload_id, manifest))
+    _resumable(store, upload_id)
     if store.state(upload_id) is not State.RECEIVING:
         return _sealed_document(store, upload_id)
     try:
@@ -362,6 +367,19 @@ def _document(upload_id: str, offset: int) -> dict[str, Any]:
             "purpose": info.get("purpose"), "metadata": info.get("metadata"),
             "filename": info.get("filename"), "expires": expires,
             "partial": bool(info.get("partial")), "concat": info.get("concat")}
+
+
+def _multipart_document(upload_id: str, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A sealed multipart upload, as a complete tus one: at its length, nothing to resume.
+
+    Its length is the total of its files; only a single file gives it a file name.
+    """
+    files = manifest["files"]
+    return {"id": upload_id, "state": str(current_store().state(upload_id)),
+            "offset": manifest["size"], "length": manifest["size"],
+            "purpose": manifest["purpose"], "metadata": manifest["metadata"],
+            "filename": files[0]["name"] if len(files) == 1 else None, "expires": None,
+            "partial": False, "concat": None}
 
 
 def _mismatch(offset: int, upload_id: str) -> Problem:

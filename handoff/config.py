@@ -19,7 +19,30 @@ from handoff.auth import Credential, parse_credentials
 from handoff.units import CHUNK_SIZE, GiB, KiB, MiB, parse_duration, parse_size
 
 PREFIX = "HANDOFF_"
-_QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+
+# The rules the Helm chart's values.schema.json holds its values to, written in
+# the regular-expression syntax Python's re and Go's RE2 (Helm's) read alike:
+# tests/charts/ check that each schema pattern is ``^(?:<rule>)$`` of one of
+# these, so an install passes exactly the values that start the services.
+#: A name Dramatiq takes for a queue (its own rule).
+QUEUE_NAME = r"[a-zA-Z_][a-zA-Z0-9._-]*"
+# What str.strip() removes: every character str.isspace() is true of.
+_SPACE = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: An actor name: no space at either end, on one line.
+ACTOR_NAME = f"[^{_SPACE}](?:.*[^{_SPACE}])?"
+#: A duration as the chart spells it (parse_duration reads more spellings).
+DURATION = r"[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d)?"
+#: A duration of at least 1ms (10ms for a fraction below one), as the chart spells it.
+POSITIVE_DURATION = r"0*[1-9][0-9]*(?:\.[0-9]+)?(?:ms|s|m|h|d)?|0+\.0?[1-9][0-9]*(?:s|m|h|d)?"
+#: A size of at least one byte (ten for a fraction below one), as the chart spells it.
+POSITIVE_SIZE = (r"0*[1-9][0-9]*(?:\.[0-9]+)? *(?:B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?"
+                 r"|0+\.0?[1-9][0-9]* *(?:KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
+#: An http:// or https:// URL with a host name or IPv4 address, as the chart takes it.
+HTTP_URL = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#].*)?"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_QUEUE_NAME = re.compile(QUEUE_NAME)
+_ACTOR_NAME = re.compile(ACTOR_NAME)
 # Dramatiq cannot delay a message by a week or more.
 MAX_BACKOFF_LIMIT = 7 * 86400.0
 T = TypeVar("T")
@@ -196,8 +219,8 @@ def _replica_names(text: str) -> frozenset[str]:
 
 
 def _actor_name(text: str) -> str:
-    if not text.strip() or text != text.strip():
-        raise ValueError("an actor name has no leading or trailing space")
+    if not _ACTOR_NAME.fullmatch(text):
+        raise ValueError("an actor name is one line, with no leading or trailing space")
     return text
 
 
@@ -252,7 +275,7 @@ def _credentials_file(text: str) -> tuple[Credential, ...]:
 
 def _log_level(text: str) -> str:
     level = text.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+    if level not in LOG_LEVELS:
         raise ValueError(f"unknown log level {text!r}")
     return level
 

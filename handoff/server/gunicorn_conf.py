@@ -21,6 +21,7 @@ from handoff.config import ConfigError, load_settings
 from handoff.server import gunicorn_errors, shutdown
 from handoff.server.allocator import keep_freed_memory
 from handoff.server.health import HealthServer, ReadinessReporter, report_path
+from handoff.server.request_body import defer_continue
 
 try:
     _settings = load_settings()
@@ -152,6 +153,15 @@ def _cut_uploads_before_the_deadline(worker):
             stop(signum, frame)
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def pre_request(worker, req):
+    """``100 Continue`` only once the application reads, and ``Connection:`` that tells the truth.
+
+    A refusal the headers decide (401, 413 by Content-Length, 415) then goes
+    out without inviting the body, and closes the connection.
+    """
+    defer_continue(req)
 
 
 def child_exit(server, worker):

@@ -16,10 +16,19 @@ attributes) gets the server's own ``read``.
 A connection that ends before the announced Content-Length is not the end
 of the body but an incomplete one: :class:`IncompleteBody` is raised, so
 neither service mistakes a client that closed early for one that finished.
+
+:func:`defer_continue` (gunicorn's ``pre_request`` hook) gives every request
+a body that keeps the server's word on the connection: ``100 Continue`` goes
+out only when the application first reads (gunicorn would send it before the
+application had looked at the headers), and whatever closes the connection
+after the answer (a refusal before the body, a failed read, an invitation
+never sent) also makes the answer say ``Connection: close``.
 """
 
 import socket
 from typing import Any, Protocol
+
+from gunicorn.http.body import Body
 
 
 class IncompleteBody(ConnectionError):
@@ -83,6 +92,9 @@ class _SocketBody:
         want = min(size, self._reader.length)
         if want <= 0:
             return b""
+        invite = getattr(self._stream, "send_continue", None)
+        if invite is not None:
+            invite()
         try:
             data = self._reader.unreader.take_buffered() or self._sock.recv(want)
             if not data:
@@ -105,8 +117,77 @@ def close_after_answer(environ: dict[str, Any]) -> None:
     evented worker would read it all to find the next request on the
     connection, so a cancelled client would be made to send every byte. A
     body marked as failed tells gunicorn the next request's start is unknown,
-    and it closes instead.
+    and it closes instead; under :func:`defer_continue` the answer says so.
     """
     body = environ.get("wsgi.input")
     if body is not None and hasattr(body, "failed"):
         body.failed = True
+
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class ConnectionBody(Body):
+    """gunicorn's body, which invites the client's bytes only when they are read.
+
+    gunicorn decides whether to close the connection from the request's
+    ``must_close``, and writes ``Connection:`` from the same flag, so every
+    reason to close goes through it: a ``failed`` body (gunicorn's own read
+    errors, :func:`close_after_answer`) and a ``100 Continue`` still owed.
+    A client told to wait for ``100 Continue`` may or may not send its body
+    after a final answer, so the next request's start is unknown: close.
+    """
+
+    def __init__(self, req: Any) -> None:
+        self._req = req
+        self._failed = False
+        self._sock: socket.socket | None = None
+        self._closing_before = req.must_close
+        if req._expected_100_continue:
+            req._expected_100_continue = False
+            self._sock = req.unreader.sock
+            req.force_close()
+        super().__init__(req.body.reader)
+
+    @property
+    def failed(self) -> bool:
+        return self._failed
+
+    @failed.setter
+    def failed(self, value: bool) -> None:
+        self._failed = value
+        if value:
+            self._req.force_close()
+
+    def send_continue(self) -> None:
+        """Invite the body the client is holding back, once, at the first read."""
+        if self._sock is None:
+            return
+        sock, self._sock = self._sock, None
+        sock.sendall(CONTINUE)
+        self._req.must_close = self._closing_before or self._failed
+
+    def read(self, size: int | None = None) -> bytes:
+        self.send_continue()
+        return super().read(size)
+
+    def readline(self, size: int | None = None) -> bytes:
+        self.send_continue()
+        return super().readline(size)
+
+    def readlines(self, size: int | None = None) -> list[bytes]:
+        self.send_continue()
+        return super().readlines(size)
+
+
+def defer_continue(req: Any) -> None:
+    """gunicorn's ``pre_request``: give an HTTP/1 request a :class:`ConnectionBody`.
+
+    Other requests (HTTP/2 streams, a gunicorn whose request looks different)
+    keep the server's own body.
+    """
+    if (type(getattr(req, "body", None)) is Body
+            and isinstance(getattr(getattr(req, "unreader", None), "sock", None), socket.socket)
+            and isinstance(getattr(req, "_expected_100_continue", None), bool)
+            and hasattr(req, "force_close")):
+        req.body = ConnectionBody(req)

@@ -159,6 +159,7 @@ def test_a_trickler_gets_a_problem_naming_the_minimum_rate(make_stack):
         sock.close()
     head, _, body = answer.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 408"), answer
+    assert "connection: close" in head.lower()  # and it does: _answer read to the close
     assert "application/problem+json" in head
     assert "/problems/too-slow" in body
     assert "below the minimum of 100B/s" in body
@@ -186,6 +187,7 @@ def test_a_full_server_answers_503_with_retry_after_at_once(make_stack):
             sock.close()
     head, _, body = answer.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 503"), answer
+    assert "connection: close" in head.lower()
     assert "content-type: application/problem+json" in head.lower()
     assert "/problems/busy" in body
     retry_after = [line.split(":", 1)[1] for line in head.split("\r\n")

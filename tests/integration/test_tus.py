@@ -263,3 +263,27 @@ def test_an_abandoned_upload_is_swept_when_its_upload_expires_says(make_stack):
     assert not (stack.uploads / upload_id).exists()
     gone = requests.head(url, timeout=30, headers={**stack.client_headers, **TUS})
     assert gone.status_code == 404
+
+
+def test_tuspy_finds_a_finished_multipart_upload_complete(stack: Stack, tmp_path: Path):
+    """tuspy asks HEAD where to resume a URL it is given: nothing, the upload is whole."""
+    answer = stack.upload([("whole.bin", b"0123456789")])
+    assert answer.status_code == 202, answer.text
+    url = f"{stack.api_url}/v1/uploads/{answer.json()['id']}"
+    source = tmp_path / "whole.bin"
+    source.write_bytes(b"0123456789")
+    uploader = TusClient(f"{stack.api_url}/v1/uploads", headers=stack.client_headers).uploader(
+        str(source), url=url, chunk_size=4)
+    assert uploader.get_offset() == 10
+    head = requests.head(url, headers={**stack.client_headers, **TUS}, timeout=10)
+    assert (head.status_code, head.headers["Upload-Length"]) == (200, "10")
+
+
+def test_a_creation_whose_first_bytes_overrun_leaves_nothing(stack: Stack):
+    metadata = "purpose " + base64.b64encode(b"raw").decode()
+    before = set(stack.uploads.iterdir())
+    answer = requests.post(f"{stack.api_url}/v1/uploads", data=b"x" * 11, timeout=10,
+                           headers={**stack.client_headers, **TUS, **OFFSET_TYPE,
+                                    "Upload-Length": "10", "Upload-Metadata": metadata})
+    assert answer.status_code == 413 and "Location" not in answer.headers
+    assert set(stack.uploads.iterdir()) == before

@@ -211,3 +211,26 @@ Call with (dict "grace" <seconds> "preStop" <seconds>).
 {{- .Values.externalRedis.url }}
 {{- end }}
 {{- end }}
+
+{{/* Seconds in a duration the schema admits: a number, then ms, s, m, h, d or nothing (s). */}}
+{{- define "handoff.seconds" -}}
+{{- $unit := regexFind "(ms|s|m|h|d)$" . }}
+{{- $factor := get (dict "" 1.0 "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0) $unit }}
+{{- mulf (float64 (trimSuffix $unit .)) $factor }}
+{{- end }}
+
+{{/*
+The webhook backoffs the worker checks at start-up (handoff/config.py), which
+no schema can compare: the longest under 7d (Dramatiq's longest delay), the
+shortest not above it. Refused here, so the install fails, not the pods.
+*/}}
+{{- define "handoff.checkWebhookBackoff" -}}
+{{- $min := include "handoff.seconds" .minBackoff | float64 }}
+{{- $max := include "handoff.seconds" .maxBackoff | float64 }}
+{{- if ge $max 604800.0 }}
+{{- fail "hooks.webhook.maxBackoff must be less than 7d: Dramatiq cannot delay a message longer" }}
+{{- end }}
+{{- if gt $min $max }}
+{{- fail "hooks.webhook.minBackoff is more than hooks.webhook.maxBackoff" }}
+{{- end }}
+{{- end }}

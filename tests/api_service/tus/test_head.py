@@ -61,8 +61,38 @@ def test_another_version_is_412(api: Api):
     assert answer.status_code == 412 and answer.headers["Tus-Version"] == "1.0.0"
 
 
-def test_a_multipart_upload_has_no_tus_offset(api: Api):
-    answer = api.client.post("/v1/uploads", data=upload_body([("m.txt", b"m")], purpose="raw"),
+def _multipart(api: Api, files: list[tuple[str, bytes]]) -> str:
+    answer = api.client.post("/v1/uploads", data=upload_body(files, purpose="raw",
+                                                             metadata='{"p": 1}'),
                              content_type=content_type(), headers=ALICE)
     assert answer.status_code == 202, answer.get_data(as_text=True)
-    problem(head(api.client, f"/v1/uploads/{answer.get_json()['id']}"), 404, "not-found")
+    return f"/v1/uploads/{answer.get_json()['id']}"
+
+
+def test_a_finished_multipart_upload_is_a_complete_one(api: Api):
+    """The same kind of upload either way: HEAD agrees with GET that it exists, whole."""
+    url = _multipart(api, [("m.txt", b"multi")])
+    assert api.client.get(url, headers=ALICE).status_code == 200
+    answer = head(api.client, url)
+    assert answer.status_code == 200
+    assert (answer.headers["Upload-Offset"], answer.headers["Upload-Length"]) == ("5", "5")
+    assert "Upload-Expires" not in answer.headers
+    pairs = parse_metadata(answer.headers["Upload-Metadata"])
+    assert pairs == {"filename": "m.txt", "purpose": "raw", "metadata": '{"p": 1}'}
+
+
+def test_a_multi_file_upload_is_complete_at_its_total_without_a_file_name(api: Api):
+    url = _multipart(api, [("a.txt", b"abc"), ("b.txt", b"de")])
+    answer = head(api.client, url)
+    assert answer.status_code == 200
+    assert (answer.headers["Upload-Offset"], answer.headers["Upload-Length"]) == ("5", "5")
+    assert "filename" not in parse_metadata(answer.headers["Upload-Metadata"])
+
+
+def test_a_finished_multipart_upload_is_still_404_for_another_tenant(api: Api):
+    problem(head(api.client, _multipart(api, [("m.txt", b"m")]), headers=BOB), 404, "not-found")
+
+
+def test_a_finished_multipart_upload_takes_no_patch(api: Api):
+    url = _multipart(api, [("m.txt", b"m")])
+    problem(patch(api.client, url, 1, b"x"), 404, "not-found")

@@ -107,6 +107,22 @@ def test_over_the_size_limit_is_413_before_any_byte(api: Api):
     assert list(api.store.upload_ids()) == []
 
 
+@pytest.mark.parametrize(("length", "size", "headers", "status", "kind"), [
+    pytest.param(5, 6, {}, 413, "too-large", id="past-its-length"),
+    pytest.param(None, MAX_SIZE + 1, {}, 413, "too-large", id="past-the-limit"),
+    pytest.param(5, 5, {"Upload-Checksum": "md5 AAAA"}, 400, "bad-request",
+                 id="unknown-checksum"),
+])
+def test_first_bytes_refused_by_their_headers_create_nothing(api: Api, length: int | None,
+                                                             size: int,
+                                                             headers: dict[str, str],
+                                                             status: int, kind: str):
+    answer = create(api.client, length=length, data=b"x" * size, headers=headers)
+    problem(answer, status, kind)
+    assert "Location" not in answer.headers
+    assert list(api.store.upload_ids()) == []
+
+
 def test_first_bytes_of_another_media_type_are_415(api: Api):
     answer = create(api.client, data=b"x", headers={"Content-Type": "text/plain"})
     problem(answer, 415, "unsupported-media-type")

@@ -44,12 +44,22 @@ def test_a_sealed_upload_is_at_its_length(client: FlaskClient):
     assert (document["offset"], document["state"], document["expires"]) == (2, "complete", None)
 
 
-def test_only_resumable_uploads_have_an_offset(client: FlaskClient):
+def test_an_unknown_or_unfinished_multipart_upload_has_no_offset(client: FlaskClient,
+                                                                 store: UploadStore):
     problem(offset(client), 404, "not-found")
+    store.create(UPLOAD_ID, "alice")  # a multipart body still arriving: nothing to resume
+    problem(offset(client), 404, "not-found")
+
+
+def test_a_sealed_multipart_upload_is_complete_at_its_files_total(client: FlaskClient):
     other = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
-    client.post(f"/uploads/{other}", data=upload_body([("m.txt", b"m")]),
+    client.post(f"/uploads/{other}", data=upload_body([("m.txt", b"m"), ("n.txt", b"no")]),
                 content_type=content_type(), headers=AUTH)
-    problem(offset(client, other), 404, "not-found")
+    document = offset(client, other).get_json()
+    assert {key: document[key] for key in ("state", "offset", "length", "filename", "expires",
+                                           "partial")} == {
+        "state": "complete", "offset": 3, "length": 3, "filename": None, "expires": None,
+        "partial": False}
 
 
 def test_bytes_written_after_the_last_record_count_once_recovered(client: FlaskClient,
