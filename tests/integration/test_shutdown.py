@@ -56,6 +56,7 @@ def test_an_upload_still_arriving_at_the_end_of_the_grace_gets_503_shutting_down
     head, _, body = answer.partition("\r\n\r\n")
     assert head.startswith("HTTP/1.1 503"), answer
     assert "Retry-After: 5" in head
+    assert "Connection: close" in head
     assert "application/problem+json" in head
     assert "/problems/shutting-down" in body
     assert stack.procs["api"].wait(30) == 0
