@@ -100,11 +100,12 @@ def _job(description: dict[str, Any]) -> Job:
 
 
 def _result(answer: bytes, returncode: int, limits: Limits) -> dict[str, Any]:
-    """What the child's answer means for the job."""
-    if not answer:
+    """What the child's answer means for the job; one cut short is no answer."""
+    try:
+        outcome = json.loads(answer)
+    except ValueError:
         raise ProcessorError(f"the processor's process ended without an answer "
-                             f"({_how(returncode)})")
-    outcome = json.loads(answer)
+                             f"({_how(returncode)})") from None
     kind, value = outcome["kind"], outcome["value"]
     if kind == "done":
         return value
