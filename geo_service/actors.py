@@ -7,12 +7,14 @@ settings once and leaves no module state behind.
 """
 
 import logging
+import math
 from typing import Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from geo_service import hooks, jobs
+from geo_service.sandbox import Limits
 from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.jobs import ACTOR, JobQueue
@@ -37,18 +39,24 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
     # enqueue: a dead Redis must not hold the upload's lock for long.
     announcer = hooks.Announcer.from_settings(settings, JobQueue(settings))
     webhook = hooks.Webhook.from_settings(settings)
+    limits = Limits.from_settings(settings)
 
+    # No Dramatiq time limit: it would cut a processor short of
+    # HANDOFF_PROCESSOR_TIME_LIMIT, which the sandbox enforces by killing the
+    # child; the checks before it are bounded by the upload's size.
     @dramatiq.actor(
         broker=broker,
         actor_name=ACTOR,
         queue_name=settings.job_queue,
         max_retries=settings.job_max_retries,
         min_backoff=int(settings.job_min_backoff * 1000),
+        time_limit=math.inf,
         throws=(ValidationFailed,),
     )
     def process_upload(upload_id: str, purpose: str, metadata: dict[str, Any]) -> None:
         jobs.run(store, upload_id, purpose, metadata, processors,
-                 final_attempt=_retries() >= settings.job_max_retries, announcer=announcer)
+                 final_attempt=_retries() >= settings.job_max_retries, announcer=announcer,
+                 limits=limits)
 
     @dramatiq.actor(
         broker=broker,

@@ -9,6 +9,8 @@ redelivered job for a finished upload announces nothing.
 
 Which processor runs, and with which settings, is the worker's
 :class:`~handoff.processors.Registry`, read once when the worker starts.
+The worker passes its :class:`~geo_service.sandbox.Limits`, so each call
+runs in a child process of its own; without them (unit tests) it runs here.
 """
 
 import logging
@@ -21,6 +23,7 @@ from typing import Any
 
 from geo_service.hooks import SILENT, Announcer, finish_upload
 from geo_service.locks import Busy
+from geo_service.sandbox import LimitExceeded, Limits, call
 from geo_service.store import State, UploadMissing, UploadStore
 from geo_service.verify import ManifestMismatch, verify_manifest
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
@@ -40,13 +43,13 @@ def worker_id() -> str:
 
 def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
         processors: Registry, *, final_attempt: bool = False,
-        announcer: Announcer = SILENT) -> str:
+        announcer: Announcer = SILENT, limits: Limits | None = None) -> str:
     """Process the upload once; returns the state it ends in."""
     extra = {"upload_id": upload_id}
     try:
         with store.lock(upload_id, timeout=LOCK_WAIT):
             return _run_locked(store, upload_id, purpose, metadata, processors, final_attempt,
-                               announcer)
+                               announcer, limits)
     except Busy:
         raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
     except UploadMissing:
@@ -55,7 +58,8 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
 
 
 def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-                processors: Registry, final_attempt: bool, announcer: Announcer) -> str:
+                processors: Registry, final_attempt: bool, announcer: Announcer,
+                limits: Limits | None) -> str:
     extra = {"upload_id": upload_id}
     if store.cancelled(upload_id):
         store.remove(upload_id)
@@ -76,8 +80,8 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
         return _finish(store, upload_id, purpose, state, payload, started, announcer)
 
     try:
-        result = _process(store, upload_id, purpose, metadata, manifest, processors)
-    except (ValidationFailed, ManifestMismatch, BadResult) as exc:
+        result = _process(store, upload_id, purpose, metadata, manifest, processors, limits)
+    except (ValidationFailed, ManifestMismatch, BadResult, LimitExceeded) as exc:
         return finish(State.FAILED, {"error": str(exc)})
     except Exception as exc:
         if final_attempt:
@@ -87,13 +91,18 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
 
 
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-             manifest: dict[str, Any], processors: Registry) -> dict[str, Any]:
+             manifest: dict[str, Any], processors: Registry, limits: Limits | None
+             ) -> dict[str, Any]:
     verify_manifest(store.path(upload_id), manifest)
-    processor = processors.processor(purpose)
-    if processor is None:
+    target = processors.target(purpose)
+    if target is None:
         raise ValidationFailed(f"no processor for purpose {purpose!r}")
     job = prepare_job(store, upload_id, purpose, metadata, manifest, processors.settings(purpose))
     try:
+        if limits is not None:
+            return call(target, job, limits)
+        processor = processors.processor(purpose)
+        assert processor is not None
         return stored_result(processor(job))
     finally:
         shutil.rmtree(job.work_dir, ignore_errors=True)

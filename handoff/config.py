@@ -101,6 +101,9 @@ class Settings:
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
     job_min_backoff: float = 1.0
+    # Worker: what one processor call may take (see geo_service.sandbox).
+    processor_memory_limit: int = GiB
+    processor_time_limit: float = 3600.0
     on_finish_actor: str = ""
     on_finish_queue: str = "handoff-events"
     webhook_url: str = ""
@@ -347,6 +350,8 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", _positive_int),
     "JOB_MAX_RETRIES": ("job_max_retries", _positive_int),
     "JOB_MIN_BACKOFF": ("job_min_backoff", parse_duration),
+    "PROCESSOR_MEMORY_LIMIT": ("processor_memory_limit", _positive_size),
+    "PROCESSOR_TIME_LIMIT": ("processor_time_limit", _positive_duration),
     "ON_FINISH_ACTOR": ("on_finish_actor", _actor_name),
     "ON_FINISH_QUEUE": ("on_finish_queue", _queue_name),
     "WEBHOOK_URL": ("webhook_url", _http_url),
@@ -362,6 +367,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "GEO_REPLICA_URLS": ("geo_replica_urls", _replica_urls),
     "GEO_DRAINING": ("geo_draining", _replica_names),
 }
+
+#: Every core variable; one that looks like a processor's setting is still the core's.
+VARIABLES = frozenset(PREFIX + suffix for suffix in _PARSERS)
 
 # Variables that moved to a processor's own settings: still setting one would
 # silently lose a limit, so it stops the process with the new name instead.

@@ -13,8 +13,11 @@ its purpose in the entry-point group ``handoff.processors``::
 
 The worker calls it once the upload is complete and every stored file has
 been checked against its manifest (size and sha256), while holding the
-upload's lock. What it returns must be a JSON object (a ``dict`` of JSON
-values, finite numbers only); it becomes the upload's ``result``.
+upload's lock, in a fresh process of its own whose memory and time are
+bounded (``HANDOFF_PROCESSOR_MEMORY_LIMIT``, ``HANDOFF_PROCESSOR_TIME_LIMIT``;
+see :mod:`geo_service.sandbox`): going past either fails the upload at once.
+What it returns must be a JSON object (a ``dict`` of JSON values, finite
+numbers only); it becomes the upload's ``result``.
 
 How it ends decides what happens to the upload:
 
@@ -51,7 +54,7 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
-from handoff.config import ConfigError, exit_on_config_error
+from handoff.config import VARIABLES, ConfigError, exit_on_config_error
 from handoff.jsontext import dumps
 
 GROUP = "handoff.processors"
@@ -198,6 +201,11 @@ class Registry:
             self._loaded[purpose] = point.load()
         return self._loaded[purpose]
 
+    def target(self, purpose: str) -> str | None:
+        """The ``module:function`` of ``purpose``, imported by whoever runs it."""
+        point = self._points.get(purpose)
+        return None if point is None else point.value
+
     def settings(self, purpose: str) -> dict[str, str]:
         return dict(self._settings.get(purpose, {}))
 
@@ -214,14 +222,15 @@ def _split_settings(purposes: frozenset[str], environ: Mapping[str, str]
 
     A variable belongs to the purpose with the longest matching prefix, so
     ``HANDOFF_PROCESSOR_ZIP_X_Y`` goes to ``zip-x`` rather than ``zip``
-    when both are installed.
+    when both are installed. The core's own ``HANDOFF_PROCESSOR_MEMORY_LIMIT``
+    and ``HANDOFF_PROCESSOR_TIME_LIMIT`` belong to no purpose.
     """
     prefixes = sorted(((f"{SETTINGS_PREFIX}{env_name(p)}_", p) for p in purposes),
                       key=lambda pair: len(pair[0]), reverse=True)
     settings: dict[str, dict[str, str]] = {p: {} for p in purposes}
     unclaimed = []
     for variable, value in sorted(environ.items()):
-        if not variable.startswith(SETTINGS_PREFIX):
+        if not variable.startswith(SETTINGS_PREFIX) or variable in VARIABLES:
             continue
         owner = next(((prefix, p) for prefix, p in prefixes
                       if variable.startswith(prefix) and len(variable) > len(prefix)), None)

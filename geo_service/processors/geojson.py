@@ -3,11 +3,14 @@
 Each uploaded file must be one GeoJSON object. It is read as a stream of
 parser events (ijson), never as a document, so memory stays flat however
 many features a FeatureCollection holds or however many vertices one
-geometry has. Per file the result has the top-level ``type``, the feature
-count, the geometry types by count, the bounding box of every position
-(x and y; z and m are ignored) and the ``crs`` member when the file has one
-(RFC 7946 dropped it, so ``null`` means WGS 84 longitude/latitude, or
-whatever the sender assumed).
+geometry has; objects and arrays nested deeper than MAX_DEPTH levels, which
+would make the parser's own memory grow, are refused before it reads them.
+
+Per file the result has the top-level ``type``, the feature count, the
+geometry types by count, the bounding box of every position (x and y; z and
+m are ignored) and the ``crs`` member when the file has one (RFC 7946
+dropped it, so ``null`` means WGS 84 longitude/latitude, or whatever the
+sender assumed).
 
 All three kinds of GeoJSON text are accepted: a FeatureCollection, a single
 Feature (one feature) and a bare Geometry, which is counted as one feature
@@ -18,10 +21,12 @@ with a message saying where the file went wrong.
 """
 
 import math
-from collections import Counter
+import re
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
+from itertools import accumulate
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
@@ -33,7 +38,13 @@ GEOMETRY_TYPES = frozenset({"Point", "MultiPoint", "LineString", "MultiLineStrin
                             "MultiPolygon", "GeometryCollection"})
 # Bytes per read; the parser turns each read into a batch of events in memory.
 BUFFER = 64 * 1024
-# A deeper path can only be hostile: the parser's work per event grows with it.
+# Objects and arrays inside one another; the deepest real GeoJSON (a MultiPolygon
+# in a Feature in a FeatureCollection, or nested GeometryCollections) needs about 10.
+# The parser's memory grows with the depth, so deeper input is refused before it
+# reaches the parser (see DepthGuard).
+MAX_DEPTH = 100
+# A longer path (long member names) can only be hostile: the parser's work per
+# event grows with it.
 MAX_PATH = 1000
 # The crs member is kept whole; a real one is a few hundred bytes of events.
 MAX_CRS_EVENTS = 1000
@@ -87,7 +98,7 @@ def summarise(path: Path, label: str) -> dict[str, Any]:
             handle.seek(0)
         reader = _Reader(label)
         try:
-            reader.read(handle)
+            reader.read(DepthGuard(handle, label, offset=handle.tell()))
         except ijson.JSONError as exc:
             raise ValidationFailed(f"{label} is not valid JSON: {_reason(exc)}") from None
         except UnicodeDecodeError:
@@ -142,6 +153,117 @@ def _geometry_role(rest: str) -> Role:
     return Role.OTHER
 
 
+# The rest of a JSON string: up to its closing quote (group 1), or to the end of
+# the bytes read so far, where a lone backslash (group 2) escapes the next read's
+# first byte. Possessive, so that it never backtracks; it always matches, so a
+# search never restarts inside a string.
+_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+(?:(")|(\\?)\Z)', re.DOTALL)
+_STRING = re.compile(b'"' + _STRING_REST.pattern, re.DOTALL)
+_BRACKETS = b"[]{}"
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(_BRACKETS)))
+# The change of depth per bracket byte, indexed by the byte.
+_STEP = [0] * 256
+for _opener, _closer in (b"[]", b"{}"):
+    _STEP[_opener], _STEP[_closer] = 1, -1
+
+
+class DepthGuard:
+    """A binary reader that refuses JSON nested deeper than MAX_DEPTH before the parser sees it.
+
+    ijson keeps per-level state (the path of every event, yajl's stack), so
+    a file of nothing but brackets takes gigabytes before a check on parser
+    events could speak. This reader tracks the depth of the bytes it hands
+    over, brackets inside strings (escapes included) not counting, whatever
+    the size of each read. Each read is scanned by the regex engine and
+    ``bytes.count``; only a read with many brackets is walked bracket by
+    bracket, in C (``accumulate``), so the cost stays small beside parsing.
+    """
+
+    def __init__(self, handle: IO[bytes], label: str, offset: int = 0,
+                 limit: int = MAX_DEPTH) -> None:
+        self._handle, self._label, self._limit = handle, label, limit
+        self.offset = offset
+        self.depth = 0
+        self._in_string = False
+        self._escaped = False
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self.feed(chunk)
+        return chunk
+
+    def feed(self, chunk: bytes) -> None:
+        """Account for ``chunk``; ValidationFailed if it nests too deeply."""
+        if not chunk:
+            return
+        state = (self.depth, self._in_string, self._escaped)
+        brackets = self._structure(chunk).translate(None, _NOT_BRACKETS)
+        opened = brackets.count(b"[") + brackets.count(b"{")
+        if self.depth + opened > self._limit and _deepest(brackets, self.depth) > self._limit:
+            self._check_exactly(chunk, state)
+        self.depth += 2 * opened - len(brackets)
+        self.offset += len(chunk)
+
+    def _structure(self, chunk: bytes) -> bytes:
+        """The chunk without its strings, noting whether it ends inside one."""
+        start = 0
+        if self._escaped:
+            start, self._escaped = 1, False
+        if self._in_string:
+            rest = _STRING_REST.match(chunk, start)
+            assert rest is not None
+            if not self._ends_string(rest):
+                return b""
+            start = rest.end()
+        segment = chunk[start:]
+        last = deque(_STRING.finditer(segment), maxlen=1)
+        if last:
+            self._ends_string(last[0])
+        return _STRING.sub(b"", segment)
+
+    def _ends_string(self, match: re.Match[bytes]) -> bool:
+        """Whether the string ``match`` read is closed; if not, it stays open."""
+        self._in_string = match.group(1) is None
+        self._escaped = bool(match.group(2))
+        return not self._in_string
+
+    def _check_exactly(self, chunk: bytes, state: tuple[int, bool, bool]) -> None:
+        """Walk the chunk byte by byte, to name where it goes too deep if it does."""
+        depth, in_string, escaped = state
+        for index, byte in enumerate(chunk):
+            if escaped:
+                escaped = False
+            elif in_string:
+                escaped, in_string = byte == 0x5C, byte != 0x22
+            elif byte == 0x22:
+                in_string = True
+            else:
+                depth += _STEP[byte]
+                if depth > self._limit:
+                    raise ValidationFailed(
+                        f"{self._label} is nested deeper than {self._limit} levels at byte "
+                        f"{self.offset + index}, too deep to be GeoJSON")
+
+
+def _deepest(brackets: bytes, depth: int, rounds: int = 8) -> int:
+    """At least the greatest depth ``brackets`` reach from ``depth``; close to it, and cheap.
+
+    Each round removes the innermost empty pairs (``[]``, ``{}``), which
+    lowers the greatest depth by at most one; what is left, usually a
+    handful of brackets, is then walked in C.
+    """
+    removed = 0
+    for _ in range(rounds):
+        before = len(brackets)
+        for pair in (b"[]", b"{}"):
+            shorter = brackets.replace(pair, b"")
+            removed += len(shorter) < len(brackets)
+            brackets = shorter
+        if len(brackets) == before:
+            break
+    return removed + max(accumulate(map(_STEP.__getitem__, brackets), initial=depth))
+
+
 class _Reader:
     """Consumes one file's parser events, keeping counts and never the document."""
 
@@ -157,7 +279,7 @@ class _Reader:
         self._feature_geometry = False
         self._started = False
 
-    def read(self, handle: IO[bytes]) -> None:
+    def read(self, handle: DepthGuard) -> None:
         """Feed every event; positions are handled inline, being nearly all of them.
 
         A method call per number would triple the time a large file takes.
@@ -195,7 +317,8 @@ class _Reader:
         if event == "map_key" and role is not Role.CRS:
             return
         if role is Role.TOO_DEEP:
-            self._fail("nests objects and arrays too deeply to be GeoJSON")
+            self._fail(f"has member names too long to be GeoJSON (a path over {MAX_PATH} "
+                       "characters)")
         if role is Role.TOP:
             self._top(event)
         elif role is Role.CRS:

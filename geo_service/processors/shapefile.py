@@ -43,6 +43,11 @@ CPG_LIMIT = 64
 PURPOSE = "shapefile"
 DEFAULT_MAX_UNCOMPRESSED = 4 * 1024**3
 DEFAULT_MAX_ENTRIES = 10_000
+SHP_HEADER_SIZE = 100
+SHP_FILE_CODE = 9994
+DBF_HEADER_SIZE = 32
+DBF_FIELD_SIZE = 32
+DBF_HEADER_END = 0x0D
 
 _PYSHP_ERRORS = (shapefile.ShapefileException, struct.error, ValueError, LookupError)
 
@@ -177,6 +182,7 @@ def _summarise_layer(
 
 def read_layer(files: dict[str, Path], name: str) -> dict[str, Any]:
     """Describe an extracted shapefile; unreadable content fails the upload."""
+    check_headers(files, name)
     encoding = _dbf_encoding(files.get(".cpg"))
     with ExitStack() as stack:
         shp, shx, dbf = (stack.enter_context(files[ext].open("rb")) for ext in REQUIRED)
@@ -188,9 +194,63 @@ def read_layer(files: dict[str, Path], name: str) -> dict[str, Any]:
             )
             summary = _describe(reader, name)
         except _PYSHP_ERRORS as exc:
-            raise ValidationFailed(f"{name} could not be read: {exc}") from exc
+            raise ValidationFailed(f"{name} is damaged: its shapes or records could not be "
+                                   f"read ({type(exc).__name__}: {exc})") from exc
     summary["crs"] = read_crs(files.get(".prj"))
     return summary
+
+
+def check_headers(files: dict[str, Path], name: str) -> None:
+    """Refuse, in words, a part that is not what its extension says or is cut short.
+
+    pyshp reads these headers too, but its errors (``unpack requires a buffer
+    of 4 bytes``, ``b'U'``) tell the sender nothing.
+    """
+    _check_main_header(files[".shp"], name, "an ESRI shapefile")
+    _check_main_header(files[".shx"], _sibling_name(name, ".shx"), "a shapefile index")
+    _check_dbf_header(files[".dbf"], _sibling_name(name, ".dbf"))
+
+
+def _check_main_header(path: Path, label: str, kind: str) -> None:
+    """The 100-byte header of a .shp or .shx: file code 9994 and the file's length."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(SHP_HEADER_SIZE)
+    if size < SHP_HEADER_SIZE:
+        raise ValidationFailed(f"{label} is not {kind}: it is {size} bytes, shorter than the "
+                               f"{SHP_HEADER_SIZE}-byte header")
+    code, words = struct.unpack(">i20xi", header[:28])
+    if code != SHP_FILE_CODE:
+        raise ValidationFailed(f"{label} is not {kind}: its header does not start with the "
+                               f"shapefile file code {SHP_FILE_CODE}")
+    if words * 2 > size:
+        raise ValidationFailed(f"{label} is cut short: its header says {words * 2} bytes, "
+                               f"the file has {size}")
+
+
+def _check_dbf_header(path: Path, label: str) -> None:
+    """The dBASE header: its length, and a type pyshp knows for every field."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        header = f.read(DBF_HEADER_SIZE)
+        if len(header) < DBF_HEADER_SIZE:
+            raise ValidationFailed(f"{label} is not a dBASE table: it is {size} bytes, shorter "
+                                   f"than the {DBF_HEADER_SIZE}-byte header")
+        records, length, record_size = struct.unpack("<4xIHH", header[:12])
+        if not DBF_HEADER_SIZE < length <= size:
+            raise ValidationFailed(f"{label} is not a dBASE table: its header says it is "
+                                   f"{length} bytes long, which the file cannot hold")
+        if length + records * record_size > size:
+            raise ValidationFailed(f"{label} is cut short: its header says {records} records "
+                                   f"of {record_size} bytes, the file has {size} bytes")
+        fields = f.read(length - DBF_HEADER_SIZE)
+    for number, start in enumerate(range(0, len(fields) - DBF_FIELD_SIZE + 1, DBF_FIELD_SIZE)):
+        if fields[start] == DBF_HEADER_END:
+            return
+        kind = fields[start + 11:start + 12]
+        if kind not in shapefile.FIELD_TYPE_ALIASES:
+            raise ValidationFailed(f"{label} is not a dBASE table pyshp reads: its field "
+                                   f"{number + 1} has the unknown type {kind.decode('latin-1')!r}")
 
 
 def _describe(reader: shapefile.Reader, name: str) -> dict[str, Any]:

@@ -54,6 +54,8 @@ REQUIRED_CONFIG = (
     "HANDOFF_RETENTION",
     "HANDOFF_GC_INTERVAL",
     "HANDOFF_LOG_LEVEL",
+    "HANDOFF_PROCESSOR_MEMORY_LIMIT",
+    "HANDOFF_PROCESSOR_TIME_LIMIT",
 )
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod")
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
@@ -589,6 +591,9 @@ def test_configuration_reaches_the_services(rendered: Rendered) -> None:
     assert data["HANDOFF_UPLOADS_ROOT"] == UPLOADS_ROOT
     assert "HANDOFF_GEO_URL" not in data  # the API is given every replica instead
     assert "HANDOFF_GEO_REPLICA_URLS" not in data  # or scaling would restart the geo pods
+    worker = rendered.merged["worker"]
+    assert (data["HANDOFF_PROCESSOR_MEMORY_LIMIT"], data["HANDOFF_PROCESSOR_TIME_LIMIT"]) == (
+        worker["processorMemoryLimit"], worker["processorTimeLimit"])
     redis = rendered.merged["redis"]
     external = rendered.merged["externalRedis"]
     if redis["enabled"]:

@@ -100,8 +100,9 @@ def test_raw_upload_ends_done_with_its_result(store: UploadStore, sealed: dict[s
                   for f in sealed["files"]],
         "verified": True,
     }
-    assert result["seconds"] >= 0
-    assert isinstance(result["finished_at"], float)
+    # The job's own time: from its claim to its result (give or take the rounding to 1 ms).
+    claimed_at = store.read(UPLOAD_ID, CLAIM)["claimed_at"]  # type: ignore[index]
+    assert 0 <= result["seconds"] <= result["finished_at"] - claimed_at + 0.001
     assert "error" not in result
     claim = store.read(UPLOAD_ID, CLAIM)
     assert claim is not None

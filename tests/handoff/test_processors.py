@@ -160,6 +160,17 @@ def test_variables_for_no_installed_purpose_are_reported() -> None:
     assert found.settings("survey") == {}
 
 
+def test_the_core_processor_limits_belong_to_no_purpose() -> None:
+    """Not even to purposes named ``memory`` or ``time``, and they are not reported."""
+    found = registry({"HANDOFF_PROCESSOR_MEMORY_LIMIT": "1GiB",
+                      "HANDOFF_PROCESSOR_TIME_LIMIT": "1h",
+                      "HANDOFF_PROCESSOR_MEMORY_COLOUR": "red"}, "memory", "time")
+
+    assert found.settings("memory") == {"colour": "red"}
+    assert found.settings("time") == {}
+    assert found.unclaimed == ()
+
+
 @pytest.mark.parametrize(("purpose", "variable"), [
     ("shapefile", "HANDOFF_PROCESSOR_SHAPEFILE_ZIP_MAX_ENTRIES"),
     ("land-use.v2", "HANDOFF_PROCESSOR_LAND_USE_V2_ZIP_MAX_ENTRIES"),

@@ -2,8 +2,10 @@
 
 import json
 import re
+import struct
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -426,12 +428,62 @@ def test_bad_crc_fails_and_cleans_up(tmp_path: Path, extractions: list[dict[str,
     assert leftovers(job) == []
 
 
-def test_unreadable_shp_is_a_validation_failure(tmp_path: Path) -> None:
-    entries = {**shapes.points_layer(POINTS), "points.shp": b"\x00" * 10}
-    job = make_job(tmp_path, shapes.make_zip(tmp_path / "g.zip", entries))
-    with pytest.raises(ValidationFailed, match=r"^points\.shp could not be read: "):
+def _damaged(ext: str, change: Callable[[bytes], bytes]) -> dict[str, bytes]:
+    entries = shapes.points_layer(POINTS)
+    return {**entries, f"points{ext}": change(entries[f"points{ext}"])}
+
+
+def _with_field_type(dbf: bytes, kind: bytes) -> bytes:
+    return dbf[:32 + 11] + kind + dbf[32 + 12:]
+
+
+@pytest.mark.parametrize(("ext", "change", "message"), [
+    (".shp", lambda data: b"U" * 200,
+     "points.shp is not an ESRI shapefile: its header does not start with the shapefile "
+     "file code 9994"),
+    (".shp", lambda data: b"\x00" * 10,
+     "points.shp is not an ESRI shapefile: it is 10 bytes, shorter than the 100-byte header"),
+    (".shp", lambda data: data[:-10],
+     "points.shp is cut short: its header says 184 bytes, the file has 174"),
+    (".shx", lambda data: b"",
+     "points.shx is not a shapefile index: it is 0 bytes, shorter than the 100-byte header"),
+    (".shx", lambda data: b"U" * 200,
+     "points.shx is not a shapefile index: its header does not start with the shapefile "
+     "file code 9994"),
+    (".dbf", lambda data: b"\x03" * 10,
+     "points.dbf is not a dBASE table: it is 10 bytes, shorter than the 32-byte header"),
+    (".dbf", lambda data: b"U" * 200,
+     "points.dbf is not a dBASE table: its header says it is 21845 bytes long, which the "
+     "file cannot hold"),
+    (".dbf", lambda data: data[:-20],
+     "points.dbf is cut short: its header says 3 records of 31 bytes, the file has 170 bytes"),
+    (".dbf", lambda data: _with_field_type(data, b"U"),
+     "points.dbf is not a dBASE table pyshp reads: its field 1 has the unknown type 'U'"),
+])
+def test_a_damaged_part_fails_saying_what_is_wrong_with_it(
+        tmp_path: Path, ext: str, change: Callable[[bytes], bytes], message: str) -> None:
+    job = make_job(tmp_path, shapes.make_zip(tmp_path / "g.zip", _damaged(ext, change)))
+
+    with pytest.raises(ValidationFailed) as refused:
         shapefile.process(job)
+
+    assert str(refused.value) == message
     assert leftovers(job) == []
+
+
+def test_damage_past_the_headers_fails_in_words_with_the_readers_detail(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreadable(**files: Any) -> None:
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(pyshp, "Reader", unreadable)
+    job = make_job(tmp_path, shapes.make_points_zip(tmp_path / "g.zip", POINTS))
+
+    with pytest.raises(ValidationFailed) as refused:
+        shapefile.process(job)
+
+    assert str(refused.value) == ("points.shp is damaged: its shapes or records could not be "
+                                  "read (error: unpack requires a buffer of 4 bytes)")
 
 
 def test_unknown_shape_type_is_a_validation_failure(tmp_path: Path) -> None:
