@@ -8,18 +8,16 @@ STAMP  := $(VENV)/.installed
 REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
 # Example processor packages: installed beside handoff, so their entry points and tests run too.
 EXAMPLES := examples/wordcount
-# Processors that misbehave on purpose, for the tests of the worker's limits.
-TEST_PLUGINS := tests/support/runaway
 
 .PHONY: run test unit lint bench bench-gc soak system-deps browser-deps requirements \
 	vendor-tus-js-client clean
 
-$(STAMP): $(REQS) pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES) $(TEST_PLUGINS))
+$(STAMP): $(REQS) pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(addprefix -r ,$(REQS))
-	$(BIN)/python -m pip install --quiet --no-deps -e . $(addprefix -e ,$(EXAMPLES) $(TEST_PLUGINS))
+	$(BIN)/python -m pip install --quiet --no-deps -e . $(addprefix -e ,$(EXAMPLES))
 	@touch $@
 
 # System packages: venv support and curl (used by the README examples).

@@ -15,10 +15,17 @@ from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, BadResult, Job, Registry, ValidationFailed
 from handoff.testing import make_job
+from tests.support import plugin_path
 from tests.support.multipart_bodies import BOUNDARY, upload_body
 
 LIMITS = Limits(memory=256 * 1024**2, seconds=30)
 HERE = "tests.support.sandboxed"
+
+
+@pytest.fixture(autouse=True)
+def _test_plugins_on_the_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The children find the misbehaving processors of ``tests/support/plugins``."""
+    monkeypatch.setenv("PYTHONPATH", plugin_path.pythonpath())
 
 
 @pytest.fixture

@@ -17,10 +17,12 @@ import pytest
 from geo_service.processors.geojson import MAX_DEPTH
 from geo_service.store import CLAIM, UploadStore
 from handoff.units import MiB
+from tests.support import plugin_path
 from tests.support.nested_geojson import nested
 from tests.support.stacks import Stack, launch
 
-LIMITS = {"HANDOFF_PROCESSOR_MEMORY_LIMIT": "256MiB", "HANDOFF_PROCESSOR_TIME_LIMIT": "5s"}
+LIMITS = {"HANDOFF_PROCESSOR_MEMORY_LIMIT": "256MiB", "HANDOFF_PROCESSOR_TIME_LIMIT": "5s",
+          "PYTHONPATH": plugin_path.pythonpath()}
 DEPTHS = (20_000, 50_000, 100_000)
 HOSTILE_POSITIONS = ("top-level array", "property value", "inside features",
                      "another top-level member")
