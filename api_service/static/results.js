@@ -11,6 +11,8 @@ window.handoffResults = (function () {
     bbox_source: "Bounding box from", crs: "CRS", srs: "CRS", fields: "Fields",
     data_type: "Data type", identifier: "Identifier", geometry_column: "Geometry column",
   };
+  // Columns in this order (LABELS'), any others after them.
+  const ORDER = Object.keys(LABELS);
   // Rows with nothing but these repeat the status document's files.
   const FILE_KEYS = new Set(["name", "size", "sha256"]);
 
@@ -77,9 +79,15 @@ window.handoffResults = (function () {
     return made;
   }
 
+  function rank(key) {
+    const index = ORDER.indexOf(key);
+    return index < 0 ? ORDER.length : index;
+  }
+
   // Each cell carries its column's name, so a narrow screen can stack a row as label: value.
   function table(rows, columns) {
-    const keys = columns || [...new Set(rows.flatMap(Object.keys))].filter((key) => key !== "wkt");
+    const keys = columns || [...new Set(rows.flatMap(Object.keys))].filter((key) => key !== "wkt")
+      .sort((a, b) => rank(a) - rank(b));
     const made = node("table", "readable");
     const head = made.createTHead().insertRow();
     keys.forEach((key) => head.append(node("th", null, LABELS[key] || key)));
