@@ -19,7 +19,7 @@ CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
     "connect-src 'self'", "form-action 'none'", "base-uri 'none'", "frame-ancestors 'none'"))
 SECURITY_HEADERS = {"Content-Security-Policy": CONTENT_SECURITY_POLICY,
-                    "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+                    "X-Content-Type-Options": "nosniff"}
 bp = Blueprint("page", __name__, template_folder="templates")
 
 
