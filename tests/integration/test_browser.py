@@ -166,8 +166,8 @@ def _add_files(driver: WebDriver, paths: list[Path]) -> None:
     more = driver.find_elements(By.CSS_SELECTOR, ".uppy-DashboardContent-addMore")
     if more:
         more[0].click()
-    chooser = driver.find_element(By.CSS_SELECTOR,
-                                  "input.uppy-Dashboard-input[type=file]:not([webkitdirectory])")
+    chooser = _wait(driver, 10, lambda d: d.find_elements(
+        By.CSS_SELECTOR, "input.uppy-Dashboard-input[type=file]:not([webkitdirectory])"))[0]
     chooser.send_keys("\n".join(str(path) for path in paths))
 
 
