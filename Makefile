@@ -10,7 +10,7 @@ REQS   := requirements/base.txt requirements/dev.txt requirements/chart.txt
 EXAMPLES := examples/wordcount
 
 .PHONY: run test unit lint bench bench-gc soak system-deps browser-deps requirements \
-	vendor-tus-js-client clean
+	vendor-uppy clean
 
 $(STAMP): $(REQS) pyproject.toml $(addsuffix /pyproject.toml,$(EXAMPLES))
 	@$(PYTHON) -c "import ensurepip, venv" >/dev/null 2>&1 || $(MAKE) system-deps
@@ -68,18 +68,18 @@ requirements: $(STAMP)
 		../$(BIN)/pip-compile --quiet --strip-extras --no-header --no-emit-index-url \
 			--no-emit-find-links -o $$name.txt $$name.in; done
 
-# The upload page's tus client (api_service/static/): the browser bundle of tus-js-client,
-# with its licence and version, taken from the npm package. Bump the version here, run this.
-TUS_JS_CLIENT := 4.3.1
-STATIC        := api_service/static
+# The upload page's Uppy (api_service/static/): the prebuilt browser bundle and its styles,
+# with the licence and version, taken from the npm package. Bump the version here, run this.
+UPPY   := 6.0.1
+STATIC := api_service/static
 
-vendor-tus-js-client:
+vendor-uppy:
 	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && cd "$$tmp" \
-		&& npm pack --silent tus-js-client@$(TUS_JS_CLIENT) >/dev/null \
-		&& tar xzf tus-js-client-$(TUS_JS_CLIENT).tgz && cd "$(CURDIR)" \
-		&& cp "$$tmp/package/dist/tus.min.js" $(STATIC)/tus.min.js \
-		&& cp "$$tmp/package/LICENSE" $(STATIC)/tus-js-client.LICENSE \
-		&& echo $(TUS_JS_CLIENT) > $(STATIC)/tus-js-client.VERSION
+		&& npm pack --silent uppy@$(UPPY) >/dev/null \
+		&& tar xzf uppy-$(UPPY).tgz && cd "$(CURDIR)" \
+		&& cp "$$tmp/package/dist/uppy.min.js" "$$tmp/package/dist/uppy.min.css" $(STATIC)/ \
+		&& cp "$$tmp/package/LICENSE" $(STATIC)/uppy.LICENSE \
+		&& echo $(UPPY) > $(STATIC)/uppy.VERSION
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -30,6 +30,8 @@ class _Page(HTMLParser):
         self.options: list[str] = []
         self.selected: list[str] = []
         self.scripts: list[str] = []
+        self.styles: list[str] = []
+        self.inline: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
@@ -41,6 +43,10 @@ class _Page(HTMLParser):
                 self.selected.append(str(attributes["value"]))
         if tag == "script":
             self.scripts.append(str(attributes["src"]))
+        if tag == "link" and attributes.get("rel") == "stylesheet":
+            self.styles.append(str(attributes["href"]))
+        if tag == "style" or any(name == "style" or name.startswith("on") for name in attributes):
+            self.inline.append(tag)
 
 
 @pytest.fixture(scope="module")
@@ -62,43 +68,69 @@ def test_the_page_offers_the_installed_purposes(app: Flask) -> None:
 
     assert page.options == sorted(installed({}).purposes)
     assert page.selected == ["raw"]
-    for element in ("file", "purpose", "token", "start", "pause", "resume", "progress",
-                    "status"):
+    for element in ("purpose", "metadata", "metadata-error", "token", "dashboard", "uploads"):
         assert element in page.ids, element
-    assert page.ids["file"]["type"] == "file"
     assert page.ids["token"]["type"] == "password"
 
 
-def test_the_page_points_at_the_upload_routes_and_its_own_scripts(app: Flask) -> None:
+SCRIPTS = ["uppy.min.js", "results.js", "upload.js"]
+STYLES = ["uppy.min.css", "upload.css"]
+
+
+def test_the_page_points_at_the_upload_routes_and_its_own_files(app: Flask) -> None:
     page = _page(app)
 
-    assert page.ids["upload-form"]["data-endpoint"] == "/v1/uploads"
-    assert page.scripts == ["/static/tus.min.js", "/static/upload.js"]
+    assert page.ids["options"]["data-endpoint"] == "/v1/uploads"
+    assert page.scripts == [f"/static/{name}" for name in SCRIPTS]
+    assert page.styles == [f"/static/{name}" for name in STYLES]
 
 
 def test_under_a_mount_every_url_follows_it(app: Flask) -> None:
     page = _page(app, "/handoff")
 
-    assert page.ids["upload-form"]["data-endpoint"] == "/handoff/v1/uploads"
-    assert page.scripts == ["/handoff/static/tus.min.js", "/handoff/static/upload.js"]
+    assert page.ids["options"]["data-endpoint"] == "/handoff/v1/uploads"
+    assert page.scripts == [f"/handoff/static/{name}" for name in SCRIPTS]
+    assert page.styles == [f"/handoff/static/{name}" for name in STYLES]
 
 
-@pytest.mark.parametrize("name", ["tus.min.js", "upload.js"])
-def test_the_scripts_are_served_by_the_api_itself(app: Flask, name: str) -> None:
+def test_the_page_says_what_the_browser_may_load_and_who_may_frame_it(app: Flask) -> None:
+    answer = app.test_client().get("/")
+    policy = dict(directive.strip().split(" ", 1)
+                  for directive in answer.headers["Content-Security-Policy"].split(";"))
+
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'"
+    assert policy["style-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert policy["frame-ancestors"] == "'none'"
+    assert "unsafe" not in answer.headers["Content-Security-Policy"]
+
+
+def test_the_page_has_no_inline_script_or_style(app: Flask) -> None:
+    page = _page(app)
+    text = app.test_client().get("/").get_data(as_text=True)
+
+    assert page.inline == []
+    assert text.count("<script") == len(page.scripts)
+
+
+@pytest.mark.parametrize("name", [*SCRIPTS, *STYLES])
+def test_the_files_are_served_by_the_api_itself(app: Flask, name: str) -> None:
     answer = app.test_client().get(f"/static/{name}")
 
     assert answer.status_code == 200
-    assert "javascript" in answer.mimetype
+    assert ("javascript" if name.endswith(".js") else "css") in answer.mimetype
     assert answer.get_data() == (PACKAGE / "static" / name).read_bytes()
 
 
-def test_the_vendored_tus_client_says_its_version_and_licence() -> None:
-    version = (PACKAGE / "static" / "tus-js-client.VERSION").read_text().strip()
+def test_the_vendored_uppy_says_its_version_and_licence() -> None:
+    version = (PACKAGE / "static" / "uppy.VERSION").read_text().strip()
     makefile = (ROOT / "Makefile").read_text()
 
-    assert f"TUS_JS_CLIENT := {version}\n" in makefile
-    assert "MIT License" in (PACKAGE / "static" / "tus-js-client.LICENSE").read_text()
-    assert (PACKAGE / "static" / "tus.min.js").read_text().startswith("!function")
+    assert f"UPPY   := {version}\n" in makefile
+    assert "MIT License" in (PACKAGE / "static" / "uppy.LICENSE").read_text()
+    assert "globalThis.Uppy=" in (PACKAGE / "static" / "uppy.min.js").read_text()
 
 
 def test_the_page_and_its_files_are_package_data() -> None:
