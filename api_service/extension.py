@@ -17,7 +17,7 @@ from api_service.routes import bp
 from api_service.state import EXTENSION, HandoffState
 from api_service.tenants import Authenticate, bearer_authenticator
 from handoff.config import Settings, load_or_exit
-from handoff.jobs import JobQueue
+from handoff.queue import JobQueue
 from handoff.server.web import UploadSlots
 
 log = logging.getLogger("handoff.api")

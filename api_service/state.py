@@ -7,7 +7,7 @@ from flask import current_app
 from api_service.replicas import Replicas
 from api_service.tenants import Authenticate
 from handoff.config import Settings
-from handoff.jobs import JobQueue
+from handoff.queue import JobQueue
 from handoff.server.web import UploadSlots
 
 EXTENSION = "handoff"

@@ -19,8 +19,8 @@ from api_service.state import current_state
 from api_service.tenants import visible_to
 from handoff.config import Settings
 from handoff.ids import is_upload_id
-from handoff.jobs import QueueUnavailable
 from handoff.problems import TITLES, Problem
+from handoff.queue import QueueUnavailable
 from handoff.server import metrics, shutdown
 from handoff.server.request_body import Readable, body_reader
 from handoff.server.web import RETRY_AFTER

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from geo_service.store import CLAIM, FILES, JOB, LOCKS, MANIFEST, RESULT, UploadStore
+from geo_service.store.filesystem import CLAIM, FILES, JOB, LOCKS, MANIFEST, RESULT, UploadStore
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
 

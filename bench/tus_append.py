@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from geo_service.appender import Appender, Progress
+from geo_service.intake.append import Appender, Progress
 from geo_service.store import UploadStore
 
 UPLOAD_ID = "00000000-0000-4000-8000-000000000001"

@@ -13,7 +13,7 @@ from typing import TextIO
 
 from geo_service.store import UploadStore
 from handoff.config import ConfigError, Settings, load_settings
-from handoff.jobs import JobQueue
+from handoff.queue import JobQueue
 from handoff.server.logs import setup_logging
 from handoff.server.metrics import MetricsUnavailable
 

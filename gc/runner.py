@@ -20,7 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from geo_service.store import UploadStore
 from handoff.config import Settings, variable
-from handoff.jobs import JobQueue
+from handoff.queue import JobQueue
 from handoff.server import metrics
 from handoff.server.probe import beat
 

@@ -23,8 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from geo_service.locks import Busy
 from geo_service.store import LockFile, UploadMissing, UploadStore
+from geo_service.store.locks import Busy
 from handoff.server import metrics
 
 from .rules import BUSY, Decision, Facts, Ttls, decide

@@ -2,8 +2,8 @@
 
 from flask import Flask
 
-from geo_service import resumable
-from geo_service.routes import bp
+from geo_service.http import tus
+from geo_service.http.uploads import bp
 from geo_service.store import UploadStore
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
@@ -22,5 +22,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
     app.config["PURPOSES"] = installed_or_exit().purposes
     app.register_blueprint(bp)
-    app.register_blueprint(resumable.bp)
+    app.register_blueprint(tus.bp)
     return app

@@ -2,14 +2,14 @@
 
 Dramatiq imports this module and runs the actors of the global broker, so
 importing it does exactly that much: the settings, the worker's logs, and
-the broker of :func:`geo_service.broker.build_broker`, set as Dramatiq's.
+the broker of :func:`geo_service.jobs.broker.build_broker`, set as Dramatiq's.
 The API never imports this module; it enqueues by actor name and queue.
 """
 
 import dramatiq
 
-# First: geo_service.broker must be imported before prometheus_client.
-from geo_service.broker import build_broker
+# First: geo_service.jobs.broker must be imported before prometheus_client.
+from geo_service.jobs.broker import build_broker
 
 # isort: split
 from handoff.config import load_or_exit

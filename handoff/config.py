@@ -101,7 +101,7 @@ class Settings:
     broker_maintenance_chance: int = 1000
     job_max_retries: int = 5
     job_min_backoff: float = 1.0
-    # Worker: what one processor call may take (see geo_service.sandbox).
+    # Worker: what one processor call may take (see geo_service.jobs.sandbox).
     processor_memory_limit: int = GiB
     processor_time_limit: float = 3600.0
     on_finish_actor: str = ""

@@ -15,7 +15,7 @@ The worker calls it once the upload is complete and every stored file has
 been checked against its manifest (size and sha256), while holding the
 upload's lock, in a fresh process of its own whose memory and time are
 bounded (``HANDOFF_PROCESSOR_MEMORY_LIMIT``, ``HANDOFF_PROCESSOR_TIME_LIMIT``;
-see :mod:`geo_service.sandbox`): going past either fails the upload at once.
+see :mod:`geo_service.jobs.sandbox`): going past either fails the upload at once.
 What it returns must be a JSON object (a ``dict`` of JSON values, finite
 numbers only); it becomes the upload's ``result``.
 

@@ -27,8 +27,8 @@ from typing import IO, Any
 
 from requests_toolbelt import MultipartEncoder
 
-from geo_service.jobs import prepare_job
-from geo_service.receiver import Receiver
+from geo_service.intake.receive import Receiver
+from geo_service.jobs.run import prepare_job
 from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.form import upload_limits

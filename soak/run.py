@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from devstack import processes
-from geo_service.store import RESULT
+from geo_service.store.filesystem import RESULT
 from handoff.states import FINISHED
 from handoff.units import MiB
 from soak import load, schedule

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.hooks import ACTOR_CHANNEL, Announcer, Channel
-from geo_service.store import JOB, State, UploadStore
-from handoff.jobs import QueueUnavailable
+from geo_service.jobs.hooks import ACTOR_CHANNEL, Announcer, Channel
+from geo_service.store.filesystem import JOB, State, UploadStore
+from handoff.queue import QueueUnavailable
 from handoff_gc.reconcile import reconcile
 from tests.gc import age_tree, make_upload
 from tests.support.senders import RecordingSender

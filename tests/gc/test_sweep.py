@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.store import LOCKS, RESULT, TRASH, UploadStore
+from geo_service.store.filesystem import LOCKS, RESULT, TRASH, UploadStore
 from handoff.ids import new_upload_id
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import STALE_LOCK_AGE, Deletion, SweepReport, sweep

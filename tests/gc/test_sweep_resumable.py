@@ -14,7 +14,7 @@ from handoff.config import Settings
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
 from tests.gc import age_tree
-from tests.geo_service.tus import SECRET, UPLOAD_ID, create, patch
+from tests.geo_service.http.tus import SECRET, UPLOAD_ID, create, patch
 
 PARTIAL_TTL = 200.0
 TTLS = Ttls(orphan=100.0, partial=PARTIAL_TTL, retention=1000.0)

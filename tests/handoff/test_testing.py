@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from geo_service.store import MANIFEST, UploadStore
-from geo_service.verify import verify_manifest
+from geo_service.jobs.verify import verify_manifest
+from geo_service.store.filesystem import MANIFEST, UploadStore
 from handoff.processors import BadResult, Job, ValidationFailed
 from handoff.testing import make_job, run_processor
 

@@ -18,7 +18,7 @@ import redis
 
 from devstack import processes
 from handoff.config import load_settings
-from handoff.jobs import JobQueue
+from handoff.queue import JobQueue
 from tests.support.polling import eventually
 from tests.support.webhook_receiver import Receiver
 

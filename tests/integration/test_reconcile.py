@@ -7,7 +7,7 @@ import sys
 import pytest
 import redis
 
-from geo_service.store import JOB, UploadStore
+from geo_service.store.filesystem import JOB, UploadStore
 
 NO_WORKER = ("redis", "geo", "api")
 MESSAGES = "dramatiq:geoprocessing.msgs"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from geo_service.processors.geojson import MAX_DEPTH
-from geo_service.store import CLAIM, UploadStore
+from geo_service.store.filesystem import CLAIM, UploadStore
 from handoff.units import MiB
 from tests.support import plugin_path
 from tests.support.nested_geojson import nested

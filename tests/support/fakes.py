@@ -1,7 +1,7 @@
 """The upload routes' two dependencies, in memory: a geo service client and a job queue.
 
 They stand in for :class:`api_service.geo.GeoClient` and
-:class:`handoff.jobs.JobQueue` in ``app.extensions["handoff"]``, so the
+:class:`handoff.queue.JobQueue` in ``app.extensions["handoff"]``, so the
 routes run under Flask's test client with no server at all. The fake geo
 service parses what it is sent with Werkzeug's decoder, not handoff's, and
 hashes the files as they pass, so the relay's check still holds it to the
@@ -19,7 +19,7 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from api_service.geo import GeoError
-from handoff.jobs import QueueUnavailable
+from handoff.queue import QueueUnavailable
 
 
 class FakeGeo:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from handoff.jobs import QueueUnavailable
+from handoff.queue import QueueUnavailable
 
 
 class RecordingSender:

@@ -1,7 +1,7 @@
 """A webhook receiver on loopback that checks every signature and answers from a script.
 
 It verifies the way the README tells a receiver to, written out again here
-rather than borrowed from ``geo_service.hooks``, so a mistake there cannot
+rather than borrowed from ``geo_service.jobs.hooks``, so a mistake there cannot
 hide itself.
 """
 

@@ -4,7 +4,7 @@ import hashlib
 
 from tests.api_service.tus import BOB, TUS, location, patch, problem
 from tests.api_service.tus.conftest import Api
-from tests.geo_service.tus import checksum
+from tests.geo_service.http.tus import checksum
 
 
 def test_each_patch_answers_the_new_offset(api: Api):

@@ -1,0 +1,238 @@
+"""The internal upload endpoint: ``/uploads/<id>``, reachable only with the shared secret."""
+
+import errno
+import logging
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from geo_service.intake.receive import Cancelled, Receiver
+from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
+from geo_service.store.locks import Busy
+from handoff.auth import ANONYMOUS, is_tenant_name
+from handoff.config import Settings
+from handoff.form import FieldError, upload_limits
+from handoff.form_consumer import TooLarge
+from handoff.multipart import MalformedForm
+from handoff.problems import Problem
+from handoff.server import metrics
+from handoff.server.request_body import body_reader, close_after_answer
+from handoff.server.web import current_settings, multipart_boundary, require_bearer, upload_slot
+
+log = logging.getLogger("handoff.geo")
+bp = Blueprint("uploads", __name__)
+TENANT_HEADER = "Handoff-Tenant"
+# How long a cancel waits for the writer to notice it, or for the sweeper
+# or a starting worker to let go of the lock.
+CANCEL_WAIT = 10.0
+
+
+def current_store() -> UploadStore:
+    return current_app.extensions["handoff.store"]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    require_bearer([current_settings().geo_secret], "secret")
+
+
+def request_tenant() -> str:
+    """The tenant the API creates the upload for (only holders of the secret get here)."""
+    tenant = request.headers.get(TENANT_HEADER, ANONYMOUS)
+    if not is_tenant_name(tenant):
+        raise Problem(400, "invalid-tenant",
+                      f"the {TENANT_HEADER} header is not a valid tenant name")
+    return tenant
+
+
+def checked_id(upload_id: str) -> str:
+    try:
+        current_store().path(upload_id)
+    except InvalidId:
+        raise Problem(400, "invalid-id",
+                      "upload ids are canonical lowercase UUIDs") from None
+    return upload_id
+
+
+class BodyIncomplete(Exception):
+    """The sender stopped before the body was complete."""
+
+
+def body_chunks(size: int) -> Iterator[bytes]:
+    stream = body_reader(request.environ)
+    while True:
+        try:
+            chunk = stream.read(size)
+        except Exception as exc:
+            raise BodyIncomplete(type(exc).__name__) from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+def drain(chunks: Iterator[bytes]) -> None:
+    """Read what is left of the body so the relay gets our answer, not a reset."""
+    try:
+        for _ in chunks:
+            pass
+    except Exception:  # the sender is gone; nobody is left to answer
+        log.info("sender went away while draining")
+
+
+@bp.post("/uploads/<upload_id>")
+def create(upload_id: str) -> tuple[Response, int]:
+    settings = current_settings()
+    checked_id(upload_id)
+    boundary = multipart_boundary(settings.max_upload_size, upload_id)
+    with upload_slot(upload_id):
+        return _create(upload_id, boundary, settings)
+
+
+def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Response, int]:
+    tenant = request_tenant()
+    store = current_store()
+    try:
+        store.create(upload_id, tenant)
+    except UploadExists:
+        raise Problem(409, "exists", "an upload with this id already exists",
+                      upload_id=upload_id) from None
+    except OSError as exc:
+        raise _problem_for(exc, upload_id) or exc from None
+    log.info("upload receiving", extra={"upload_id": upload_id, "tenant": tenant,
+                                        "content_length": request.content_length})
+    with store.lock(upload_id):
+        try:
+            manifest = _receive(store, upload_id, boundary, settings, tenant)
+        except Problem as problem:
+            metrics.STORED_UPLOADS.labels(str(problem.status)).inc()
+            raise
+    metrics.STORED_UPLOADS.labels("stored").inc()
+    log.info("upload complete", extra={"upload_id": upload_id, "bytes": manifest["size"]})
+    return jsonify(manifest), 201
+
+
+def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings,
+             tenant: str) -> dict:
+    limits = upload_limits(settings)
+    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
+    chunks = body_chunks(limits.chunk_size)
+    try:
+        return receiver.receive(chunks, boundary)
+    except BaseException as exc:
+        store.remove(upload_id)
+        problem = _problem_for(exc, upload_id)
+        if problem is None:
+            raise
+        # A cancelled upload's sender is not drained: the point is to stop it.
+        if isinstance(exc, (BodyIncomplete, Cancelled)):
+            close_after_answer(request.environ)
+        else:
+            drain(chunks)
+        raise problem from None
+
+
+def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
+    if isinstance(exc, BodyIncomplete):
+        return Problem(400, "incomplete-body",
+                       f"the request body ended early ({exc})", upload_id=upload_id)
+    if isinstance(exc, (MalformedForm, FieldError)):
+        return Problem(400, "bad-form", str(exc), upload_id=upload_id)
+    if isinstance(exc, Cancelled):
+        log.info("upload cancelled while receiving", extra={"upload_id": upload_id})
+        return Problem(409, "cancelled",
+                       "the upload was cancelled while it was being received",
+                       upload_id=upload_id)
+    if isinstance(exc, TooLarge):
+        return Problem(413, "too-large", exc.detail, upload_id=upload_id, limit=exc.limit)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return Problem(507, "storage-full",
+                       "the upload store is full; the partial upload was removed",
+                       upload_id=upload_id)
+    return None
+
+
+@bp.get("/uploads/<upload_id>")
+def show(upload_id: str) -> Response:
+    try:
+        return jsonify(current_store().status(checked_id(upload_id)))
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+
+
+@bp.delete("/uploads/<upload_id>")
+def delete(upload_id: str) -> tuple[str, int]:
+    store = current_store()
+    try:
+        state = _cancel(store, checked_id(upload_id))
+    except Busy:
+        raise Problem(409, "in-use", "a worker is processing the upload",
+                      upload_id=upload_id) from None
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+    log.info("upload removed on request", extra={"upload_id": upload_id, "state": str(state)})
+    return "", 204
+
+
+def _cancel(store: UploadStore, upload_id: str) -> State:
+    """Stop and remove the upload unless a worker is processing it (Busy).
+
+    The writer of a receiving upload holds its lock, perhaps in another
+    process or on another replica, so it is told through the store and
+    removes the partial itself at its next chunk (and a worker that gets
+    the lock first, should the writer just have sealed it, skips the job
+    and removes it). Once the lock is free nobody is working on the
+    upload, so it is removed whatever its state; a claimed upload whose
+    lock is free lost its worker. Returns the state the upload was in.
+    """
+    state = store.state(upload_id)
+    if state is State.RECEIVING:
+        store.mark_cancelled(upload_id)
+    try:
+        with store.lock(upload_id, timeout=0 if state is State.CLAIMED else CANCEL_WAIT):
+            store.remove(upload_id)
+    except (UploadMissing, Busy):
+        # A writer that has not read on since stops at its next chunk;
+        # until then the upload is hidden as cancelled.
+        if state is not State.RECEIVING:
+            raise
+    return state
+
+
+@bp.put("/uploads/<upload_id>/job")
+def record_job(upload_id: str) -> tuple[str, int]:
+    """The API says a job was enqueued: the upload is no longer an orphan."""
+    job: dict[str, Any] = request.get_json(force=True, silent=True) or {}
+    try:
+        current_store().mark_queued(checked_id(upload_id), job)
+    except UploadMissing:
+        raise _not_found(upload_id) from None
+    return "", 204
+
+
+@bp.get("/capacity")
+def capacity() -> Response:
+    """What the API places uploads by: this replica's name, free space, uploads arriving, ready.
+
+    ``ready`` is the verdict ``/readyz`` gives; the uploads arriving are
+    counted over all of this service's processes.
+    """
+    store = current_store()
+    failures = current_app.extensions["handoff.ready"]()
+    try:
+        free = shutil.disk_usage(store.root).free
+    except OSError:
+        free = 0
+    return jsonify(replica=current_settings().replica or None, free_bytes=free,
+                   in_flight=int(metrics.total(metrics.GEO_IN_FLIGHT_NAME)),
+                   ready=not failures)
+
+
+@bp.get("/purposes")
+def purposes() -> Response:
+    return jsonify(sorted(current_app.config["PURPOSES"]))
+
+
+def _not_found(upload_id: str) -> Problem:
+    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)

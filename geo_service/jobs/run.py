@@ -1,0 +1,137 @@
+"""One run of the ``process_upload`` job, independent of Dramatiq.
+
+The rules that make redelivery safe live here: work happens only under the
+upload's lock, an upload that already has a result is left alone, one its
+tenant cancelled is removed instead of processed, and the stored bytes are
+checked against the manifest before a processor sees them. The outcome is
+announced (:mod:`geo_service.jobs.hooks`) only where it is recorded, so a
+redelivered job for a finished upload announces nothing.
+
+Which processor runs, and with which settings, is the worker's
+:class:`~handoff.processors.Registry`, read once when the worker starts.
+The worker passes its :class:`~geo_service.jobs.sandbox.Limits`, so each call
+runs in a child process of its own; without them (unit tests) it runs here.
+"""
+
+import logging
+import os
+import shutil
+import socket
+import threading
+import time
+from typing import Any
+
+from geo_service.jobs.hooks import SILENT, Announcer, finish_upload
+from geo_service.jobs.sandbox import LimitExceeded, Limits, call
+from geo_service.jobs.verify import ManifestMismatch, verify_manifest
+from geo_service.store import State, UploadMissing, UploadStore
+from geo_service.store.locks import Busy
+from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
+from handoff.server import metrics
+
+log = logging.getLogger("handoff.worker")
+LOCK_WAIT = 30.0
+
+
+class Retry(Exception):
+    """A transient problem: Dramatiq should try the job again later."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+        processors: Registry, *, final_attempt: bool = False,
+        announcer: Announcer = SILENT, limits: Limits | None = None) -> str:
+    """Process the upload once; returns the state it ends in."""
+    extra = {"upload_id": upload_id}
+    try:
+        with store.lock(upload_id, timeout=LOCK_WAIT):
+            return _run_locked(store, upload_id, purpose, metadata, processors, final_attempt,
+                               announcer, limits)
+    except Busy:
+        raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
+    except UploadMissing:
+        log.warning("job for an upload that no longer exists", extra=extra)
+        return "missing"
+
+
+def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+                processors: Registry, final_attempt: bool, announcer: Announcer,
+                limits: Limits | None) -> str:
+    extra = {"upload_id": upload_id}
+    if store.cancelled(upload_id):
+        store.remove(upload_id)
+        log.info("job for a cancelled upload; removed it instead", extra=extra)
+        return "cancelled"
+    state = store.state(upload_id)
+    if state in (State.DONE, State.FAILED):
+        log.info("job already finished; nothing to do", extra={**extra, "state": str(state)})
+        return str(state)
+    if state is State.RECEIVING:
+        raise Retry(f"upload {upload_id} has no manifest yet")
+    manifest = store.manifest(upload_id) or {}
+    store.claim(upload_id, {"worker": worker_id(), "claimed_at": time.time()})
+    log.info("job started", extra={**extra, "purpose": purpose})
+    started = time.monotonic()
+
+    def finish(state: State, payload: dict[str, Any]) -> str:
+        return _finish(store, upload_id, purpose, state, payload, started, announcer)
+
+    try:
+        result = _process(store, upload_id, purpose, metadata, manifest, processors, limits)
+    except (ValidationFailed, ManifestMismatch, BadResult, LimitExceeded) as exc:
+        return finish(State.FAILED, {"error": str(exc)})
+    except Exception as exc:
+        if final_attempt:
+            finish(State.FAILED, {"error": f"gave up: {exc}"})
+        raise
+    return finish(State.DONE, {"result": result})
+
+
+def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+             manifest: dict[str, Any], processors: Registry, limits: Limits | None
+             ) -> dict[str, Any]:
+    verify_manifest(store.path(upload_id), manifest)
+    target = processors.target(purpose)
+    if target is None:
+        raise ValidationFailed(f"no processor for purpose {purpose!r}")
+    job = prepare_job(store, upload_id, purpose, metadata, manifest, processors.settings(purpose))
+    try:
+        if limits is not None:
+            return call(target, job, limits)
+        processor = processors.processor(purpose)
+        assert processor is not None
+        return stored_result(processor(job))
+    finally:
+        shutil.rmtree(job.work_dir, ignore_errors=True)
+
+
+def prepare_job(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
+                manifest: dict[str, Any], settings: dict[str, str]) -> Job:
+    """The processor's view of a complete upload, with an empty scratch folder.
+
+    A scratch folder left by an interrupted attempt is emptied first, so a
+    retry starts as the first attempt did. :mod:`handoff.testing` builds
+    its jobs here too.
+    """
+    folder = store.path(upload_id)
+    work_dir = store.work_dir(upload_id)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir()
+    files = tuple(JobFile(entry, folder / entry["path"]) for entry in manifest["files"])
+    return Job(upload_id, purpose, metadata, files, work_dir, settings)
+
+
+def _finish(store: UploadStore, upload_id: str, purpose: str, state: State,
+            payload: dict[str, Any], started: float, announcer: Announcer) -> str:
+    seconds = round(time.monotonic() - started, 3)
+    metrics.JOBS.labels(purpose, str(state)).inc()
+    metrics.JOB_SECONDS.labels(purpose).observe(seconds)
+    finish_upload(store, upload_id, {"status": str(state), "finished_at": time.time(),
+                                     "seconds": seconds, **payload}, announcer)
+    level = logging.INFO if state is State.DONE else logging.WARNING
+    log.log(level, "job %s", state, extra={"upload_id": upload_id, "seconds": seconds,
+                                            "error": payload.get("error")})
+    return str(state)
