@@ -40,6 +40,24 @@ def free_ports(count: int) -> list[int]:
         return [sock.getsockname()[1] for sock in sockets]
 
 
+def free_port_run(length: int) -> int:
+    """The first of ``length`` consecutive loopback ports that were all free a moment ago.
+
+    For a stack whose geo replicas listen on ``HANDOFF_GEO_PORT`` and the
+    ports after it: ports picked one by one may sit right behind it.
+    """
+    for _ in range(100):
+        base = free_port()
+        with contextlib.ExitStack() as opened:
+            try:
+                for port in range(base, base + length):
+                    opened.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError(f"found no {length} consecutive free ports")
+
+
 def start(argv: list[str], env: Mapping[str, str], log_path: Path | None = None
           ) -> subprocess.Popen:
     out = open(log_path, "ab") if log_path else None  # noqa: SIM115 - owned by the child

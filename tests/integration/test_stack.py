@@ -44,10 +44,16 @@ def _launch(env: dict[str, str], cwd: Path | None = None) -> tuple[subprocess.Po
     return launcher, lines
 
 
+GEO_PORTS = 3
+
+
 def _start_launcher(root: Path, extra: dict[str, str] | None = None
                     ) -> tuple[subprocess.Popen, list[str], dict[str, int]]:
-    ports = dict(zip(("api", "geo", "gc", "worker", "health"), processes.free_ports(5),
-                     strict=True))
+    # Room for three geo replicas on HANDOFF_GEO_PORT and the two ports after it.
+    geo = processes.free_port_run(GEO_PORTS)
+    others = [port for port in processes.free_ports(4 + GEO_PORTS)
+              if not geo <= port < geo + GEO_PORTS][:4]
+    ports = {"geo": geo, **dict(zip(("api", "gc", "worker", "health"), others, strict=True))}
     env = _clean_environment()
     env.update(HANDOFF_API_PORT=str(ports["api"]), HANDOFF_GEO_PORT=str(ports["geo"]),
                HANDOFF_UPLOADS_ROOT=str(root / "uploads"),
@@ -255,7 +261,7 @@ READY_REPLICAS = re.compile(r"geo replicas geo-0 (http://\S+), geo-1 (http://\S+
 
 def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
     secret = "replicas-test-secret"
-    launcher, lines, ports = _start_launcher(tmp_path, {"HANDOFF_GEO_REPLICAS": "3",
+    launcher, lines, ports = _start_launcher(tmp_path, {"HANDOFF_GEO_REPLICAS": str(GEO_PORTS),
                                                         "HANDOFF_GEO_SECRET": secret})
     try:
         children = _wait_ready(launcher, lines)
