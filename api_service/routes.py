@@ -41,7 +41,7 @@ from handoff.problems import Problem
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
 from handoff.server.web import multipart_boundary
-from handoff.states import PUBLIC_STATUS
+from handoff.states import PUBLIC_STATUS, State
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
@@ -99,7 +99,7 @@ def _create_upload() -> tuple[Response, int]:
                                        "bytes": relay.received,
                                        "seconds": round(time.monotonic() - started, 3),
                                        "message_id": message_id})
-    body = {"id": upload_id, "status": "queued", "purpose": relay.purpose,
+    body = {"id": upload_id, "status": PUBLIC_STATUS[State.QUEUED], "purpose": relay.purpose,
             "files": relay.files, "links": _links(upload_id)}
     return jsonify(body), 202
 
@@ -183,7 +183,7 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
         "error": result.get("error"),
         "links": _links(upload_id),
     }
-    if info and status["state"] == "receiving":
+    if info and status["state"] == State.RECEIVING:
         document.update(offset=status.get("offset"), length=info.get("length"))
     return document
 

@@ -44,6 +44,7 @@ from handoff.jsontext import dumps
 from handoff.problems import TITLES, Problem
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
+from handoff.states import State
 
 log = logging.getLogger("handoff.api")
 
@@ -293,7 +294,7 @@ def _append_problem(exc: GeoError, upload_id: str) -> Problem:
 
 def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
     """The tus answer for ``document``; a sealed upload's job is enqueued first."""
-    if document["state"] == "complete":
+    if document["state"] == State.COMPLETE:
         enqueue(document["id"], document["purpose"], document["metadata"] or {})
         metrics.UPLOADS.labels("accepted").inc()
         log.info("upload accepted", extra={"upload_id": document["id"], "tenant": tenant(),
