@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from api_service import cors, tus
+from api_service.errors import geo_problem, relay_problem
 from api_service.geo import GeoError
 from api_service.relay import Relay, RelayError
 from api_service.state import current_state
@@ -27,8 +28,6 @@ from api_service.uploads import (
     enqueue,
     geo,
     geo_call,
-    geo_problem,
-    not_found,
     owned_status,
     place,
     tenant,
@@ -37,7 +36,7 @@ from handoff import problems
 from handoff.auth import is_tenant_name
 from handoff.form import upload_limits
 from handoff.ids import new_upload_id
-from handoff.problems import Problem
+from handoff.problems import Problem, not_found
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
 from handoff.server.web import multipart_boundary
@@ -128,8 +127,7 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "tenant": tenant(),
                                       "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
-    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit,
-                   headers=exc.headers)
+    return relay_problem(exc, upload_id)
 
 
 @bp.get("/uploads/<upload_id>")

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from flask import Response, request, url_for
 from werkzeug.http import http_date
 
+from api_service.errors import append_problem, relay_problem
 from api_service.geo import GeoClient, GeoError
 from api_service.relay import RelayError, read_chunk
 from api_service.state import current_state
@@ -28,10 +29,7 @@ from api_service.uploads import (
     enqueue,
     geo,
     geo_call,
-    geo_kind,
-    geo_problem,
     keep_on,
-    not_found,
     owned_status,
     place,
     purposes,
@@ -41,7 +39,7 @@ from handoff import tus as grammar
 from handoff import tus_request
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jsontext import dumps
-from handoff.problems import TITLES, Problem, bad_request
+from handoff.problems import Problem, bad_request, not_found
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
 from handoff.states import State
@@ -51,8 +49,6 @@ log = logging.getLogger("handoff.api")
 
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
               "expiration", "checksum", "concatenation")
-# Geo refusals of an append a tus client acts on, passed on as they are.
-_PASSED_ON = {400, 403, 404, 409, 413, 415, 423, grammar.CHECKSUM_MISMATCH}
 
 
 def requested() -> bool:
@@ -188,10 +184,10 @@ def _append(upload_id: str, body: Append) -> dict[str, Any]:
                                 {"Upload-Offset": str(body.offset), **passed})
         except RelayError as exc:
             close_after_answer(request.environ)
-            raise Problem(exc.status, exc.kind, f"{exc.detail}; what arrived before is kept",
-                          upload_id=upload_id, headers=exc.headers) from None
+            raise relay_problem(exc, upload_id,
+                                f"{exc.detail}; what arrived before is kept") from None
         except GeoError as exc:
-            raise _append_problem(exc, upload_id) from None
+            raise append_problem(exc, upload_id) from None
 
 
 def _relayed(chunk_size: int) -> Iterator[bytes]:
@@ -199,20 +195,6 @@ def _relayed(chunk_size: int) -> Iterator[bytes]:
     while chunk := read_chunk(body, chunk_size):
         metrics.RELAYED_BYTES.inc(len(chunk))
         yield chunk
-
-
-def _append_problem(exc: GeoError, upload_id: str) -> Problem:
-    """The geo service's refusal as the client's: its offset, its checksum status, as they are."""
-    if exc.status not in _PASSED_ON or not exc.problem:
-        return geo_problem(exc, upload_id)
-    problem = exc.problem
-    headers = {}
-    if "offset" in problem:
-        headers["Upload-Offset"] = str(problem["offset"])
-    extra = {key: value for key, value in problem.items()
-             if key not in {"type", "title", "status", "detail"}}
-    kind = geo_kind(exc) if geo_kind(exc) in TITLES else "geo-error"
-    return Problem(exc.status, kind, str(problem.get("detail", "")), headers=headers, **extra)
 
 
 def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
