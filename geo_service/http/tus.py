@@ -19,7 +19,6 @@ would keep blocked.
 """
 
 import contextlib
-import errno
 import logging
 import socket
 from dataclasses import replace
@@ -27,8 +26,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from geo_service.http.errors import BodyIncomplete, offset_mismatch, upload_problem
 from geo_service.http.uploads import (
-    BodyIncomplete,
     body_chunks,
     checked_id,
     current_store,
@@ -48,9 +47,9 @@ from geo_service.intake.concat import Part, PartError, held_parts, join
 from geo_service.intake.receive import Cancelled
 from geo_service.store import State, UploadExists, UploadMissing, UploadStore
 from geo_service.store.locks import Busy
-from handoff import tus, tus_request
+from handoff import tus_request
 from handoff.form_consumer import TooLarge
-from handoff.problems import Problem
+from handoff.problems import Problem, bad_request, not_found
 from handoff.server.request_body import close_after_answer
 from handoff.server.web import current_settings, require_bearer, upload_slot
 from handoff.tus_request import Append, UploadInfo
@@ -90,11 +89,8 @@ def _make(store: UploadStore, upload_id: str, info: UploadInfo) -> None:
     try:
         store.create_resumable(upload_id, request_tenant(), info.document(),
                                Progress.empty().record())
-    except UploadExists:
-        raise Problem(409, "exists", "an upload with this id already exists",
-                      upload_id=upload_id) from None
-    except OSError as exc:
-        raise _storage_problem(exc, upload_id) or exc from None
+    except (UploadExists, OSError) as exc:
+        raise upload_problem(exc, upload_id, kept=True) or exc from None
 
 
 def _create_final(store: UploadStore, upload_id: str, info: UploadInfo,
@@ -111,11 +107,11 @@ def _create_final(store: UploadStore, upload_id: str, info: UploadInfo,
             for part in parts:
                 store.remove(part.upload_id)
     except PartError as exc:
-        raise _bad(str(exc)) from None
+        raise bad_request(str(exc)) from None
     except Busy:
         raise _locked(upload_id) from None
     except OSError as exc:
-        raise _storage_problem(exc, upload_id) or exc from None
+        raise upload_problem(exc, upload_id, kept=True) or exc from None
     log.info("final upload made of its parts", extra={"upload_id": upload_id, "bytes": length,
                                                       "parts": len(part_ids)})
     return jsonify(_document(upload_id, length)), 201
@@ -184,7 +180,7 @@ def _append_to_sealed(store: UploadStore, upload_id: str, offset: int) -> Respon
     """A retried last append finds the upload sealed: fine if it carries nothing new."""
     size = int((store.manifest(upload_id) or {})["size"])
     if offset != size or request.content_length:
-        raise _mismatch(size, upload_id)
+        raise offset_mismatch(size, upload_id)
     return jsonify(_document(upload_id, size))
 
 
@@ -210,31 +206,13 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
     """The answer to an append that did not complete; its durable bytes are kept."""
     if isinstance(exc, (OffsetMismatch, LengthError, TooLarge)):
         drain(chunks)
-    if isinstance(exc, OffsetMismatch):
-        return _mismatch(exc.offset, upload_id)
-    if isinstance(exc, LengthError):
-        return _bad(str(exc))
-    if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", exc.detail, upload_id=upload_id)
-    if isinstance(exc, ChecksumMismatch):
-        return Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
-                       f"{exc}; nothing of it was kept", upload_id=upload_id)
-    close_after_answer(request.environ)
+    elif not isinstance(exc, ChecksumMismatch):
+        close_after_answer(request.environ)
     if isinstance(exc, Cancelled):
         store.remove(upload_id)
-        return Problem(409, "cancelled",
-                       "the upload was cancelled while it was being received",
-                       upload_id=upload_id)
     if isinstance(exc, Stopped):
         log.info("append stopped for another request", extra={"upload_id": upload_id})
-        return Problem(409, "stopped",
-                       "another request for this upload took it over; what was received "
-                       "is kept", upload_id=upload_id)
-    if isinstance(exc, BodyIncomplete):
-        return Problem(400, "incomplete-body",
-                       f"the request body ended early ({exc}); what was received is kept",
-                       upload_id=upload_id)
-    return _storage_problem(exc, upload_id) or exc
+    return upload_problem(exc, upload_id, kept=True) or exc
 
 
 @bp.get("/uploads/<upload_id>/offset")
@@ -269,8 +247,7 @@ def _resumable(store: UploadStore, upload_id: str) -> dict[str, Any]:
         info = None
     if info is not None:
         return info
-    raise Problem(404, "not-found", "no resumable upload with this id",
-                  upload_id=upload_id)
+    raise not_found(upload_id, "no resumable upload with this id")
 
 
 def _document(upload_id: str, offset: int) -> dict[str, Any]:
@@ -304,25 +281,7 @@ def _multipart_document(upload_id: str, manifest: dict[str, Any]) -> dict[str, A
             "partial": False, "concat": None}
 
 
-def _mismatch(offset: int, upload_id: str) -> Problem:
-    return Problem(409, "offset-mismatch",
-                   f"the upload's offset is {offset}", headers={"Upload-Offset": str(offset)},
-                   upload_id=upload_id, offset=offset)
-
-
 def _locked(upload_id: str) -> Problem:
     return Problem(423, "locked",
                    f"another request held the upload for more than {TAKE_OVER_WAIT:.0f} s",
                    upload_id=upload_id)
-
-
-def _bad(detail: str) -> Problem:
-    return Problem(400, "bad-request", detail)
-
-
-def _storage_problem(exc: BaseException, upload_id: str) -> Problem | None:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Problem(507, "storage-full",
-                       "the upload store is full; what was received is kept",
-                       upload_id=upload_id)
-    return None
