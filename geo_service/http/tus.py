@@ -24,9 +24,10 @@ import socket
 from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from geo_service.http.errors import BodyIncomplete, offset_mismatch, upload_problem
+from geo_service.http.state import current_state, upload_slot
 from geo_service.http.uploads import (
     body_chunks,
     checked_id,
@@ -51,7 +52,7 @@ from handoff import tus_request
 from handoff.form_consumer import TooLarge
 from handoff.problems import Problem, bad_request, not_found
 from handoff.server.request_body import close_after_answer
-from handoff.server.web import current_settings, require_bearer, upload_slot
+from handoff.server.web import current_settings, require_bearer
 from handoff.tus_request import Append, UploadInfo
 
 log = logging.getLogger("handoff.geo")
@@ -69,7 +70,8 @@ def _authenticate() -> None:
 def create(upload_id: str) -> tuple[Response, int]:
     store = current_store()
     text = request.get_data(as_text=True) if request.is_json else None
-    info = tus_request.parse_info_document(text, _purposes, current_settings().max_upload_size)
+    info = tus_request.parse_info_document(text, lambda: current_state().purposes,
+                                           current_settings().max_upload_size)
     if info.concat is not None:
         parts = [checked_id(part) for part in info.concat]
         return _create_final(store, checked_id(upload_id), info, parts)
@@ -79,10 +81,6 @@ def create(upload_id: str) -> tuple[Response, int]:
             _seal(Appender(store, upload_id, 0), Progress.empty())
     log.info("resumable upload created", extra={"upload_id": upload_id, "length": info.length})
     return jsonify(_document(upload_id, 0)), 201
-
-
-def _purposes() -> set[str]:
-    return current_app.config["PURPOSES"]
 
 
 def _make(store: UploadStore, upload_id: str, info: UploadInfo) -> None:

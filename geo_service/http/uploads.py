@@ -5,9 +5,10 @@ import shutil
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from geo_service.http.errors import BodyIncomplete, upload_problem
+from geo_service.http.state import current_state, upload_slot
 from geo_service.intake.receive import Cancelled, Receiver
 from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
 from geo_service.store.locks import Busy
@@ -17,7 +18,7 @@ from handoff.form import upload_limits
 from handoff.problems import Problem, not_found
 from handoff.server import metrics
 from handoff.server.request_body import body_reader, close_after_answer
-from handoff.server.web import current_settings, multipart_boundary, require_bearer, upload_slot
+from handoff.server.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
@@ -28,7 +29,7 @@ CANCEL_WAIT = 10.0
 
 
 def current_store() -> UploadStore:
-    return current_app.extensions["handoff.store"]
+    return current_state().store
 
 
 @bp.before_request
@@ -107,7 +108,7 @@ def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Respon
 def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings,
              tenant: str) -> dict:
     limits = upload_limits(settings)
-    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
+    receiver = Receiver(store, upload_id, current_state().purposes, limits, tenant)
     chunks = body_chunks(limits.chunk_size)
     try:
         return receiver.receive(chunks, boundary)
@@ -192,7 +193,7 @@ def capacity() -> Response:
     counted over all of this service's processes.
     """
     store = current_store()
-    failures = current_app.extensions["handoff.ready"]()
+    failures = current_state().ready()
     try:
         free = shutil.disk_usage(store.root).free
     except OSError:
@@ -204,5 +205,5 @@ def capacity() -> Response:
 
 @bp.get("/purposes")
 def purposes() -> Response:
-    return jsonify(sorted(current_app.config["PURPOSES"]))
+    return jsonify(sorted(current_state().purposes))
 
