@@ -55,10 +55,10 @@ from handoff.server.request_body import close_after_answer
 from handoff.server.web import current_settings, require_bearer
 from handoff.tus_request import Append, UploadInfo
 
-log = logging.getLogger("handoff.geo")
-bp = Blueprint("resumable", __name__)
 # How long a request waits for a writer to let go of the upload's lock.
 TAKE_OVER_WAIT = 10.0
+log = logging.getLogger("handoff.geo")
+bp = Blueprint("resumable", __name__)
 
 
 @bp.before_request
