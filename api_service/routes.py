@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from api_service import cors, tus
+from api_service.errors import geo_problem, relay_problem
 from api_service.geo import GeoError
 from api_service.relay import Relay, RelayError
 from api_service.state import current_state
@@ -27,8 +28,6 @@ from api_service.uploads import (
     enqueue,
     geo,
     geo_call,
-    geo_problem,
-    not_found,
     owned_status,
     place,
     tenant,
@@ -37,11 +36,11 @@ from handoff import problems
 from handoff.auth import is_tenant_name
 from handoff.form import upload_limits
 from handoff.ids import new_upload_id
-from handoff.problems import Problem
+from handoff.problems import Problem, not_found
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
 from handoff.server.web import multipart_boundary
-from handoff.states import PUBLIC_STATUS
+from handoff.states import PUBLIC_STATUS, State
 
 log = logging.getLogger("handoff.api")
 bp = Blueprint("handoff", __name__)
@@ -99,7 +98,7 @@ def _create_upload() -> tuple[Response, int]:
                                        "bytes": relay.received,
                                        "seconds": round(time.monotonic() - started, 3),
                                        "message_id": message_id})
-    body = {"id": upload_id, "status": "queued", "purpose": relay.purpose,
+    body = {"id": upload_id, "status": PUBLIC_STATUS[State.QUEUED], "purpose": relay.purpose,
             "files": relay.files, "links": _links(upload_id)}
     return jsonify(body), 202
 
@@ -128,8 +127,7 @@ def _refused(exc: RelayError, relay: Relay, upload_id: str) -> Problem:
     log.info("upload refused", extra={"upload_id": upload_id, "tenant": tenant(),
                                       "reason": exc.detail,
                                       "status": exc.status, "bytes": relay.received})
-    return Problem(exc.status, exc.kind, exc.detail, upload_id=upload_id, limit=exc.limit,
-                   headers=exc.headers)
+    return relay_problem(exc, upload_id)
 
 
 @bp.get("/uploads/<upload_id>")
@@ -183,7 +181,7 @@ def _public_status(status: dict[str, Any]) -> dict[str, Any]:
         "error": result.get("error"),
         "links": _links(upload_id),
     }
-    if info and status["state"] == "receiving":
+    if info and status["state"] == State.RECEIVING:
         document.update(offset=status.get("offset"), length=info.get("length"))
     return document
 

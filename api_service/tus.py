@@ -13,12 +13,14 @@ multipart upload's does. A request is a tus one when it carries
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, request, url_for
 from werkzeug.http import http_date
 
+from api_service.errors import append_problem, relay_problem
 from api_service.geo import GeoClient, GeoError
 from api_service.relay import RelayError, read_chunk
 from api_service.state import current_state
@@ -27,31 +29,26 @@ from api_service.uploads import (
     enqueue,
     geo,
     geo_call,
-    geo_kind,
-    geo_problem,
     keep_on,
-    not_found,
     owned_status,
     place,
     purposes,
     tenant,
 )
 from handoff import tus as grammar
-from handoff.fields import FieldError, parse_metadata
-from handoff.form import parse_purpose
+from handoff import tus_request
 from handoff.ids import is_upload_id, new_upload_id
 from handoff.jsontext import dumps
-from handoff.problems import TITLES, Problem
+from handoff.problems import Problem, bad_request, not_found
 from handoff.server import metrics
 from handoff.server.request_body import close_after_answer
+from handoff.states import State
+from handoff.tus_request import Append, UploadInfo
 
 log = logging.getLogger("handoff.api")
 
 EXTENSIONS = ("creation", "creation-with-upload", "creation-defer-length", "termination",
               "expiration", "checksum", "concatenation")
-DEFAULT_FILETYPE = "application/octet-stream"
-# Geo refusals of an append a tus client acts on, passed on as they are.
-_PASSED_ON = {400, 403, 404, 409, 413, 415, 423, grammar.CHECKSUM_MISMATCH}
 
 
 def requested() -> bool:
@@ -60,11 +57,7 @@ def requested() -> bool:
 
 def check_version() -> None:
     """Refuse a tus request for another protocol version (412, with the one spoken here)."""
-    version = request.headers.get("Tus-Resumable")
-    if version is not None and version != grammar.VERSION:
-        raise Problem(412, "unsupported-version",
-                      f"this server speaks tus {grammar.VERSION} only",
-                      headers={"Tus-Version": grammar.VERSION})
+    tus_request.check_version(request.headers)
 
 
 def mark_response(response: Response) -> Response:
@@ -85,57 +78,51 @@ def options() -> Response:
 
 def create() -> Response:
     """A new upload, refused before any byte if its length or metadata cannot be used."""
-    concat = _concat()
-    if concat is not None and concat.final:
-        return _create_final(concat)
-    info = {"partial": True, "length": _creation_length()} if concat else _creation_info()
-    if _carries_body():
-        if request.mimetype != grammar.OFFSET_MEDIA_TYPE:
-            raise _wrong_type()
-        _check_body(0, info["length"])
+    settings = current_state().settings
+    creation = tus_request.parse_creation(request.headers, purposes, settings.max_upload_size)
+    if creation.concat is not None and creation.concat.final:
+        return _create_final(creation.info, creation.concat)
+    info = creation.info
     upload_id = new_upload_id()
     location = url_for(".show_upload", upload_id=upload_id)
     # A tenant's partial uploads share a replica, where their final upload joins them.
-    client = place(upload_id, info["length"], affinity=tenant() if concat else None)
-    document = geo_call(lambda: client.create_resumable(upload_id, tenant(), info), upload_id)
+    client = place(upload_id, info.length, affinity=tenant() if info.partial else None)
+    document = geo_call(lambda: client.create_resumable(upload_id, tenant(), info.document()),
+                        upload_id)
     log.info("resumable upload created", extra={"upload_id": upload_id, "tenant": tenant(),
-                                                "purpose": info.get("purpose"),
-                                                "length": info["length"]})
-    if _carries_body():
+                                                "purpose": info.purpose, "length": info.length})
+    if creation.first_bytes is not None:
         try:
-            document = _append(upload_id, 0)
+            document = _append(upload_id, creation.first_bytes)
         except Problem as problem:  # the upload exists: the client may resume it
             problem.headers["Location"] = location
             raise
     return _answer(document, 201, {"Location": location})
 
 
-def _create_final(concat: grammar.Concat) -> Response:
+def _create_final(info: UploadInfo, concat: grammar.Concat) -> Response:
     """The final upload, made at once of the listed partial uploads, in their order.
 
     It carries the purpose and metadata; its parts carry only bytes. The
     geo service joins them and seals the final, so its job is enqueued
     before this answers, as for the last PATCH of any upload.
     """
-    if _carries_body() or any(name in request.headers
-                              for name in ("Upload-Length", "Upload-Defer-Length")):
-        raise _bad("a final upload has neither a length nor bytes of its own")
     assert concat.parts is not None
-    info = {**_metadata_info(), "concat": [_part_id(url) for url in concat.parts]}
+    info = replace(info, concat=tuple(_part_id(url) for url in concat.parts))
     upload_id = new_upload_id()
-    client = _parts_replica(info["concat"])
+    client = _parts_replica(info.concat or ())
     keep_on(upload_id, client)
-    document = geo_call(lambda: client.create_final(upload_id, tenant(), info), None)
+    document = geo_call(lambda: client.create_final(upload_id, tenant(), info.document()), None)
     log.info("final upload made", extra={"upload_id": upload_id, "tenant": tenant(),
                                          "parts": len(concat.parts)})
     return _answer(document, 201, {"Location": url_for(".show_upload", upload_id=upload_id)})
 
 
-def _parts_replica(part_ids: list[str]) -> GeoClient:
+def _parts_replica(part_ids: tuple[str, ...]) -> GeoClient:
     """The replica that holds every part; the final upload is made there."""
     replicas = set(map(geo, part_ids))
     if len(replicas) > 1:
-        raise _bad("the parts of a final upload are on different geo replicas")
+        raise bad_request("the parts of a final upload are on different geo replicas")
     return replicas.pop()
 
 
@@ -144,47 +131,8 @@ def _part_id(url: str) -> str:
     path = urlsplit(url).path
     upload_id = path.rsplit("/", 1)[-1]
     if not is_upload_id(upload_id) or path != url_for(".show_upload", upload_id=upload_id):
-        raise _bad(f"Upload-Concat names {url!r}, which is no upload URL of this API")
+        raise bad_request(f"Upload-Concat names {url!r}, which is no upload URL of this API")
     return upload_id
-
-
-def _concat() -> grammar.Concat | None:
-    try:
-        return grammar.parse_concat(request.headers.get("Upload-Concat"))
-    except grammar.HeaderError as exc:
-        raise _bad(str(exc)) from None
-
-
-def _creation_info() -> dict[str, Any]:
-    return {**_metadata_info(), "length": _creation_length()}
-
-
-def _metadata_info() -> dict[str, Any]:
-    """What Upload-Metadata says of the upload: purpose, metadata, file name and type."""
-    try:
-        pairs = grammar.parse_metadata(request.headers.get("Upload-Metadata"))
-        purpose = parse_purpose(pairs.get("purpose"), purposes())
-        metadata = parse_metadata(pairs.get("metadata", ""))
-    except (grammar.HeaderError, FieldError) as exc:
-        raise _bad(str(exc)) from None
-    return {"purpose": purpose, "metadata": metadata,
-            "filename": pairs.get("filename") or "upload",
-            "content_type": pairs.get("filetype") or DEFAULT_FILETYPE}
-
-
-def _creation_length() -> int | None:
-    """Upload-Length, or None for Upload-Defer-Length: 1; exactly one of them."""
-    max_size = current_state().settings.max_upload_size
-    deferred = request.headers.get("Upload-Defer-Length")
-    length = _header_number("Upload-Length")
-    if (length is None) == (deferred is None):
-        raise _bad("a creation carries either Upload-Length or Upload-Defer-Length: 1")
-    if deferred is not None and deferred != "1":
-        raise _bad("Upload-Defer-Length must be 1")
-    if length is not None and length > max_size:
-        raise Problem(413, "too-large",
-                      f"the upload exceeds {max_size} bytes (Tus-Max-Size)")
-    return length
 
 
 def head(upload_id: str) -> Response:
@@ -217,57 +165,29 @@ def _metadata_header(document: dict[str, Any]) -> str:
 
 def append(upload_id: str) -> Response:
     """One PATCH, streamed to the geo service; the last one answers once the job is enqueued."""
-    if not requested():
-        raise Problem(412, "unsupported-version",
-                      "a PATCH needs Tus-Resumable", headers={"Tus-Version": grammar.VERSION})
+    tus_request.check_version(request.headers, required=True)
     owned_status(upload_id)
-    if request.mimetype != grammar.OFFSET_MEDIA_TYPE:
-        raise _wrong_type()
-    offset = _header_number("Upload-Offset")
-    if offset is None:
-        raise _bad("Upload-Offset is required")
-    document = _append(upload_id, offset)
+    document = _append(upload_id, tus_request.parse_append(request.headers))
     return _answer(document, 204, {})
 
 
-def _append(upload_id: str, offset: int) -> dict[str, Any]:
-    """Relay this request's body to the geo service at ``offset``; its offset document."""
+def _append(upload_id: str, body: Append) -> dict[str, Any]:
+    """Relay this request's body to the geo service at its offset; the offset document after."""
     settings = current_state().settings
-    _check_body(offset, upload_id=upload_id)
+    tus_request.check_room(body, request.headers, settings.max_upload_size, upload_id=upload_id)
     passed = {name: value for name in ("Upload-Checksum", "Upload-Length")
               if (value := request.headers.get(name)) is not None}
     with metrics.IN_FLIGHT.track_inprogress(), current_state().slots.hold(upload_id):
         try:
             return geo(upload_id).append(upload_id, _relayed(settings.relay_chunk_size),
                                 request.content_length,
-                                {"Upload-Offset": str(offset), **passed})
+                                {"Upload-Offset": str(body.offset), **passed})
         except RelayError as exc:
             close_after_answer(request.environ)
-            raise Problem(exc.status, exc.kind, f"{exc.detail}; what arrived before is kept",
-                          upload_id=upload_id, headers=exc.headers) from None
+            raise relay_problem(exc, upload_id,
+                                f"{exc.detail}; what arrived before is kept") from None
         except GeoError as exc:
-            raise _append_problem(exc, upload_id) from None
-
-
-def _check_body(offset: int, length: int | None = None, upload_id: str | None = None) -> None:
-    """What the headers alone refuse of a body written at ``offset``, before a byte is relayed.
-
-    A creation checks its own bytes here before the upload is made, so a
-    refusal leaves no upload behind and needs no ``Location``.
-    """
-    end = offset + (request.content_length or 0)
-    limit = current_state().settings.max_upload_size
-    if end > limit:
-        raise Problem(413, "too-large", f"the upload would exceed {limit} bytes",
-                      upload_id=upload_id)
-    if length is not None and end > length:
-        raise Problem(413, "too-large",
-                      f"the body goes past the upload's length of {length} bytes",
-                      upload_id=upload_id)
-    try:
-        grammar.parse_checksum(request.headers.get("Upload-Checksum"))
-    except grammar.HeaderError as exc:
-        raise _bad(str(exc)) from None
+            raise append_problem(exc, upload_id) from None
 
 
 def _relayed(chunk_size: int) -> Iterator[bytes]:
@@ -277,23 +197,9 @@ def _relayed(chunk_size: int) -> Iterator[bytes]:
         yield chunk
 
 
-def _append_problem(exc: GeoError, upload_id: str) -> Problem:
-    """The geo service's refusal as the client's: its offset, its checksum status, as they are."""
-    if exc.status not in _PASSED_ON or not exc.problem:
-        return geo_problem(exc, upload_id)
-    problem = exc.problem
-    headers = {}
-    if "offset" in problem:
-        headers["Upload-Offset"] = str(problem["offset"])
-    extra = {key: value for key, value in problem.items()
-             if key not in {"type", "title", "status", "detail"}}
-    kind = geo_kind(exc) if geo_kind(exc) in TITLES else "geo-error"
-    return Problem(exc.status, kind, str(problem.get("detail", "")), headers=headers, **extra)
-
-
 def _answer(document: dict[str, Any], status: int, headers: dict[str, str]) -> Response:
     """The tus answer for ``document``; a sealed upload's job is enqueued first."""
-    if document["state"] == "complete":
+    if document["state"] == State.COMPLETE:
         enqueue(document["id"], document["purpose"], document["metadata"] or {})
         metrics.UPLOADS.labels("accepted").inc()
         log.info("upload accepted", extra={"upload_id": document["id"], "tenant": tenant(),
@@ -309,24 +215,3 @@ def _bodiless(status: int, headers: dict[str, str]) -> Response:
     response = Response(status=status, headers=headers)
     del response.headers["Content-Type"]
     return response
-
-
-def _carries_body() -> bool:
-    return bool(request.content_length) or "chunked" in request.headers.get(
-        "Transfer-Encoding", "")
-
-
-def _header_number(name: str) -> int | None:
-    try:
-        return grammar.parse_offset(request.headers.get(name), name)
-    except grammar.HeaderError as exc:
-        raise _bad(str(exc)) from None
-
-
-def _wrong_type() -> Problem:
-    return Problem(415, "unsupported-media-type",
-                   f"upload bytes are sent as {grammar.OFFSET_MEDIA_TYPE}")
-
-
-def _bad(detail: str) -> Problem:
-    return Problem(400, "bad-request", detail)

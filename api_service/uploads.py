@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import g, request
 
+from api_service.errors import geo_problem, replica_unavailable
 from api_service.geo import GeoClient, GeoError, GeoUnreachable
 from api_service.pacing import MinimumRate, PacedBody
 from api_service.records import RecordUnavailable
@@ -19,17 +20,13 @@ from api_service.state import current_state
 from api_service.tenants import visible_to
 from handoff.config import Settings
 from handoff.ids import is_upload_id
-from handoff.problems import TITLES, Problem
+from handoff.problems import Problem, not_found
 from handoff.queue import QueueUnavailable
 from handoff.server import metrics, shutdown
 from handoff.server.request_body import Readable, body_reader
 from handoff.server.web import RETRY_AFTER
 
 log = logging.getLogger("handoff.api")
-
-# geo answers passed on to the client as they are; anything else is a 502
-_GEO_PASSTHROUGH = {400, 413, 507}
-
 
 def place(upload_id: str, size: int | None, affinity: str | None = None) -> GeoClient:
     """The replica a new upload goes to, chosen and recorded; 503 if none can take it."""
@@ -87,14 +84,6 @@ def purposes() -> set[str]:
     return geo_call(current_state().replicas.purposes, None)
 
 
-def replica_unavailable(upload_id: str, detail: str) -> Problem:
-    """The upload exists, or may, on a replica that does not answer: retry, never 404."""
-    log.warning("geo replica unavailable", extra={"upload_id": upload_id, "error": detail})
-    return Problem(503, "replica-unavailable",
-                   "the geo service that holds the upload does not answer; retry later",
-                   headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
-
-
 def tenant() -> str:
     return g.tenant
 
@@ -147,26 +136,6 @@ def geo_call(call: Any, upload_id: str | None) -> Any:
         raise geo_problem(exc, upload_id) from None
 
 
-def geo_problem(exc: GeoError, upload_id: str | None) -> Problem:
-    log.warning("geo service failed", extra={"upload_id": upload_id, "error": exc.detail})
-    if geo_kind(exc) == "cancelled":
-        return Problem(409, "cancelled",
-                       "the upload was cancelled while it was being sent", upload_id=upload_id)
-    if geo_kind(exc) == "busy":
-        return Problem(503, "busy", "the geo service is full; retry later",
-                       headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
-    if exc.status in _GEO_PASSTHROUGH:
-        kind = geo_kind(exc) if geo_kind(exc) in TITLES else "geo-error"
-        return Problem(exc.status, kind, exc.detail, upload_id=upload_id)
-    return Problem(502, "geo-unavailable",
-                   f"the geo service failed: {exc.detail}", upload_id=upload_id)
-
-
-def geo_kind(exc: GeoError) -> str:
-    """The slug of the geo service's problem type, if it sent one."""
-    return str(exc.problem.get("type", "")).rsplit("/", 1)[-1]
-
-
 def owned_status(upload_id: str) -> dict[str, Any]:
     """The geo status of the asking tenant's upload; 404 for anyone else's, as for none."""
     if not is_upload_id(upload_id):
@@ -182,6 +151,3 @@ def owned_status(upload_id: str) -> dict[str, Any]:
         raise not_found(upload_id)
     return status
 
-
-def not_found(upload_id: str | None) -> Problem:
-    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)

@@ -3,6 +3,7 @@
 from flask import Flask
 
 from geo_service.http import tus
+from geo_service.http.state import EXTENSION, GeoState
 from geo_service.http.uploads import bp
 from geo_service.store import UploadStore
 from handoff.config import Settings, load_or_exit
@@ -18,9 +19,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         return {} if store.root.is_dir() else {"store": f"{store.root} is missing"}
 
     app = make_app("geo_service", settings, ready)
-    app.extensions["handoff.store"] = store
-    app.extensions["handoff.slots"] = UploadSlots(settings.max_active_uploads)
-    app.config["PURPOSES"] = installed_or_exit().purposes
+    app.extensions[EXTENSION] = GeoState(store, UploadSlots(settings.max_active_uploads),
+                                         installed_or_exit().purposes, ready)
     app.register_blueprint(bp)
     app.register_blueprint(tus.bp)
     return app

@@ -94,6 +94,16 @@ class Problem(Exception):
                         headers=self.headers)
 
 
+def bad_request(detail: str) -> Problem:
+    """A request that names what it wants wrongly: ``detail`` says what and how."""
+    return Problem(400, "bad-request", detail)
+
+
+def not_found(upload_id: str | None, detail: str = "no upload with this id") -> Problem:
+    """No such upload, or not one the asker may see: the two are answered alike."""
+    return Problem(404, "not-found", detail, upload_id=upload_id)
+
+
 def _from_http_exception(exc: HTTPException) -> Response:
     kind = (exc.name or "error").lower().replace(" ", "-")
     problem = Problem(exc.code or 500, kind, exc.description or exc.name, title=exc.name)

@@ -92,7 +92,7 @@ def parse_concat(value: str | None) -> Concat | None:
     return Concat(parts)
 
 
-def parse_metadata(value: str | None) -> dict[str, str]:
+def parse_upload_metadata(value: str | None) -> dict[str, str]:
     """``Upload-Metadata``: comma-separated ``key base64(value)`` pairs, the value optional.
 
     Keys are unique and carry no spaces or commas; values must be UTF-8.
@@ -116,7 +116,7 @@ def parse_metadata(value: str | None) -> dict[str, str]:
 
 
 def encode_metadata(pairs: dict[str, str]) -> str:
-    """The ``Upload-Metadata`` header for ``pairs``, the inverse of :func:`parse_metadata`."""
+    """The ``Upload-Metadata`` header for ``pairs``: :func:`parse_upload_metadata` reversed."""
     return ",".join(f"{key} {base64.b64encode(value.encode()).decode()}" if value else key
                     for key, value in pairs.items())
 

@@ -19,15 +19,16 @@ would keep blocked.
 """
 
 import contextlib
-import errno
 import logging
 import socket
+from dataclasses import replace
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from geo_service.http.errors import BodyIncomplete, offset_mismatch, upload_problem
+from geo_service.http.state import current_state, upload_slot
 from geo_service.http.uploads import (
-    BodyIncomplete,
     body_chunks,
     checked_id,
     current_store,
@@ -47,19 +48,17 @@ from geo_service.intake.concat import Part, PartError, held_parts, join
 from geo_service.intake.receive import Cancelled
 from geo_service.store import State, UploadExists, UploadMissing, UploadStore
 from geo_service.store.locks import Busy
-from handoff import tus
-from handoff.fields import MAX_METADATA_DEPTH, FieldError
-from handoff.form import MAX_FILENAME, parse_purpose
+from handoff import tus_request
 from handoff.form_consumer import TooLarge
-from handoff.jsontext import JsonRefused, loads
-from handoff.problems import Problem
+from handoff.problems import Problem, bad_request, not_found
 from handoff.server.request_body import close_after_answer
-from handoff.server.web import current_settings, require_bearer, upload_slot
+from handoff.server.web import current_settings, require_bearer
+from handoff.tus_request import Append, UploadInfo
 
-log = logging.getLogger("handoff.geo")
-bp = Blueprint("resumable", __name__)
 # How long a request waits for a writer to let go of the upload's lock.
 TAKE_OVER_WAIT = 10.0
+log = logging.getLogger("handoff.geo")
+bp = Blueprint("resumable", __name__)
 
 
 @bp.before_request
@@ -70,31 +69,29 @@ def _authenticate() -> None:
 @bp.put("/uploads/<upload_id>")
 def create(upload_id: str) -> tuple[Response, int]:
     store = current_store()
-    body = _creation_body()
-    info = _creation_info(body)
-    parts = _part_ids(body)
-    if parts is not None:
+    text = request.get_data(as_text=True) if request.is_json else None
+    info = tus_request.parse_info_document(text, lambda: current_state().purposes,
+                                           current_settings().max_upload_size)
+    if info.concat is not None:
+        parts = [checked_id(part) for part in info.concat]
         return _create_final(store, checked_id(upload_id), info, parts)
     _make(store, checked_id(upload_id), info)
-    if info["length"] == 0 and not info["partial"]:
+    if info.length == 0 and not info.partial:
         with store.lock(upload_id):
             _seal(Appender(store, upload_id, 0), Progress.empty())
-    log.info("resumable upload created", extra={"upload_id": upload_id,
-                                                "length": info["length"]})
+    log.info("resumable upload created", extra={"upload_id": upload_id, "length": info.length})
     return jsonify(_document(upload_id, 0)), 201
 
 
-def _make(store: UploadStore, upload_id: str, info: dict[str, Any]) -> None:
+def _make(store: UploadStore, upload_id: str, info: UploadInfo) -> None:
     try:
-        store.create_resumable(upload_id, request_tenant(), info, Progress.empty().record())
-    except UploadExists:
-        raise Problem(409, "exists", "an upload with this id already exists",
-                      upload_id=upload_id) from None
-    except OSError as exc:
-        raise _storage_problem(exc, upload_id) or exc from None
+        store.create_resumable(upload_id, request_tenant(), info.document(),
+                               Progress.empty().record())
+    except (UploadExists, OSError) as exc:
+        raise upload_problem(exc, upload_id, kept=True) or exc from None
 
 
-def _create_final(store: UploadStore, upload_id: str, info: dict[str, Any],
+def _create_final(store: UploadStore, upload_id: str, info: UploadInfo,
                   part_ids: list[str]) -> tuple[Response, int]:
     """The final upload of tus's concatenation, made and sealed from its complete parts."""
     limit = current_settings().max_upload_size
@@ -103,16 +100,16 @@ def _create_final(store: UploadStore, upload_id: str, info: dict[str, Any],
             length = sum(part.progress.offset for part in parts)
             if length > limit:
                 raise Problem(413, "too-large", f"the parts add up to more than {limit} bytes")
-            _make(store, upload_id, {**info, "length": length, "concat": part_ids})
+            _make(store, upload_id, replace(info, length=length))
             _join_and_seal(store, upload_id, parts)
             for part in parts:
                 store.remove(part.upload_id)
     except PartError as exc:
-        raise _bad(str(exc)) from None
+        raise bad_request(str(exc)) from None
     except Busy:
         raise _locked(upload_id) from None
     except OSError as exc:
-        raise _storage_problem(exc, upload_id) or exc from None
+        raise upload_problem(exc, upload_id, kept=True) or exc from None
     log.info("final upload made of its parts", extra={"upload_id": upload_id, "bytes": length,
                                                       "parts": len(part_ids)})
     return jsonify(_document(upload_id, length)), 201
@@ -130,75 +127,10 @@ def _join_and_seal(store: UploadStore, upload_id: str, parts: list[Part]) -> Non
         _seal(appender, progress)
 
 
-def _part_ids(body: Any) -> list[str] | None:
-    """The ids of the final upload's parts, in order; None for any other upload."""
-    parts = body.get("concat")
-    if parts is None:
-        return None
-    if (not isinstance(parts, list) or not parts
-            or not all(isinstance(part, str) for part in parts)):
-        raise _bad("concat must be a non-empty list of upload ids")
-    return [checked_id(part) for part in parts]
-
-
-def _creation_body() -> Any:
-    """The creation's JSON, read as the API reads metadata (:func:`handoff.fields.parse_metadata`).
-
-    Metadata sits one level inside the body, so the body may nest one level
-    deeper than metadata may; nothing else in it nests at all.
-    """
-    if not request.is_json:
-        return None
-    try:
-        return loads(request.get_data(as_text=True), MAX_METADATA_DEPTH + 1)
-    except JsonRefused as exc:
-        raise _bad(f"the body {exc}; metadata may nest at most {MAX_METADATA_DEPTH} levels "
-                   "and hold only finite numbers") from None
-
-
-def _creation_info(body: Any) -> dict[str, Any]:
-    """The info of a new upload, checked as the multipart form's fields are.
-
-    A partial upload (``"partial": true``) is only bytes for a final upload
-    to be made of: it has no purpose, and its name and metadata are never used.
-    """
-    if not isinstance(body, dict):
-        raise _bad("the body must be a JSON object")
-    partial = body.get("partial", False)
-    if type(partial) is not bool:
-        raise _bad("partial must be true or false")
-    if partial:
-        body = {"filename": "part", "content_type": "application/octet-stream",
-                "length": body.get("length")}
-    length, metadata = body.get("length"), body.get("metadata", {})
-    filename, content_type = body.get("filename"), body.get("content_type")
-    purpose = None if partial else _purpose(body)
-    if length is not None and (type(length) is not int or length < 0):
-        raise _bad("length must be a non-negative integer or null")
-    if length is not None and length > current_settings().max_upload_size:
-        raise Problem(413, "too-large",
-                      f"the upload exceeds {current_settings().max_upload_size} bytes")
-    if not isinstance(metadata, dict):
-        raise _bad("metadata must be a JSON object")
-    if not isinstance(filename, str) or not filename or len(filename.encode()) > MAX_FILENAME:
-        raise _bad(f"filename must be a name of 1 to {MAX_FILENAME} bytes of UTF-8")
-    if not isinstance(content_type, str):
-        raise _bad("content_type must be a string")
-    return {"purpose": purpose, "metadata": metadata, "filename": filename,
-            "content_type": content_type, "length": length, "partial": partial}
-
-
-def _purpose(body: dict[str, Any]) -> str:
-    try:
-        return parse_purpose(body.get("purpose"), current_app.config["PURPOSES"])
-    except FieldError as exc:
-        raise _bad(str(exc)) from None
-
-
 @bp.patch("/uploads/<upload_id>")
 def append(upload_id: str) -> Response:
     checked_id(upload_id)
-    offset, checksum, declared = _append_headers()
+    body = tus_request.parse_append(request.headers)
     with upload_slot(upload_id):
         store = current_store()
         if _resumable(store, upload_id).get("concat") is not None:
@@ -206,42 +138,26 @@ def append(upload_id: str) -> Response:
                           "takes no appends", upload_id=upload_id)
         try:
             with store.take_over(upload_id, TAKE_OVER_WAIT):
-                return _append_locked(store, upload_id, offset, checksum, declared)
+                return _append_locked(store, upload_id, body)
         except Busy:
             raise _locked(upload_id) from None
 
 
-def _append_headers() -> tuple[int, tus.Checksum | None, int | None]:
-    if request.mimetype != tus.OFFSET_MEDIA_TYPE:
-        raise Problem(415, "unsupported-media-type",
-                      f"an append's Content-Type is {tus.OFFSET_MEDIA_TYPE}")
-    try:
-        offset = tus.parse_offset(request.headers.get("Upload-Offset"), "Upload-Offset")
-        checksum = tus.parse_checksum(request.headers.get("Upload-Checksum"))
-        declared = tus.parse_offset(request.headers.get("Upload-Length"), "Upload-Length")
-    except tus.HeaderError as exc:
-        raise _bad(str(exc)) from None
-    if offset is None:
-        raise _bad("Upload-Offset is required")
-    return offset, checksum, declared
-
-
-def _append_locked(store: UploadStore, upload_id: str, offset: int,
-                   checksum: tus.Checksum | None, declared: int | None) -> Response:
+def _append_locked(store: UploadStore, upload_id: str, body: Append) -> Response:
     if store.state(upload_id) is not State.RECEIVING:
-        return _append_to_sealed(store, upload_id, offset)
+        return _append_to_sealed(store, upload_id, body.offset)
     appender = Appender(store, upload_id, current_settings().max_upload_size)
     progress = appender.settle()
     chunks = body_chunks(current_settings().relay_chunk_size)
     try:
-        if offset != progress.offset:
+        if body.offset != progress.offset:
             raise OffsetMismatch(progress.offset)
-        if declared is not None:
-            appender.declare_length(declared, offset)
-        if offset + (request.content_length or 0) > appender.limit():
+        if body.length is not None:
+            appender.declare_length(body.length, body.offset)
+        if body.offset + (request.content_length or 0) > appender.limit():
             raise TooLarge(f"the body goes past the upload's length of {appender.limit()} bytes")
         with StopWatch(store, upload_id, _end_read()) as watch:
-            progress = _appended(appender, progress, offset, chunks, checksum, watch)
+            progress = _appended(appender, progress, body, chunks, watch)
     except BaseException as exc:
         raise _refusal(exc, store, upload_id, chunks) from None
     if progress.offset == appender.length and not appender.info.get("partial"):
@@ -249,10 +165,10 @@ def _append_locked(store: UploadStore, upload_id: str, offset: int,
     return jsonify(_document(upload_id, progress.offset))
 
 
-def _appended(appender: Appender, progress: Progress, offset: int, chunks: Any,
-              checksum: tus.Checksum | None, watch: StopWatch) -> Progress:
+def _appended(appender: Appender, progress: Progress, body: Append, chunks: Any,
+              watch: StopWatch) -> Progress:
     try:
-        return appender.append(progress, offset, chunks, checksum, watch.check)
+        return appender.append(progress, body.offset, chunks, body.checksum, watch.check)
     except BodyIncomplete:
         watch.check()  # a read ended by the watch is a stop, not a broken sender
         raise
@@ -262,7 +178,7 @@ def _append_to_sealed(store: UploadStore, upload_id: str, offset: int) -> Respon
     """A retried last append finds the upload sealed: fine if it carries nothing new."""
     size = int((store.manifest(upload_id) or {})["size"])
     if offset != size or request.content_length:
-        raise _mismatch(size, upload_id)
+        raise offset_mismatch(size, upload_id)
     return jsonify(_document(upload_id, size))
 
 
@@ -288,31 +204,13 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
     """The answer to an append that did not complete; its durable bytes are kept."""
     if isinstance(exc, (OffsetMismatch, LengthError, TooLarge)):
         drain(chunks)
-    if isinstance(exc, OffsetMismatch):
-        return _mismatch(exc.offset, upload_id)
-    if isinstance(exc, LengthError):
-        return _bad(str(exc))
-    if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", exc.detail, upload_id=upload_id)
-    if isinstance(exc, ChecksumMismatch):
-        return Problem(tus.CHECKSUM_MISMATCH, "checksum-mismatch",
-                       f"{exc}; nothing of it was kept", upload_id=upload_id)
-    close_after_answer(request.environ)
+    elif not isinstance(exc, ChecksumMismatch):
+        close_after_answer(request.environ)
     if isinstance(exc, Cancelled):
         store.remove(upload_id)
-        return Problem(409, "cancelled",
-                       "the upload was cancelled while it was being received",
-                       upload_id=upload_id)
     if isinstance(exc, Stopped):
         log.info("append stopped for another request", extra={"upload_id": upload_id})
-        return Problem(409, "stopped",
-                       "another request for this upload took it over; what was received "
-                       "is kept", upload_id=upload_id)
-    if isinstance(exc, BodyIncomplete):
-        return Problem(400, "incomplete-body",
-                       f"the request body ended early ({exc}); what was received is kept",
-                       upload_id=upload_id)
-    return _storage_problem(exc, upload_id) or exc
+    return upload_problem(exc, upload_id, kept=True) or exc
 
 
 @bp.get("/uploads/<upload_id>/offset")
@@ -347,8 +245,7 @@ def _resumable(store: UploadStore, upload_id: str) -> dict[str, Any]:
         info = None
     if info is not None:
         return info
-    raise Problem(404, "not-found", "no resumable upload with this id",
-                  upload_id=upload_id)
+    raise not_found(upload_id, "no resumable upload with this id")
 
 
 def _document(upload_id: str, offset: int) -> dict[str, Any]:
@@ -382,25 +279,7 @@ def _multipart_document(upload_id: str, manifest: dict[str, Any]) -> dict[str, A
             "partial": False, "concat": None}
 
 
-def _mismatch(offset: int, upload_id: str) -> Problem:
-    return Problem(409, "offset-mismatch",
-                   f"the upload's offset is {offset}", headers={"Upload-Offset": str(offset)},
-                   upload_id=upload_id, offset=offset)
-
-
 def _locked(upload_id: str) -> Problem:
     return Problem(423, "locked",
                    f"another request held the upload for more than {TAKE_OVER_WAIT:.0f} s",
                    upload_id=upload_id)
-
-
-def _bad(detail: str) -> Problem:
-    return Problem(400, "bad-request", detail)
-
-
-def _storage_problem(exc: BaseException, upload_id: str) -> Problem | None:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Problem(507, "storage-full",
-                       "the upload store is full; what was received is kept",
-                       upload_id=upload_id)
-    return None

@@ -1,25 +1,24 @@
 """The internal upload endpoint: ``/uploads/<id>``, reachable only with the shared secret."""
 
-import errno
 import logging
 import shutil
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
+from geo_service.http.errors import BodyIncomplete, upload_problem
+from geo_service.http.state import current_state, upload_slot
 from geo_service.intake.receive import Cancelled, Receiver
 from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
 from geo_service.store.locks import Busy
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
-from handoff.form import FieldError, upload_limits
-from handoff.form_consumer import TooLarge
-from handoff.multipart import MalformedForm
-from handoff.problems import Problem
+from handoff.form import upload_limits
+from handoff.problems import Problem, not_found
 from handoff.server import metrics
 from handoff.server.request_body import body_reader, close_after_answer
-from handoff.server.web import current_settings, multipart_boundary, require_bearer, upload_slot
+from handoff.server.web import current_settings, multipart_boundary, require_bearer
 
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
@@ -30,7 +29,7 @@ CANCEL_WAIT = 10.0
 
 
 def current_store() -> UploadStore:
-    return current_app.extensions["handoff.store"]
+    return current_state().store
 
 
 @bp.before_request
@@ -54,10 +53,6 @@ def checked_id(upload_id: str) -> str:
         raise Problem(400, "invalid-id",
                       "upload ids are canonical lowercase UUIDs") from None
     return upload_id
-
-
-class BodyIncomplete(Exception):
-    """The sender stopped before the body was complete."""
 
 
 def body_chunks(size: int) -> Iterator[bytes]:
@@ -95,11 +90,8 @@ def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Respon
     store = current_store()
     try:
         store.create(upload_id, tenant)
-    except UploadExists:
-        raise Problem(409, "exists", "an upload with this id already exists",
-                      upload_id=upload_id) from None
-    except OSError as exc:
-        raise _problem_for(exc, upload_id) or exc from None
+    except (UploadExists, OSError) as exc:
+        raise upload_problem(exc, upload_id, kept=False) or exc from None
     log.info("upload receiving", extra={"upload_id": upload_id, "tenant": tenant,
                                         "content_length": request.content_length})
     with store.lock(upload_id):
@@ -116,41 +108,23 @@ def _create(upload_id: str, boundary: bytes, settings: Settings) -> tuple[Respon
 def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Settings,
              tenant: str) -> dict:
     limits = upload_limits(settings)
-    receiver = Receiver(store, upload_id, current_app.config["PURPOSES"], limits, tenant)
+    receiver = Receiver(store, upload_id, current_state().purposes, limits, tenant)
     chunks = body_chunks(limits.chunk_size)
     try:
         return receiver.receive(chunks, boundary)
     except BaseException as exc:
         store.remove(upload_id)
-        problem = _problem_for(exc, upload_id)
+        problem = upload_problem(exc, upload_id, kept=False)
         if problem is None:
             raise
         # A cancelled upload's sender is not drained: the point is to stop it.
         if isinstance(exc, (BodyIncomplete, Cancelled)):
+            log.info("upload ended while receiving", extra={"upload_id": upload_id,
+                                                            "reason": problem.kind})
             close_after_answer(request.environ)
         else:
             drain(chunks)
         raise problem from None
-
-
-def _problem_for(exc: BaseException, upload_id: str) -> Problem | None:
-    if isinstance(exc, BodyIncomplete):
-        return Problem(400, "incomplete-body",
-                       f"the request body ended early ({exc})", upload_id=upload_id)
-    if isinstance(exc, (MalformedForm, FieldError)):
-        return Problem(400, "bad-form", str(exc), upload_id=upload_id)
-    if isinstance(exc, Cancelled):
-        log.info("upload cancelled while receiving", extra={"upload_id": upload_id})
-        return Problem(409, "cancelled",
-                       "the upload was cancelled while it was being received",
-                       upload_id=upload_id)
-    if isinstance(exc, TooLarge):
-        return Problem(413, "too-large", exc.detail, upload_id=upload_id, limit=exc.limit)
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return Problem(507, "storage-full",
-                       "the upload store is full; the partial upload was removed",
-                       upload_id=upload_id)
-    return None
 
 
 @bp.get("/uploads/<upload_id>")
@@ -158,7 +132,7 @@ def show(upload_id: str) -> Response:
     try:
         return jsonify(current_store().status(checked_id(upload_id)))
     except UploadMissing:
-        raise _not_found(upload_id) from None
+        raise not_found(upload_id) from None
 
 
 @bp.delete("/uploads/<upload_id>")
@@ -170,7 +144,7 @@ def delete(upload_id: str) -> tuple[str, int]:
         raise Problem(409, "in-use", "a worker is processing the upload",
                       upload_id=upload_id) from None
     except UploadMissing:
-        raise _not_found(upload_id) from None
+        raise not_found(upload_id) from None
     log.info("upload removed on request", extra={"upload_id": upload_id, "state": str(state)})
     return "", 204
 
@@ -207,7 +181,7 @@ def record_job(upload_id: str) -> tuple[str, int]:
     try:
         current_store().mark_queued(checked_id(upload_id), job)
     except UploadMissing:
-        raise _not_found(upload_id) from None
+        raise not_found(upload_id) from None
     return "", 204
 
 
@@ -219,7 +193,7 @@ def capacity() -> Response:
     counted over all of this service's processes.
     """
     store = current_store()
-    failures = current_app.extensions["handoff.ready"]()
+    failures = current_state().ready()
     try:
         free = shutil.disk_usage(store.root).free
     except OSError:
@@ -231,8 +205,5 @@ def capacity() -> Response:
 
 @bp.get("/purposes")
 def purposes() -> Response:
-    return jsonify(sorted(current_app.config["PURPOSES"]))
+    return jsonify(sorted(current_state().purposes))
 
-
-def _not_found(upload_id: str) -> Problem:
-    return Problem(404, "not-found", "no upload with this id", upload_id=upload_id)

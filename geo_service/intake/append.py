@@ -31,11 +31,11 @@ from handoff.form_consumer import TooLarge
 from handoff.server import metrics
 from handoff.server.blocking import off_loop
 from handoff.tus import Checksum
+from handoff.units import CHUNK_SIZE
 
 # Bytes appended between two durable records while a body streams in: what a
 # writer killed mid-body can lose at most, and what resuming reads again.
 CHECKPOINT = 64 * 1024**2
-READ_CHUNK = 1024**2
 # How often the writer looks for a request to stop or a cancel.
 WATCH_INTERVAL = 0.1
 
@@ -197,7 +197,7 @@ class Appender:
             handle.seek(start.offset)
             left = size - start.offset
             while left > 0:
-                chunk = handle.read(min(READ_CHUNK, left))
+                chunk = handle.read(min(CHUNK_SIZE, left))
                 if not chunk:
                     break
                 hasher.update(chunk)

@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from geo_service.intake.append import READ_CHUNK, Appender, Progress
+from geo_service.intake.append import Appender, Progress
 from geo_service.store import State, UploadStore
 from handoff.server.blocking import off_loop
+from handoff.units import CHUNK_SIZE
 
 # copy_file_range's refusals that mean "not between these files": copy through memory.
 _NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
@@ -103,7 +104,7 @@ def _kernel_copy(source: IO[bytes], target: IO[bytes], count: int) -> None:
 def _pump(source: IO[bytes], target: IO[bytes], count: int, hasher: Any) -> None:
     left = count
     while left > 0:
-        chunk = source.read(min(READ_CHUNK, left))
+        chunk = source.read(min(CHUNK_SIZE, left))
         if not chunk:
             raise PartError("a partial upload's file is shorter than its progress")
         if hasher is not None:

@@ -28,6 +28,7 @@ from geo_service.store import State, UploadMissing, UploadStore
 from geo_service.store.locks import Busy
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
 from handoff.server import metrics
+from handoff.states import FINISHED
 
 log = logging.getLogger("handoff.worker")
 LOCK_WAIT = 30.0
@@ -66,7 +67,7 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
         log.info("job for a cancelled upload; removed it instead", extra=extra)
         return "cancelled"
     state = store.state(upload_id)
-    if state in (State.DONE, State.FAILED):
+    if state in FINISHED:
         log.info("job already finished; nothing to do", extra={**extra, "state": str(state)})
         return str(state)
     if state is State.RECEIVING:

@@ -2,7 +2,7 @@
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
@@ -127,17 +127,3 @@ class UploadSlots:
         finally:
             self._free.release()
 
-
-def upload_slot(upload_id: str | None = None) -> AbstractContextManager[None]:
-    """One of this process's upload slots (``app.extensions["handoff.slots"]``), or 503.
-
-    Held slots are counted in :data:`metrics.GEO_IN_FLIGHT`, which the
-    geo service's ``/capacity`` reports across its processes.
-    """
-    return _counted_slot(current_app.extensions["handoff.slots"], upload_id)
-
-
-@contextmanager
-def _counted_slot(slots: UploadSlots, upload_id: str | None) -> Iterator[None]:
-    with slots.hold(upload_id), metrics.GEO_IN_FLIGHT.track_inprogress():
-        yield

@@ -15,25 +15,25 @@ def _b64(data: bytes) -> str:
 
 def test_metadata_pairs_are_decoded_from_base64():
     header = f"filename {_b64(b'plan.zip')},purpose {_b64(b'shapefile')}"
-    assert tus.parse_metadata(header) == {"filename": "plan.zip", "purpose": "shapefile"}
+    assert tus.parse_upload_metadata(header) == {"filename": "plan.zip", "purpose": "shapefile"}
 
 
 def test_a_metadata_key_may_come_without_a_value():
-    assert tus.parse_metadata(f"flag,filename {_b64(b'a')}") == {"flag": "", "filename": "a"}
+    assert tus.parse_upload_metadata(f"flag,filename {_b64(b'a')}") == {"flag": "", "filename": "a"}
 
 
 def test_metadata_values_are_utf8():
-    assert tus.parse_metadata(f"filename {_b64('Zürich.geojson'.encode())}") == {
+    assert tus.parse_upload_metadata(f"filename {_b64('Zürich.geojson'.encode())}") == {
         "filename": "Zürich.geojson"}
 
 
 def test_spaces_around_pairs_are_allowed():
-    assert tus.parse_metadata(f" a {_b64(b'1')} , b {_b64(b'2')} ") == {"a": "1", "b": "2"}
+    assert tus.parse_upload_metadata(f" a {_b64(b'1')} , b {_b64(b'2')} ") == {"a": "1", "b": "2"}
 
 
 @pytest.mark.parametrize("header", [None, "", "  "])
 def test_no_metadata_is_an_empty_mapping(header: str | None):
-    assert tus.parse_metadata(header) == {}
+    assert tus.parse_upload_metadata(header) == {}
 
 
 @pytest.mark.parametrize("header, words", [
@@ -45,12 +45,12 @@ def test_no_metadata_is_an_empty_mapping(header: str | None):
 ])
 def test_malformed_metadata_is_refused(header: str, words: str):
     with pytest.raises(HeaderError, match=words):
-        tus.parse_metadata(header)
+        tus.parse_upload_metadata(header)
 
 
 def test_metadata_encodes_back_to_what_it_was_parsed_from():
     pairs = {"filename": "Zürich, 2024.zip", "purpose": "shapefile", "flag": ""}
-    assert tus.parse_metadata(tus.encode_metadata(pairs)) == pairs
+    assert tus.parse_upload_metadata(tus.encode_metadata(pairs)) == pairs
 
 
 @pytest.mark.parametrize("algorithm", ["sha1", "sha256", "md5"])

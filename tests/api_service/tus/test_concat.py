@@ -6,7 +6,7 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from handoff.tus import parse_metadata
+from handoff.tus import parse_upload_metadata
 from tests.api_service.tus import ALICE, BOB, TUS, create, head, metadata, patch, problem
 from tests.api_service.tus.conftest import Api
 
@@ -52,7 +52,7 @@ def test_head_says_which_kind_of_upload_it_is(api: Api):
     urls = [_partial(api.client, data) for data in PARTS]
     answer = head(api.client, urls[0])
     assert answer.headers["Upload-Concat"] == "partial"
-    assert "purpose" not in parse_metadata(answer.headers["Upload-Metadata"])
+    assert "purpose" not in parse_upload_metadata(answer.headers["Upload-Metadata"])
     final = _final(api.client, urls).headers["Location"]
     assert head(api.client, final).headers["Upload-Concat"] == "final;" + " ".join(urls)
 

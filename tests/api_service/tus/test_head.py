@@ -2,7 +2,7 @@
 
 import json
 
-from handoff.tus import parse_metadata
+from handoff.tus import parse_upload_metadata
 from tests.api_service.tus import ALICE, BOB, TUS, head, location, patch, problem
 from tests.api_service.tus.conftest import Api
 from tests.support.multipart_bodies import content_type, upload_body
@@ -18,7 +18,7 @@ def test_head_gives_offset_length_metadata_and_expiry(api: Api):
     assert answer.headers["Cache-Control"] == "no-store"
     assert answer.headers["Upload-Expires"].endswith(" GMT")
     assert answer.headers["Tus-Resumable"] == "1.0.0"
-    pairs = parse_metadata(answer.headers["Upload-Metadata"])
+    pairs = parse_upload_metadata(answer.headers["Upload-Metadata"])
     assert pairs["filename"] == "plan.bin" and pairs["purpose"] == "raw"
     assert json.loads(pairs["metadata"]) == {"project": "p"}
     assert answer.get_data() == b""
@@ -77,7 +77,7 @@ def test_a_finished_multipart_upload_is_a_complete_one(api: Api):
     assert answer.status_code == 200
     assert (answer.headers["Upload-Offset"], answer.headers["Upload-Length"]) == ("5", "5")
     assert "Upload-Expires" not in answer.headers
-    pairs = parse_metadata(answer.headers["Upload-Metadata"])
+    pairs = parse_upload_metadata(answer.headers["Upload-Metadata"])
     assert pairs == {"filename": "m.txt", "purpose": "raw", "metadata": '{"p": 1}'}
 
 
@@ -86,7 +86,7 @@ def test_a_multi_file_upload_is_complete_at_its_total_without_a_file_name(api: A
     answer = head(api.client, url)
     assert answer.status_code == 200
     assert (answer.headers["Upload-Offset"], answer.headers["Upload-Length"]) == ("5", "5")
-    assert "filename" not in parse_metadata(answer.headers["Upload-Metadata"])
+    assert "filename" not in parse_upload_metadata(answer.headers["Upload-Metadata"])
 
 
 def test_a_finished_multipart_upload_is_still_404_for_another_tenant(api: Api):

@@ -10,11 +10,12 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from geo_service.app import create_app
+from geo_service.http.state import state_of, upload_slot
 from geo_service.store import UploadStore
 from handoff.config import Settings
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
-from handoff.server.web import UploadSlots, upload_slot
+from handoff.server.web import UploadSlots
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.problems import assert_problem
 
@@ -116,7 +117,7 @@ def test_a_body_of_another_type_is_415(client: FlaskClient) -> None:
 
 def test_a_full_process_refuses_with_503(app: Flask, client: FlaskClient,
                                          store: UploadStore) -> None:
-    app.extensions["handoff.slots"] = UploadSlots(0)
+    state_of(app).slots = UploadSlots(0)
 
     response = _post(client)
 
@@ -177,7 +178,7 @@ def test_a_named_replica_keeps_its_store_in_its_own_folder(tmp_path: Path) -> No
 
 
 def test_capacity_is_not_ready_when_readyz_is_not(app: Flask, client: FlaskClient) -> None:
-    app.extensions["handoff.ready"] = lambda: {"store": "missing"}
+    state_of(app).ready = lambda: {"store": "missing"}
 
     assert client.get("/capacity", headers=AUTH).get_json()["ready"] is False
 

@@ -1,0 +1,73 @@
+"""The geo service's one map from what went wrong with an upload to the problem answered.
+
+The multipart resource and the tus one meet the same failures (a sender
+gone, a cancel, a full disk, a limit), so they answer them here, alike.
+What differs is what becomes of the bytes received: a multipart upload is
+removed, a tus upload keeps them to be resumed; ``kept`` says which.
+"""
+
+import errno
+from collections.abc import Callable
+from typing import Any
+
+from geo_service.intake.append import (
+    ChecksumMismatch,
+    LengthError,
+    OffsetMismatch,
+    Stopped,
+)
+from geo_service.intake.receive import Cancelled
+from geo_service.store import UploadExists, UploadMissing
+from handoff import tus
+from handoff.form import FieldError
+from handoff.form_consumer import TooLarge
+from handoff.multipart import MalformedForm
+from handoff.problems import Problem, bad_request, not_found
+
+
+class BodyIncomplete(Exception):
+    """The sender stopped before the body was complete."""
+
+
+def upload_problem(exc: BaseException, upload_id: str, *, kept: bool) -> Problem | None:
+    """The answer to an upload request that failed with ``exc``; None for a bug (a 500)."""
+    outcome = "what was received is kept" if kept else "the partial upload was removed"
+    for types, build in _PROBLEMS:
+        if isinstance(exc, types):
+            return build(exc, upload_id, outcome)
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return Problem(507, "storage-full", f"the upload store is full; {outcome}",
+                       upload_id=upload_id)
+    return None
+
+
+def offset_mismatch(offset: int, upload_id: str) -> Problem:
+    """409 with the upload's offset, in the body and in ``Upload-Offset``, to resume from."""
+    return Problem(409, "offset-mismatch", f"the upload's offset is {offset}",
+                   headers={"Upload-Offset": str(offset)}, upload_id=upload_id, offset=offset)
+
+
+_Build = Callable[[Any, str, str], Problem]
+_PROBLEMS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], _Build]] = [
+    (BodyIncomplete, lambda exc, upload_id, outcome: Problem(
+        400, "incomplete-body", f"the request body ended early ({exc}); {outcome}",
+        upload_id=upload_id)),
+    ((MalformedForm, FieldError), lambda exc, upload_id, _: Problem(
+        400, "bad-form", str(exc), upload_id=upload_id)),
+    (LengthError, lambda exc, upload_id, _: bad_request(str(exc))),
+    (Cancelled, lambda exc, upload_id, _: Problem(
+        409, "cancelled", "the upload was cancelled while it was being received",
+        upload_id=upload_id)),
+    (Stopped, lambda exc, upload_id, outcome: Problem(
+        409, "stopped", f"another request for this upload took it over; {outcome}",
+        upload_id=upload_id)),
+    (OffsetMismatch, lambda exc, upload_id, _: offset_mismatch(exc.offset, upload_id)),
+    (TooLarge, lambda exc, upload_id, _: Problem(
+        413, "too-large", exc.detail, upload_id=upload_id, limit=exc.limit)),
+    (ChecksumMismatch, lambda exc, upload_id, _: Problem(
+        tus.CHECKSUM_MISMATCH, "checksum-mismatch", f"{exc}; nothing of it was kept",
+        upload_id=upload_id)),
+    (UploadExists, lambda exc, upload_id, _: Problem(
+        409, "exists", "an upload with this id already exists", upload_id=upload_id)),
+    (UploadMissing, lambda exc, upload_id, _: not_found(upload_id)),
+]
