@@ -14,14 +14,10 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 
-from tests.faults.raw_http import Answer
 from tests.support.polling import eventually
 from tests.support.stacks import Stack, launch
 
-PROBLEM_TYPE = "application/problem+json"
-TYPE_BASE = "https://handoff.dev/problems/"
 NO_WORKER = ("redis", "geo", "api")
 # The geo service removes a refused upload when its own read of the body
 # fails, which can come a moment after the API has answered the client.
@@ -43,23 +39,6 @@ def private_stack(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str,
     finally:
         running.stop_all()
         shutil.rmtree(root, ignore_errors=True)
-
-
-def problem(response: requests.Response | Answer, status: int, detail: str) -> dict[str, Any]:
-    """Assert an RFC 9457 answer with ``status`` whose detail mentions ``detail``."""
-    if isinstance(response, Answer):
-        code, content_type, body = response.status, response.content_type, response.body
-    else:
-        code, content_type, body = (response.status_code,
-                                    response.headers.get("Content-Type", ""), response.content)
-    assert code == status, f"expected {status}, got {code}: {body[:500]!r}"
-    assert content_type.split(";")[0].strip() == PROBLEM_TYPE, content_type
-    document = json.loads(body)
-    assert document["status"] == status
-    assert document["type"].startswith(TYPE_BASE), document
-    assert document["title"], document
-    assert detail.lower() in document["detail"].lower(), document
-    return document
 
 
 def queue_length(stack: Stack) -> int:

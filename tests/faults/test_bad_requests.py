@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length
+from tests.faults import folders_left, geo_posts, private_stack, queue_length
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 
@@ -53,7 +54,7 @@ def test_a_body_shorter_than_its_content_length_is_refused(quiet: Stack):
     answer = send(quiet.api_url, "POST", "/v1/uploads", headers, body[:2 * MiB],
                   shut_write=True, timeout=15.0)
 
-    assert problem(answer, 400, "stopped sending")["upload_id"]
+    assert assert_problem(answer, 400, detail="stopped sending")["upload_id"]
     _nothing_kept(quiet)
 
 
@@ -66,7 +67,7 @@ def test_a_chunked_body_cut_off_inside_a_chunk_is_refused(quiet: Stack):
     answer = send(quiet.api_url, "POST", "/v1/uploads", headers, piece, shut_write=True,
                   timeout=15.0)
 
-    problem(answer, 400, "stopped sending")
+    assert_problem(answer, 400, detail="stopped sending")
     _nothing_kept(quiet)
 
 
@@ -79,7 +80,7 @@ def test_a_chunked_body_without_its_closing_boundary_is_refused(quiet: Stack):
     answer = send_streaming(quiet.api_url, "POST", "/v1/uploads", headers,
                             chunked([body[:300_000], body[300_000:]]), timeout=15.0)
 
-    problem(answer, 400, "closing boundary")
+    assert_problem(answer, 400, detail="closing boundary")
     _nothing_kept(quiet)
 
 
@@ -87,7 +88,7 @@ def test_multipart_without_a_boundary_parameter_is_refused(quiet: Stack):
     """Without a boundary the body cannot be split: a bad form (400), not a wrong type (415)."""
     body = form([Field("purpose", "raw"), File("file", "a.bin", b"data")])
 
-    problem(_post(quiet, body, "multipart/form-data"), 400, "boundary")
+    assert_problem(_post(quiet, body, "multipart/form-data"), 400, detail="boundary")
     _nothing_kept(quiet)
 
 
@@ -95,7 +96,7 @@ def test_a_form_without_a_file_part_is_refused(quiet: Stack):
     """An upload with nothing to process must not become a job."""
     response = quiet.upload([], purpose="raw")
 
-    _not_relayed(quiet, problem(response, 400, "no file part"))
+    _not_relayed(quiet, assert_problem(response, 400, detail="no file part"))
     _nothing_kept(quiet)
 
 
@@ -103,7 +104,7 @@ def test_an_unknown_purpose_is_refused(quiet: Stack):
     """The purpose picks the processor: refused before relaying, not failed later by a worker."""
     response = quiet.upload([("a.bin", b"data")], purpose="astrology")
 
-    document = problem(response, 400, "unknown purpose")
+    document = assert_problem(response, 400, detail="unknown purpose")
     assert "astrology" in document["detail"]
     _not_relayed(quiet, document)
     _nothing_kept(quiet)
@@ -118,7 +119,7 @@ def test_metadata_that_is_not_a_json_object_is_refused(quiet: Stack, metadata: s
     """Processors get metadata as a mapping; anything else is refused before a job can choke."""
     response = quiet.upload([("a.bin", b"data")], metadata=metadata)
 
-    _not_relayed(quiet, problem(response, 400, detail))
+    _not_relayed(quiet, assert_problem(response, 400, detail=detail))
     _nothing_kept(quiet)
 
 
@@ -126,7 +127,7 @@ def test_a_repeated_field_is_refused(quiet: Stack):
     """Two purposes: picking either one silently would run a processor the client did not mean."""
     response = quiet.upload([("a.bin", b"data")], purpose="raw", fields=[("purpose", "shapefile")])
 
-    document = problem(response, 400, "more than once")
+    document = assert_problem(response, 400, detail="more than once")
     assert "purpose" in document["detail"]
     _not_relayed(quiet, document)
     _nothing_kept(quiet)
@@ -136,7 +137,7 @@ def test_an_unknown_field_is_refused(quiet: Stack):
     """A misspelt field that was silently ignored would run the upload with the wrong settings."""
     response = quiet.upload([("a.bin", b"data")], fields=[("colour", "blue")])
 
-    document = problem(response, 400, "unknown form field")
+    document = assert_problem(response, 400, detail="unknown form field")
     assert "colour" in document["detail"]
     _not_relayed(quiet, document)
     _nothing_kept(quiet)
@@ -149,7 +150,7 @@ def test_a_field_after_the_file_is_refused(quiet: Stack):
 
     response = _post(quiet, body)
 
-    document = problem(response, 400, "after a file")
+    document = assert_problem(response, 400, detail="after a file")
     assert "metadata" in document["detail"]
     assert document["upload_id"]
     _nothing_kept(quiet)
@@ -160,5 +161,5 @@ def test_a_body_that_is_not_multipart_is_refused_as_unsupported(quiet: Stack):
     response = _post(quiet, json.dumps({"purpose": "raw", "file": "aGVsbG8="}).encode(),
                      "application/json")
 
-    problem(response, 415, "multipart/form-data")
+    assert_problem(response, 415, detail="multipart/form-data")
     _nothing_kept(quiet)

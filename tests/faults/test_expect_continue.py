@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from handoff.units import MiB
-from tests.faults import private_stack, problem, upload_folders
+from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import (
     Answer,
     Field,
@@ -26,6 +26,7 @@ from tests.faults.raw_http import (
     multipart_type,
     read_answer,
 )
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 TOKEN = "careful-token"
@@ -74,7 +75,7 @@ def test_a_refusal_the_headers_decide_comes_first_and_closes(careful: Stack, cha
     answer = _refused_before_the_body(careful.api_url, "/v1/uploads",
                                       {**_headers(len(_body())), **change})
 
-    problem(answer, status, detail)
+    assert_problem(answer, status, detail=detail)
     assert answer.headers["connection"] == "close"
     assert upload_folders(careful) == before
 
@@ -87,7 +88,7 @@ def test_a_tus_creation_too_large_for_the_server_comes_first(careful: Stack):
 
     answer = _refused_before_the_body(careful.api_url, "/v1/uploads", headers)
 
-    problem(answer, 413, "exceeds")
+    assert_problem(answer, 413, detail="exceeds")
     assert answer.headers["connection"] == "close"
 
 
@@ -97,7 +98,7 @@ def test_the_geo_service_refuses_a_missing_secret_first(careful: Stack):
 
     answer = _refused_before_the_body(careful.geo_url, f"/uploads/{uuid.uuid4()}", headers)
 
-    problem(answer, 401, "bearer secret")
+    assert_problem(answer, 401, detail="bearer secret")
     assert answer.headers["connection"] == "close"
 
 
@@ -129,7 +130,7 @@ def test_a_refusal_while_the_body_arrives_says_close(careful: Stack):
         except OSError:
             pass  # the server stopped reading: the answer is waiting
         answer = read_answer(sock)
-    problem(answer, 413, "exceeds")
+    assert_problem(answer, 413, detail="exceeds")
     assert answer.headers["connection"] == "close"
 
 

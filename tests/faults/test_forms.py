@@ -20,12 +20,12 @@ from tests.faults import (
     geo_posts,
     log_records,
     private_stack,
-    problem,
     queue_length,
     refusal,
 )
 from tests.faults.raw_http import send, send_streaming
 from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
+from tests.support.problems import assert_problem
 from tests.support.stacks import SECRET, Stack
 
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
@@ -70,7 +70,7 @@ def _summary(name: str, data: bytes) -> dict:
 def test_an_empty_file_input_alone_is_no_file(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), EMPTY_INPUT])
 
-    document = problem(answer, 400, "no file part")
+    document = assert_problem(answer, 400, detail="no file part")
     assert document["type"].endswith("/no-file")
     assert geo_posts(quiet, document["upload_id"]) == []
     _nothing_kept(quiet)
@@ -93,14 +93,14 @@ def test_a_file_under_another_field_name_is_refused_naming_it(quiet: Stack):
     """curl -F upload=@x: the OpenAPI says files go in parts named ``file``."""
     answer = _post(quiet, [field_part("purpose", "raw"), file_part("x", b"data", name="upload")])
 
-    assert "'upload'" in problem(answer, 400, "named 'file'")["detail"]
+    assert "'upload'" in assert_problem(answer, 400, detail="named 'file'")["detail"]
     _nothing_kept(quiet)
 
 
 def test_a_file_part_without_a_filename_says_so(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), field_part("file", "data")])
 
-    problem(answer, 400, "has no filename")
+    assert_problem(answer, 400, detail="has no filename")
     _nothing_kept(quiet)
 
 
@@ -109,14 +109,14 @@ def test_a_part_without_a_name_is_refused(quiet: Stack):
                 b"Content-Type: text/plain\r\n\r\nhello")
     answer = _post(quiet, [field_part("purpose", "raw"), nameless])
 
-    problem(answer, 400, "RFC 7578")
+    assert_problem(answer, 400, detail="RFC 7578")
     _nothing_kept(quiet)
 
 
 def test_a_form_without_purpose_says_it_is_missing(quiet: Stack):
     answer = _post(quiet, [file_part("a.txt", b"hello")])
 
-    problem(answer, 400, "purpose field is missing")
+    assert_problem(answer, 400, detail="purpose field is missing")
     _nothing_kept(quiet)
 
 
@@ -143,7 +143,7 @@ def test_file_names_are_reported_as_sent(stack: Stack, filename: str):
 def test_a_file_name_over_255_bytes_is_refused(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), file_part("é" * 128, b"x")])
 
-    problem(answer, 400, "longer than 255 bytes")
+    assert_problem(answer, 400, detail="longer than 255 bytes")
     _nothing_kept(quiet)
 
 
@@ -152,7 +152,7 @@ def test_fields_over_their_limit_are_413_naming_it(quiet: Stack):
                            field_part("metadata", '{"pad": "' + "p" * MiB + '"}'),
                            file_part("a.txt", b"x")])
 
-    assert problem(answer, 413, "HANDOFF_MAX_FORM_FIELDS_SIZE")["limit"] \
+    assert assert_problem(answer, 413, detail="HANDOFF_MAX_FORM_FIELDS_SIZE")["limit"] \
         == "HANDOFF_MAX_FORM_FIELDS_SIZE"
     _nothing_kept(quiet)
 
@@ -164,7 +164,7 @@ def test_1001_file_parts_are_413_naming_max_files(quiet: Stack):
     files = [file_part(f"{n}.txt", b"x") for n in range(1001)]
     answer = _post(quiet, [field_part("purpose", "raw"), *files])
 
-    assert problem(answer, 413, "HANDOFF_MAX_FILES")["limit"] == "HANDOFF_MAX_FILES"
+    assert assert_problem(answer, 413, detail="HANDOFF_MAX_FILES")["limit"] == "HANDOFF_MAX_FILES"
     _nothing_kept(quiet)
 
 
@@ -194,7 +194,7 @@ def test_bytes_that_are_no_part_data_are_refused_while_they_arrive(
 
     answer = send_streaming(quiet.api_url, "POST", "/v1/uploads", headers, pieces, timeout=30)
 
-    document = problem(answer, 413, limit)
+    document = assert_problem(answer, 413, detail=limit)
     assert document["limit"] == limit
     assert refusal(quiet, document["upload_id"])["bytes"] <= 64 * KiB + 2 * RELAY_CHUNK
     _nothing_kept(quiet)
@@ -255,7 +255,7 @@ def test_bad_metadata_in_a_form_is_400_naming_it_and_logs_no_error(quiet: Stack,
     answer = _post(quiet, [field_part("purpose", "raw"), field_part("metadata", metadata),
                            file_part("a.txt", b"hi")])
 
-    assert problem(answer, 400, "metadata ")["detail"].startswith("metadata ")
+    assert assert_problem(answer, 400, detail="metadata ")["detail"].startswith("metadata ")
     _nothing_kept(quiet)
     assert _errors_logged(quiet, starts) == []
 
@@ -268,6 +268,6 @@ def test_bad_metadata_in_a_tus_creation_is_400_naming_it_and_logs_no_error(quiet
         **quiet.client_headers, "Tus-Resumable": "1.0.0", "Upload-Length": "2",
         "Upload-Metadata": encode_metadata({"purpose": "raw", "metadata": metadata})})
 
-    assert problem(answer, 400, "metadata ")["detail"].startswith("metadata ")
+    assert assert_problem(answer, 400, detail="metadata ")["detail"].startswith("metadata ")
     _nothing_kept(quiet)
     assert _errors_logged(quiet, starts) == []

@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import pytest
 
 from handoff.units import MiB
-from tests.faults import folders_left, private_stack, problem, queue_length, refusal
+from tests.faults import folders_left, private_stack, queue_length, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 MAX_UPLOAD = 8 * MiB
@@ -39,7 +40,7 @@ def test_a_file_over_the_file_limit_is_refused(limited: Stack):
     """One 4 MiB file is within the request limit but over the 3 MiB file limit."""
     response = limited.upload([("big.bin", os.urandom(4 * MiB))])
 
-    body = problem(response, 413, f"exceeds {MAX_FILE} bytes")
+    body = assert_problem(response, 413, detail=f"exceeds {MAX_FILE} bytes")
     assert "big.bin" in body["detail"]
     assert refusal(limited, body["upload_id"])["status"] == 413
     _nothing_kept(limited)
@@ -55,7 +56,7 @@ def test_a_big_file_is_cut_off_soon_after_the_file_limit(limited: Stack):
 
     answer = send_streaming(limited.api_url, "POST", "/v1/uploads", headers, pieces)
 
-    document = problem(answer, 413, f"exceeds {MAX_FILE} bytes")
+    document = assert_problem(answer, 413, detail=f"exceeds {MAX_FILE} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_FILE < read <= MAX_FILE + RELAY_CHUNK + head, read
     _nothing_kept(limited)
@@ -66,7 +67,7 @@ def test_files_under_the_file_limit_but_over_the_request_limit_are_refused(limit
     files = [(f"part{i}.bin", os.urandom(int(2.9 * MiB))) for i in range(3)]
     response = limited.upload(files)
 
-    problem(response, 413, f"exceeds {MAX_UPLOAD} bytes")
+    assert_problem(response, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
     _nothing_kept(limited)
 
 
@@ -79,7 +80,7 @@ def test_a_huge_content_length_is_refused_before_any_body_is_sent(limited: Stack
     headers = {"Content-Type": multipart_type(), "Content-Length": "100000000000"}
     answer = send(limited.api_url, "POST", "/v1/uploads", headers, timeout=3.0)
 
-    problem(answer, 413, f"exceeds {MAX_UPLOAD} bytes")
+    assert_problem(answer, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
     _nothing_kept(limited)
 
 
@@ -97,7 +98,7 @@ def test_a_chunked_body_is_cut_off_soon_after_the_request_limit(limited: Stack):
 
     answer = send_streaming(limited.api_url, "POST", "/v1/uploads", headers, chunked(pieces))
 
-    document = problem(answer, 413, f"upload exceeds {MAX_UPLOAD} bytes")
+    document = assert_problem(answer, 413, detail=f"upload exceeds {MAX_UPLOAD} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_UPLOAD < read <= MAX_UPLOAD + RELAY_CHUNK + head, read
     _nothing_kept(limited)

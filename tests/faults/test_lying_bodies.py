@@ -14,10 +14,11 @@ import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import private_stack, problem, upload_folders
+from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import Answer, connect, head, read_answer
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 LIARS = 32
@@ -63,7 +64,8 @@ def test_short_bodies_closed_at_once_leave_the_api_serving_and_nothing_sealed(li
     assert health.status_code == 200
     assert normal.status_code == 202, normal.text
     for answer, after in answers:
-        problem(answer, 400, "stopped sending")  # the close, not a read time-out (408)
+        # the close, not a read time-out (408)
+        assert_problem(answer, 400, detail="stopped sending")
         assert answer.headers["connection"] == "close"
         assert after == b""
     normal_id = normal.json()["id"]

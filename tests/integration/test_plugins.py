@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack, launch
 
 PLUGIN_DIST = "handoff-test-wordcount"
@@ -81,9 +82,7 @@ def test_the_api_and_the_geo_service_list_the_same_installed_purposes(stack: Sta
 def test_a_purpose_nobody_installed_is_refused_as_before(stack: Stack) -> None:
     response = stack.upload([("a.txt", b"x")], purpose="nosuchpurpose")
 
-    assert response.status_code == 400
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert "unknown purpose 'nosuchpurpose'" in response.json()["detail"]
+    assert "unknown purpose 'nosuchpurpose'" in assert_problem(response, 400)["detail"]
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from tusclient.client import TusClient
 from handoff.units import MiB
 from tests.support.payloads import file_sha256, random_file
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,8 +158,7 @@ def test_a_wrong_checksum_is_460_and_a_stale_offset_409(stack: Stack):
     url = _create(stack, length=8)
     wrong = "sha1 " + base64.b64encode(hashlib.sha1(b"else").digest()).decode()
     answer = _patch(stack, url, 0, b"0123", {"Upload-Checksum": wrong})
-    assert answer.status_code == 460
-    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert_problem(answer, 460)
     assert _head_offset(stack, url) == 0
 
     assert _patch(stack, url, 0, b"0123").headers["Upload-Offset"] == "4"

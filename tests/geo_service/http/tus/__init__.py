@@ -11,8 +11,10 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.tus import OFFSET_MEDIA_TYPE
+
+# The verb modules' name for the one problem+json check.
+from tests.support.problems import assert_problem as problem  # noqa: F401
 
 SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}", "Handoff-Tenant": "alice"}
@@ -36,14 +38,6 @@ def patch(client: FlaskClient, offset: int, data: bytes, upload_id: str = UPLOAD
 
 def offset(client: FlaskClient, upload_id: str = UPLOAD_ID) -> TestResponse:
     return client.get(f"/uploads/{upload_id}/offset", headers=AUTH)
-
-
-def problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == MEDIA_TYPE
-    body = response.get_json()
-    assert body["type"] == TYPE_BASE + kind
-    return body
 
 
 def checksum(data: bytes, algorithm: str = "sha1") -> str:
