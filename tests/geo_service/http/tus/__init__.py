@@ -1,7 +1,7 @@
 """Resumable uploads on the geo service, a test module per verb (as tusd's handler tests).
 
-The helpers send what the API sends; the fixtures (``conftest.py``) give an
-app on a temporary store.
+The helpers send what the API sends; the fixtures (``../conftest.py``) give
+an app on a temporary store.
 """
 
 import base64
@@ -12,14 +12,11 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from handoff.tus import OFFSET_MEDIA_TYPE
+from tests.geo_service.http import MAX_SIZE, SECRET  # noqa: F401 - for the verb modules
+from tests.support.problems import assert_problem as problem  # noqa: F401 - the one check
 
-# The verb modules' name for the one problem+json check.
-from tests.support.problems import assert_problem as problem  # noqa: F401
-
-SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}", "Handoff-Tenant": "alice"}
 UPLOAD_ID = "4a5b6c7d-1e2f-4a3b-8c9d-0e1f2a3b4c5d"
-MAX_SIZE = 1024**2
 
 
 def create(client: FlaskClient, length: int | None = 10, upload_id: str = UPLOAD_ID,
