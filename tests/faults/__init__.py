@@ -6,17 +6,14 @@ store on disk afterwards (nothing left behind).
 """
 
 import json
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
 
 from tests.support.polling import eventually
-from tests.support.stacks import Stack, launch
+from tests.support.processes import Processes
+from tests.support.stacks import Stack
 
 NO_WORKER = ("redis", "geo", "api")
 # The geo service removes a refused upload when its own read of the body
@@ -24,21 +21,14 @@ NO_WORKER = ("redis", "geo", "api")
 CLEANUP_SECONDS = 10.0
 
 
-@contextmanager
-def private_stack(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str],
-                  components: tuple[str, ...] = NO_WORKER) -> Iterator[Stack]:
-    """A stack for one test module: started once, stopped and removed at the end.
+def private_stack(processes: Processes, overrides: dict[str, str],
+                  components: tuple[str, ...] = NO_WORKER) -> Stack:
+    """A stack of a test module's own, in ``processes`` (``module_processes``).
 
     Without a worker nothing consumes the queue, so its length shows
     exactly what was enqueued.
     """
-    root = tmp_path_factory.mktemp("faults-stack")
-    running = launch(root, overrides, components)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return processes.stack("faults-stack", overrides, components)
 
 
 def queue_length(stack: Stack) -> int:

@@ -7,7 +7,6 @@ byte to the geo service or queues a job.
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -16,6 +15,7 @@ from handoff.units import MiB
 from tests.faults import folders_left, log_records, private_stack, queue_length
 from tests.faults.raw_http import Field, File, form, multipart_type
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 TOKENS = ("t1", "t2")
@@ -77,10 +77,9 @@ def test_geo_status_and_delete_refuse_without_the_secret(stack: Stack, credentia
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def guarded(module_processes: Processes) -> Stack:
     """A stack whose API accepts two tokens, without a worker to consume the queue."""
-    with private_stack(tmp_path_factory, {"HANDOFF_API_TOKENS": ",".join(TOKENS)}) as running:
-        yield running
+    return private_stack(module_processes, {"HANDOFF_API_TOKENS": ",".join(TOKENS)})
 
 
 def _geo_uploads_since(stack: Stack, start: int) -> list[str]:

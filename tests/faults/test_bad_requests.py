@@ -8,7 +8,6 @@ removed what it had started to write.
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -17,14 +16,14 @@ from handoff.units import MiB
 from tests.faults import folders_left, geo_posts, private_stack, queue_length
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 
 @pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def quiet(module_processes: Processes) -> Stack:
     """A stack without a worker, so the queue length is what the API enqueued."""
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+    return private_stack(module_processes, {})
 
 
 def _nothing_kept(stack: Stack) -> None:

@@ -10,7 +10,6 @@ import base64
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
@@ -27,6 +26,7 @@ from tests.faults.raw_http import (
     read_answer,
 )
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 TOKEN = "careful-token"
@@ -35,10 +35,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def careful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def careful(module_processes: Processes) -> Stack:
     overrides = {"HANDOFF_API_TOKENS": TOKEN, "HANDOFF_MAX_UPLOAD_SIZE": str(MAX_UPLOAD)}
-    with private_stack(tmp_path_factory, overrides) as running:
-        yield running
+    return private_stack(module_processes, overrides)
 
 
 def _body() -> bytes:

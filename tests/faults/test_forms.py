@@ -26,6 +26,7 @@ from tests.faults import (
 from tests.faults.raw_http import send, send_streaming
 from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import SECRET, Stack
 
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
@@ -34,10 +35,9 @@ BOUNDARY = b"handoff-test-boundary-7MA4YWxk"
 
 
 @pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def quiet(module_processes: Processes) -> Stack:
     """A stack without a worker, so the queue length is what the API enqueued."""
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+    return private_stack(module_processes, {})
 
 
 def _post(stack: Stack, parts: list[bytes], boundary: bytes = BOUNDARY,

@@ -9,13 +9,13 @@ segments away before they reach the server.
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from tests.faults import private_stack, tree
 from tests.faults.raw_http import Answer, Field, File, form, multipart_type, send
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 _VALID = str(uuid.uuid4())
@@ -33,9 +33,8 @@ CONTRACT = ANY_ANSWER
 
 
 @pytest.fixture(scope="module")
-def store_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+def store_stack(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {})
 
 
 def _geo(stack: Stack, method: str, upload_id: str) -> Answer:

@@ -8,7 +8,6 @@ and nothing on disk.
 """
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,6 +15,7 @@ from handoff.units import MiB
 from tests.faults import folders_left, private_stack, queue_length, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 MAX_UPLOAD = 8 * MiB
@@ -24,11 +24,10 @@ RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def limited(module_processes: Processes) -> Stack:
     """Small limits, so going over them takes megabytes, not gigabytes; no worker."""
     overrides = {"HANDOFF_MAX_UPLOAD_SIZE": "8MiB", "HANDOFF_MAX_FILE_SIZE": "3MiB"}
-    with private_stack(tmp_path_factory, overrides) as running:
-        yield running
+    return private_stack(module_processes, overrides)
 
 
 def _nothing_kept(stack: Stack) -> None:

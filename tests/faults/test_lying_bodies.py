@@ -8,7 +8,6 @@ geo service must never seal what it received.
 
 import os
 import socket
-from collections.abc import Iterator
 
 import pytest
 import requests
@@ -19,15 +18,15 @@ from tests.faults.raw_http import Answer, connect, head, read_answer
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 LIARS = 32
 
 
 @pytest.fixture(scope="module")
-def liar_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+def liar_stack(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {})
 
 
 def _lie(url: str, body: bytes) -> socket.socket:

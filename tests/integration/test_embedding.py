@@ -5,7 +5,6 @@ API under ``/files``) in front of a real geo service, valkey and worker.
 """
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from tests.support.hosting import serve_host
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 ALICE = {"X-Host-User": "alice"}
@@ -26,10 +26,10 @@ BOB = {"X-Host-User": "bob"}
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+def host(module_processes: Processes) -> tuple[Stack, str]:
     """The stack without its own API, and the URL of the host app in its place."""
-    with private_stack(tmp_path_factory, {}, ("redis", "geo", "worker")) as stack:
-        yield stack, serve_host(stack)
+    stack = private_stack(module_processes, {}, ("redis", "geo", "worker"))
+    return stack, serve_host(stack)
 
 
 def _upload(url: str, path: Path, headers: dict[str, str]) -> requests.Response:

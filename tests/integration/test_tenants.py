@@ -20,6 +20,7 @@ from tests.faults import log_records, private_stack, queue_length
 from tests.support.multipart_bodies import content_type, paced_upload
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 ALICE = {"Authorization": "Bearer alice-token"}
@@ -28,9 +29,8 @@ TOKENS = "alice:alice-token,bob:bob-token"
 
 
 @pytest.fixture(scope="module")
-def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {"HANDOFF_API_TOKENS": TOKENS}) as running:
-        yield running
+def tenants(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {"HANDOFF_API_TOKENS": TOKENS})
 
 
 def _url(stack: Stack, upload_id: str) -> str:
