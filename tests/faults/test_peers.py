@@ -4,14 +4,13 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from handoff.units import MiB
 from tests.faults import queue_length, upload_folders
-from tests.support.multipart_bodies import content_type, paced_upload, post_upload
+from tests.support.multipart_bodies import PausedUpload, content_type, paced_upload
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
@@ -24,16 +23,10 @@ def _sweep_once(stack) -> subprocess.CompletedProcess:
 
 def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_stack):
     stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s"}, components=("redis", "geo", "api"))
-    resume, paused, outcome = threading.Event(), threading.Event(), {}
-    body = paced_upload(16, pause_at=6, paused=paused, resume=resume)
-    sender = threading.Thread(target=post_upload, args=(f"{stack.api_url}/v1/uploads", body,
-                                                        outcome))
-    sender.start()
-    assert paused.wait(30)
+    upload = PausedUpload(f"{stack.api_url}/v1/uploads", 16, pause_at=6)
     assert eventually(lambda: upload_folders(stack) != [])
     stack.kill("geo")
-    resume.set()
-    sender.join(60)
+    outcome = upload.finish()
 
     document = assert_problem(outcome["response"], 502, detail="geo service")
     assert document["upload_id"] in upload_folders(stack)
