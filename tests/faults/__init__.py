@@ -31,6 +31,12 @@ def private_stack(processes: Processes, overrides: dict[str, str],
     return processes.stack("faults-stack", overrides, components)
 
 
+def nothing_kept(stack: Stack) -> None:
+    """Nothing enqueued, nothing left in the store: what every refused upload must leave."""
+    assert queue_length(stack) == 0
+    assert folders_left(stack) == []
+
+
 def queue_length(stack: Stack) -> int:
     """Messages waiting in the stack's Dramatiq queue (a Redis list)."""
     client = redis.Redis.from_url(stack.env["HANDOFF_REDIS_URL"], socket_timeout=5)

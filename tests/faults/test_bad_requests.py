@@ -13,22 +13,10 @@ import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import folders_left, geo_posts, private_stack, queue_length
+from tests.faults import geo_posts, nothing_kept
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.problems import assert_problem
-from tests.support.processes import Processes
 from tests.support.stacks import Stack
-
-
-@pytest.fixture(scope="module")
-def quiet(module_processes: Processes) -> Stack:
-    """A stack without a worker, so the queue length is what the API enqueued."""
-    return private_stack(module_processes, {})
-
-
-def _nothing_kept(stack: Stack) -> None:
-    assert queue_length(stack) == 0
-    assert folders_left(stack) == []
 
 
 def _not_relayed(stack: Stack, document: dict) -> None:
@@ -54,7 +42,7 @@ def test_a_body_shorter_than_its_content_length_is_refused(quiet: Stack):
                   shut_write=True, timeout=15.0)
 
     assert assert_problem(answer, 400, detail="stopped sending")["upload_id"]
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_chunked_body_cut_off_inside_a_chunk_is_refused(quiet: Stack):
@@ -67,7 +55,7 @@ def test_a_chunked_body_cut_off_inside_a_chunk_is_refused(quiet: Stack):
                   timeout=15.0)
 
     assert_problem(answer, 400, detail="stopped sending")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_chunked_body_without_its_closing_boundary_is_refused(quiet: Stack):
@@ -80,7 +68,7 @@ def test_a_chunked_body_without_its_closing_boundary_is_refused(quiet: Stack):
                             chunked([body[:300_000], body[300_000:]]), timeout=15.0)
 
     assert_problem(answer, 400, detail="closing boundary")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_multipart_without_a_boundary_parameter_is_refused(quiet: Stack):
@@ -88,7 +76,7 @@ def test_multipart_without_a_boundary_parameter_is_refused(quiet: Stack):
     body = form([Field("purpose", "raw"), File("file", "a.bin", b"data")])
 
     assert_problem(_post(quiet, body, "multipart/form-data"), 400, detail="boundary")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_form_without_a_file_part_is_refused(quiet: Stack):
@@ -96,7 +84,7 @@ def test_a_form_without_a_file_part_is_refused(quiet: Stack):
     response = quiet.upload([], purpose="raw")
 
     _not_relayed(quiet, assert_problem(response, 400, detail="no file part"))
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_an_unknown_purpose_is_refused(quiet: Stack):
@@ -106,7 +94,7 @@ def test_an_unknown_purpose_is_refused(quiet: Stack):
     document = assert_problem(response, 400, detail="unknown purpose")
     assert "astrology" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 @pytest.mark.parametrize(("metadata", "detail"), [
@@ -119,7 +107,7 @@ def test_metadata_that_is_not_a_json_object_is_refused(quiet: Stack, metadata: s
     response = quiet.upload([("a.bin", b"data")], metadata=metadata)
 
     _not_relayed(quiet, assert_problem(response, 400, detail=detail))
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_repeated_field_is_refused(quiet: Stack):
@@ -129,7 +117,7 @@ def test_a_repeated_field_is_refused(quiet: Stack):
     document = assert_problem(response, 400, detail="more than once")
     assert "purpose" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_an_unknown_field_is_refused(quiet: Stack):
@@ -139,7 +127,7 @@ def test_an_unknown_field_is_refused(quiet: Stack):
     document = assert_problem(response, 400, detail="unknown form field")
     assert "colour" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_field_after_the_file_is_refused(quiet: Stack):
@@ -152,7 +140,7 @@ def test_a_field_after_the_file_is_refused(quiet: Stack):
     document = assert_problem(response, 400, detail="after a file")
     assert "metadata" in document["detail"]
     assert document["upload_id"]
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_body_that_is_not_multipart_is_refused_as_unsupported(quiet: Stack):
@@ -161,4 +149,4 @@ def test_a_body_that_is_not_multipart_is_refused_as_unsupported(quiet: Stack):
                      "application/json")
 
     assert_problem(response, 415, detail="multipart/form-data")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)

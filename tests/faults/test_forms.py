@@ -16,28 +16,19 @@ import requests
 from handoff.tus import encode_metadata
 from handoff.units import KiB, MiB
 from tests.faults import (
-    folders_left,
     geo_posts,
     log_records,
-    private_stack,
-    queue_length,
+    nothing_kept,
     refusal,
 )
 from tests.faults.raw_http import send, send_streaming
 from tests.support.multipart_bodies import content_type, field_part, file_part, multipart_body
 from tests.support.problems import assert_problem
-from tests.support.processes import Processes
 from tests.support.stacks import SECRET, Stack
 
 RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
 EMPTY_INPUT = file_part("", b"")  # what a browser sends for a file input left empty
 BOUNDARY = b"handoff-test-boundary-7MA4YWxk"
-
-
-@pytest.fixture(scope="module")
-def quiet(module_processes: Processes) -> Stack:
-    """A stack without a worker, so the queue length is what the API enqueued."""
-    return private_stack(module_processes, {})
 
 
 def _post(stack: Stack, parts: list[bytes], boundary: bytes = BOUNDARY,
@@ -46,11 +37,6 @@ def _post(stack: Stack, parts: list[bytes], boundary: bytes = BOUNDARY,
     headers = {"Content-Type": header or content_type(boundary),
                "Content-Length": str(len(body)), **stack.client_headers}
     return send(stack.api_url, "POST", "/v1/uploads", headers, body, timeout=30)
-
-
-def _nothing_kept(stack: Stack) -> None:
-    assert queue_length(stack) == 0
-    assert folders_left(stack) == []
 
 
 def _manifest(stack: Stack, upload_id: str) -> dict:
@@ -73,7 +59,7 @@ def test_an_empty_file_input_alone_is_no_file(quiet: Stack):
     document = assert_problem(answer, 400, detail="no file part")
     assert document["type"].endswith("/no-file")
     assert geo_posts(quiet, document["upload_id"]) == []
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_an_empty_file_input_beside_a_real_file_is_ignored(stack: Stack):
@@ -94,14 +80,14 @@ def test_a_file_under_another_field_name_is_refused_naming_it(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), file_part("x", b"data", name="upload")])
 
     assert "'upload'" in assert_problem(answer, 400, detail="named 'file'")["detail"]
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_file_part_without_a_filename_says_so(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), field_part("file", "data")])
 
     assert_problem(answer, 400, detail="has no filename")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_part_without_a_name_is_refused(quiet: Stack):
@@ -110,14 +96,14 @@ def test_a_part_without_a_name_is_refused(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), nameless])
 
     assert_problem(answer, 400, detail="RFC 7578")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_form_without_purpose_says_it_is_missing(quiet: Stack):
     answer = _post(quiet, [file_part("a.txt", b"hello")])
 
     assert_problem(answer, 400, detail="purpose field is missing")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 @pytest.mark.parametrize(("boundary", "header"), [
@@ -149,7 +135,7 @@ def test_a_file_name_over_255_bytes_is_refused(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), file_part("é" * 128, b"x")])
 
     assert_problem(answer, 400, detail="longer than 255 bytes")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_fields_over_their_limit_are_413_naming_it(quiet: Stack):
@@ -159,7 +145,7 @@ def test_fields_over_their_limit_are_413_naming_it(quiet: Stack):
 
     assert assert_problem(answer, 413, detail="HANDOFF_MAX_FORM_FIELDS_SIZE")["limit"] \
         == "HANDOFF_MAX_FORM_FIELDS_SIZE"
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 # -- the parser's limits -------------------------------------------------------------
@@ -170,7 +156,7 @@ def test_1001_file_parts_are_413_naming_max_files(quiet: Stack):
     answer = _post(quiet, [field_part("purpose", "raw"), *files])
 
     assert assert_problem(answer, 413, detail="HANDOFF_MAX_FILES")["limit"] == "HANDOFF_MAX_FILES"
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def _endless(start: bytes, filler: bytes, total: int) -> Iterator[bytes]:
@@ -202,7 +188,7 @@ def test_bytes_that_are_no_part_data_are_refused_while_they_arrive(
     document = assert_problem(answer, 413, detail=limit)
     assert document["limit"] == limit
     assert refusal(quiet, document["upload_id"])["bytes"] <= 64 * KiB + 2 * RELAY_CHUNK
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 
@@ -252,7 +238,7 @@ def test_bad_metadata_in_a_form_is_400_naming_it_and_logs_no_error(quiet: Stack,
                            file_part("a.txt", b"hi")])
 
     assert assert_problem(answer, 400, detail="metadata ")["detail"].startswith("metadata ")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
     assert _errors_logged(quiet, starts) == []
 
 
@@ -265,5 +251,5 @@ def test_bad_metadata_in_a_tus_creation_is_400_naming_it_and_logs_no_error(quiet
         "Upload-Metadata": encode_metadata({"purpose": "raw", "metadata": metadata})})
 
     assert assert_problem(answer, 400, detail="metadata ")["detail"].startswith("metadata ")
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
     assert _errors_logged(quiet, starts) == []

@@ -12,7 +12,7 @@ import os
 import pytest
 
 from handoff.units import MiB
-from tests.faults import folders_left, private_stack, queue_length, refusal
+from tests.faults import nothing_kept, private_stack, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
 from tests.support.problems import assert_problem
 from tests.support.processes import Processes
@@ -30,11 +30,6 @@ def limited(module_processes: Processes) -> Stack:
     return private_stack(module_processes, overrides)
 
 
-def _nothing_kept(stack: Stack) -> None:
-    assert queue_length(stack) == 0
-    assert folders_left(stack) == []
-
-
 def test_a_file_over_the_file_limit_is_refused(limited: Stack):
     """One 4 MiB file is within the request limit but over the 3 MiB file limit."""
     response = limited.upload([("big.bin", os.urandom(4 * MiB))])
@@ -42,7 +37,7 @@ def test_a_file_over_the_file_limit_is_refused(limited: Stack):
     body = assert_problem(response, 413, detail=f"exceeds {MAX_FILE} bytes")
     assert "big.bin" in body["detail"]
     assert refusal(limited, body["upload_id"])["status"] == 413
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_a_big_file_is_cut_off_soon_after_the_file_limit(limited: Stack):
@@ -58,7 +53,7 @@ def test_a_big_file_is_cut_off_soon_after_the_file_limit(limited: Stack):
     document = assert_problem(answer, 413, detail=f"exceeds {MAX_FILE} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_FILE < read <= MAX_FILE + RELAY_CHUNK + head, read
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_files_under_the_file_limit_but_over_the_request_limit_are_refused(limited: Stack):
@@ -67,7 +62,7 @@ def test_files_under_the_file_limit_but_over_the_request_limit_are_refused(limit
     response = limited.upload(files)
 
     assert_problem(response, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_a_huge_content_length_is_refused_before_any_body_is_sent(limited: Stack):
@@ -80,7 +75,7 @@ def test_a_huge_content_length_is_refused_before_any_body_is_sent(limited: Stack
     answer = send(limited.api_url, "POST", "/v1/uploads", headers, timeout=3.0)
 
     assert_problem(answer, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_a_chunked_body_is_cut_off_soon_after_the_request_limit(limited: Stack):
@@ -100,4 +95,4 @@ def test_a_chunked_body_is_cut_off_soon_after_the_request_limit(limited: Stack):
     document = assert_problem(answer, 413, detail=f"upload exceeds {MAX_UPLOAD} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_UPLOAD < read <= MAX_UPLOAD + RELAY_CHUNK + head, read
-    _nothing_kept(limited)
+    nothing_kept(limited)
