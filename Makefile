@@ -46,8 +46,10 @@ test: lint browser-deps
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
 
+# lint-imports checks the import contracts in pyproject.toml ([tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/mypy handoff api_service geo_service gc devstack bench soak $(EXAMPLES)/handoff_wordcount \
 		--ignore-missing-imports
 

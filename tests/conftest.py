@@ -1,23 +1,22 @@
-"""Hooks and fixtures that start real processes: valkey-server, gunicorn, a Dramatiq worker.
+"""Hooks, and the fixtures through which tests start processes.
 
-Every process a fixture starts is stopped by pid (its whole session) at
-teardown, and each stack lives in its own temp folder that is removed. The
-helpers they use live in ``tests/support``.
+Every process, thread server and temp folder a test needs outside its own
+thread is started through a :class:`tests.support.processes.Processes`:
+``session_processes``, ``module_processes`` and ``processes`` hand one out
+per scope, and its one teardown stops everything by pid (with its whole
+process group) and removes the folders, even when a test failed.
 """
 
 import os
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from devstack import processes
-from tests.support import locks
-from tests.support.stacks import DEFAULT_COMPONENTS, Stack, launch
+from tests.support.processes import Processes
+from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
 # Every test below these folders starts the product's processes; no test elsewhere does.
 INTEGRATION_FOLDERS = ("integration", "faults")
@@ -53,83 +52,61 @@ def _in_integration_folder(path: Path) -> bool:
     return path.is_relative_to(_TESTS) and path.relative_to(_TESTS).parts[0] in INTEGRATION_FOLDERS
 
 
-@pytest.fixture
-def hold_lock() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Hold upload locks from other processes (``tests/support/locks.py``).
-
-    ``hold(store, upload_id, claim=False)`` returns once the lock is held;
-    kill the process to release it. All are killed at teardown.
-    """
-    holders: list[subprocess.Popen[str]] = []
-
-    def hold(store: Any, upload_id: str, claim: bool = False) -> subprocess.Popen[str]:
-        holders.append(locks.hold(store, upload_id, claim))
-        return holders[-1]
-
-    try:
-        yield hold
-    finally:
-        for holder in holders:
-            holder.kill()
-            holder.wait(timeout=10)
-            if holder.stdout is not None:
-                holder.stdout.close()
-
-
 @pytest.fixture(scope="session")
-def body_echo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """gunicorn, with the product's settings, serving tests/support/body_echo_app.py; its URL."""
-    root = tmp_path_factory.mktemp("body-echo")
-    port = processes.free_port()
-    argv = processes.gunicorn_argv("tests.support.body_echo_app:app", port)
-    env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
-    proc = processes.start(argv, env, root / "gunicorn.log")
-    try:
-        processes.wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        processes.stop(proc)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The default stack, shared by tests that do not disturb it."""
-    root = tmp_path_factory.mktemp("stack")
-    running = launch(root)
-    try:
+def session_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Processes shared by the whole run, ended after its last test."""
+    with Processes(tmp_path_factory) as running:
         yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def replicated_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack of three geo replicas, shared by a module's tests that do not disturb it."""
-    root = tmp_path_factory.mktemp("replicated-stack")
-    running = launch(root, replicas=3)
-    try:
+def module_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Processes shared by one module's tests, ended after its last."""
+    with Processes(tmp_path_factory) as running:
         yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
-def make_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
-    """Start a private stack with its own settings; stopped and removed at teardown."""
-    started: list[Stack] = []
+def processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Processes]:
+    """Processes of one test, ended after it."""
+    with Processes(tmp_path_factory) as running:
+        yield running
 
+
+@pytest.fixture
+def hold_lock(processes: Processes) -> Callable[..., subprocess.Popen[str]]:
+    """Hold upload locks from other processes: ``hold(store, upload_id, claim=False)``.
+
+    Returns once the lock is held; kill the process to release it.
+    """
+    return processes.lock_holder
+
+
+@pytest.fixture(scope="session")
+def body_echo(session_processes: Processes) -> str:
+    """gunicorn, with the product's settings, serving tests/support/body_echo_app.py; its URL."""
+    root = session_processes.folder("body-echo")
+    env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
+    return session_processes.gunicorn("tests.support.body_echo_app:app", env, root)
+
+
+@pytest.fixture(scope="session")
+def stack(session_processes: Processes) -> Stack:
+    """The default stack, shared by tests that do not disturb it."""
+    return session_processes.stack("stack")
+
+
+@pytest.fixture(scope="module")
+def replicated_stack(module_processes: Processes) -> Stack:
+    """A stack of three geo replicas, shared by a module's tests that do not disturb it."""
+    return module_processes.stack("replicated-stack", replicas=3)
+
+
+@pytest.fixture
+def make_stack(processes: Processes) -> Callable[..., Stack]:
+    """Start a private stack with its own settings; stopped and removed at teardown."""
     def _make(overrides: dict[str, str] | None = None,
               components: Sequence[str] = DEFAULT_COMPONENTS, replicas: int = 0) -> Stack:
-        root = tmp_path_factory.mktemp("private-stack")
-        started.append(launch(root, overrides, components, replicas))
-        return started[-1]
+        return processes.stack("private-stack", overrides, components, replicas)
 
-    try:
-        yield _make
-    finally:
-        for running in started:
-            running.stop_all()
-            shutil.rmtree(running.root, ignore_errors=True)
+    return _make

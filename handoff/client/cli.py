@@ -42,6 +42,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import closing, nullcontext
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -186,10 +187,12 @@ def cmd_cancel(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     """Run one sweep in this process, so operators have one command for everything.
 
-    The sweeper needs the server's dependencies, which a client-only install lacks.
+    The sweeper needs the server's dependencies, which a client-only install lacks. It is
+    found as the installed ``handoff-gc`` command, so the client package imports no service.
     """
+    [command] = entry_points(group="console_scripts", name="handoff-gc")
     try:
-        from handoff_gc.__main__ import main as gc_main
+        gc_main = command.load()
     except ModuleNotFoundError as exc:
         raise CliError(EXIT_USAGE, f"error: handoff gc needs the server's dependencies "
                                    f"({exc.name} is missing): pip install 'handoff[server]'"

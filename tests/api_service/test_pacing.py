@@ -76,19 +76,13 @@ def test_paced_body_times_each_read() -> None:
         body.read(4096)
 
 
-def test_a_silence_timeout_longer_than_the_window_stays_a_timeout() -> None:
+@pytest.mark.parametrize(("silence", "rate"), [(60.0, 1024), (5.0, 1)],
+                         ids=["longer-than-the-window", "short"])
+def test_a_silence_timeout_is_passed_on_as_it_is(silence: float, rate: int) -> None:
+    """Silence past the window stays a timeout too, not a rate refusal."""
     clock = _Clock()
     error = TimeoutError("timed out")
-    body = PacedBody(_Body(clock, 60.0, b"", error), MinimumRate(1024, 30), clock)
-    with pytest.raises(TimeoutError) as caught:
-        body.read(4096)
-    assert caught.value is error
-
-
-def test_a_short_silence_timeout_is_passed_on_as_it_is() -> None:
-    clock = _Clock()
-    error = TimeoutError("timed out")
-    body = PacedBody(_Body(clock, 5.0, b"", error), MinimumRate(1, 30), clock)
+    body = PacedBody(_Body(clock, silence, b"", error), MinimumRate(rate, 30), clock)
     with pytest.raises(TimeoutError) as caught:
         body.read(4096)
     assert caught.value is error

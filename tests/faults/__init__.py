@@ -6,60 +6,35 @@ store on disk afterwards (nothing left behind).
 """
 
 import json
-import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 import redis
-import requests
 
-from tests.faults.raw_http import Answer
 from tests.support.polling import eventually
-from tests.support.stacks import Stack, launch
+from tests.support.processes import Processes
+from tests.support.stacks import Stack
 
-PROBLEM_TYPE = "application/problem+json"
-TYPE_BASE = "https://handoff.dev/problems/"
 NO_WORKER = ("redis", "geo", "api")
 # The geo service removes a refused upload when its own read of the body
 # fails, which can come a moment after the API has answered the client.
 CLEANUP_SECONDS = 10.0
 
 
-@contextmanager
-def private_stack(tmp_path_factory: pytest.TempPathFactory, overrides: dict[str, str],
-                  components: tuple[str, ...] = NO_WORKER) -> Iterator[Stack]:
-    """A stack for one test module: started once, stopped and removed at the end.
+def private_stack(processes: Processes, overrides: dict[str, str],
+                  components: tuple[str, ...] = NO_WORKER) -> Stack:
+    """A stack of a test module's own, in ``processes`` (``module_processes``).
 
     Without a worker nothing consumes the queue, so its length shows
     exactly what was enqueued.
     """
-    root = tmp_path_factory.mktemp("faults-stack")
-    running = launch(root, overrides, components)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return processes.stack("faults-stack", overrides, components)
 
 
-def problem(response: requests.Response | Answer, status: int, detail: str) -> dict[str, Any]:
-    """Assert an RFC 9457 answer with ``status`` whose detail mentions ``detail``."""
-    if isinstance(response, Answer):
-        code, content_type, body = response.status, response.content_type, response.body
-    else:
-        code, content_type, body = (response.status_code,
-                                    response.headers.get("Content-Type", ""), response.content)
-    assert code == status, f"expected {status}, got {code}: {body[:500]!r}"
-    assert content_type.split(";")[0].strip() == PROBLEM_TYPE, content_type
-    document = json.loads(body)
-    assert document["status"] == status
-    assert document["type"].startswith(TYPE_BASE), document
-    assert document["title"], document
-    assert detail.lower() in document["detail"].lower(), document
-    return document
+def nothing_kept(stack: Stack) -> None:
+    """Nothing enqueued, nothing left in the store: what every refused upload must leave."""
+    assert queue_length(stack) == 0
+    assert folders_left(stack) == []
 
 
 def queue_length(stack: Stack) -> int:

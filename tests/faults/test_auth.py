@@ -7,14 +7,15 @@ byte to the geo service or queues a job.
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import folders_left, log_records, private_stack, problem, queue_length
+from tests.faults import folders_left, log_records, private_stack, queue_length
 from tests.faults.raw_http import Field, File, form, multipart_type
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 TOKENS = ("t1", "t2")
@@ -47,7 +48,7 @@ def test_the_geo_upload_endpoint_refuses_without_the_secret(stack: Stack, creden
     response = requests.post(f"{stack.geo_url}/uploads/{upload_id}", data=_small_form(),
                              headers=headers, timeout=30)
 
-    problem(response, 401, "bearer secret")
+    assert_problem(response, 401, detail="bearer secret")
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert _geo_leftovers(stack, upload_id) == []
 
@@ -63,10 +64,11 @@ def test_geo_status_and_delete_refuse_without_the_secret(stack: Stack, credentia
     headers = credentials(stack.env["HANDOFF_GEO_SECRET"])
     try:
         shown = requests.get(url, headers=headers, timeout=30)
-        problem(shown, 401, "bearer secret")
+        assert_problem(shown, 401, detail="bearer secret")
         assert b"sha256" not in shown.content
 
-        problem(requests.delete(url, headers=headers, timeout=30), 401, "bearer secret")
+        assert_problem(requests.delete(url, headers=headers, timeout=30), 401,
+                       detail="bearer secret")
         assert (stack.uploads / upload_id / "manifest.json").is_file()
     finally:
         removed = requests.delete(url, headers=stack.geo_auth, timeout=30)
@@ -75,10 +77,9 @@ def test_geo_status_and_delete_refuse_without_the_secret(stack: Stack, credentia
 
 
 @pytest.fixture(scope="module")
-def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def guarded(module_processes: Processes) -> Stack:
     """A stack whose API accepts two tokens, without a worker to consume the queue."""
-    with private_stack(tmp_path_factory, {"HANDOFF_API_TOKENS": ",".join(TOKENS)}) as running:
-        yield running
+    return private_stack(module_processes, {"HANDOFF_API_TOKENS": ",".join(TOKENS)})
 
 
 def _geo_uploads_since(stack: Stack, start: int) -> list[str]:
@@ -99,7 +100,7 @@ def test_the_api_refuses_an_upload_without_a_listed_token(guarded: Stack, header
 
     response = guarded.upload([("a.bin", os.urandom(MiB))], headers=headers)
 
-    problem(response, 401, "bearer token")
+    assert_problem(response, 401, detail="bearer token")
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert queue_length(guarded) == queued
     assert folders_left(guarded) == []
@@ -123,9 +124,9 @@ def test_every_listed_token_is_accepted(guarded: Stack):
     assert queue_length(guarded) == queued + 1
     assert _geo_uploads_since(guarded, geo_log) == [f"POST /uploads/{upload_id} HTTP/1.1"]
     status_url = f"{guarded.api_url}/v1/uploads/{upload_id}"
-    problem(requests.get(status_url, timeout=30), 401, "bearer token")
-    problem(requests.get(status_url, timeout=30,
-                         headers={"Authorization": f"Bearer {TOKENS[0]}"}), 404, "no upload")
+    assert_problem(requests.get(status_url, timeout=30), 401, detail="bearer token")
+    other = requests.get(status_url, timeout=30, headers={"Authorization": f"Bearer {TOKENS[0]}"})
+    assert_problem(other, 404, detail="no upload")
     shown = requests.get(status_url, timeout=30, headers={"Authorization": f"Bearer {TOKENS[1]}"})
     assert shown.status_code == 200
     assert shown.json()["status"] == "queued"

@@ -8,27 +8,15 @@ removed what it had started to write.
 
 import json
 import os
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import folders_left, geo_posts, private_stack, problem, queue_length
+from tests.faults import geo_posts, nothing_kept
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
-
-
-@pytest.fixture(scope="module")
-def quiet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack without a worker, so the queue length is what the API enqueued."""
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
-
-
-def _nothing_kept(stack: Stack) -> None:
-    assert queue_length(stack) == 0
-    assert folders_left(stack) == []
 
 
 def _not_relayed(stack: Stack, document: dict) -> None:
@@ -53,8 +41,8 @@ def test_a_body_shorter_than_its_content_length_is_refused(quiet: Stack):
     answer = send(quiet.api_url, "POST", "/v1/uploads", headers, body[:2 * MiB],
                   shut_write=True, timeout=15.0)
 
-    assert problem(answer, 400, "stopped sending")["upload_id"]
-    _nothing_kept(quiet)
+    assert assert_problem(answer, 400, detail="stopped sending")["upload_id"]
+    nothing_kept(quiet)
 
 
 def test_a_chunked_body_cut_off_inside_a_chunk_is_refused(quiet: Stack):
@@ -66,8 +54,8 @@ def test_a_chunked_body_cut_off_inside_a_chunk_is_refused(quiet: Stack):
     answer = send(quiet.api_url, "POST", "/v1/uploads", headers, piece, shut_write=True,
                   timeout=15.0)
 
-    problem(answer, 400, "stopped sending")
-    _nothing_kept(quiet)
+    assert_problem(answer, 400, detail="stopped sending")
+    nothing_kept(quiet)
 
 
 def test_a_chunked_body_without_its_closing_boundary_is_refused(quiet: Stack):
@@ -79,34 +67,34 @@ def test_a_chunked_body_without_its_closing_boundary_is_refused(quiet: Stack):
     answer = send_streaming(quiet.api_url, "POST", "/v1/uploads", headers,
                             chunked([body[:300_000], body[300_000:]]), timeout=15.0)
 
-    problem(answer, 400, "closing boundary")
-    _nothing_kept(quiet)
+    assert_problem(answer, 400, detail="closing boundary")
+    nothing_kept(quiet)
 
 
 def test_multipart_without_a_boundary_parameter_is_refused(quiet: Stack):
     """Without a boundary the body cannot be split: a bad form (400), not a wrong type (415)."""
     body = form([Field("purpose", "raw"), File("file", "a.bin", b"data")])
 
-    problem(_post(quiet, body, "multipart/form-data"), 400, "boundary")
-    _nothing_kept(quiet)
+    assert_problem(_post(quiet, body, "multipart/form-data"), 400, detail="boundary")
+    nothing_kept(quiet)
 
 
 def test_a_form_without_a_file_part_is_refused(quiet: Stack):
     """An upload with nothing to process must not become a job."""
     response = quiet.upload([], purpose="raw")
 
-    _not_relayed(quiet, problem(response, 400, "no file part"))
-    _nothing_kept(quiet)
+    _not_relayed(quiet, assert_problem(response, 400, detail="no file part"))
+    nothing_kept(quiet)
 
 
 def test_an_unknown_purpose_is_refused(quiet: Stack):
     """The purpose picks the processor: refused before relaying, not failed later by a worker."""
     response = quiet.upload([("a.bin", b"data")], purpose="astrology")
 
-    document = problem(response, 400, "unknown purpose")
+    document = assert_problem(response, 400, detail="unknown purpose")
     assert "astrology" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 @pytest.mark.parametrize(("metadata", "detail"), [
@@ -118,28 +106,28 @@ def test_metadata_that_is_not_a_json_object_is_refused(quiet: Stack, metadata: s
     """Processors get metadata as a mapping; anything else is refused before a job can choke."""
     response = quiet.upload([("a.bin", b"data")], metadata=metadata)
 
-    _not_relayed(quiet, problem(response, 400, detail))
-    _nothing_kept(quiet)
+    _not_relayed(quiet, assert_problem(response, 400, detail=detail))
+    nothing_kept(quiet)
 
 
 def test_a_repeated_field_is_refused(quiet: Stack):
     """Two purposes: picking either one silently would run a processor the client did not mean."""
     response = quiet.upload([("a.bin", b"data")], purpose="raw", fields=[("purpose", "shapefile")])
 
-    document = problem(response, 400, "more than once")
+    document = assert_problem(response, 400, detail="more than once")
     assert "purpose" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_an_unknown_field_is_refused(quiet: Stack):
     """A misspelt field that was silently ignored would run the upload with the wrong settings."""
     response = quiet.upload([("a.bin", b"data")], fields=[("colour", "blue")])
 
-    document = problem(response, 400, "unknown form field")
+    document = assert_problem(response, 400, detail="unknown form field")
     assert "colour" in document["detail"]
     _not_relayed(quiet, document)
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_field_after_the_file_is_refused(quiet: Stack):
@@ -149,10 +137,10 @@ def test_a_field_after_the_file_is_refused(quiet: Stack):
 
     response = _post(quiet, body)
 
-    document = problem(response, 400, "after a file")
+    document = assert_problem(response, 400, detail="after a file")
     assert "metadata" in document["detail"]
     assert document["upload_id"]
-    _nothing_kept(quiet)
+    nothing_kept(quiet)
 
 
 def test_a_body_that_is_not_multipart_is_refused_as_unsupported(quiet: Stack):
@@ -160,5 +148,5 @@ def test_a_body_that_is_not_multipart_is_refused_as_unsupported(quiet: Stack):
     response = _post(quiet, json.dumps({"purpose": "raw", "file": "aGVsbG8="}).encode(),
                      "application/json")
 
-    problem(response, 415, "multipart/form-data")
-    _nothing_kept(quiet)
+    assert_problem(response, 415, detail="multipart/form-data")
+    nothing_kept(quiet)

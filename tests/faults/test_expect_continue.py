@@ -10,12 +10,11 @@ import base64
 import os
 import socket
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from handoff.units import MiB
-from tests.faults import private_stack, problem, upload_folders
+from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import (
     Answer,
     Field,
@@ -26,6 +25,8 @@ from tests.faults.raw_http import (
     multipart_type,
     read_answer,
 )
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 TOKEN = "careful-token"
@@ -34,10 +35,9 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 @pytest.fixture(scope="module")
-def careful(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def careful(module_processes: Processes) -> Stack:
     overrides = {"HANDOFF_API_TOKENS": TOKEN, "HANDOFF_MAX_UPLOAD_SIZE": str(MAX_UPLOAD)}
-    with private_stack(tmp_path_factory, overrides) as running:
-        yield running
+    return private_stack(module_processes, overrides)
 
 
 def _body() -> bytes:
@@ -74,7 +74,7 @@ def test_a_refusal_the_headers_decide_comes_first_and_closes(careful: Stack, cha
     answer = _refused_before_the_body(careful.api_url, "/v1/uploads",
                                       {**_headers(len(_body())), **change})
 
-    problem(answer, status, detail)
+    assert_problem(answer, status, detail=detail)
     assert answer.headers["connection"] == "close"
     assert upload_folders(careful) == before
 
@@ -87,7 +87,7 @@ def test_a_tus_creation_too_large_for_the_server_comes_first(careful: Stack):
 
     answer = _refused_before_the_body(careful.api_url, "/v1/uploads", headers)
 
-    problem(answer, 413, "exceeds")
+    assert_problem(answer, 413, detail="exceeds")
     assert answer.headers["connection"] == "close"
 
 
@@ -97,7 +97,7 @@ def test_the_geo_service_refuses_a_missing_secret_first(careful: Stack):
 
     answer = _refused_before_the_body(careful.geo_url, f"/uploads/{uuid.uuid4()}", headers)
 
-    problem(answer, 401, "bearer secret")
+    assert_problem(answer, 401, detail="bearer secret")
     assert answer.headers["connection"] == "close"
 
 
@@ -129,7 +129,7 @@ def test_a_refusal_while_the_body_arrives_says_close(careful: Stack):
         except OSError:
             pass  # the server stopped reading: the answer is waiting
         answer = read_answer(sock)
-    problem(answer, 413, "exceeds")
+    assert_problem(answer, 413, detail="exceeds")
     assert answer.headers["connection"] == "close"
 
 

@@ -9,12 +9,13 @@ segments away before they reach the server.
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
-from tests.faults import private_stack, problem, tree
+from tests.faults import private_stack, tree
 from tests.faults.raw_http import Answer, Field, File, form, multipart_type, send
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 _VALID = str(uuid.uuid4())
@@ -32,9 +33,8 @@ CONTRACT = ANY_ANSWER
 
 
 @pytest.fixture(scope="module")
-def store_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+def store_stack(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {})
 
 
 def _geo(stack: Stack, method: str, upload_id: str) -> Answer:
@@ -78,12 +78,12 @@ def test_the_geo_endpoint_refuses_a_non_canonical_id(store_stack: Stack, upload_
 
     assert answer.status in (400, 404), answer
     expected = "canonical lowercase uuid" if answer.status == 400 else "not found"
-    problem(answer, answer.status, expected)
+    assert_problem(answer, answer.status, detail=expected)
 
 
 @pytest.mark.parametrize("upload_id", CONTRACT)
 def test_the_api_knows_no_upload_by_a_non_canonical_id(store_stack: Stack, upload_id: str):
     answer = _api(store_stack, upload_id)
 
-    detail = problem(answer, 404, "")["detail"].lower()
+    detail = assert_problem(answer, 404, detail="")["detail"].lower()
     assert "no upload with this id" in detail or "not found" in detail, detail

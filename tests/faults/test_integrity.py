@@ -7,6 +7,7 @@ import redis
 
 from handoff.units import MiB
 from tests.faults.tcp_proxy import CorruptingProxy
+from tests.support.problems import assert_problem
 
 FLIP_AT = 600_000
 
@@ -29,11 +30,7 @@ def test_bytes_changed_between_api_and_geo_fail_the_upload(make_stack):
     finally:
         proxy.close()
 
-    assert response.status_code == 502, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
-    problem = response.json()
-    assert problem["type"].endswith("/geo-mismatch")
-    assert "different bytes" in problem["detail"]
+    assert "different bytes" in assert_problem(response, 502, "geo-mismatch")["detail"]
     assert redis.Redis.from_url(geo.env["HANDOFF_REDIS_URL"]).llen("dramatiq:geoprocessing") == 0
     deadline = time.monotonic() + 10
     while (folders := [p for p in geo.uploads.iterdir() if not p.name.startswith(".")]) \

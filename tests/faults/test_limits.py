@@ -8,13 +8,14 @@ and nothing on disk.
 """
 
 import os
-from collections.abc import Iterator
 
 import pytest
 
 from handoff.units import MiB
-from tests.faults import folders_left, private_stack, problem, queue_length, refusal
+from tests.faults import nothing_kept, private_stack, refusal
 from tests.faults.raw_http import Field, File, chunked, form, multipart_type, send, send_streaming
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 MAX_UPLOAD = 8 * MiB
@@ -23,26 +24,20 @@ RELAY_CHUNK = MiB  # HANDOFF_RELAY_CHUNK_SIZE's default
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def limited(module_processes: Processes) -> Stack:
     """Small limits, so going over them takes megabytes, not gigabytes; no worker."""
     overrides = {"HANDOFF_MAX_UPLOAD_SIZE": "8MiB", "HANDOFF_MAX_FILE_SIZE": "3MiB"}
-    with private_stack(tmp_path_factory, overrides) as running:
-        yield running
-
-
-def _nothing_kept(stack: Stack) -> None:
-    assert queue_length(stack) == 0
-    assert folders_left(stack) == []
+    return private_stack(module_processes, overrides)
 
 
 def test_a_file_over_the_file_limit_is_refused(limited: Stack):
     """One 4 MiB file is within the request limit but over the 3 MiB file limit."""
     response = limited.upload([("big.bin", os.urandom(4 * MiB))])
 
-    body = problem(response, 413, f"exceeds {MAX_FILE} bytes")
+    body = assert_problem(response, 413, detail=f"exceeds {MAX_FILE} bytes")
     assert "big.bin" in body["detail"]
     assert refusal(limited, body["upload_id"])["status"] == 413
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_a_big_file_is_cut_off_soon_after_the_file_limit(limited: Stack):
@@ -55,10 +50,10 @@ def test_a_big_file_is_cut_off_soon_after_the_file_limit(limited: Stack):
 
     answer = send_streaming(limited.api_url, "POST", "/v1/uploads", headers, pieces)
 
-    document = problem(answer, 413, f"exceeds {MAX_FILE} bytes")
+    document = assert_problem(answer, 413, detail=f"exceeds {MAX_FILE} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_FILE < read <= MAX_FILE + RELAY_CHUNK + head, read
-    _nothing_kept(limited)
+    nothing_kept(limited)
 
 
 def test_files_under_the_file_limit_but_over_the_request_limit_are_refused(limited: Stack):
@@ -66,8 +61,8 @@ def test_files_under_the_file_limit_but_over_the_request_limit_are_refused(limit
     files = [(f"part{i}.bin", os.urandom(int(2.9 * MiB))) for i in range(3)]
     response = limited.upload(files)
 
-    problem(response, 413, f"exceeds {MAX_UPLOAD} bytes")
-    _nothing_kept(limited)
+    assert_problem(response, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
+    nothing_kept(limited)
 
 
 def test_a_huge_content_length_is_refused_before_any_body_is_sent(limited: Stack):
@@ -79,8 +74,8 @@ def test_a_huge_content_length_is_refused_before_any_body_is_sent(limited: Stack
     headers = {"Content-Type": multipart_type(), "Content-Length": "100000000000"}
     answer = send(limited.api_url, "POST", "/v1/uploads", headers, timeout=3.0)
 
-    problem(answer, 413, f"exceeds {MAX_UPLOAD} bytes")
-    _nothing_kept(limited)
+    assert_problem(answer, 413, detail=f"exceeds {MAX_UPLOAD} bytes")
+    nothing_kept(limited)
 
 
 def test_a_chunked_body_is_cut_off_soon_after_the_request_limit(limited: Stack):
@@ -97,7 +92,7 @@ def test_a_chunked_body_is_cut_off_soon_after_the_request_limit(limited: Stack):
 
     answer = send_streaming(limited.api_url, "POST", "/v1/uploads", headers, chunked(pieces))
 
-    document = problem(answer, 413, f"upload exceeds {MAX_UPLOAD} bytes")
+    document = assert_problem(answer, 413, detail=f"upload exceeds {MAX_UPLOAD} bytes")
     read = refusal(limited, document["upload_id"])["bytes"]
     assert MAX_UPLOAD < read <= MAX_UPLOAD + RELAY_CHUNK + head, read
-    _nothing_kept(limited)
+    nothing_kept(limited)

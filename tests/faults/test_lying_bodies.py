@@ -8,25 +8,25 @@ geo service must never seal what it received.
 
 import os
 import socket
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from handoff.units import MiB
-from tests.faults import private_stack, problem, upload_folders
+from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import Answer, connect, head, read_answer
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 LIARS = 32
 
 
 @pytest.fixture(scope="module")
-def liar_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {}) as running:
-        yield running
+def liar_stack(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {})
 
 
 def _lie(url: str, body: bytes) -> socket.socket:
@@ -63,7 +63,8 @@ def test_short_bodies_closed_at_once_leave_the_api_serving_and_nothing_sealed(li
     assert health.status_code == 200
     assert normal.status_code == 202, normal.text
     for answer, after in answers:
-        problem(answer, 400, "stopped sending")  # the close, not a read time-out (408)
+        # the close, not a read time-out (408)
+        assert_problem(answer, 400, detail="stopped sending")
         assert answer.headers["connection"] == "close"
         assert after == b""
     normal_id = normal.json()["id"]

@@ -4,16 +4,16 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 
 from handoff.units import MiB
-from tests.faults import problem, queue_length, upload_folders
-from tests.support.multipart_bodies import content_type, paced_upload, post_upload
+from tests.faults import queue_length, upload_folders
+from tests.support.multipart_bodies import PausedUpload, content_type, paced_upload
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
 
 
 def _sweep_once(stack) -> subprocess.CompletedProcess:
@@ -23,18 +23,12 @@ def _sweep_once(stack) -> subprocess.CompletedProcess:
 
 def test_geo_killed_mid_stream_gives_502_no_job_and_gc_clears_the_partial(make_stack):
     stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s"}, components=("redis", "geo", "api"))
-    resume, paused, outcome = threading.Event(), threading.Event(), {}
-    body = paced_upload(16, pause_at=6, paused=paused, resume=resume)
-    sender = threading.Thread(target=post_upload, args=(f"{stack.api_url}/v1/uploads", body,
-                                                        outcome))
-    sender.start()
-    assert paused.wait(30)
+    upload = PausedUpload(f"{stack.api_url}/v1/uploads", 16, pause_at=6)
     assert eventually(lambda: upload_folders(stack) != [])
     stack.kill("geo")
-    resume.set()
-    sender.join(60)
+    outcome = upload.finish()
 
-    document = problem(outcome["response"], 502, "geo service")
+    document = assert_problem(outcome["response"], 502, detail="geo service")
     assert document["upload_id"] in upload_folders(stack)
     assert queue_length(stack) == 0
 
@@ -65,7 +59,7 @@ def test_queue_down_gives_503_discards_the_upload_and_recovers(make_stack):
     stack = make_stack(components=("redis", "geo", "api"))
     stack.stop("redis")
     response = stack.upload([("a.bin", os.urandom(MiB))])
-    problem(response, 503, "queue")
+    assert_problem(response, 503, detail="queue")
     assert eventually(lambda: upload_folders(stack) == [])
 
     stack.start("redis")
@@ -114,7 +108,7 @@ def small_disk(tmp_path):
 def test_full_storage_gives_507_removes_partials_and_keeps_serving(make_stack, small_disk):
     stack = make_stack({"HANDOFF_UPLOADS_ROOT": str(small_disk)})
     response = stack.upload([("huge.bin", os.urandom(40 * MiB))])
-    problem(response, 507, "full")
+    assert_problem(response, 507, detail="full")
     assert eventually(lambda: upload_folders(stack) == [])
     assert not list((small_disk / ".trash").iterdir())
 

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from tests.faults import problem
 from tests.faults.raw_http import connect, read_answer, send
+from tests.support.problems import assert_problem
 from tests.support.stacks import Stack
 
 SERVICES = ["api", "geo"]
@@ -20,21 +20,21 @@ SERVICES = ["api", "geo"]
 def test_a_request_line_over_the_limit_is_414_problem(stack: Stack, service: str):
     answer = send(stack.url(service), "GET", "/healthz?pad=" + "a" * 9000)
 
-    problem(answer, 414, "request line")
+    assert_problem(answer, 414, detail="request line")
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_a_header_over_the_limit_is_431_problem(stack: Stack, service: str):
     answer = send(stack.url(service), "GET", "/healthz", {"X-Pad": "a" * 10_000})
 
-    problem(answer, 431, "header")
+    assert_problem(answer, 431, detail="header")
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_too_many_headers_are_431_problem(stack: Stack, service: str):
     headers = {f"X-Pad-{n}": "a" for n in range(150)}
 
-    problem(send(stack.url(service), "GET", "/healthz", headers), 431, "header")
+    assert_problem(send(stack.url(service), "GET", "/healthz", headers), 431, detail="header")
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -44,4 +44,4 @@ def test_a_request_line_that_is_not_http_is_400_problem(stack: Stack, service: s
         sock.shutdown(socket.SHUT_WR)
         answer = read_answer(sock)
 
-    problem(answer, 400, "invalid")
+    assert_problem(answer, 400, detail="invalid")

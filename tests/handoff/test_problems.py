@@ -10,6 +10,7 @@ from flask.testing import FlaskClient
 
 from handoff import problems
 from handoff.problems import MEDIA_TYPE, TYPE_BASE, Problem
+from tests.support.problems import assert_problem
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -67,29 +68,16 @@ def test_extra_members_that_are_none_are_left_out(client: FlaskClient) -> None:
 
 
 def test_abort_404(client: FlaskClient) -> None:
-    response = client.get("/missing")
-    assert response.status_code == 404
-    assert response.mimetype == MEDIA_TYPE
-    body = response.get_json(force=True)
-    assert body["type"] == TYPE_BASE + "not-found"
-    assert body["title"] == "Not Found"
-    assert body["status"] == 404
-    assert body["detail"]
+    assert assert_problem(client.get("/missing"), 404, "not-found")["title"] == "Not Found"
 
 
 def test_an_unknown_route_is_a_problem_too(client: FlaskClient) -> None:
-    response = client.get("/no/such/route")
-    assert response.status_code == 404
-    assert response.mimetype == MEDIA_TYPE
-    assert response.get_json(force=True)["type"] == TYPE_BASE + "not-found"
+    assert_problem(client.get("/no/such/route"), 404, "not-found")
 
 
 def test_abort_with_a_description_keeps_it_as_detail(client: FlaskClient) -> None:
-    response = client.get("/described")
-    assert response.status_code == 413
-    body = response.get_json(force=True)
+    body = assert_problem(client.get("/described"), 413, "request-entity-too-large")
     assert body["detail"] == "over 5GiB"
-    assert body["type"] == TYPE_BASE + "request-entity-too-large"
 
 
 def test_unexpected_error_is_a_500_without_its_details(
@@ -113,10 +101,7 @@ def test_unexpected_error_is_a_500_without_its_details(
 
 
 def test_method_not_allowed_is_a_problem(client: FlaskClient) -> None:
-    response = client.post("/only-get")
-    assert response.status_code == 405
-    assert response.mimetype == MEDIA_TYPE
-    assert response.get_json(force=True)["type"] == TYPE_BASE + "method-not-allowed"
+    assert_problem(client.post("/only-get"), 405, "method-not-allowed")
 
 
 def test_method_not_allowed_keeps_the_allow_header(client: FlaskClient) -> None:

@@ -15,10 +15,9 @@ and the same page of an origin not listed gets nothing through.
 import base64
 import importlib.util
 import json
-import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,14 +29,13 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
-from werkzeug.serving import BaseWSGIServer, make_server
 
 from handoff.ids import is_upload_id
 from handoff.units import MiB
 from tests.faults.tcp_proxy import CorruptingProxy
-from tests.support import browser
 from tests.support.payloads import file_sha256, unique_random_file
-from tests.support.stacks import Stack, launch
+from tests.support.processes import Processes
+from tests.support.stacks import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "alice-token"
@@ -82,19 +80,17 @@ class _Network:
 
 
 class _HostPage:
-    """The example host app on another origin (another port of 127.0.0.1), served from a thread.
+    """The example host app on another origin (another port of 127.0.0.1), as a WSGI app.
 
-    The port is taken at once, so the stack can be told the origin; the
-    app, which names the API, is made once the stack runs.
+    Its origin is served at once, so the stack can be told it; the app,
+    which names the API, is made once the stack runs.
     """
 
     def __init__(self) -> None:
         self._app: Flask | None = None
-        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self._wsgi, threaded=True)
-        self.origin = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.origin = ""
 
-    def _wsgi(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         assert self._app is not None
         return self._app(environ, start_response)
 
@@ -104,46 +100,29 @@ class _HostPage:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         self._app = module.create_app(api_url, TOKEN)
-        self._thread.start()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._server.shutdown()
-            self._thread.join(10)
-        self._server.server_close()
 
 
 @pytest.fixture(scope="module")
-def hosts() -> Iterator[tuple[_HostPage, ...]]:
+def hosts(module_processes: Processes) -> tuple[_HostPage, ...]:
     """Two host origins: the first is listed in HANDOFF_CORS_ORIGINS, the second is not."""
     pages = (_HostPage(), _HostPage())
-    yield pages
     for page in pages:
-        page.close()
+        page.origin = module_processes.serve_wsgi(page)
+    return pages
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory,
-          hosts: tuple[_HostPage, ...]) -> Iterator[Stack]:
-    root = tmp_path_factory.mktemp("browser-stack")
-    running = launch(root, {"HANDOFF_API_TOKENS": f"alice:{TOKEN}",
-                            "HANDOFF_CORS_ORIGINS": hosts[0].origin})
-    try:
-        for page in hosts:
-            page.serve(running.api_url)
-        yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+def stack(module_processes: Processes, hosts: tuple[_HostPage, ...]) -> Stack:
+    running = module_processes.stack("browser-stack", {"HANDOFF_API_TOKENS": f"alice:{TOKEN}",
+                                                       "HANDOFF_CORS_ORIGINS": hosts[0].origin})
+    for page in hosts:
+        page.serve(running.api_url)
+    return running
 
 
 @pytest.fixture
-def chromium(tmp_path: Path) -> Iterator[WebDriver]:
-    problem = browser.missing()
-    if problem:
-        pytest.fail(problem)
-    with browser.chromium(tmp_path / "chromium") as driver:
-        yield driver
+def chromium(processes: Processes, tmp_path: Path) -> WebDriver:
+    return processes.chromium(tmp_path / "chromium")
 
 
 def _wait(driver: WebDriver, seconds: float, predicate: Any) -> Any:

@@ -5,7 +5,6 @@ API under ``/files``) in front of a real geo service, valkey and worker.
 """
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,13 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
-from tests.faults import private_stack, problem
+from tests.faults import private_stack
 from tests.support import host_app
 from tests.support.hosting import serve_host
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 ALICE = {"X-Host-User": "alice"}
@@ -25,10 +26,10 @@ BOB = {"X-Host-User": "bob"}
 
 
 @pytest.fixture(scope="module")
-def host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Stack, str]]:
+def host(module_processes: Processes) -> tuple[Stack, str]:
     """The stack without its own API, and the URL of the host app in its place."""
-    with private_stack(tmp_path_factory, {}, ("redis", "geo", "worker")) as stack:
-        yield stack, serve_host(stack)
+    stack = private_stack(module_processes, {}, ("redis", "geo", "worker"))
+    return stack, serve_host(stack)
 
 
 def _upload(url: str, path: Path, headers: dict[str, str]) -> requests.Response:
@@ -76,7 +77,7 @@ def test_an_upload_through_the_host_is_processed_to_done(host: tuple[Stack, str]
     assert final["metadata"] == {"via": "host"}
     assert final["result"]["files"][0]["sha256"] == _sha256(path)
     assert (stack.uploads / upload_id / "files" / "0").stat().st_size == path.stat().st_size
-    problem(_status(url, upload_id, BOB), 404, "no upload with this id")
+    assert_problem(_status(url, upload_id, BOB), 404, detail="no upload with this id")
 
 
 def test_a_refusal_inside_the_mount_is_a_problem(host: tuple[Stack, str],
@@ -86,7 +87,7 @@ def test_a_refusal_inside_the_mount_is_a_problem(host: tuple[Stack, str],
 
     response = _upload(url, path, {"X-Host-User": "mallory"})
 
-    problem(response, 401, "X-Host-User")
+    assert_problem(response, 401, detail="X-Host-User")
     assert response.headers["WWW-Authenticate"] == 'HostUser realm="host"'
 
 

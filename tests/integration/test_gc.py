@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import threading
 import uuid
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from handoff.units import MiB
-from tests.support.multipart_bodies import paced_upload, post_upload
+from tests.support.multipart_bodies import PausedUpload, paced_upload, post_upload
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
 
@@ -53,18 +52,11 @@ def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_sta
 def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack):
     stack = make_stack({"HANDOFF_PARTIAL_TTL": "1s", "HANDOFF_GC_INTERVAL": "300ms"},
                        components=("redis", "geo", "api", "gc"))
-    paused, resume, result = threading.Event(), threading.Event(), {}
-    body = paced_upload(8, pause_at=4, paused=paused, resume=resume)
-    sender = threading.Thread(target=post_upload, args=(f"{stack.api_url}/v1/uploads", body,
-                                                        result))
-    sender.start()
-    assert paused.wait(30)
+    upload = PausedUpload(f"{stack.api_url}/v1/uploads", 8, pause_at=4)
     assert eventually(lambda: any(p for p in stack.uploads.iterdir() if "-" in p.name))
     (partial,) = [p.name for p in stack.uploads.iterdir() if "-" in p.name]
     stack.kill("geo")
-    resume.set()
-    sender.join(60)
-    assert result["response"].status_code == 502
+    assert upload.finish()["response"].status_code == 502
     assert not (stack.uploads / partial / "manifest.json").exists()
 
     assert eventually(lambda: not (stack.uploads / partial).exists())

@@ -14,6 +14,7 @@ from requests_toolbelt import MultipartEncoder
 
 from handoff.units import MiB
 from tests.support.payloads import random_file
+from tests.support.problems import assert_problem
 
 
 def _sha256(data: bytes) -> str:
@@ -81,9 +82,7 @@ def test_a_chunked_request_is_relayed_and_processed(stack):
 
 def test_status_of_an_unknown_upload_is_a_problem(stack):
     response = requests.get(f"{stack.api_url}/v1/uploads/{uuid.uuid4()}", timeout=10)
-    assert response.status_code == 404
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert response.json()["title"] == "Not Found"
+    assert assert_problem(response, 404, "not-found")["title"] == "Not Found"
 
 
 def _api_processes(stack) -> list[psutil.Process]:

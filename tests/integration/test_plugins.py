@@ -6,7 +6,6 @@ this very virtualenv, starts a fresh stack and uninstalls it again however
 the tests end: a plugin needs no change to handoff, only a restart.
 """
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from tests.support.stacks import Stack, launch
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
+from tests.support.stacks import Stack
 
 PLUGIN_DIST = "handoff-test-wordcount"
 PLUGIN_PYPROJECT = f"""
@@ -81,9 +82,7 @@ def test_the_api_and_the_geo_service_list_the_same_installed_purposes(stack: Sta
 def test_a_purpose_nobody_installed_is_refused_as_before(stack: Stack) -> None:
     response = stack.upload([("a.txt", b"x")], purpose="nosuchpurpose")
 
-    assert response.status_code == 400
-    assert response.headers["Content-Type"] == "application/problem+json"
-    assert "unknown purpose 'nosuchpurpose'" in response.json()["detail"]
+    assert "unknown purpose 'nosuchpurpose'" in assert_problem(response, 400)["detail"]
 
 
 @pytest.fixture(scope="module")
@@ -108,16 +107,9 @@ def plugin_installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
 
 
 @pytest.fixture(scope="module")
-def plugin_stack(plugin_installed: None, tmp_path_factory: pytest.TempPathFactory
-                 ) -> Iterator[Stack]:
+def plugin_stack(plugin_installed: None, module_processes: Processes) -> Stack:
     """A stack started after the install, with a setting for the new processor."""
-    root = tmp_path_factory.mktemp("plugin-stack")
-    running = launch(root, {"HANDOFF_PROCESSOR_WORDCOUNT_GREETING": "hello"})
-    try:
-        yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return module_processes.stack("plugin-stack", {"HANDOFF_PROCESSOR_WORDCOUNT_GREETING": "hello"})
 
 
 def test_an_installed_package_appears_in_the_openapi_purposes(plugin_stack: Stack) -> None:

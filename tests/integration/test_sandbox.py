@@ -7,8 +7,6 @@ after the hostile ones. A child process's memory is its own: the worker's
 figure is the one that must not move.
 """
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,8 @@ from geo_service.store.filesystem import CLAIM, UploadStore
 from handoff.units import MiB
 from tests.support import plugin_path
 from tests.support.nested_geojson import nested
-from tests.support.stacks import Stack, launch
+from tests.support.processes import Processes
+from tests.support.stacks import Stack
 
 LIMITS = {"HANDOFF_PROCESSOR_MEMORY_LIMIT": "256MiB", "HANDOFF_PROCESSOR_TIME_LIMIT": "5s",
           "PYTHONPATH": plugin_path.pythonpath()}
@@ -30,15 +29,9 @@ PEAK_ALLOWANCE = 64 * MiB
 
 
 @pytest.fixture(scope="module")
-def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def limited(module_processes: Processes) -> Stack:
     """A stack whose processors get 256 MiB and 5 s, shared by this module's tests."""
-    root = tmp_path_factory.mktemp("limited-stack")
-    running = launch(root, LIMITS)
-    try:
-        yield running
-    finally:
-        running.stop_all()
-        shutil.rmtree(root, ignore_errors=True)
+    return module_processes.stack("limited-stack", LIMITS)
 
 
 def finished(stack: Stack, purpose: str, name: str, content: bytes) -> tuple[dict[str, Any], int]:

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from tests.support.processes import Processes
+
 SECONDS = 60
 SUMMARY = re.compile(
     r"^soak seed=(?P<seed>\d+) tried=(?P<tried>\d+) accepted=(?P<accepted>\d+) "
@@ -21,32 +23,24 @@ SUMMARY = re.compile(
     r"leaked=(?P<leaked>\d+) duplicates=(?P<duplicates>\d+)$", re.MULTILINE)
 
 
-def _soak(env: dict[str, str], timeout: float) -> tuple[int, str, str]:
+def _soak(processes: Processes, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
     """Run ``python -m soak``; its exit status, stdout and stderr.
 
     Stopped early (a time-out, Ctrl-C), it gets SIGINT: the soak stops the
     stack it started in a ``finally``, which a SIGKILL would skip.
     """
-    proc = subprocess.Popen([sys.executable, "-m", "soak"], env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate()
+    proc = processes.popen([sys.executable, "-m", "soak"], stop_signal=signal.SIGINT,
+                           grace=60, env=env, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=timeout)
     return proc.returncode, out, err
 
 
 @pytest.mark.timeout(900)
-def test_a_minute_of_chaos_loses_leaks_and_repeats_nothing() -> None:
+def test_a_minute_of_chaos_loses_leaks_and_repeats_nothing(processes: Processes) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("HANDOFF_")}
     env["HANDOFF_SOAK_SECONDS"] = str(SECONDS)
-    status, out, err = _soak(env, timeout=840)
+    status, out, err = _soak(processes, env, timeout=840)
     output = out + err[-4000:]
     found = SUMMARY.search(out)
     assert found, output

@@ -172,6 +172,24 @@ def _stop(launcher: subprocess.Popen, children: list[psutil.Process]) -> None:
             child.kill()
 
 
+def _kill_and_see_it_started_again(launcher: subprocess.Popen, lines: list[str], name: str,
+                                   part: psutil.Process) -> None:
+    """SIGKILL one part's group: the launcher says so, starts it again and goes on."""
+    os.killpg(part.pid, signal.SIGKILL)
+    assert eventually(lambda: any(f"{name} started again" in line for line in lines),
+                      timeout=60), lines[-20:]
+    assert launcher.poll() is None
+    assert any(f"{name} exited with -9" in line for line in lines)
+
+
+def _stop_and_see_every_part_gone(launcher: subprocess.Popen) -> None:
+    """SIGTERM the launcher: it exits 0 and none of the parts it runs now outlives it."""
+    children = psutil.Process(launcher.pid).children(recursive=True)
+    launcher.send_signal(signal.SIGTERM)
+    assert launcher.wait(timeout=60) == 0
+    assert eventually(lambda: _all_gone(children), timeout=30)
+
+
 def _only_ports(api: int, geo: int) -> dict[str, str]:
     env = _clean_environment()
     env.update(HANDOFF_API_PORT=str(api), HANDOFF_GEO_PORT=str(geo))
@@ -286,21 +304,12 @@ def test_three_replicas_each_run_their_parts_and_keep_their_own_store(tmp_path):
         port = urls[1].rsplit(":", 1)[1]
         (geo_1,) = [child for child in children if "geo_service.app" in " ".join(child.cmdline())
                     and f":{port}" in " ".join(child.cmdline()) and child.ppid() == launcher.pid]
-        os.killpg(geo_1.pid, signal.SIGKILL)
-        assert eventually(lambda: any("geo-1 started again" in line for line in lines),
-                          timeout=60), lines[-20:]
-        assert launcher.poll() is None
+        _kill_and_see_it_started_again(launcher, lines, "geo-1", geo_1)
         assert requests.get(f"{urls[1]}/capacity", timeout=10,
                             headers={"Authorization": f"Bearer {secret}"}).status_code == 200
-        assert any("geo-1 exited with -9" in line for line in lines)
-        children = psutil.Process(launcher.pid).children(recursive=True)
-
-        launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(timeout=60) == 0
-        assert eventually(lambda: _all_gone(children), timeout=30)
+        _stop_and_see_every_part_gone(launcher)
     finally:
         processes.kill(launcher)
-
 
 
 def test_with_one_replica_a_dead_part_is_started_again_and_the_stack_goes_on(tmp_path):
@@ -309,15 +318,8 @@ def test_with_one_replica_a_dead_part_is_started_again_and_the_stack_goes_on(tmp
         children = _wait_ready(launcher, lines)
         (api,) = [child for child in children if "api_service.app" in " ".join(child.cmdline())
                   and child.ppid() == launcher.pid]
-        os.killpg(api.pid, signal.SIGKILL)
-        assert eventually(lambda: any("api started again" in line for line in lines),
-                          timeout=60), lines[-20:]
-        assert launcher.poll() is None
-        assert any("api exited with -9" in line for line in lines)
+        _kill_and_see_it_started_again(launcher, lines, "api", api)
         assert _answers(f"http://127.0.0.1:{ports['api']}/readyz")
-        children = psutil.Process(launcher.pid).children(recursive=True)
-        launcher.send_signal(signal.SIGTERM)
-        assert launcher.wait(timeout=60) == 0
-        assert eventually(lambda: _all_gone(children), timeout=30)
+        _stop_and_see_every_part_gone(launcher)
     finally:
         processes.kill(launcher)

@@ -16,9 +16,11 @@ import requests
 
 from geo_service.store import UploadStore
 from handoff.units import MiB
-from tests.faults import log_records, private_stack, problem, queue_length
+from tests.faults import log_records, private_stack, queue_length
 from tests.support.multipart_bodies import content_type, paced_upload
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 ALICE = {"Authorization": "Bearer alice-token"}
@@ -27,9 +29,8 @@ TOKENS = "alice:alice-token,bob:bob-token"
 
 
 @pytest.fixture(scope="module")
-def tenants(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with private_stack(tmp_path_factory, {"HANDOFF_API_TOKENS": TOKENS}) as running:
-        yield running
+def tenants(module_processes: Processes) -> Stack:
+    return private_stack(module_processes, {"HANDOFF_API_TOKENS": TOKENS})
 
 
 def _url(stack: Stack, upload_id: str) -> str:
@@ -53,13 +54,14 @@ def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
     upload_id = _upload(tenants, ALICE)
     folder = tenants.uploads / upload_id
     assert json.loads((folder / "manifest.json").read_text())["tenant"] == "alice"
-    unknown = problem(requests.get(_url(tenants, "0" * 8 + upload_id[8:]), headers=BOB,
-                                   timeout=30), 404, "no upload")
+    unknown = assert_problem(requests.get(_url(tenants, "0" * 8 + upload_id[8:]), headers=BOB,
+                                          timeout=30), 404, detail="no upload")
 
-    hidden = problem(requests.get(_url(tenants, upload_id), headers=BOB, timeout=30),
-                     404, "no upload")
+    hidden = assert_problem(requests.get(_url(tenants, upload_id), headers=BOB, timeout=30),
+                            404, detail="no upload")
     assert {**hidden, "upload_id": None} == {**unknown, "upload_id": None}
-    problem(requests.delete(_url(tenants, upload_id), headers=BOB, timeout=30), 404, "no upload")
+    assert_problem(requests.delete(_url(tenants, upload_id), headers=BOB, timeout=30), 404,
+                   detail="no upload")
     assert (folder / "manifest.json").is_file()
 
     shown = requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30)
@@ -68,7 +70,8 @@ def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
 
     cancelled = requests.delete(_url(tenants, upload_id), headers=ALICE, timeout=30)
     assert cancelled.status_code == 204, cancelled.text
-    problem(requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30), 404, "no upload")
+    assert_problem(requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30), 404,
+                   detail="no upload")
     assert _left_on_disk(tenants, upload_id) == []
 
 
@@ -108,7 +111,8 @@ def test_a_cancel_while_a_1_gib_upload_streams_stops_it(tenants: Stack):
     assert not client.is_alive()
     assert _stopped_early(outcome), outcome
     assert len(pieces) < 1024, "the client was made to send the whole upload"
-    problem(requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30), 404, "no upload")
+    assert_problem(requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30), 404,
+                   detail="no upload")
     assert queue_length(tenants) == queued
     assert not [r for r in log_records(tenants, "api")
                 if r.get("message") == "upload accepted" and r.get("upload_id") == upload_id]
@@ -121,7 +125,7 @@ def test_a_processing_upload_is_not_cancelled(tenants: Stack,
     holder = hold_lock(UploadStore(tenants.uploads), upload_id, claim=True)
 
     refused = requests.delete(_url(tenants, upload_id), headers=ALICE, timeout=30)
-    problem(refused, 409, "processing")
+    assert_problem(refused, 409, detail="processing")
     shown = requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30)
     assert shown.json()["status"] == "processing"
 
@@ -169,7 +173,7 @@ def _stopped_early(outcome: dict[str, Any]) -> bool:
     response = outcome.get("response")
     if response is None:
         return "error" in outcome
-    return problem(response, 409, "cancelled")["type"].endswith("/cancelled")
+    return assert_problem(response, 409, detail="cancelled")["type"].endswith("/cancelled")
 
 
 def _new_upload(stack: Stack, before: set[str]) -> str:

@@ -8,7 +8,6 @@ service reports, so nothing is sent twice beyond the chunk in flight.
 import base64
 import hashlib
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,8 @@ from tusclient.client import TusClient
 from handoff.units import MiB
 from tests.support.payloads import file_sha256, random_file
 from tests.support.polling import eventually
+from tests.support.problems import assert_problem
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,23 +125,22 @@ def _stored_size(stack: Stack, upload_id: str) -> int:
     return path.stat().st_size if path.exists() else 0
 
 
-def test_tuspy_resumes_a_killed_upload_from_the_servers_offset(stack: Stack, tmp_path: Path):
+def test_tuspy_resumes_a_killed_upload_from_the_servers_offset(stack: Stack, tmp_path: Path,
+                                                               processes: Processes):
     path = random_file(tmp_path / "big.bin", BIG // MiB)
     storage = tmp_path / "urls.json"
     token = stack.client_headers.get("Authorization", "").removeprefix("Bearer ")
     before = _received(stack)
-    sender = subprocess.Popen([sys.executable, "-m", "tests.support.tus_sender",
-                               f"{stack.api_url}/v1/uploads", str(path), str(storage),
-                               str(CHUNK), token], cwd=ROOT)
-    try:
-        assert eventually(lambda: _stored_url(storage) is not None, timeout=60)
-        url = _stored_url(storage)
-        assert url is not None
-        upload_id = url.rsplit("/", 1)[-1]
-        assert eventually(lambda: _offset(stack, upload_id) >= 0.4 * BIG, timeout=300)
-    finally:
-        sender.kill()
-        sender.wait()
+    sender = processes.popen([sys.executable, "-m", "tests.support.tus_sender",
+                              f"{stack.api_url}/v1/uploads", str(path), str(storage),
+                              str(CHUNK), token], cwd=ROOT)
+    assert eventually(lambda: _stored_url(storage) is not None, timeout=60)
+    url = _stored_url(storage)
+    assert url is not None
+    upload_id = url.rsplit("/", 1)[-1]
+    assert eventually(lambda: _offset(stack, upload_id) >= 0.4 * BIG, timeout=300)
+    sender.kill()
+    sender.wait()
 
     uploader = TusClient(f"{stack.api_url}/v1/uploads", headers=stack.client_headers).uploader(
         file_path=str(path), chunk_size=CHUNK, url=url)
@@ -157,8 +157,7 @@ def test_a_wrong_checksum_is_460_and_a_stale_offset_409(stack: Stack):
     url = _create(stack, length=8)
     wrong = "sha1 " + base64.b64encode(hashlib.sha1(b"else").digest()).decode()
     answer = _patch(stack, url, 0, b"0123", {"Upload-Checksum": wrong})
-    assert answer.status_code == 460
-    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert_problem(answer, 460)
     assert _head_offset(stack, url) == 0
 
     assert _patch(stack, url, 0, b"0123").headers["Upload-Offset"] == "4"

@@ -9,11 +9,12 @@ holds the upload (the API would wait ten minutes for its client), and the
 upload ends ``done`` with the file's sha256.
 """
 
+import functools
 import json
 import shutil
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import requests
 from handoff.units import MiB
 from tests.support.payloads import file_sha256, unique_random_file
 from tests.support.polling import eventually
+from tests.support.processes import Processes
 from tests.support.stacks import Stack
 from tests.support.stalling_proxy import StallingProxy
 
@@ -64,15 +66,16 @@ def tus_js_client() -> Path:
 class _NodeUpload:
     """tests/support/tus_node.mjs in its own process; its JSON lines collected as they come."""
 
-    def __init__(self, modules: Path, endpoint: str, path: Path, store: Path,
-                 parts: int = 1) -> None:
+    def __init__(self, processes: Processes, modules: Path, endpoint: str, path: Path,
+                 store: Path, parts: int = 1) -> None:
         self.events: list[dict[str, Any]] = []
-        self.process = subprocess.Popen(
+        self.process = processes.popen(
             ["node", str(SCRIPT), str(modules), endpoint, str(path), str(store), TOKEN,
              str(parts)],
             stdout=subprocess.PIPE, text=True, cwd=ROOT)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        processes.callback(self.stop)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -85,13 +88,11 @@ class _NodeUpload:
         return code
 
     def stop(self) -> None:
-        """Kill it by pid if it still runs."""
+        """Kill it by pid if it still runs, and read what it said to the end."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
         self._reader.join(10)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
 
     def answers(self, method: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["event"] == "response" and e["method"] == method]
@@ -101,13 +102,9 @@ class _NodeUpload:
 
 
 @pytest.fixture
-def node_uploads() -> Iterator[list[_NodeUpload]]:
-    started: list[_NodeUpload] = []
-    try:
-        yield started
-    finally:
-        for upload in started:
-            upload.stop()
+def node_upload(processes: Processes, tus_js_client: Path) -> Callable[..., _NodeUpload]:
+    """Start tests/support/tus_node.mjs: ``node_upload(endpoint, path, store, parts=1)``."""
+    return functools.partial(_NodeUpload, processes, tus_js_client)
 
 
 def _stored_size(stack: Stack, upload_id: str) -> int:
@@ -138,16 +135,14 @@ def _stalled_upload(stack: Stack, proxy: StallingProxy, durable: int) -> str:
 
 
 def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
-        make_stack, tus_js_client: Path, node_uploads: list[_NodeUpload], tmp_path: Path,
+        make_stack, node_upload: Callable[..., _NodeUpload], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]):
     stack = make_stack(PATIENT_API)
     path = unique_random_file(tmp_path / "survey.bin", SIZE // MiB)
     store = tmp_path / "tus-urls.json"
     proxy = StallingProxy(stack.ports["api"], b"PATCH ", DURABLE)
     try:
-        upload = _NodeUpload(tus_js_client, f"http://127.0.0.1:{proxy.port}/v1/uploads", path,
-                             store)
-        node_uploads.append(upload)
+        upload = node_upload(f"http://127.0.0.1:{proxy.port}/v1/uploads", path, store)
         upload_id = _stalled_upload(stack, proxy, DURABLE)
         proxy.cut()
         assert upload.wait(timeout=300) == 0, upload.events
@@ -178,7 +173,7 @@ def test_a_patch_cut_off_mid_body_resumes_from_the_durable_offset(
 
 
 def test_a_new_client_resumes_from_the_url_it_stored(
-        make_stack, tus_js_client: Path, node_uploads: list[_NodeUpload], tmp_path: Path):
+        make_stack, node_upload: Callable[..., _NodeUpload], tmp_path: Path):
     """The first client dies mid-PATCH; the next finds the upload in its FileUrlStorage."""
     stack = make_stack(PATIENT_API)
     path = unique_random_file(tmp_path / "plan.bin", 64)
@@ -187,12 +182,10 @@ def test_a_new_client_resumes_from_the_url_it_stored(
     proxy = StallingProxy(stack.ports["api"], b"PATCH ", durable)
     endpoint = f"http://127.0.0.1:{proxy.port}/v1/uploads"
     try:
-        first = _NodeUpload(tus_js_client, endpoint, path, store)
-        node_uploads.append(first)
+        first = node_upload(endpoint, path, store)
         upload_id = _stalled_upload(stack, proxy, durable)
         first.stop()
-        second = _NodeUpload(tus_js_client, endpoint, path, store)
-        node_uploads.append(second)
+        second = node_upload(endpoint, path, store)
         assert second.wait(timeout=300) == 0, second.events
     finally:
         proxy.close()
@@ -207,15 +200,14 @@ def test_a_new_client_resumes_from_the_url_it_stored(
     assert status["files"] == [{"name": "plan.bin", "size": 64 * MiB, "sha256": file_sha256(path)}]
 
 
-def test_parallel_parts_are_joined_into_one_upload(make_stack, tus_js_client: Path,
-                                                  node_uploads: list[_NodeUpload],
+def test_parallel_parts_are_joined_into_one_upload(make_stack,
+                                                  node_upload: Callable[..., _NodeUpload],
                                                   tmp_path: Path):
     """Four partial uploads over four connections at once, then the final one made of them."""
     stack = make_stack({"HANDOFF_API_TOKENS": f"alice:{TOKEN}"})
     path = unique_random_file(tmp_path / "mosaic.bin", 64)
-    upload = _NodeUpload(tus_js_client, f"{stack.api_url}/v1/uploads", path,
-                         tmp_path / "tus-urls.json", parts=4)
-    node_uploads.append(upload)
+    upload = node_upload(f"{stack.api_url}/v1/uploads", path, tmp_path / "tus-urls.json",
+                         parts=4)
     assert upload.wait(timeout=300) == 0, upload.events
 
     posts = upload.answers("POST")

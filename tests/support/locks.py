@@ -29,7 +29,7 @@ def hold(store: Any, upload_id: str, claim: bool = False) -> subprocess.Popen[st
     """
     argv = [sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id,
             "claim" if claim else "lock"]
-    holder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert holder.stdout is not None
     if holder.stdout.readline().strip() != "locked":
         holder.kill()

@@ -133,3 +133,25 @@ def post_upload(url: str, body: Iterator[bytes], outcome: dict[str, Any],
                                             headers={"Content-Type": content_type(boundary)})
     except requests.RequestException as exc:
         outcome["error"] = exc
+
+
+class PausedUpload:
+    """A ``raw`` upload POSTed from a thread that holds still before block ``pause_at``.
+
+    It returns once the upload is held, so a test can break a peer while
+    the relay is open; ``finish`` sends the rest and gives the outcome
+    (see :func:`post_upload`).
+    """
+
+    def __init__(self, url: str, blocks: int, pause_at: int) -> None:
+        self.outcome: dict[str, Any] = {}
+        paused, self._resume = threading.Event(), threading.Event()
+        body = paced_upload(blocks, pause_at=pause_at, paused=paused, resume=self._resume)
+        self._sender = threading.Thread(target=post_upload, args=(url, body, self.outcome))
+        self._sender.start()
+        assert paused.wait(30), "the upload never reached its pause"
+
+    def finish(self) -> dict[str, Any]:
+        self._resume.set()
+        self._sender.join(60)
+        return self.outcome

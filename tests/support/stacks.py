@@ -1,8 +1,9 @@
 """A running copy of the product for tests: ``launch`` starts it, ``Stack`` drives it.
 
 Ports are picked free and every process is stopped by pid (its whole
-session) by ``Stack.stop_all``; the fixtures in ``tests/conftest.py`` call it
-at teardown and remove the stack's temp folder.
+session) by ``Stack.stop_all``; tests get stacks from
+``tests/support/processes.py``, whose teardown calls it and removes the
+stack's temp folder.
 """
 
 import time

@@ -7,14 +7,13 @@ no server running.
 """
 
 import base64
-import json
 from typing import Any
 
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.tus import OFFSET_MEDIA_TYPE
+from tests.support.problems import assert_problem
 
 ALICE = {"Authorization": "Bearer alice-token"}
 BOB = {"Authorization": "Bearer bob-token"}
@@ -56,10 +55,7 @@ def head(client: FlaskClient, url: str, headers: dict[str, str] | None = None) -
 
 
 def problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == MEDIA_TYPE
+    """The one problem+json check, and the tus version every answer of the API names."""
+    body = assert_problem(response, status, kind)
     assert response.headers["Tus-Resumable"] == "1.0.0"
-    body = json.loads(response.get_data() or b"{}")
-    if body:
-        assert body["type"] == TYPE_BASE + kind
     return body

@@ -16,29 +16,13 @@ from handoff.config import Settings
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
 from handoff.server.web import UploadSlots
+from tests.geo_service.http import MAX_SIZE, SECRET
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.problems import assert_problem
 
-SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}"}
 UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
 DATA = b"every byte once\n" * 1000
-
-
-@pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    settings = Settings(geo_secret=SECRET, uploads_root=tmp_path, max_upload_size=256 * 1024)
-    return create_app(settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path)
 
 
 def _post(client: FlaskClient, upload_id: str = UPLOAD_ID, body: bytes | None = None,
@@ -97,7 +81,7 @@ def test_an_id_is_taken_once(client: FlaskClient, store: UploadStore) -> None:
     (UPLOAD_ID.upper(), None, None, 400, "invalid-id"),
     (UPLOAD_ID, None, {**AUTH, "Handoff-Tenant": "no spaces"}, 400, "invalid-tenant"),
     (UPLOAD_ID, upload_body([("a.txt", DATA)], purpose="nope"), None, 400, "bad-form"),
-    (UPLOAD_ID, upload_body([("a.txt", b"x" * 300 * 1024)]), None, 413, "too-large"),
+    (UPLOAD_ID, upload_body([("a.txt", b"x" * (MAX_SIZE + 1))]), None, 413, "too-large"),
 ])
 def test_a_refused_upload_leaves_nothing_behind(client: FlaskClient, store: UploadStore,
                                                 upload_id: str, body: bytes | None,

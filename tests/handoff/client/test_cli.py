@@ -3,8 +3,6 @@
 import json
 import re
 import socket
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -18,24 +16,8 @@ from tests.support.fake_api import (
     accepted,
     form_parts,
     problem,
-    serve,
     status,
 )
-
-
-@pytest.fixture
-def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeApi]:
-    monkeypatch.delenv("HANDOFF_TOKEN", raising=False)
-    monkeypatch.delenv("HANDOFF_URL", raising=False)
-    with serve() as fake:
-        yield fake
-
-
-@pytest.fixture
-def payload(tmp_path: Path) -> Path:
-    path = tmp_path / "survey.bin"
-    path.write_bytes(bytes(range(256)) * 4096 + b"\r\n--tail")
-    return path
 
 
 def run(api: FakeApi, *argv: str) -> int:

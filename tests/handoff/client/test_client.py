@@ -5,7 +5,6 @@ import socket
 import threading
 import tracemalloc
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
@@ -31,7 +30,6 @@ from tests.support.fake_api import (
     as_json,
     form_parts,
     problem,
-    serve,
     status,
 )
 from tests.support.payloads import random_file
@@ -40,22 +38,9 @@ SHA = "ab" * 32
 
 
 @pytest.fixture
-def api() -> Iterator[FakeApi]:
-    with serve() as fake:
-        yield fake
-
-
-@pytest.fixture
 def client(api: FakeApi) -> Iterator[Client]:
     with Client(api.url, "s3cret") as client:
         yield client
-
-
-@pytest.fixture
-def payload(tmp_path: Path) -> Path:
-    path = tmp_path / "survey.bin"
-    path.write_bytes(bytes(range(256)) * 4096 + b"\r\n--tail")
-    return path
 
 
 def test_upload_sends_fields_first_then_files_and_reads_the_answer(api, client, payload,

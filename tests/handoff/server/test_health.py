@@ -16,6 +16,7 @@ from handoff.server.health import (
     readiness,
     report_path,
 )
+from tests.support.problems import ABOUT_BLANK, assert_problem
 
 
 @dataclass
@@ -103,9 +104,7 @@ def test_the_listener_says_what_is_wrong(served) -> None:
 
 def test_other_paths_and_methods_get_problems(served) -> None:
     url, _, _ = served
-    missing = requests.get(url + "/metrics", timeout=5)
-    assert missing.status_code == 404
-    assert missing.headers["Content-Type"] == "application/problem+json"
+    assert_problem(requests.get(url + "/metrics", timeout=5), 404, ABOUT_BLANK)
     assert requests.post(url + "/healthz", timeout=5).status_code == 405
 
 

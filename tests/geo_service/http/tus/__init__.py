@@ -1,7 +1,7 @@
 """Resumable uploads on the geo service, a test module per verb (as tusd's handler tests).
 
-The helpers send what the API sends; the fixtures (``conftest.py``) give an
-app on a temporary store.
+The helpers send what the API sends; the fixtures (``../conftest.py``) give
+an app on a temporary store.
 """
 
 import base64
@@ -11,13 +11,12 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from handoff.problems import MEDIA_TYPE, TYPE_BASE
 from handoff.tus import OFFSET_MEDIA_TYPE
+from tests.geo_service.http import MAX_SIZE, SECRET  # noqa: F401 - for the verb modules
+from tests.support.problems import assert_problem as problem  # noqa: F401 - the one check
 
-SECRET = "geo-test-secret"
 AUTH = {"Authorization": f"Bearer {SECRET}", "Handoff-Tenant": "alice"}
 UPLOAD_ID = "4a5b6c7d-1e2f-4a3b-8c9d-0e1f2a3b4c5d"
-MAX_SIZE = 1024**2
 
 
 def create(client: FlaskClient, length: int | None = 10, upload_id: str = UPLOAD_ID,
@@ -36,14 +35,6 @@ def patch(client: FlaskClient, offset: int, data: bytes, upload_id: str = UPLOAD
 
 def offset(client: FlaskClient, upload_id: str = UPLOAD_ID) -> TestResponse:
     return client.get(f"/uploads/{upload_id}/offset", headers=AUTH)
-
-
-def problem(response: TestResponse, status: int, kind: str) -> dict[str, Any]:
-    assert response.status_code == status, response.get_data(as_text=True)
-    assert response.mimetype == MEDIA_TYPE
-    body = response.get_json()
-    assert body["type"] == TYPE_BASE + kind
-    return body
 
 
 def checksum(data: bytes, algorithm: str = "sha1") -> str:

@@ -1,4 +1,4 @@
-"""An app of the geo service on a temporary store, for the resumable-upload tests."""
+"""An app of the geo service on a temporary store, for the route tests of both resources."""
 
 from pathlib import Path
 
@@ -9,7 +9,7 @@ from flask.testing import FlaskClient
 from geo_service.app import create_app
 from geo_service.store import UploadStore
 from handoff.config import Settings
-from tests.geo_service.http.tus import MAX_SIZE, SECRET
+from tests.geo_service.http import MAX_SIZE, SECRET
 
 
 @pytest.fixture
