@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import requests
 
-from geo_service.store import UploadStore
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import log_records, private_stack, problem, queue_length
 from tests.support.multipart_bodies import content_type, paced_upload
@@ -118,7 +118,7 @@ def test_a_processing_upload_is_not_cancelled(tenants: Stack,
                                               hold_lock: Callable[..., Any]):
     """409 while a worker holds it; once that worker is gone the upload can go."""
     upload_id = _upload(tenants, ALICE)
-    holder = hold_lock(UploadStore(tenants.uploads), upload_id, claim=True)
+    holder = hold_lock(FileStore(tenants.uploads), upload_id, claim=True)
 
     refused = requests.delete(_url(tenants, upload_id), headers=ALICE, timeout=30)
     problem(refused, 409, "processing")

@@ -10,8 +10,8 @@ from typing import Any
 
 _HOLD_LOCK = """
 import sys, time
-from geo_service.store import UploadStore
-store = UploadStore(sys.argv[1])
+from geo_service.store import FileStore, UploadStore
+store = FileStore(sys.argv[1])
 with store.lock(sys.argv[2]):
     if sys.argv[3] == "claim":
         store.claim(sys.argv[2], {"worker": "test-holder", "claimed_at": time.time()})
