@@ -256,23 +256,26 @@ class StoreContract:
 
     def test_taking_over_asks_the_holder_to_let_go(self, store: UploadStore) -> None:
         store.create(ID, "alice")
-        asked = threading.Event()
-        holding = threading.Event()
+        asked, holding, done = threading.Event(), threading.Event(), threading.Event()
 
         def holder() -> None:
             with store.lock(ID):
                 holding.set()
-                while store.stop_reason(ID) is None:
-                    threading.Event().wait(0.01)
-                asked.set()
+                while store.stop_reason(ID) is None and not done.wait(0.01):
+                    pass
+                if not done.is_set():
+                    asked.set()
 
         thread = threading.Thread(target=holder)
         thread.start()
-        holding.wait(10)
-        with store.take_over(ID, timeout=30):
-            assert asked.is_set()
-            assert store.stop_reason(ID) is None
-        thread.join()
+        try:
+            assert holding.wait(30)
+            with store.take_over(ID, timeout=30):
+                assert asked.is_set()
+                assert store.stop_reason(ID) is None
+        finally:
+            done.set()
+            thread.join()
 
     def test_taking_over_from_a_holder_that_stays_is_busy(self, store: UploadStore) -> None:
         store.create(ID, "alice")

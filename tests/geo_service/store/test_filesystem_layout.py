@@ -547,3 +547,11 @@ def test_only_the_store_knows_the_layout_on_disk() -> None:
     assert len(sources) > 20 and {"MANIFEST", "LOCKS"} <= LAYOUT_NAMES
     assert {str(p.relative_to(root)): names for p in sources
             if (names := _layout_imports(p))} == {}
+
+
+def test_a_store_whose_root_went_away_says_so(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "uploads")
+    assert store.problem() is None
+    (tmp_path / "uploads").rename(tmp_path / "elsewhere")
+    assert store.problem() == f"{tmp_path / 'uploads'} is missing"
+    assert store.free_bytes() == 0
