@@ -21,6 +21,7 @@ from geo_service.store.base import (
     check_id,
 )
 from geo_service.store.filesystem import FileStore
+from geo_service.store.locks import held
 from handoff.config import Settings
 from handoff.states import State
 
@@ -37,4 +38,4 @@ def open_store_at(root: Path) -> UploadStore:
 
 __all__ = ["AppendWriter", "Busy", "FileStore", "FileWriter", "InvalidId", "LockFile", "LockWait",
            "State", "StopReason", "Timeline", "UploadExists", "UploadMissing", "UploadStore",
-           "check_id", "open_store", "open_store_at"]
+           "check_id", "held", "open_store", "open_store_at"]

@@ -17,6 +17,7 @@ import redis
 import requests
 
 from tests.faults.raw_http import Answer
+from tests.geo_service.store import disk
 from tests.support.polling import eventually
 from tests.support.stacks import Stack, launch
 
@@ -73,7 +74,7 @@ def queue_length(stack: Stack) -> int:
 
 def upload_folders(stack: Stack) -> list[str]:
     """Upload folders in the store, without the lock and trash folders."""
-    return sorted(p.name for p in stack.uploads.iterdir() if p.name not in (".locks", ".trash"))
+    return sorted(p.name for p in stack.uploads.iterdir() if p.name not in disk.internal())
 
 
 def folders_left(stack: Stack, keep: frozenset[str] = frozenset()) -> list[str]:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import problem, queue_length, upload_folders
 from tests.support.multipart_bodies import content_type, paced_upload, post_upload
@@ -116,7 +117,7 @@ def test_full_storage_gives_507_removes_partials_and_keeps_serving(make_stack, s
     response = stack.upload([("huge.bin", os.urandom(40 * MiB))])
     problem(response, 507, "full")
     assert eventually(lambda: upload_folders(stack) == [])
-    assert not list((small_disk / ".trash").iterdir())
+    assert FileStore(small_disk).unfinished_removals() == []
 
     response = stack.upload([("small.bin", os.urandom(MiB))])
     assert response.status_code == 202, response.text

@@ -13,6 +13,7 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from handoff.units import MiB
+from tests.geo_service.store import disk
 from tests.support.payloads import random_file
 
 
@@ -53,9 +54,9 @@ def test_several_files_with_hostile_names_stay_inside_the_upload(stack):
     folder = stack.uploads / upload_id
     created = set(stack.root.rglob("*")) - before
     outside = [p for p in created if folder not in p.parents and p != folder
-               and ".locks" not in p.parts and not p.name.endswith(".log")]
+               and disk.LOCKS not in p.parts and not p.name.endswith(".log")]
     assert outside == []
-    assert sorted(p.name for p in (folder / "files").iterdir()) == ["0", "1", "2"]
+    assert sorted(p.name for p in (folder / disk.FILES).iterdir()) == ["0", "1", "2"]
 
 
 def test_a_chunked_request_is_relayed_and_processed(stack):

@@ -17,6 +17,7 @@ import requests
 from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import log_records, private_stack, problem, queue_length
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, paced_upload
 from tests.support.polling import eventually
 from tests.support.stacks import Stack
@@ -44,7 +45,7 @@ def _upload(stack: Stack, headers: dict[str, str]) -> str:
 
 def _left_on_disk(stack: Stack, upload_id: str) -> list[str]:
     """The upload's folder, or its remains in the trash (its empty lock file is the sweeper's)."""
-    trash = stack.uploads / ".trash"
+    trash = disk.removals_dir(FileStore(stack.uploads))
     remains = [stack.uploads / upload_id, *trash.glob(f"{upload_id}.*")]
     return [str(path) for path in remains if path.exists()]
 
@@ -52,7 +53,7 @@ def _left_on_disk(stack: Stack, upload_id: str) -> list[str]:
 def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
     upload_id = _upload(tenants, ALICE)
     folder = tenants.uploads / upload_id
-    assert json.loads((folder / "manifest.json").read_text())["tenant"] == "alice"
+    assert json.loads((folder / disk.MANIFEST).read_text())["tenant"] == "alice"
     unknown = problem(requests.get(_url(tenants, "0" * 8 + upload_id[8:]), headers=BOB,
                                    timeout=30), 404, "no upload")
 
@@ -60,7 +61,7 @@ def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
                      404, "no upload")
     assert {**hidden, "upload_id": None} == {**unknown, "upload_id": None}
     problem(requests.delete(_url(tenants, upload_id), headers=BOB, timeout=30), 404, "no upload")
-    assert (folder / "manifest.json").is_file()
+    assert (folder / disk.MANIFEST).is_file()
 
     shown = requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30)
     assert shown.status_code == 200, shown.text

@@ -80,7 +80,7 @@ def tree(root: Path) -> set[str]:
 
 def entry(index: int, name: str, data: bytes) -> dict[str, Any]:
     return {
-        "path": f"files/{index}",
+        "path": f"{disk.FILES}/{index}",
         "field": "file",
         "name": name,
         "content_type": "application/octet-stream",
@@ -149,7 +149,7 @@ def test_an_empty_file_input_alone_is_no_file(store: UploadStore) -> None:
 
 @pytest.mark.parametrize(
     "filename",
-    ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", "manifest.json",
+    ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", disk.MANIFEST,
      "C:\\fakepath\\x.txt", 'say "hi".txt'],
 )
 def test_client_filenames_never_become_paths(
@@ -159,10 +159,11 @@ def test_client_filenames_never_become_paths(
     manifest = receive(store, [upload_body([(filename, b"data"), ("second", b"more")])])
 
     assert [f["name"] for f in manifest["files"]] == [filename, "second"]
-    assert [f["path"] for f in manifest["files"]] == ["files/0", "files/1"]
+    assert [f["path"] for f in manifest["files"]] == [f"{disk.FILES}/0", f"{disk.FILES}/1"]
     created = tree(tmp_path) - before
     upload = f"uploads/{UPLOAD_ID}"
-    assert created == {f"{upload}/files/0", f"{upload}/files/1", f"{upload}/{MANIFEST}"}
+    assert created == {f"{upload}/{disk.FILES}/0", f"{upload}/{disk.FILES}/1",
+                       f"{upload}/{MANIFEST}"}
     assert store.manifest(UPLOAD_ID) == manifest
 
 

@@ -25,10 +25,32 @@ from geo_service.store.filesystem import (
 )
 from handoff.ids import new_upload_id
 
-__all__ = ["CANCELLED", "CLAIM", "FILES", "INFO", "JOB", "LOCKS", "MANIFEST", "PROGRESS",
-           "RESULT", "TENANT", "TRASH", "WORK", "file_path", "folder", "internal",
-           "interrupted_removal", "lock_path", "marker", "read_marker", "sealed_upload",
-           "stop_path", "trash", "work_dir", "write_marker"]
+__all__ = [
+    "CANCELLED",
+    "CLAIM",
+    "FILES",
+    "INFO",
+    "JOB",
+    "LOCKS",
+    "MANIFEST",
+    "PROGRESS",
+    "RESULT",
+    "TENANT",
+    "TRASH",
+    "WORK",
+    "file_path",
+    "folder",
+    "internal",
+    "interrupted_removal",
+    "lock_path",
+    "marker",
+    "read_marker",
+    "removals_dir",
+    "sealed_upload",
+    "stop_path",
+    "work_dir",
+    "write_marker",
+]
 
 
 def folder(store: FileStore, upload_id: str) -> Path:
@@ -63,7 +85,7 @@ def stop_path(store: FileStore, upload_id: str) -> Path:
     return store.root / LOCKS / f"{upload_id}.stop"
 
 
-def trash(store: FileStore) -> Path:
+def removals_dir(store: FileStore) -> Path:
     return store.root / TRASH
 
 
@@ -87,6 +109,6 @@ def sealed_upload(store: FileStore, data: bytes = b"payload") -> str:
 def interrupted_removal(store: FileStore, size: int = 1000) -> Path:
     """What a crash half-way through a removal leaves: an upload in the trash."""
     upload_id = sealed_upload(store, b"x" * size)
-    left = trash(store) / f"{upload_id}.123"
+    left = removals_dir(store) / f"{upload_id}.123"
     folder(store, upload_id).rename(left)
     return left

@@ -250,7 +250,8 @@ def test_remove_returns_the_bytes_and_leaves_nothing(store: UploadStore) -> None
     disk.file_path(store, UPLOAD_ID, 1).write_bytes(b"y" * 3000)
     disk.work_dir(store, UPLOAD_ID).mkdir()
     (disk.work_dir(store, UPLOAD_ID) / "scratch").write_bytes(b"z" * 100)
-    markers = sum((disk.folder(store, UPLOAD_ID) / name).stat().st_size for name in (MANIFEST, TENANT))
+    folder = disk.folder(store, UPLOAD_ID)
+    markers = sum((folder / name).stat().st_size for name in (MANIFEST, TENANT))
     assert store.size(UPLOAD_ID) == 8100 + markers
 
     freed = store.remove(UPLOAD_ID)

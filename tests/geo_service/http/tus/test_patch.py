@@ -36,7 +36,7 @@ def test_the_last_byte_seals_the_upload_as_multipart_does(client: FlaskClient,
     answer = patch(client, 5, b"56789")
     assert answer.get_json()["state"] == "complete" and answer.get_json()["expires"] is None
     manifest = store.status(UPLOAD_ID)["manifest"]
-    assert manifest["files"] == [{"path": "files/0", "field": "file", "name": "a.bin",
+    assert manifest["files"] == [{"path": f"{disk.FILES}/0", "field": "file", "name": "a.bin",
                                   "content_type": "application/octet-stream", "size": 10,
                                   "sha256": sha256(b"0123456789")}]
     assert (manifest["tenant"], manifest["purpose"], manifest["metadata"]) == (
