@@ -12,6 +12,7 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.geo_service.store import disk
 from tests.support.payloads import random_file
@@ -34,7 +35,7 @@ def test_one_file_is_stored_verified_and_processed(stack):
     assert status["status"] == "done", status
     assert status["metadata"] == {"project": "p1"}
     assert status["result"]["files"][0]["sha256"] == _sha256(data)
-    stored = stack.uploads / body["id"] / "files" / "0"
+    stored = disk.file_path(FileStore(stack.uploads), body["id"])
     assert stored.read_bytes() == data
 
 

@@ -185,10 +185,7 @@ def _new_upload(stack: Stack, before: set[str]) -> str:
 
 
 def _stored(stack: Stack, upload_id: str) -> int:
-    try:
-        return (stack.uploads / upload_id / "files" / "0").stat().st_size
-    except FileNotFoundError:
-        return 0
+    return FileStore(stack.uploads).size(upload_id)
 
 
 def _worker_said(stack: Stack, upload_id: str, message: str) -> bool:

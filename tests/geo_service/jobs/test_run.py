@@ -223,7 +223,7 @@ def test_the_processor_gets_the_job(
     assert [file.entry for file in job.files] == sealed["files"]
     assert [(file.name, file.size, file.sha256) for file in job.files] == [
         (entry["name"], entry["size"], entry["sha256"]) for entry in sealed["files"]]
-    assert all(file.path.parent == disk.folder(store, UPLOAD_ID) / "files" for file in job.files)
+    assert all(file.path.parent == disk.file_path(store, UPLOAD_ID).parent for file in job.files)
     assert contents == [data for _, data in FILES]
     assert claimed, "the claim is recorded before the processor runs"
     assert empty, "the scratch folder exists and is empty"

@@ -1,14 +1,19 @@
 """What every upload store must do, whatever keeps its bytes.
 
 :class:`StoreContract` is run by each implementation's test module, which
-subclasses it and provides two fixtures: ``store``, an empty store, and
+subclasses it and provides its fixtures: ``store``, an empty store;
 ``location``, what :func:`geo_service.store.open_store_at` needs to open the
-same store again from another process (for a holder that gets killed).
+same store again from another process (for a holder that gets killed);
+``crash_mid_removal``, which leaves a removal half done as a crash would;
+and ``add_stray``, which puts something that is not an upload in the store.
 Nothing here looks behind the interface, so an S3 or Azure store runs it
 unchanged.
 """
 
+import gc
 import threading
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -336,6 +341,33 @@ class StoreContract:
             assert store.remove(ID) >= len(DATA)
         assert store.empty_trash() == 0 and store.unfinished_removals() == []
         assert list(store.upload_ids()) == []
+
+    def test_a_removal_a_crash_cut_short_is_finished(
+            self, store: UploadStore, crash_mid_removal: Callable[[UploadStore], None]) -> None:
+        crash_mid_removal(store)
+        assert len(store.unfinished_removals()) == 1
+        assert store.empty_trash() > 0
+        assert store.unfinished_removals() == [] and store.empty_trash() == 0
+
+    def test_strays_are_listed_and_not_uploads(
+            self, store: UploadStore, add_stray: Callable[[UploadStore], str]) -> None:
+        store.create(ID, "alice")
+        name = add_stray(store)
+        assert list(store.stray_entries()) == [name]
+        assert list(store.upload_ids()) == [ID]
+
+    def test_a_closed_appender_holds_nothing_open(self, store: UploadStore) -> None:
+        resumable(store)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ResourceWarning)
+            appender = store.open_appender(ID, 0)
+            appender.write(b"x")
+            appender.sync()
+            appender.close()
+            del appender
+            gc.collect()
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+        assert read(store, ID) == b"x"
 
     def test_listing_shows_uploads_only(self, store: UploadStore) -> None:
         ids = sorted(new_upload_id() for _ in range(3))
