@@ -11,7 +11,6 @@ towards the sweeper's peak RSS. Prints one JSON line::
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -20,8 +19,9 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from unittest import mock
 
-from geo_service.store.filesystem import CLAIM, FILES, JOB, LOCKS, MANIFEST, RESULT, UploadStore
+from geo_service.store import FileStore
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
 
@@ -58,33 +58,31 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_store(root: Path, count: int) -> None:
-    """Lay out ``count`` uploads the way :class:`UploadStore` would.
+    """Make ``count`` uploads through the store, as the services would, then age them.
 
-    The markers are written directly instead of through ``UploadStore.seal``
-    and friends: those fsync every file and folder (as they must), which
-    would make building 100,000 uploads take far longer than the sweep being
-    measured. The layout and contents are the same.
+    fsync is skipped while building: the store fsyncs every file and folder
+    (as it must), which would make building 100,000 uploads take far longer
+    than the sweep being measured. What ends up in the store is the same.
     """
-    UploadStore(root)
-    old = time.time() - OLD
-    for index in range(count):
-        upload_id = str(uuid.uuid4())
-        _write_upload(root / upload_id, KINDS[index % len(KINDS)], old)
-        lock_file = root / LOCKS / f"{upload_id}.lock"
-        lock_file.touch()
-        os.utime(lock_file, (old, old))
+    store = FileStore(root)
+    with mock.patch("os.fsync"):
+        for index in range(count):
+            _make_upload(store, str(uuid.uuid4()), KINDS[index % len(KINDS)])
 
 
-def _write_upload(folder: Path, kind: str, old: float) -> None:
-    os.makedirs(folder / FILES)
-    (folder / FILES / "0").write_bytes(b"0123456789abcdef")
-    markers: dict[str, dict[str, object]] = {MANIFEST: {"files": [{"name": "0", "size": 16}]}}
-    if kind == "done":
-        markers |= {JOB: {"purpose": "raw"}, CLAIM: {"worker": "bench"}, RESULT: {"status": "done"}}
-    for name, payload in markers.items():
-        (folder / name).write_text(json.dumps(payload))
-        if kind != "fresh":
-            os.utime(folder / name, (old, old))
+def _make_upload(store: FileStore, upload_id: str, kind: str) -> None:
+    store.create(upload_id, "bench")
+    with store.lock(upload_id):
+        writer = store.open_writer(upload_id, 0)
+        writer.write(b"0123456789abcdef")
+        writer.commit()
+        store.seal(upload_id, {"files": [{"name": "0", "size": 16}]})
+        if kind == "done":
+            store.mark_queued(upload_id, {"purpose": "raw"})
+            store.claim(upload_id, {"worker": "bench"})
+            store.finish(upload_id, {"status": "done"})
+    if kind != "fresh":
+        store.backdate(upload_id, OLD)
 
 
 def _sweep_in_child(root: Path) -> dict[str, float | int]:
@@ -95,7 +93,7 @@ def _sweep_in_child(root: Path) -> dict[str, float | int]:
 
 def _sweep_here(root: Path) -> dict[str, float | int]:
     """Time one sweep in this (fresh) process and report its peak RSS."""
-    store = UploadStore(root)
+    store = FileStore(root)
     baseline = _max_rss_mib()
     started = time.perf_counter()
     report = sweep(store, TTLS)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from geo_service.intake.append import Appender, Progress
-from geo_service.store import UploadStore
+from geo_service.store import UploadStore, open_store_at
 
 UPLOAD_ID = "00000000-0000-4000-8000-000000000001"
 MiB = 1024 * 1024
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="handoff-tus-bench-", dir=args.dir))
     try:
-        print(json.dumps(_measure(UploadStore(root), args.mib, args.chunk_mib)))
+        print(json.dumps(_measure(open_store_at(root), args.mib, args.chunk_mib)))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -31,7 +31,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from devstack import processes
-from geo_service.store.locks import Busy, held
+from geo_service.store import Busy, held
 from handoff.config import ConfigError, Settings, count, load_settings, variable
 
 #: Where ``make run`` binds the worker's and the sweeper's metrics unless told:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from typing import TextIO
 
-from geo_service.store import UploadStore
+from geo_service.store import open_store
 from handoff.config import ConfigError, Settings, load_settings
 from handoff.queue import JobQueue
 from handoff.server.logs import setup_logging
@@ -49,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def sweep_once(settings: Settings, *, dry_run: bool = False) -> int:
     """Sweep a single time, print what happened, and return the exit status."""
-    store = UploadStore(settings.store_root)
+    store = open_store(settings)
     if not dry_run:
         reconcile_settings(store, JobQueue(settings), settings)
     try:
         report = sweep(store, ttls_from(settings), dry_run=dry_run)
     except OSError as exc:
-        print(f"handoff-gc: cannot sweep {store.root}: {exc}", file=sys.stderr)
+        print(f"handoff-gc: cannot sweep {store.describe()}: {exc}", file=sys.stderr)
         return EXIT_ERRORS
     print_report(report, sys.stdout)
     return EXIT_ERRORS if report.errors else EXIT_OK

@@ -12,7 +12,7 @@ this module only gathers facts and acts, under the upload's lock taken
 without waiting, so a busy upload is left to the next sweep.
 
 The same pass sends the announcements of finished uploads that the broker
-did not take when they finished (:func:`geo_service.jobs.hooks.announce_pending`),
+did not take when they finished (:func:`handoff.announce.announce_pending`),
 and a give-up is announced like any other failure.
 """
 
@@ -21,9 +21,8 @@ import time
 from collections import Counter
 from typing import Protocol
 
-from geo_service.jobs.hooks import SILENT, Announcer, Sender, announce_pending, finish_upload
-from geo_service.store import State, UploadMissing, UploadStore
-from geo_service.store.locks import Busy
+from geo_service.store import Busy, State, UploadMissing, UploadStore
+from handoff.announce import SILENT, Announcer, Sender, announce_pending, finish_upload
 from handoff.config import Settings
 from handoff.queue import QueueUnavailable
 from handoff.server import metrics

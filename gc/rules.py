@@ -12,7 +12,7 @@ when its last byte arrived, an orphan by when its manifest was written.
 
 from dataclasses import dataclass
 
-from geo_service.store import State
+from handoff.states import State
 
 ORPHAN = "orphan"
 PARTIAL = "partial"

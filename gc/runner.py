@@ -18,7 +18,7 @@ from types import FrameType
 from apscheduler.schedulers.base import SchedulerNotRunningError
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from geo_service.store import UploadStore
+from geo_service.store import UploadStore, open_store
 from handoff.config import Settings, variable
 from handoff.queue import JobQueue
 from handoff.server import metrics
@@ -63,7 +63,7 @@ def build_scheduler(settings: Settings, stop: threading.Event) -> BlockingSchedu
     scheduler.add_job(
         sweep_and_beat,
         "interval",
-        args=(UploadStore(settings.store_root), ttls_from(settings), stop, JobQueue(settings),
+        args=(open_store(settings), ttls_from(settings), stop, JobQueue(settings),
               settings),
         seconds=settings.gc_interval,
         id=JOB_ID,

@@ -8,9 +8,10 @@ job may have been enqueued, a worker may have claimed it, or another
 sweeper may have removed it. Whoever holds the lock owns the upload, so an
 upload whose lock is taken is skipped, never waited for.
 
-Deleting goes through :meth:`UploadStore.remove`, which renames the upload
-into ``.trash`` before removing it; each sweep starts by emptying the trash,
-so a sweep killed half-way through a removal is finished by the next one.
+Deleting goes through :meth:`UploadStore.remove`, which makes the upload
+vanish for readers at once and finishes the removal after; each sweep starts
+by emptying the store's trash, so a sweep killed half-way through a removal
+is finished by the next one.
 Two sweepers may run at once: the lock makes each removal happen once, and
 an upload that vanished under one of them is simply gone, not an error.
 """
@@ -23,8 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from geo_service.store import LockFile, UploadMissing, UploadStore
-from geo_service.store.locks import Busy
+from geo_service.store import Busy, LockFile, UploadMissing, UploadStore
 from handoff.server import metrics
 
 from .rules import BUSY, Decision, Facts, Ttls, decide
@@ -53,7 +53,7 @@ class SweepReport:
     counts: Counter[str] = field(default_factory=Counter)
     kept: Counter[str] = field(default_factory=Counter)
     bytes_freed: int = 0
-    trash_bytes: int = 0
+    resumed_bytes: int = 0
     stale_locks: int = 0
     strays: int = 0
     errors: int = 0
@@ -122,17 +122,17 @@ def _empty_trash(store: UploadStore, report: SweepReport) -> None:
     if report.dry_run:
         return
     try:
-        report.trash_bytes = store.empty_trash()
+        report.resumed_bytes = store.empty_trash()
     except OSError:
         log.exception("could not empty the trash")
         report.errors += 1
         return
-    report.bytes_freed += report.trash_bytes
-    if report.trash_bytes:
+    report.bytes_freed += report.resumed_bytes
+    if report.resumed_bytes:
         log.info(
             "finished interrupted removals, %d bytes",
-            report.trash_bytes,
-            extra={"bytes": report.trash_bytes},
+            report.resumed_bytes,
+            extra={"bytes": report.resumed_bytes},
         )
 
 
@@ -199,7 +199,7 @@ def _delete_locked(
 
 
 def _clean_stale_locks(store: UploadStore, report: SweepReport, clock: Clock) -> None:
-    """Remove lock files whose upload is gone, so ``.locks`` does not grow forever.
+    """Remove lock files whose upload is gone, so the store's locks do not grow forever.
 
     Lock files are kept on release (waiters must share one inode), so every
     deleted upload leaves one behind. One is removed only when its upload

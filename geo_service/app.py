@@ -5,7 +5,7 @@ from flask import Flask
 from geo_service.http import tus
 from geo_service.http.state import EXTENSION, GeoState
 from geo_service.http.uploads import bp
-from geo_service.store import UploadStore
+from geo_service.store import open_store
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
 from handoff.server.web import UploadSlots, make_app
@@ -13,10 +13,11 @@ from handoff.server.web import UploadSlots, make_app
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_or_exit(need_secret=True)
-    store = UploadStore(settings.store_root)
+    store = open_store(settings)
 
     def ready() -> dict[str, str]:
-        return {} if store.root.is_dir() else {"store": f"{store.root} is missing"}
+        problem = store.problem()
+        return {} if problem is None else {"store": problem}
 
     app = make_app("geo_service", settings, ready)
     app.extensions[EXTENSION] = GeoState(store, UploadSlots(settings.max_active_uploads),

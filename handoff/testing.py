@@ -8,33 +8,29 @@
     def test_counts_words():
         assert run_processor(process, {"a.txt": b"two words"}) == {"files": 1, "words": 2}
 
-The files are stored by the geo service's own receiver into a real upload
-store (in a temporary folder), and the :class:`~handoff.processors.Job` is
-built by the same code the worker uses. So the processor meets the paths,
-manifest entries, scratch folder and settings it will meet in production,
-and its result is checked the way the worker checks it.
+The files are written into a temporary folder the way an upload's files are
+stored (streamed, hashed on the way), and the :class:`~handoff.processors.Job`
+carries the manifest entries the worker's jobs carry (field, name, content
+type, size, sha256, and a ``path`` relative to the upload). So the processor
+meets its files, entries, an empty scratch folder and settings as it
+will in production, and its result is checked the way the worker checks it.
 
 A processor's exceptions reach the test unchanged: ``pytest.raises(ValidationFailed)``
 is how to test a refusal.
 """
 
+import hashlib
+import io
+import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from requests_toolbelt import MultipartEncoder
-
-from geo_service.intake.receive import Receiver
-from geo_service.jobs.run import prepare_job
-from geo_service.store import UploadStore
-from handoff.config import Settings
-from handoff.form import upload_limits
 from handoff.ids import new_upload_id
 from handoff.jsontext import dumps
-from handoff.processors import Job, Processor, stored_result
+from handoff.processors import Job, JobFile, Processor, stored_result
 from handoff.units import CHUNK_SIZE
 
 DEFAULT_PURPOSE = "test"
@@ -69,26 +65,33 @@ def make_job(root: Path, files: Files, *, purpose: str = DEFAULT_PURPOSE,
     For tests that look at the scratch folder or the stored files after
     the processor ran; :func:`run_processor` is the short way.
     """
-    store = UploadStore(root / "uploads")
     upload_id = new_upload_id()
-    store.create(upload_id)
-    with store.lock(upload_id):
-        manifest = _receive(store, upload_id, purpose, metadata or {}, files)
-    return prepare_job(store, upload_id, purpose, manifest["metadata"], manifest,
-                       dict(settings or {}))
+    folder = root / "uploads" / upload_id
+    work_dir = folder / "work"
+    work_dir.mkdir(parents=True)
+    stored = tuple(_store_file(folder, index, name, content)
+                   for index, (name, content) in enumerate(_named(files)))
+    # Metadata travels as JSON in production, so the processor gets it as JSON gives it back.
+    sent = json.loads(dumps(metadata or {}))
+    return Job(upload_id, purpose, sent, stored, work_dir, dict(settings or {}))
 
 
-def _receive(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-             files: Files) -> dict[str, Any]:
-    """Send the files through the geo service's receiver, as one upload form."""
-    receiver = Receiver(store, upload_id, {purpose}, upload_limits(Settings()))
-    with ExitStack() as opened:
-        fields: list[tuple[str, Any]] = [("purpose", purpose), ("metadata", dumps(metadata))]
-        fields.extend(("file", (name, _open(content, opened), "application/octet-stream"))
-                      for name, content in _named(files))
-        encoder = MultipartEncoder(fields)
-        chunks: Iterator[bytes] = iter(lambda: encoder.read(CHUNK_SIZE), b"")
-        return receiver.receive(chunks, encoder.boundary_value.encode())
+def _store_file(folder: Path, index: int, name: str,
+                content: bytes | os.PathLike[str] | str) -> JobFile:
+    """Stream one file to ``folder``, hashing it on the way."""
+    relative = Path("data") / str(index)
+    path = folder / relative
+    path.parent.mkdir(exist_ok=True)
+    digest, size = hashlib.sha256(), 0
+    with _source(content) as source, open(path, "xb") as target:
+        while chunk := source.read(CHUNK_SIZE):
+            digest.update(chunk)
+            target.write(chunk)
+            size += len(chunk)
+    entry = {"path": str(relative), "field": "file", "name": name,
+             "content_type": "application/octet-stream", "size": size,
+             "sha256": digest.hexdigest()}
+    return JobFile(entry, path)
 
 
 def _named(files: Files) -> list[tuple[str, bytes | os.PathLike[str] | str]]:
@@ -100,7 +103,7 @@ def _named(files: Files) -> list[tuple[str, bytes | os.PathLike[str] | str]]:
     return list(files.items())
 
 
-def _open(content: bytes | os.PathLike[str] | str, opened: ExitStack) -> bytes | IO[bytes]:
+def _source(content: bytes | os.PathLike[str] | str) -> IO[bytes]:
     if isinstance(content, bytes):
-        return content
-    return opened.enter_context(open(content, "rb"))
+        return io.BytesIO(content)
+    return open(content, "rb")

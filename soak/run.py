@@ -15,7 +15,7 @@ from typing import Any
 import requests
 
 from devstack import processes
-from geo_service.store.filesystem import RESULT
+from geo_service.store import UploadStore, open_store_at
 from handoff.states import FINISHED
 from handoff.units import MiB
 from soak import load, schedule
@@ -120,36 +120,36 @@ def _answers(url: str) -> bool:
         return False
 
 
-def leftovers(uploads: Path, live: set[str], refused: set[str], now: float) -> list[str]:
-    """What is on disk that no live upload needs, once the sweeper had its chance.
+def leftovers(store: UploadStore, live: set[str], refused: set[str], now: float) -> list[str]:
+    """What the store holds that no live upload needs, once the sweeper had its chance.
 
-    A folder whose client got no answer (cut off, or a killed API worker) but
+    An upload whose client got no answer (cut off, or a killed API worker) but
     that was processed to a result is finished work the sweeper keeps for its
-    retention, not a leak; any other unknown or refused folder is.
+    retention, not a leak; any other unknown or refused upload is.
     """
-    found = []
-    for entry in uploads.iterdir():
-        if entry.name.startswith(".") or entry.name in live:
+    found = [f"stray entry {name}" for name in store.stray_entries()]
+    for upload_id in store.upload_ids():
+        if upload_id in live:
             continue
-        if entry.name in refused or not (entry / RESULT).exists():
-            found.append(f"upload folder {entry.name}")
-    found += [f"trash {t.name}" for t in (uploads / ".trash").iterdir()]
-    for lock in (uploads / ".locks").iterdir():
-        upload_id = lock.name.removesuffix(".lock")
-        if upload_id not in live and not (uploads / upload_id).exists() \
-                and now - lock.stat().st_mtime > LOCK_AGE + 2 * GC_INTERVAL:
-            found.append(f"lock {lock.name}")
+        if upload_id in refused or store.result(upload_id) is None:
+            found.append(f"upload folder {upload_id}")
+    found += [f"trash {name}" for name in store.unfinished_removals()]
+    for lock in store.lock_files():
+        if lock.upload_id not in live and not store.has_entry(lock.upload_id) \
+                and now - lock.mtime > LOCK_AGE + 2 * GC_INTERVAL:
+            found.append(f"lock {lock.upload_id}")
     return found
 
 
 def settle_leftovers(uploads: Path, live: set[str], refused: set[str],
                      timeout: float) -> list[str]:
     """Leftovers, after waiting (bounded) for every TTL and lock age plus one sweep."""
+    store = open_store_at(uploads)
     deadline = time.monotonic() + timeout
     while True:
-        found = leftovers(uploads, live, refused, time.time())
-        young = [lock for lock in (uploads / ".locks").iterdir()
-                 if time.time() - lock.stat().st_mtime <= LOCK_AGE + 2 * GC_INTERVAL]
+        found = leftovers(store, live, refused, time.time())
+        young = [lock for lock in store.lock_files()
+                 if time.time() - lock.mtime <= LOCK_AGE + 2 * GC_INTERVAL]
         if (not found and not young) or time.monotonic() > deadline:
             return found
         time.sleep(2.0)

@@ -10,13 +10,8 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-from geo_service.intake.append import (
-    ChecksumMismatch,
-    LengthError,
-    OffsetMismatch,
-    Stopped,
-)
-from geo_service.intake.receive import Cancelled
+from geo_service.intake.append import ChecksumMismatch, LengthError, OffsetMismatch
+from geo_service.intake.stop import Cancelled, Stopped
 from geo_service.store import UploadExists, UploadMissing
 from handoff import tus
 from handoff.form import FieldError

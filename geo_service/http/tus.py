@@ -41,13 +41,10 @@ from geo_service.intake.append import (
     LengthError,
     OffsetMismatch,
     Progress,
-    Stopped,
-    StopWatch,
 )
 from geo_service.intake.concat import Part, PartError, held_parts, join
-from geo_service.intake.receive import Cancelled
-from geo_service.store import State, UploadExists, UploadMissing, UploadStore
-from geo_service.store.locks import Busy
+from geo_service.intake.stop import Cancelled, Stopped, StopWatch
+from geo_service.store import Busy, LockWait, State, UploadExists, UploadMissing, UploadStore
 from handoff import tus_request
 from handoff.form_consumer import TooLarge
 from handoff.problems import Problem, bad_request, not_found
@@ -55,8 +52,6 @@ from handoff.server.request_body import close_after_answer
 from handoff.server.web import current_settings, require_bearer
 from handoff.tus_request import Append, UploadInfo
 
-# How long a request waits for a writer to let go of the upload's lock.
-TAKE_OVER_WAIT = 10.0
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("resumable", __name__)
 
@@ -96,7 +91,7 @@ def _create_final(store: UploadStore, upload_id: str, info: UploadInfo,
     """The final upload of tus's concatenation, made and sealed from its complete parts."""
     limit = current_settings().max_upload_size
     try:
-        with held_parts(store, part_ids, request_tenant(), limit, TAKE_OVER_WAIT) as parts:
+        with held_parts(store, part_ids, request_tenant(), limit, LockWait.TAKE_OVER) as parts:
             length = sum(part.progress.offset for part in parts)
             if length > limit:
                 raise Problem(413, "too-large", f"the parts add up to more than {limit} bytes")
@@ -137,7 +132,7 @@ def append(upload_id: str) -> Response:
             raise Problem(403, "final-upload", "a final upload is made of its parts and "
                           "takes no appends", upload_id=upload_id)
         try:
-            with store.take_over(upload_id, TAKE_OVER_WAIT):
+            with store.take_over(upload_id, LockWait.TAKE_OVER):
                 return _append_locked(store, upload_id, body)
         except Busy:
             raise _locked(upload_id) from None
@@ -207,7 +202,7 @@ def _refusal(exc: BaseException, store: UploadStore, upload_id: str, chunks: Any
     elif not isinstance(exc, ChecksumMismatch):
         close_after_answer(request.environ)
     if isinstance(exc, Cancelled):
-        store.remove(upload_id)
+        store.remove_if_cancelled(upload_id)
     if isinstance(exc, Stopped):
         log.info("append stopped for another request", extra={"upload_id": upload_id})
     return upload_problem(exc, upload_id, kept=True) or exc
@@ -224,7 +219,7 @@ def offset(upload_id: str) -> Response:
     if store.state(upload_id) is not State.RECEIVING:
         return _sealed_document(store, upload_id)
     try:
-        with store.take_over(upload_id, TAKE_OVER_WAIT):
+        with store.take_over(upload_id, LockWait.TAKE_OVER):
             if store.state(upload_id) is not State.RECEIVING:
                 return _sealed_document(store, upload_id)
             progress = Appender(store, upload_id, current_settings().max_upload_size).settle()
@@ -281,5 +276,5 @@ def _multipart_document(upload_id: str, manifest: dict[str, Any]) -> dict[str, A
 
 def _locked(upload_id: str) -> Problem:
     return Problem(423, "locked",
-                   f"another request held the upload for more than {TAKE_OVER_WAIT:.0f} s",
+                   f"another request held the upload for more than {LockWait.TAKE_OVER:.0f} s",
                    upload_id=upload_id)

@@ -1,7 +1,6 @@
 """The internal upload endpoint: ``/uploads/<id>``, reachable only with the shared secret."""
 
 import logging
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -9,9 +8,18 @@ from flask import Blueprint, Response, jsonify, request
 
 from geo_service.http.errors import BodyIncomplete, upload_problem
 from geo_service.http.state import current_state, upload_slot
-from geo_service.intake.receive import Cancelled, Receiver
-from geo_service.store import InvalidId, State, UploadExists, UploadMissing, UploadStore
-from geo_service.store.locks import Busy
+from geo_service.intake.receive import Receiver
+from geo_service.intake.stop import Cancelled
+from geo_service.store import (
+    Busy,
+    InvalidId,
+    LockWait,
+    State,
+    UploadExists,
+    UploadMissing,
+    UploadStore,
+    check_id,
+)
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
 from handoff.form import upload_limits
@@ -23,9 +31,6 @@ from handoff.server.web import current_settings, multipart_boundary, require_bea
 log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
 TENANT_HEADER = "Handoff-Tenant"
-# How long a cancel waits for the writer to notice it, or for the sweeper
-# or a starting worker to let go of the lock.
-CANCEL_WAIT = 10.0
 
 
 def current_store() -> UploadStore:
@@ -48,7 +53,7 @@ def request_tenant() -> str:
 
 def checked_id(upload_id: str) -> str:
     try:
-        current_store().path(upload_id)
+        check_id(upload_id)
     except InvalidId:
         raise Problem(400, "invalid-id",
                       "upload ids are canonical lowercase UUIDs") from None
@@ -164,7 +169,8 @@ def _cancel(store: UploadStore, upload_id: str) -> State:
     if state is State.RECEIVING:
         store.mark_cancelled(upload_id)
     try:
-        with store.lock(upload_id, timeout=0 if state is State.CLAIMED else CANCEL_WAIT):
+        wait = LockWait.NONE if state is State.CLAIMED else LockWait.CANCEL
+        with store.lock(upload_id, timeout=wait):
             store.remove(upload_id)
     except (UploadMissing, Busy):
         # A writer that has not read on since stops at its next chunk;
@@ -192,13 +198,9 @@ def capacity() -> Response:
     ``ready`` is the verdict ``/readyz`` gives; the uploads arriving are
     counted over all of this service's processes.
     """
-    store = current_store()
     failures = current_state().ready()
-    try:
-        free = shutil.disk_usage(store.root).free
-    except OSError:
-        free = 0
-    return jsonify(replica=current_settings().replica or None, free_bytes=free,
+    return jsonify(replica=current_settings().replica or None,
+                   free_bytes=current_store().free_bytes(),
                    in_flight=int(metrics.total(metrics.GEO_IN_FLIGHT_NAME)),
                    ready=not failures)
 

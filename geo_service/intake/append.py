@@ -1,6 +1,6 @@
 """Appends one request body to a resumable upload at an offset, each byte once.
 
-A resumable upload has one file, ``files/0``, and a progress record: how
+A resumable upload has one file and a progress record: how
 much of the file is durable, and the sha256 state at that offset. rehashes'
 sha256 state serialises (hashlib's does not), so the whole file's digest is
 ready when the last byte arrives, without reading the file again. Only when
@@ -15,29 +15,22 @@ writer killed half-way leaves the upload as it was before that body.
 """
 
 import base64
-import os
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from rehashes import PySha256
 
-from geo_service.intake.receive import Cancelled
-from geo_service.store import UploadStore
+from geo_service.store import AppendWriter, UploadStore
 from handoff.form_consumer import TooLarge
 from handoff.server import metrics
 from handoff.server.blocking import off_loop
 from handoff.tus import Checksum
-from handoff.units import CHUNK_SIZE
 
 # Bytes appended between two durable records while a body streams in: what a
 # writer killed mid-body can lose at most, and what resuming reads again.
 CHECKPOINT = 64 * 1024**2
-# How often the writer looks for a request to stop or a cancel.
-WATCH_INTERVAL = 0.1
 
 
 class OffsetMismatch(Exception):
@@ -54,10 +47,6 @@ class ChecksumMismatch(Exception):
 
 class LengthError(Exception):
     """A length declared for a deferred-length upload does not fit it."""
-
-
-class Stopped(Exception):
-    """Another request asked for the upload's lock; what was written is kept."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +91,6 @@ class Appender:
         self.upload_id = upload_id
         self.max_length = max_length
         self.info: dict[str, Any] = store.info(upload_id) or {}
-        self._path = store.file_path(upload_id, 0)
 
     @property
     def length(self) -> int | None:
@@ -117,7 +105,7 @@ class Appender:
         be used is rebuilt from the whole file.
         """
         recorded = Progress.load(self.store.progress(self.upload_id))
-        size = self._path.stat().st_size
+        size = self.store.durable_size(self.upload_id)
         if recorded is not None and recorded.tentative:
             self.store.truncate(self.upload_id, recorded.offset)
             return self.save(replace(recorded, tentative=False))
@@ -151,7 +139,8 @@ class Appender:
             raise OffsetMismatch(progress.offset)
         if checksum is not None:
             progress = self.save(replace(progress, tentative=True))
-        writer = _Writer(self._path, progress, checksum, self.limit())
+        writer = _Writer(self.store.open_appender(self.upload_id, offset), progress, checksum,
+                         self.limit())
         complete = False
         try:
             writer.write_all(chunks, check, self.save)
@@ -166,7 +155,7 @@ class Appender:
     def manifest(self, progress: Progress) -> dict[str, Any]:
         """The manifest of the upload whose last byte ``progress`` covers, as multipart makes it."""
         info = self.info
-        files = [{"path": "files/0", "field": "file", "name": info["filename"],
+        files = [{"field": "file", "name": info["filename"],
                   "content_type": info["content_type"], "size": progress.offset,
                   "sha256": progress.sha256()}]
         return {"id": self.upload_id, "tenant": self.store.tenant(self.upload_id),
@@ -190,25 +179,17 @@ class Appender:
         return progress
 
     def _hash_tail(self, start: Progress, size: int) -> Progress:
-        """``start`` advanced over the file's bytes from its offset up to ``size``."""
+        """``start`` advanced over the file's (durable) bytes from its offset up to ``size``."""
         hasher = start.hasher()
-        with open(self._path, "rb", buffering=0) as handle:
-            os.fsync(handle.fileno())
-            handle.seek(start.offset)
-            left = size - start.offset
-            while left > 0:
-                chunk = handle.read(min(CHUNK_SIZE, left))
-                if not chunk:
-                    break
-                hasher.update(chunk)
-                left -= len(chunk)
-        return Progress(size - left, hasher.serialize())
+        for chunk in self.store.read_file(self.upload_id, 0, start.offset, size - start.offset):
+            hasher.update(chunk)
+        return Progress(size, hasher.serialize())
 
 
 class _Writer:
     """One body on its way into the file: where it stands, and its digests so far."""
 
-    def __init__(self, path: Path, start: Progress, checksum: Checksum | None,
+    def __init__(self, file: AppendWriter, start: Progress, checksum: Checksum | None,
                  limit: int) -> None:
         self.start = start
         self._checksum = checksum
@@ -217,8 +198,7 @@ class _Writer:
         self._limit = limit
         self._offset = start.offset
         self._synced = start.offset
-        self._handle = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
-        self._handle.seek(start.offset)
+        self._file = file
 
     def write_all(self, chunks: Iterable[bytes], check: Callable[[], None],
                   save: Callable[[Progress], Progress]) -> None:
@@ -233,9 +213,7 @@ class _Writer:
                 save(self.progress())
 
     def _write(self, chunk: bytes) -> None:
-        view = memoryview(chunk)
-        while view:
-            view = view[self._handle.write(view) :]
+        self._file.write(chunk)
         self._hasher.update(chunk)
         if self._digest is not None:
             self._digest.update(chunk)
@@ -243,17 +221,14 @@ class _Writer:
         metrics.STORED_BYTES.inc(len(chunk))
 
     def _sync(self) -> None:
-        """fsync what was written; the rest of a chunk whose write failed is cut off."""
-        self._handle.truncate(self._offset)
-        off_loop(os.fsync, self._handle.fileno())
-        self._synced = self._offset
+        self._synced = self._file.sync()
 
     def close(self, sync: bool) -> None:
         try:
             if sync:
                 self._sync()
         finally:
-            self._handle.close()
+            self._file.close()
 
     def progress(self) -> Progress:
         return Progress(self._offset, self._hasher.serialize())
@@ -261,49 +236,3 @@ class _Writer:
     def checksum_matches(self) -> bool:
         assert self._checksum is not None and self._digest is not None
         return bool(self._digest.digest() == self._checksum.digest)
-
-
-class StopWatch:
-    """Looks for a request to stop while a body streams in, so a silent sender cannot stall it.
-
-    A writer blocked reading from a peer that sends nothing would only
-    notice a stop request at its read timeout. The watch polls every
-    :data:`WATCH_INTERVAL` and, on a request, calls ``on_stop`` (which ends
-    the blocked read, see :mod:`geo_service.http.tus`); the writer then
-    finds :attr:`stopped` set.
-    """
-
-    def __init__(self, store: UploadStore, upload_id: str, on_stop: Callable[[], None]) -> None:
-        self._store = store
-        self._upload_id = upload_id
-        self._on_stop = on_stop
-        self._done = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self.stopped = False
-        self.cancelled = False
-
-    def __enter__(self) -> "StopWatch":
-        self._look()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._done.set()
-        self._thread.join()
-
-    def check(self) -> None:
-        """Raise :class:`Cancelled` or :class:`Stopped` if the writer was asked to let go."""
-        if self.cancelled:
-            raise Cancelled(f"upload {self._upload_id} was cancelled")
-        if self.stopped:
-            raise Stopped(f"another request took over upload {self._upload_id}")
-
-    def _watch(self) -> None:
-        while not self.cancelled and not self.stopped and not self._done.wait(WATCH_INTERVAL):
-            if self._look():
-                self._on_stop()
-
-    def _look(self) -> bool:
-        self.cancelled = self._store.cancelled(self._upload_id)
-        self.stopped = self._store.stop_requested(self._upload_id)
-        return self.cancelled or self.stopped

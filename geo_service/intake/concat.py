@@ -2,11 +2,12 @@
 
 A client that sends one file over several connections uploads its parts as
 partial uploads (each appended to as any resumable upload), then asks for
-the final upload made of them, in order. The final's ``files/0`` is written
-here once, from the partials' files. The first part's sha256 state is
-already known (each partial keeps its state as it grows, from its byte 0,
-which is the final's byte 0), so that part is copied by the kernel and not
-read again; every later part is read once, hashed and written.
+the final upload made of them, in order. The final's file is written here
+once, from the partials' files. The first part's sha256 state is already
+known (each partial keeps its state as it grows, from its byte 0, which is
+the final's byte 0), so that part is copied by the store without being read
+here (the kernel copies it on a filesystem); every later part is read once,
+hashed and written.
 
 The partials are removed only once the final is sealed: a crash in between
 leaves them whole for another try, and the unsealed final is the
@@ -14,19 +15,12 @@ sweeper's, like any upload left receiving.
 """
 
 import contextlib
-import errno
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
 
 from geo_service.intake.append import Appender, Progress
 from geo_service.store import State, UploadStore
 from handoff.server.blocking import off_loop
-from handoff.units import CHUNK_SIZE
-
-# copy_file_range's refusals that mean "not between these files": copy through memory.
-_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
 
 class PartError(Exception):
@@ -76,40 +70,11 @@ def join(store: UploadStore, final_id: str, parts: list[Part]) -> Progress:
 def _join(store: UploadStore, final_id: str, parts: list[Part]) -> Progress:
     first, rest = parts[0], parts[1:]
     hasher = first.progress.hasher()
-    with open(store.file_path(final_id, 0), "r+b", buffering=0) as target:
-        with open(store.file_path(first.upload_id, 0), "rb", buffering=0) as source:
-            _kernel_copy(source, target, first.progress.offset)
+    with store.open_appender(final_id, 0) as target:
+        target.copy_from(first.upload_id, first.progress.offset)
         for part in rest:
-            with open(store.file_path(part.upload_id, 0), "rb", buffering=0) as source:
-                _pump(source, target, part.progress.offset, hasher)
-        os.fsync(target.fileno())
+            for chunk in store.read_file(part.upload_id, 0, 0, part.progress.offset):
+                hasher.update(chunk)
+                target.write(chunk)
+        target.sync()
     return Progress(sum(part.progress.offset for part in parts), hasher.serialize())
-
-
-def _kernel_copy(source: IO[bytes], target: IO[bytes], count: int) -> None:
-    """``count`` bytes without passing through this process, where the filesystem allows."""
-    left = count
-    try:
-        while left > 0:
-            copied = os.copy_file_range(source.fileno(), target.fileno(), left)
-            if copied == 0:
-                raise PartError("a partial upload's file is shorter than its progress")
-            left -= copied
-    except OSError as exc:
-        if exc.errno not in _NO_KERNEL_COPY or left != count:
-            raise
-        _pump(source, target, count, None)
-
-
-def _pump(source: IO[bytes], target: IO[bytes], count: int, hasher: Any) -> None:
-    left = count
-    while left > 0:
-        chunk = source.read(min(CHUNK_SIZE, left))
-        if not chunk:
-            raise PartError("a partial upload's file is shorter than its progress")
-        if hasher is not None:
-            hasher.update(chunk)
-        view = memoryview(chunk)
-        while view:
-            view = view[target.write(view) :]
-        left -= len(chunk)

@@ -1,58 +1,50 @@
 """Writes one incoming multipart stream into the store, each byte once.
 
 File bytes go straight into their final files while being hashed; nothing
-is spooled. Only when every file is fsynced is the manifest sealed, so a
-reader that finds a manifest finds complete files. A cancel is looked for
-after every chunk and once more before sealing: the writer holds the lock,
-so it is the one that stops.
+is spooled. Only when every file is committed is the manifest sealed, so a
+reader that finds a manifest finds complete files. A request to let go (a
+cancel) is looked for after every chunk and once more before sealing: the
+writer holds the lock, so it is the one that stops.
 """
 
-import os
 import time
 from collections.abc import Iterable
-from typing import Any, BinaryIO
+from typing import Any
 
-from geo_service.store import UploadStore
+from geo_service.intake import stop
+from geo_service.store import FileWriter, UploadStore
 from handoff.auth import ANONYMOUS
 from handoff.form import FieldError, UploadLimits
 from handoff.form_consumer import FormConsumer
 from handoff.multipart import FileStart, MalformedForm
 from handoff.server import metrics
-from handoff.server.blocking import off_loop
-
-
-class Cancelled(Exception):
-    """The upload's tenant cancelled it while it was being received."""
 
 
 class _StoreSink:
-    """Each file straight into ``files/<n>``, unbuffered, and fsynced at its end."""
+    """Each file straight into the store's writer for it, committed at its end."""
 
     def __init__(self, store: UploadStore, upload_id: str) -> None:
         self._store = store
         self._upload_id = upload_id
-        self._handle: BinaryIO | None = None
+        self._writer: FileWriter | None = None
 
     def start(self, index: int, event: FileStart) -> None:
-        path = self._store.file_path(self._upload_id, index)
-        self._handle = open(path, "xb", buffering=0)  # noqa: SIM115 - closed in end/close
+        self._writer = self._store.open_writer(self._upload_id, index)
 
     def write(self, data: bytes | memoryview) -> None:
-        assert self._handle is not None
-        view = memoryview(data)
-        while view:
-            view = view[self._handle.write(view) :]
+        assert self._writer is not None
+        self._writer.write(data)
         metrics.STORED_BYTES.inc(len(data))
 
     def end(self) -> None:
-        assert self._handle is not None
-        off_loop(os.fsync, self._handle.fileno())
-        self.close()
+        assert self._writer is not None
+        self._writer.commit()
+        self._writer = None
 
     def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
 
 
 class Receiver:
@@ -73,20 +65,16 @@ class Receiver:
         try:
             for chunk in chunks:
                 consumer.feed(chunk)
-                self._check_cancel()
+                stop.check(self.store, self.upload_id)
             consumer.feed(None)
         finally:
             sink.close()
         if not consumer.files:
             raise MalformedForm("the upload contains no file part")
         manifest = self._manifest(consumer)
-        self._check_cancel()
+        stop.check(self.store, self.upload_id)
         self.store.seal(self.upload_id, manifest)
         return manifest
-
-    def _check_cancel(self) -> None:
-        if self.store.cancelled(self.upload_id):
-            raise Cancelled(f"upload {self.upload_id} was cancelled")
 
     def _manifest(self, consumer: FormConsumer) -> dict[str, Any]:
         try:
@@ -94,7 +82,7 @@ class Receiver:
             metadata = consumer.form.metadata()
         except FieldError as exc:
             raise MalformedForm(str(exc)) from None
-        files = [{"path": f"files/{f.index}", "field": f.field, "name": f.name,
+        files = [{"field": f.field, "name": f.name,
                   "content_type": f.content_type, "size": f.size, "sha256": f.sha256}
                  for f in consumer.files]
         return {

@@ -15,7 +15,8 @@ from dramatiq.middleware import CurrentMessage
 
 from geo_service.jobs import hooks, run
 from geo_service.jobs.sandbox import Limits
-from geo_service.store import UploadStore
+from geo_service.store import open_store
+from handoff import announce
 from handoff.config import Settings
 from handoff.processors import ValidationFailed, installed_or_exit
 from handoff.queue import ACTOR, JobQueue
@@ -34,10 +35,10 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
     processors = installed_or_exit()
     for name in processors.unclaimed:
         log.warning("%s names no installed processor; it is ignored", name)
-    store = UploadStore(settings.store_root)
+    store = open_store(settings)
     # Announcements go through a client with short timeouts, like the API's
     # enqueue: a dead Redis must not hold the upload's lock for long.
-    announcer = hooks.Announcer.from_settings(settings, JobQueue(settings))
+    announcer = announce.Announcer.from_settings(settings, JobQueue(settings))
     webhook = hooks.Webhook.from_settings(settings)
     limits = Limits.from_settings(settings)
 
@@ -60,7 +61,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
 
     @dramatiq.actor(
         broker=broker,
-        actor_name=hooks.WEBHOOK_ACTOR,
+        actor_name=announce.WEBHOOK_ACTOR,
         queue_name=settings.webhook_queue,
         max_retries=settings.webhook_max_retries,
         min_backoff=int(settings.webhook_min_backoff * 1000),

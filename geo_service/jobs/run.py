@@ -4,7 +4,7 @@ The rules that make redelivery safe live here: work happens only under the
 upload's lock, an upload that already has a result is left alone, one its
 tenant cancelled is removed instead of processed, and the stored bytes are
 checked against the manifest before a processor sees them. The outcome is
-announced (:mod:`geo_service.jobs.hooks`) only where it is recorded, so a
+announced (:mod:`handoff.announce`) only where it is recorded, so a
 redelivered job for a finished upload announces nothing.
 
 Which processor runs, and with which settings, is the worker's
@@ -21,17 +21,15 @@ import threading
 import time
 from typing import Any
 
-from geo_service.jobs.hooks import SILENT, Announcer, finish_upload
 from geo_service.jobs.sandbox import LimitExceeded, Limits, call
 from geo_service.jobs.verify import ManifestMismatch, verify_manifest
-from geo_service.store import State, UploadMissing, UploadStore
-from geo_service.store.locks import Busy
+from geo_service.store import Busy, LockWait, State, UploadMissing, UploadStore
+from handoff.announce import SILENT, Announcer, finish_upload
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
 from handoff.server import metrics
 from handoff.states import FINISHED
 
 log = logging.getLogger("handoff.worker")
-LOCK_WAIT = 30.0
 
 
 class Retry(Exception):
@@ -48,11 +46,11 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
     """Process the upload once; returns the state it ends in."""
     extra = {"upload_id": upload_id}
     try:
-        with store.lock(upload_id, timeout=LOCK_WAIT):
+        with store.lock(upload_id, timeout=LockWait.WORKER):
             return _run_locked(store, upload_id, purpose, metadata, processors, final_attempt,
                                announcer, limits)
     except Busy:
-        raise Retry(f"upload {upload_id} stayed locked for {LOCK_WAIT:.0f}s") from None
+        raise Retry(f"upload {upload_id} stayed locked for {LockWait.WORKER:.0f}s") from None
     except UploadMissing:
         log.warning("job for an upload that no longer exists", extra=extra)
         return "missing"
@@ -62,8 +60,7 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
                 processors: Registry, final_attempt: bool, announcer: Announcer,
                 limits: Limits | None) -> str:
     extra = {"upload_id": upload_id}
-    if store.cancelled(upload_id):
-        store.remove(upload_id)
+    if store.remove_if_cancelled(upload_id):
         log.info("job for a cancelled upload; removed it instead", extra=extra)
         return "cancelled"
     state = store.state(upload_id)
@@ -94,7 +91,7 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
              manifest: dict[str, Any], processors: Registry, limits: Limits | None
              ) -> dict[str, Any]:
-    verify_manifest(store.path(upload_id), manifest)
+    verify_manifest(store, upload_id, manifest)
     target = processors.target(purpose)
     if target is None:
         raise ValidationFailed(f"no processor for purpose {purpose!r}")
@@ -114,14 +111,12 @@ def prepare_job(store: UploadStore, upload_id: str, purpose: str, metadata: dict
     """The processor's view of a complete upload, with an empty scratch folder.
 
     A scratch folder left by an interrupted attempt is emptied first, so a
-    retry starts as the first attempt did. :mod:`handoff.testing` builds
-    its jobs here too.
+    retry starts as the first attempt did.
     """
-    folder = store.path(upload_id)
-    work_dir = store.work_dir(upload_id)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    work_dir.mkdir()
-    files = tuple(JobFile(entry, folder / entry["path"]) for entry in manifest["files"])
+    work_dir = store.scratch(upload_id)
+    paths = store.local_files(upload_id, len(manifest["files"]))
+    files = tuple(JobFile(entry, path)
+                  for entry, path in zip(manifest["files"], paths, strict=True))
     return Job(upload_id, purpose, metadata, files, work_dir, settings)
 
 

@@ -1,4 +1,4 @@
-"""The upload store: the only code that knows how uploads are laid out on disk.
+"""The filesystem store: the only code that knows how uploads are laid out on disk.
 
 ::
 
@@ -7,6 +7,7 @@
     <root>/<id>/progress.json   a resumable upload's durable offset and its sha256 state there
     <root>/<id>/cancelled.json  its tenant cancelled it: the writer or worker stops
     <root>/<id>/files/<n>       the bytes, named by position, never by the client
+    <root>/<id>/files/<n>.part  a file being written, renamed to ``<n>`` when committed
     <root>/<id>/manifest.json   written last, atomically: "fully written"
     <root>/<id>/job.json        the API enqueued a job for it
     <root>/<id>/claim.json      a worker took the job
@@ -19,28 +20,38 @@
 
 An upload is deleted by renaming it into ``.trash`` first, so readers see it
 vanish at once and a crash half-way through the removal is finished later.
-
-Other code goes through :class:`UploadStore`'s methods; the names below are
-for tests and tools that lay out or inspect a store on disk.
 """
 
+import contextlib
+import errno
 import json
 import os
 import shutil
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import IO, Any
 
-from geo_service.store.locks import held
+from geo_service.store.base import (
+    AppendWriter,
+    FileWriter,
+    LockFile,
+    StopReason,
+    Timeline,
+    UploadExists,
+    UploadMissing,
+    UploadStore,
+    check_id,
+)
+from geo_service.store.locks import FlockLocker
 from handoff.auth import ANONYMOUS
 from handoff.ids import is_upload_id
 from handoff.jsontext import dumps
 from handoff.server.blocking import off_loop
 from handoff.states import State
+from handoff.units import CHUNK_SIZE
 
 TENANT = "tenant.json"
 INFO = "info.json"
@@ -55,143 +66,129 @@ FILES = "files"
 WORK = "work"
 LOCKS = ".locks"
 TRASH = ".trash"
-_LOCK_SUFFIX = ".lock"
+_PART = ".part"
+# copy_file_range's refusals that mean "not between these files": copy through memory.
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP}
 
 
-@dataclass(frozen=True)
-class Timeline:
-    """An upload's state and when it reached each step, for rules that judge by age.
+class FileStore(UploadStore):
+    """Uploads as folders under ``root``, locked by flock (:class:`FlockLocker`)."""
 
-    Times are the markers' mtimes (POSIX timestamps), ``None`` for a step not
-    reached. ``last_activity``, when bytes last arrived, is only read while
-    the upload is receiving: finding it walks the whole upload.
-    """
-
-    state: State
-    last_activity: float | None
-    manifest_time: float | None
-    job_time: float | None
-    claim_time: float | None
-    result_time: float | None
-
-
-class LockFile(NamedTuple):
-    upload_id: str
-    mtime: float
-
-
-class InvalidId(ValueError):
-    """Not a canonical upload id; no path was built from it."""
-
-
-class UploadExists(Exception):
-    """An upload with this id is already on disk."""
-
-
-class UploadMissing(Exception):
-    """No upload with this id is on disk."""
-
-
-class UploadStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
-        (self.root / LOCKS).mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.locker = FlockLocker(self.root / LOCKS)
         (self.root / TRASH).mkdir(exist_ok=True)
 
-    # -- paths ---------------------------------------------------------------
+    def describe(self) -> str:
+        return str(self.root)
 
-    def path(self, upload_id: str) -> Path:
-        if not is_upload_id(upload_id):
-            raise InvalidId(upload_id)
-        return self.root / upload_id
+    def problem(self) -> str | None:
+        return None if self.root.is_dir() else f"{self.root} is missing"
 
-    def file_path(self, upload_id: str, index: int) -> Path:
-        return self.path(upload_id) / FILES / str(index)
+    def free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.root).free
+        except OSError:
+            return 0
 
-    def work_dir(self, upload_id: str) -> Path:
-        return self.path(upload_id) / WORK
+    # -- locks -----------------------------------------------------------------
 
     def lock(self, upload_id: str, timeout: float = 0) -> AbstractContextManager[None]:
-        """The upload's exclusive lock (see :mod:`geo_service.store.locks`)."""
-        return held(self._lock_path(upload_id), timeout)
-
-    def _lock_path(self, upload_id: str) -> Path:
-        self.path(upload_id)
-        return self.root / LOCKS / f"{upload_id}{_LOCK_SUFFIX}"
+        return self.locker.lock(upload_id, timeout)
 
     def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
-        """The upload's lock, asking its holder to let go while waiting for it."""
-        self.path(upload_id)
-        return held(self.root / LOCKS / f"{upload_id}.lock", timeout,
-                    stop=self._stop_path(upload_id))
+        return self.locker.take_over(upload_id, timeout)
 
-    def stop_requested(self, upload_id: str) -> bool:
-        """Whether someone waits for the lock this caller holds (see :meth:`take_over`)."""
-        return self._stop_path(upload_id).exists()
+    def stop_reason(self, upload_id: str) -> StopReason | None:
+        if self.cancelled(upload_id):
+            return StopReason.CANCELLED
+        if self.locker.stop_requested(upload_id):
+            return StopReason.WANTED
+        return None
 
-    def _stop_path(self, upload_id: str) -> Path:
-        return self.root / LOCKS / f"{upload_id}.stop"
+    def lock_files(self) -> Iterator[LockFile]:
+        return self.locker.lock_files()
 
-    # -- life cycle ----------------------------------------------------------
+    def remove_lock_file(self, upload_id: str) -> None:
+        self.locker.remove_lock_file(upload_id)
 
-    def create(self, upload_id: str, tenant: str = ANONYMOUS) -> Path:
-        """Make ``tenant``'s upload folder; the caller must lock it before writing.
+    # -- creating and writing --------------------------------------------------
 
-        The tenant is recorded at once, so the upload is its tenant's alone
-        (to see, or to cancel) while it is still being received.
-        """
-        folder = self.path(upload_id)
+    def create(self, upload_id: str, tenant: str = ANONYMOUS) -> None:
+        """Make the folder and record its tenant at once, so the upload is its tenant's alone."""
+        folder = self._folder(upload_id)
         try:
             folder.mkdir()
         except FileExistsError:
             raise UploadExists(upload_id) from None
         _write_json(folder / TENANT, {"tenant": tenant})
         (folder / FILES).mkdir()
-        return folder
 
     def create_resumable(self, upload_id: str, tenant: str, info: dict[str, Any],
                          progress: dict[str, Any]) -> None:
-        """Make an empty resumable upload: its info, its progress, an empty ``files/0``.
-
-        The progress is written last: it is what appending reads first, so an
-        upload without it was never completely created and is the sweeper's.
-        """
-        folder = self.create(upload_id, tenant)
+        self.create(upload_id, tenant)
+        folder = self._folder(upload_id)
         _write_json(folder / INFO, info)
-        with open(self.file_path(upload_id, 0), "xb") as handle:
+        with open(self._file(upload_id, 0), "xb") as handle:
             off_loop(os.fsync, handle.fileno())
         _fsync_dir(folder / FILES)
         _write_json(folder / PROGRESS, progress)
+
+    def open_writer(self, upload_id: str, index: int) -> FileWriter:
+        return _NewFile(self._file(upload_id, index))
+
+    def open_appender(self, upload_id: str, offset: int) -> AppendWriter:
+        return _Appender(self._file(upload_id, 0), offset, lambda source: self._file(source, 0))
+
+    def durable_size(self, upload_id: str) -> int:
+        with open(self._file(upload_id, 0), "rb", buffering=0) as handle:
+            off_loop(os.fsync, handle.fileno())
+            return os.fstat(handle.fileno()).st_size
+
+    def truncate(self, upload_id: str, size: int) -> None:
+        with open(self._file(upload_id, 0), "r+b", buffering=0) as handle:
+            handle.truncate(size)
+            off_loop(os.fsync, handle.fileno())
+
+    def read_file(self, upload_id: str, index: int = 0, start: int = 0,
+                  size: int | None = None) -> Iterator[bytes]:
+        handle = open(self._file(upload_id, index), "rb", buffering=0)  # noqa: SIM115
+        return _chunks(handle, start, size)
+
+    def local_files(self, upload_id: str, count: int) -> list[Path]:
+        return [self._file(upload_id, index) for index in range(count)]
+
+    def scratch(self, upload_id: str) -> Path:
+        """``work/``, emptied first: a retry starts as the first attempt did."""
+        work_dir = self._folder(upload_id) / WORK
+        shutil.rmtree(work_dir, ignore_errors=True)
+        work_dir.mkdir()
+        return work_dir
+
+    # -- markers and state -----------------------------------------------------
+
+    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
+        """Fills in each file entry's ``path`` (in ``manifest`` itself), then writes it."""
+        folder = self._folder(upload_id)
+        files = [{"path": f"{FILES}/{index}"} | {k: v for k, v in entry.items() if k != "path"}
+                 for index, entry in enumerate(manifest["files"])]
+        manifest["files"] = files
+        _fsync_dir(folder / FILES)
+        _write_json(folder / MANIFEST, manifest)
 
     def set_info(self, upload_id: str, info: dict[str, Any]) -> None:
         self._write_marker(upload_id, INFO, info)
 
     def save_progress(self, upload_id: str, progress: dict[str, Any]) -> None:
-        """Record a resumable upload's progress; its bytes up to there must be fsynced first."""
         self._write_marker(upload_id, PROGRESS, progress)
-
-    def truncate(self, upload_id: str, size: int) -> None:
-        """Cut the resumable upload's file back to ``size`` bytes, durably."""
-        with open(self.file_path(upload_id, 0), "r+b", buffering=0) as handle:
-            handle.truncate(size)
-            off_loop(os.fsync, handle.fileno())
-
-    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
-        """Mark the upload complete: its files are durable, then the manifest is."""
-        folder = self.path(upload_id)
-        _fsync_dir(folder / FILES)
-        _write_json(folder / MANIFEST, manifest)
 
     def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None:
         self._write_marker(upload_id, JOB, job)
 
     def requeued(self, upload_id: str, message_id: str) -> int:
-        """Record that the job was enqueued again; returns the requeue count.
-
-        The job marker is rewritten, so its time is the new message's, and
-        it keeps how many times the queue lost the message.
-        """
-        job = self.read(upload_id, JOB) or {}
+        """Rewrite the job marker, so its time is the new message's, and count the requeues."""
+        job = self.job(upload_id) or {}
         count = int(job.get("requeues", 0)) + 1
         self._write_marker(upload_id, JOB, {**job, "message_id": message_id,
                                             "enqueued_at": time.time(), "requeues": count})
@@ -200,33 +197,94 @@ class UploadStore:
     def claim(self, upload_id: str, claim: dict[str, Any]) -> None:
         self._write_marker(upload_id, CLAIM, claim)
 
-    def finish(self, upload_id: str, result: dict[str, Any]) -> None:
+    def finish(self, upload_id: str, result: dict[str, Any],
+               announcement: dict[str, Any] | None = None) -> None:
+        if announcement is not None:
+            self.set_announcement(upload_id, announcement)
         self._write_marker(upload_id, RESULT, result)
 
     def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None:
-        """Remember what still has to be announced, before the result it announces.
-
-        Written first, so a crash or a broker outage between recording the
-        result and enqueueing its announcements leaves this behind for the
-        sweeper to send, instead of an outcome nobody is told about.
-        """
         self._write_marker(upload_id, ANNOUNCE, record)
 
     def announcement(self, upload_id: str) -> dict[str, Any] | None:
-        return self.read(upload_id, ANNOUNCE)
+        return self._read(upload_id, ANNOUNCE)
 
     def clear_announcement(self, upload_id: str) -> None:
-        folder = self.path(upload_id)
+        folder = self._folder(upload_id)
         (folder / ANNOUNCE).unlink(missing_ok=True)
         _fsync_dir(folder)
 
     def mark_cancelled(self, upload_id: str) -> None:
-        """Ask whoever holds the lock (writer or worker) to stop and remove the upload."""
         self._write_marker(upload_id, CANCELLED, {"cancelled_at": time.time()})
 
+    def cancelled(self, upload_id: str) -> bool:
+        return (self._folder(upload_id) / CANCELLED).exists()
+
+    def exists(self, upload_id: str) -> bool:
+        return self._folder(upload_id).is_dir()
+
+    def tenant(self, upload_id: str) -> str:
+        """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
+        recorded = self._read(upload_id, TENANT) or {}
+        return str(recorded.get("tenant") or ANONYMOUS)
+
+    def manifest(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, MANIFEST)
+
+    def info(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, INFO)
+
+    def progress(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, PROGRESS)
+
+    def job(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, JOB)
+
+    def claimed(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, CLAIM)
+
+    def result(self, upload_id: str) -> dict[str, Any] | None:
+        return self._read(upload_id, RESULT)
+
+    def state(self, upload_id: str) -> State:
+        folder = self._folder(upload_id)
+        if not folder.is_dir():
+            raise UploadMissing(upload_id)
+        result = self.result(upload_id)
+        if result is not None:
+            return State(result["status"])
+        markers = ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE))
+        for name, state in markers:
+            if (folder / name).exists():
+                return state
+        return State.RECEIVING
+
+    def timeline(self, upload_id: str) -> Timeline:
+        """An entry that is not a directory (a symlink swapped in, say) counts as missing."""
+        try:
+            mode = os.lstat(self._folder(upload_id)).st_mode
+        except FileNotFoundError:
+            raise UploadMissing(upload_id) from None
+        if not stat.S_ISDIR(mode):
+            raise UploadMissing(upload_id)
+        state = self.state(upload_id)
+        return Timeline(
+            state=state,
+            last_activity=self.last_activity(upload_id) if state is State.RECEIVING else None,
+            manifest_time=self._marker_time(upload_id, MANIFEST),
+            job_time=self._marker_time(upload_id, JOB),
+            claim_time=self._marker_time(upload_id, CLAIM),
+            result_time=self._marker_time(upload_id, RESULT),
+        )
+
+    def last_activity(self, upload_id: str) -> float:
+        """Newest modification time inside the upload."""
+        return _newest_mtime(self._folder(upload_id))
+
+    # -- removing --------------------------------------------------------------
+
     def remove(self, upload_id: str) -> int:
-        """Delete the upload; returns the bytes freed. The caller holds the lock."""
-        folder = self.path(upload_id)
+        folder = self._folder(upload_id)
         size = _tree_size(folder)
         target = self.root / TRASH / f"{upload_id}.{time.time_ns()}"
         try:
@@ -236,95 +294,26 @@ class UploadStore:
         shutil.rmtree(target, ignore_errors=True)
         return size
 
-    def remove_lock_file(self, upload_id: str) -> None:
-        """Delete the lock file of an upload that is gone; the caller holds the lock.
-
-        Lock files outlive their uploads (waiters must share one inode), so
-        without this ``.locks`` would grow by one file per upload for ever.
-        """
-        self._lock_path(upload_id).unlink(missing_ok=True)
+    def unfinished_removals(self) -> list[str]:
+        return sorted(entry.name for entry in (self.root / TRASH).iterdir())
 
     def empty_trash(self) -> int:
-        """Finish removals that a crash interrupted; returns the bytes freed."""
         freed = 0
         for entry in (self.root / TRASH).iterdir():
             freed += _tree_size(entry)
             shutil.rmtree(entry, ignore_errors=True)
         return freed
 
-    # -- reading -------------------------------------------------------------
-
-    def exists(self, upload_id: str) -> bool:
-        return self.path(upload_id).is_dir()
-
-    def cancelled(self, upload_id: str) -> bool:
-        return (self.path(upload_id) / CANCELLED).exists()
-
-    def tenant(self, upload_id: str) -> str:
-        """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
-        recorded = self.read(upload_id, TENANT) or {}
-        return str(recorded.get("tenant") or ANONYMOUS)
-
-    def manifest(self, upload_id: str) -> dict[str, Any] | None:
-        """What was stored (files, purpose, metadata); None until the upload is complete."""
-        return self.read(upload_id, MANIFEST)
-
-    def info(self, upload_id: str) -> dict[str, Any] | None:
-        """A resumable upload's creation (purpose, metadata, name, length); None for multipart."""
-        return self.read(upload_id, INFO)
-
-    def progress(self, upload_id: str) -> dict[str, Any] | None:
-        """A resumable upload's last progress record (see :meth:`save_progress`)."""
-        return self.read(upload_id, PROGRESS)
-
-    def job(self, upload_id: str) -> dict[str, Any] | None:
-        """The job the API enqueued (its message id, requeues); None until then."""
-        return self.read(upload_id, JOB)
-
-    def read(self, upload_id: str, name: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.path(upload_id) / name).read_text())
-        except FileNotFoundError:
-            return None
-
-    def state(self, upload_id: str) -> State:
-        folder = self.path(upload_id)
-        if not folder.is_dir():
-            raise UploadMissing(upload_id)
-        result = self.read(upload_id, RESULT)
-        if result is not None:
-            return State(result["status"])
-        markers = ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE))
-        for name, state in markers:
-            if (folder / name).exists():
-                return state
-        return State.RECEIVING
-
-    def status(self, upload_id: str) -> dict[str, Any]:
-        """Everything known about the upload, for GET and for the API's status."""
-        state = self.state(upload_id)
-        return {
-            "id": upload_id,
-            "state": str(state),
-            "tenant": self.tenant(upload_id),
-            "cancelled": self.cancelled(upload_id),
-            "manifest": self.read(upload_id, MANIFEST),
-            "info": self.info(upload_id),
-            "offset": (self.progress(upload_id) or {}).get("offset"),
-            "job": self.read(upload_id, JOB),
-            "claim": self.read(upload_id, CLAIM),
-            "result": self.read(upload_id, RESULT),
-        }
+    # -- the sweeper's view ----------------------------------------------------
 
     def upload_ids(self) -> Iterator[str]:
-        """Ids of the uploads in the root; other entries are not yielded."""
+        """Ids of the upload folders in the root; other entries are not yielded."""
         with os.scandir(self.root) as entries:
             for entry in entries:
                 if is_upload_id(entry.name) and entry.is_dir(follow_symlinks=False):
                     yield entry.name
 
     def stray_entries(self) -> Iterator[str]:
-        """Names in the root that are neither uploads nor the store's own folders."""
         with os.scandir(self.root) as entries:
             for entry in entries:
                 if entry.name in (LOCKS, TRASH):
@@ -333,62 +322,181 @@ class UploadStore:
                     yield entry.name
 
     def has_entry(self, upload_id: str) -> bool:
-        """Whether anything at all, even a file or a dangling link, is at the upload's path."""
-        return os.path.lexists(self.path(upload_id))
+        return os.path.lexists(self._folder(upload_id))
 
-    def lock_files(self) -> Iterator[LockFile]:
-        """The lock files named after an upload id, with their mtimes; nothing else."""
-        with os.scandir(self.root / LOCKS) as entries:
-            for entry in entries:
-                upload_id = entry.name.removesuffix(_LOCK_SUFFIX)
-                if upload_id == entry.name or not is_upload_id(upload_id):
-                    continue
-                try:
-                    if entry.is_file(follow_symlinks=False):
-                        yield LockFile(upload_id, entry.stat(follow_symlinks=False).st_mtime)
-                except FileNotFoundError:
-                    continue
+    def size(self, upload_id: str) -> int:
+        return _tree_size(self._folder(upload_id))
 
-    def timeline(self, upload_id: str) -> Timeline:
-        """The upload's state and step times; raises UploadMissing if no real folder is there.
+    def backdate(self, upload_id: str, seconds: float) -> None:
+        """Make everything the upload and its lock file record ``seconds`` older.
 
-        An entry that is not a directory (a symlink swapped in after the
-        listing, say) counts as missing, so nobody acts through a link.
+        Not part of the interface: for benchmarks and tests that need old
+        uploads without waiting for them to age.
         """
-        try:
-            mode = os.lstat(self.path(upload_id)).st_mode
-        except FileNotFoundError:
-            raise UploadMissing(upload_id) from None
-        if not stat.S_ISDIR(mode):
-            raise UploadMissing(upload_id)
-        state = self.state(upload_id)
-        return Timeline(
-            state=state,
-            last_activity=self.last_activity(upload_id) if state is State.RECEIVING else None,
-            manifest_time=self.marker_time(upload_id, MANIFEST),
-            job_time=self.marker_time(upload_id, JOB),
-            claim_time=self.marker_time(upload_id, CLAIM),
-            result_time=self.marker_time(upload_id, RESULT),
-        )
+        for path in [self.locker.lock_path(upload_id), *_tree(self._folder(upload_id))]:
+            if path.exists():
+                stamp = path.lstat().st_mtime - seconds
+                os.utime(path, (stamp, stamp), follow_symlinks=False)
 
-    def last_activity(self, upload_id: str) -> float:
-        """Newest modification time inside the upload: when bytes last arrived."""
-        return _newest_mtime(self.path(upload_id))
+    # -- the layout --------------------------------------------------------------
 
-    def marker_time(self, upload_id: str, name: str) -> float | None:
+    def _folder(self, upload_id: str) -> Path:
+        return self.root / check_id(upload_id)
+
+    def _file(self, upload_id: str, index: int) -> Path:
+        return self._folder(upload_id) / FILES / str(index)
+
+    def _read(self, upload_id: str, name: str) -> dict[str, Any] | None:
         try:
-            return (self.path(upload_id) / name).stat().st_mtime
+            return json.loads((self._folder(upload_id) / name).read_text())
         except FileNotFoundError:
             return None
 
-    def size(self, upload_id: str) -> int:
-        return _tree_size(self.path(upload_id))
+    def _marker_time(self, upload_id: str, name: str) -> float | None:
+        try:
+            return (self._folder(upload_id) / name).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def _write_marker(self, upload_id: str, name: str, payload: dict[str, Any]) -> None:
-        folder = self.path(upload_id)
+        folder = self._folder(upload_id)
         if not folder.is_dir():
             raise UploadMissing(upload_id)
         _write_json(folder / name, payload)
+
+
+def _write_all(handle: IO[bytes], data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[handle.write(view) :]
+
+
+class _NewFile(FileWriter):
+    """``files/<n>.part``, unbuffered, fsynced and renamed to ``files/<n>`` on commit."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._part = path.with_name(path.name + _PART)
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, "file already committed", str(path))
+        self._handle: IO[bytes] | None = open(self._part, "xb", buffering=0)  # noqa: SIM115
+
+    def write(self, data: bytes | memoryview) -> None:
+        assert self._handle is not None
+        _write_all(self._handle, data)
+
+    def commit(self) -> int:
+        assert self._handle is not None
+        off_loop(os.fsync, self._handle.fileno())
+        size = os.fstat(self._handle.fileno()).st_size
+        self._handle.close()
+        self._handle = None
+        os.rename(self._part, self._path)
+        return size
+
+    def abort(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+            self._part.unlink(missing_ok=True)
+
+
+class _Appender(AppendWriter):
+    """The resumable file opened at an offset; bytes past it are cut at the first sync."""
+
+    def __init__(self, path: Path, offset: int, sources: Callable[[str], Path]) -> None:
+        self._sources = sources
+        self._offset = offset
+        self._handle = open(path, "r+b", buffering=0)  # noqa: SIM115 - closed in close()
+        self._handle.seek(offset)
+
+    def write(self, data: bytes | memoryview) -> None:
+        _write_all(self._handle, data)
+        self._offset += len(data)
+
+    def copy_from(self, upload_id: str, size: int) -> None:
+        """By ``copy_file_range`` where the filesystem allows, else through memory."""
+        with open(self._sources(upload_id), "rb", buffering=0) as source:
+            copied = _kernel_copy(source, self._handle, size)
+            self._offset += copied
+            for chunk in _chunks(source, copied, size - copied):
+                self.write(chunk)
+
+    def sync(self) -> int:
+        """fsync what was written; the rest of a chunk whose write failed is cut off."""
+        self._handle.truncate(self._offset)
+        off_loop(os.fsync, self._handle.fileno())
+        return self._offset
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _kernel_copy(source: IO[bytes], target: IO[bytes], count: int) -> int:
+    """Copy up to ``count`` bytes in the kernel; how many it did (0 where it refuses)."""
+    done = 0
+    try:
+        while done < count:
+            copied = os.copy_file_range(source.fileno(), target.fileno(), count - done)
+            if copied == 0:
+                raise OSError(errno.EIO, "the source file is shorter than asked")
+            done += copied
+    except OSError as exc:
+        if exc.errno not in _NO_KERNEL_COPY or done:
+            raise
+    return done
+
+
+def _chunks(handle: IO[bytes], start: int, size: int | None) -> Iterator[bytes]:
+    """Read ``size`` bytes (or to the end) from ``start``, then close ``handle``."""
+    with handle:
+        handle.seek(start)
+        left = size
+        while left is None or left > 0:
+            chunk = handle.read(CHUNK_SIZE if left is None else min(CHUNK_SIZE, left))
+            if not chunk:
+                if left:
+                    raise OSError(errno.EIO, "the file is shorter than asked")
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+class Conflict(Exception):
+    """An entry is both at the volume's root and in the replica's folder; nothing overwritten."""
+
+
+def relocate(volume: Path, replica: str) -> Iterator[str]:
+    """Move a store kept at the volume's root (releases before named replicas) into ``replica``.
+
+    Yields each name as it is moved; once moved, or on a new volume, there is
+    nothing to do. An entry present in both places is left where it is
+    and raises :class:`Conflict`, so the pod does not start on a store
+    split in two.
+    """
+    names = sorted(name for name in os.listdir(volume) if not name.startswith("."))
+    for name in [LOCKS, TRASH, *names]:
+        source, target = volume / name, volume / replica / name
+        if name in (replica, "lost+found") or not os.path.lexists(source):
+            continue
+        target.parent.mkdir(exist_ok=True)
+        if target.is_dir():
+            _merge(source, target)
+        elif not os.path.lexists(target):
+            source.rename(target)
+        if os.path.lexists(source):
+            raise Conflict(f"{name} is at the volume's root and in {replica}/ too: left in place")
+        yield name
+
+
+def _merge(source: Path, target: Path) -> None:
+    """Move what ``source`` holds into ``target``, never over an entry there; drop it if empty."""
+    for entry in source.iterdir():
+        if not os.path.lexists(target / entry.name):
+            entry.rename(target / entry.name)
+    with contextlib.suppress(OSError):
+        source.rmdir()
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -422,6 +530,14 @@ def _walk(path: Path) -> Iterator[os.stat_result]:
                     yield entry.stat(follow_symlinks=False)
     except (FileNotFoundError, NotADirectoryError):
         return
+
+
+def _tree(path: Path) -> Iterator[Path]:
+    """``path`` and everything below it, without following symlinks."""
+    yield path
+    if path.is_dir() and not path.is_symlink():
+        for entry in path.iterdir():
+            yield from _tree(entry)
 
 
 def _tree_size(path: Path) -> int:

@@ -1,29 +1,75 @@
-"""The one lock helper: an upload's exclusive advisory lock.
+"""The flock :class:`~geo_service.store.base.Locker`: an upload's exclusive advisory lock.
 
 filelock's ``FileLock`` is an OS-level ``flock``: it dies with its holder,
 so a killed writer or worker never blocks an upload forever. Lock files
-live in ``<root>/.locks/`` rather than inside the upload, because filelock
-recreates missing parent folders and would resurrect a deleted upload.
+live in a folder of their own beside the uploads rather than inside one,
+because filelock recreates missing parent folders and would resurrect a
+deleted upload.
 
 A writer whose client vanished without a word still holds the lock until
 it notices. tusd's answer is a request to stop: who wants the lock says so
-in a ``.stop`` file beside it, the holder polls for that file, keeps what
-it durably wrote and lets go (see :func:`held` with ``stop``).
+in a stop file beside it, the holder polls for that file, keeps what it
+durably wrote and lets go (see :func:`held` with ``stop``).
 """
 
+import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-
-class Busy(Exception):
-    """Someone else holds the upload's lock."""
-
+from geo_service.store.base import Busy, Locker, LockFile, check_id
+from handoff.ids import is_upload_id
 
 POLL_INTERVAL = 0.05
+_LOCK_SUFFIX = ".lock"
+_STOP_SUFFIX = ".stop"
+
+
+class FlockLocker(Locker):
+    """Lock files ``<folder>/<id>.lock``, and ``<id>.stop`` for a request to let go."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+
+    def lock(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
+        return held(self.lock_path(upload_id), timeout)
+
+    def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
+        return held(self.lock_path(upload_id), timeout, stop=self._stop_path(upload_id))
+
+    def stop_requested(self, upload_id: str) -> bool:
+        return self._stop_path(upload_id).exists()
+
+    def lock_files(self) -> Iterator[LockFile]:
+        """The lock files named after an upload id, with their mtimes; nothing else."""
+        with os.scandir(self.folder) as entries:
+            for entry in entries:
+                upload_id = entry.name.removesuffix(_LOCK_SUFFIX)
+                if upload_id == entry.name or not is_upload_id(upload_id):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        yield LockFile(upload_id, entry.stat(follow_symlinks=False).st_mtime)
+                except FileNotFoundError:
+                    continue
+
+    def remove_lock_file(self, upload_id: str) -> None:
+        """Delete the lock file of an upload that is gone; the caller holds the lock.
+
+        Lock files outlive their uploads (waiters must share one inode), so
+        without this the folder would grow by one file per upload for ever.
+        """
+        self.lock_path(upload_id).unlink(missing_ok=True)
+
+    def lock_path(self, upload_id: str) -> Path:
+        return self.folder / f"{check_id(upload_id)}{_LOCK_SUFFIX}"
+
+    def _stop_path(self, upload_id: str) -> Path:
+        return self.folder / f"{check_id(upload_id)}{_STOP_SUFFIX}"
 
 
 @contextmanager

@@ -296,8 +296,8 @@ def _relayed_two_files() -> Relay:
 def test_check_passes_when_the_geo_service_stored_the_same_bytes() -> None:
     relay = _relayed_two_files()
     stored = [
-        {"path": "files/0", "name": "a.bin", **summary("a.bin", FILE_A)},
-        {"path": "files/1", "name": "b.bin", **summary("b.bin", FILE_B)},
+        {"path": "0", "name": "a.bin", **summary("a.bin", FILE_A)},
+        {"path": "1", "name": "b.bin", **summary("b.bin", FILE_B)},
     ]
     relay.check(stored)
 

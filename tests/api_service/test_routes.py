@@ -3,7 +3,7 @@
 Two apps mount them: a bare Flask app with the bearer tokens (as the
 standalone service does, under ``/v1``) and the host app of
 ``tests/support/host_app.py`` (its own users, pages and limits, under
-``/files``). No server runs: the fakes sit in ``app.extensions["handoff"]``.
+``/shared``). No server runs: the fakes sit in ``app.extensions["handoff"]``.
 """
 
 import hashlib
@@ -99,12 +99,12 @@ def test_an_upload_is_relayed_enqueued_and_accepted(api: Mounted) -> None:
 def test_the_owner_sees_its_upload_under_the_mount(host: Mounted) -> None:
     upload_id = host.upload([("a.txt", b"abc")], {"X-Host-User": "alice"}).get_json()["id"]
 
-    response = host.client.get(f"/files/uploads/{upload_id}", headers={"X-Host-User": "alice"})
+    response = host.client.get(f"/shared/uploads/{upload_id}", headers={"X-Host-User": "alice"})
 
     assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "queued"
-    assert body["links"] == {"self": f"/files/uploads/{upload_id}"}
+    assert body["links"] == {"self": f"/shared/uploads/{upload_id}"}
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer carol-token"},
@@ -195,7 +195,7 @@ def test_an_unexpected_error_in_a_route_is_a_500_problem_without_its_trace(
         host: Mounted, caplog: pytest.LogCaptureFixture) -> None:
     host.geo.failure = RuntimeError("secret internals")
 
-    response = host.client.get(f"/files/uploads/{UNKNOWN_ID}", headers={"X-Host-User": "alice"})
+    response = host.client.get(f"/shared/uploads/{UNKNOWN_ID}", headers={"X-Host-User": "alice"})
 
     body = assert_problem(response, 500, "internal-error")
     assert "secret" not in response.get_data(as_text=True)
@@ -224,7 +224,7 @@ def test_an_authenticate_that_returns_no_tenant_name_is_the_apps_500() -> None:
     assert mounted.geo.uploads == {}
 
 
-@pytest.mark.parametrize("path", ["/nowhere", "/files/nowhere", "/files"])
+@pytest.mark.parametrize("path", ["/nowhere", "/shared/nowhere", "/shared"])
 def test_the_hosts_404_page_answers_for_urls_it_does_not_route(host: Mounted,
                                                                 path: str) -> None:
     response = host.client.get(path, headers={"X-Host-User": "alice"})
@@ -256,7 +256,7 @@ def test_mounting_leaves_the_hosts_logging_and_config_alone() -> None:
     config = dict(app.config)
     extensions = dict(app.extensions)
 
-    Handoff(app, settings=SETTINGS, url_prefix="/files")
+    Handoff(app, settings=SETTINGS, url_prefix="/shared")
 
     assert (root.handlers, root.level) == (handlers, level)
     assert dict(app.config) == config
@@ -293,7 +293,7 @@ def test_the_body_reaches_the_geo_service_while_it_is_still_arriving(host: Mount
     read_at_first_chunk: list[int] = []
     host.geo.on_first_chunk = lambda: read_at_first_chunk.append(stream.consumed)
 
-    response = host.client.post("/files/uploads", input_stream=stream, content_length=len(body),
+    response = host.client.post("/shared/uploads", input_stream=stream, content_length=len(body),
                                 content_type=content_type(), headers={"X-Host-User": "alice"})
 
     assert response.status_code == 202
@@ -302,7 +302,7 @@ def test_the_body_reaches_the_geo_service_while_it_is_still_arriving(host: Mount
 
 
 def test_init_app_mounts_later_and_only_once() -> None:
-    extension = Handoff(settings=SETTINGS, url_prefix="/files")
+    extension = Handoff(settings=SETTINGS, url_prefix="/shared")
     app = Flask(__name__)
 
     state = extension.init_app(app, url_prefix="/elsewhere")

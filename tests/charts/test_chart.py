@@ -24,6 +24,7 @@ import copy
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
+
+from geo_service.store import FileStore
+from tests.geo_service.store import disk
+from tests.geo_service.store.disk import interrupted_removal, sealed_upload
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "handoff"
@@ -730,45 +735,48 @@ def test_geo_pods_are_drained_one_at_a_time() -> None:
 
 
 def _lay_out_store(root: Path) -> subprocess.CompletedProcess[str]:
-    """Run the geo pod's store-layout init container's script on ``root``."""
+    """Run the geo pod's store-layout init container's command on ``root``."""
     (init,) = _geo_pod(render({}).docs)["initContainers"]
-    assert init["args"][:2] == ["sh", "-c"]
+    assert init["args"][:3] == ["python", "-m", "geo_service.store"]
     env = {"PATH": os.environ["PATH"], "HANDOFF_UPLOADS_ROOT": str(root),
            "HANDOFF_REPLICA": "handoff-geo-0"}
-    return subprocess.run(init["args"], env=env, capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, *init["args"][1:]], env=env, capture_output=True,
+                          text=True, check=False)
 
 
 def test_a_store_at_the_volume_root_moves_into_the_pods_folder(tmp_path: Path) -> None:
     """An earlier release's store becomes replica 0's, once, before anything opens it."""
-    upload = "0b6f7a5e-9d7c-4a8e-8f1e-3c2a1b0d9e8f"
-    for path in (f"{upload}/files", ".locks", ".trash/gone.1", "lost+found"):
-        (tmp_path / path).mkdir(parents=True)
-    (tmp_path / upload / "manifest.json").write_text("{}")
-    (tmp_path / ".locks" / f"{upload}.lock").touch()
+    old = FileStore(tmp_path)
+    upload = sealed_upload(old)
+    manifest = old.manifest(upload)
+    interrupted_removal(old)
+    (tmp_path / "lost+found").mkdir()
 
     first = _lay_out_store(tmp_path)
     again = _lay_out_store(tmp_path)
 
     assert (first.returncode, again.returncode) == (0, 0), first.stderr + again.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["handoff-geo-0", "lost+found"]
-    moved = tmp_path / "handoff-geo-0"
-    assert (moved / upload / "manifest.json").read_text() == "{}"
-    assert (moved / ".locks" / f"{upload}.lock").exists()
-    assert (moved / ".trash" / "gone.1").is_dir()
+    moved = FileStore(tmp_path / "handoff-geo-0")
+    assert moved.manifest(upload) == manifest is not None
+    assert upload in {lock.upload_id for lock in moved.lock_files()}
+    assert len(moved.unfinished_removals()) == 1
     assert again.stdout == ""
 
 
 def test_the_store_layout_never_overwrites(tmp_path: Path) -> None:
     """An entry in both places is left alone, and the pod does not start."""
+    upload = "0b6f7a5e-9d7c-4a8e-8f1e-3c2a1b0d9e8f"
     for root in (tmp_path, tmp_path / "handoff-geo-0"):
-        (root / ".locks").mkdir(parents=True)
-        (root / ".locks" / "same.lock").write_text(str(root))
+        store = FileStore(root)
+        with store.lock(upload):
+            disk.lock_path(store, upload).write_text(str(root))
 
     result = _lay_out_store(tmp_path)
 
     assert result.returncode != 0
-    assert ".locks" in result.stderr
-    assert (tmp_path / ".locks" / "same.lock").read_text() == str(tmp_path)
+    assert "is at the volume's root and in handoff-geo-0/ too" in result.stderr
+    assert disk.lock_path(FileStore(tmp_path), upload).read_text() == str(tmp_path)
 
 
 def test_api_tokens_can_come_from_a_mounted_file() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import redis
 
+from tests.geo_service.store import disk
 from tests.support.polling import eventually
 from tests.support.processes import Processes
 from tests.support.stacks import Stack
@@ -48,7 +49,7 @@ def queue_length(stack: Stack) -> int:
 
 def upload_folders(stack: Stack) -> list[str]:
     """Upload folders in the store, without the lock and trash folders."""
-    return sorted(p.name for p in stack.uploads.iterdir() if p.name not in (".locks", ".trash"))
+    return sorted(p.name for p in stack.uploads.iterdir() if p.name not in disk.internal())
 
 
 def folders_left(stack: Stack, keep: frozenset[str] = frozenset()) -> list[str]:

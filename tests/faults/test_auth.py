@@ -11,9 +11,11 @@ import uuid
 import pytest
 import requests
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import folders_left, log_records, private_stack, queue_length
 from tests.faults.raw_http import Field, File, form, multipart_type
+from tests.geo_service.store import disk
 from tests.support.problems import assert_problem
 from tests.support.processes import Processes
 from tests.support.stacks import Stack
@@ -34,7 +36,8 @@ def _small_form() -> bytes:
 
 
 def _geo_leftovers(stack: Stack, upload_id: str) -> list[str]:
-    paths = [stack.uploads / upload_id, stack.uploads / ".locks" / f"{upload_id}.lock"]
+    store = FileStore(stack.uploads)
+    paths = [disk.folder(store, upload_id), disk.lock_path(store, upload_id)]
     return [str(path) for path in paths if path.exists()]
 
 
@@ -69,7 +72,7 @@ def test_geo_status_and_delete_refuse_without_the_secret(stack: Stack, credentia
 
         assert_problem(requests.delete(url, headers=headers, timeout=30), 401,
                        detail="bearer secret")
-        assert (stack.uploads / upload_id / "manifest.json").is_file()
+        assert FileStore(stack.uploads).manifest(upload_id) is not None
     finally:
         removed = requests.delete(url, headers=stack.geo_auth, timeout=30)
     assert removed.status_code == 204

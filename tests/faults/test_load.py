@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.support.multipart_bodies import content_type, upload_head
 
@@ -74,7 +75,7 @@ def test_32_concurrent_uploads_all_finish_with_bounded_memory(make_stack, tmp_pa
         assert status["files"][0]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     folders = [p for p in stack.uploads.iterdir() if not p.name.startswith(".")]
     assert len(folders) == 32
-    assert list((stack.uploads / ".trash").iterdir()) == []
+    assert FileStore(stack.uploads).unfinished_removals() == []
     # Each of a process's 16 threads holds a few copies of one 1 MiB relay
     # chunk (socket buffers, parser, request body), and the allocator keeps
     # some freed blocks: about 8 MiB per upload in flight was measured. A

@@ -12,6 +12,7 @@ import socket
 import pytest
 import requests
 
+from geo_service.store import FileStore, State
 from handoff.units import MiB
 from tests.faults import private_stack, upload_folders
 from tests.faults.raw_http import Answer, connect, head, read_answer
@@ -39,9 +40,9 @@ def _lie(url: str, body: bytes) -> socket.socket:
 
 
 def _sealed_without_job(stack: Stack) -> list[str]:
+    store = FileStore(stack.uploads)
     return [name for name in upload_folders(stack)
-            if (stack.uploads / name / "manifest.json").exists()
-            and not (stack.uploads / name / "job.json").exists()]
+            if store.state(name) is State.COMPLETE]
 
 
 def _answer_then_close(sock: socket.socket) -> tuple[Answer, bytes]:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import queue_length, upload_folders
 from tests.support.multipart_bodies import PausedUpload, content_type, paced_upload
@@ -110,7 +111,7 @@ def test_full_storage_gives_507_removes_partials_and_keeps_serving(make_stack, s
     response = stack.upload([("huge.bin", os.urandom(40 * MiB))])
     assert_problem(response, 507, detail="full")
     assert eventually(lambda: upload_folders(stack) == [])
-    assert not list((small_disk / ".trash").iterdir())
+    assert FileStore(small_disk).unfinished_removals() == []
 
     response = stack.upload([("small.bin", os.urandom(MiB))])
     assert response.status_code == 202, response.text

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from geo_service.store import UploadStore
 from handoff.ids import new_upload_id
+from tests.geo_service.store import disk
 
 PAYLOAD = b"x" * 1000
 
@@ -19,7 +20,7 @@ def make_upload(store: UploadStore, state: str, age: float = 0.0) -> str:
     """An upload in ``state`` (a ``State`` value) whose every mtime is ``age`` seconds old."""
     upload_id = new_upload_id()
     store.create(upload_id)
-    store.file_path(upload_id, 0).write_bytes(PAYLOAD)
+    disk.file_path(store, upload_id, 0).write_bytes(PAYLOAD)
     if state != "receiving":
         store.seal(upload_id, {"files": [{"name": "0", "size": len(PAYLOAD)}]})
     if state in _STEPS[1:]:
@@ -28,7 +29,7 @@ def make_upload(store: UploadStore, state: str, age: float = 0.0) -> str:
         store.claim(upload_id, {"worker": "test"})
     if state in ("done", "failed"):
         store.finish(upload_id, {"status": state})
-    age_tree(store.path(upload_id), age)
+    age_tree(disk.folder(store, upload_id), age)
     return upload_id
 
 

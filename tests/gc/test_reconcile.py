@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.jobs.hooks import ACTOR_CHANNEL, Announcer, Channel
-from geo_service.store.filesystem import JOB, State, UploadStore
+from geo_service.store import FileStore, State, UploadStore
+from handoff.announce import ACTOR_CHANNEL, Announcer, Channel
 from handoff.queue import QueueUnavailable
 from handoff_gc.reconcile import reconcile
 from tests.gc import age_tree, make_upload
+from tests.geo_service.store import disk
 from tests.support.senders import RecordingSender
 
 AFTER = 600.0
@@ -34,14 +35,14 @@ class RecordingBroker:
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads")
+    return FileStore(tmp_path / "uploads")
 
 
 def queued(store: UploadStore, age: float, message_id: str = "m-1", requeues: int = 0) -> str:
     upload_id = make_upload(store, "queued")
     store.seal(upload_id, {"files": [], "purpose": "raw", "metadata": {"k": 1}})
     store.mark_queued(upload_id, {"message_id": message_id, "requeues": requeues})
-    age_tree(store.path(upload_id), age)
+    age_tree(disk.folder(store, upload_id), age)
     return upload_id
 
 
@@ -52,7 +53,7 @@ def test_a_lost_message_is_enqueued_again_with_the_same_arguments(store: UploadS
     outcomes = reconcile(store, broker, AFTER, MAX)
 
     assert broker.enqueued == [(upload_id, "raw", {"k": 1})]
-    job = store.read(upload_id, JOB)
+    job = store.job(upload_id)
     assert job is not None
     assert (job["message_id"], job["requeues"]) == ("new-1", 1)
     assert outcomes["requeue"] == 1
@@ -72,11 +73,11 @@ def test_a_requeued_upload_waits_a_full_period_before_the_next(store: UploadStor
 @pytest.mark.parametrize("age", [AFTER + 60, 10**6])
 def test_a_held_message_is_left_alone(store: UploadStore, age: float) -> None:
     upload_id = queued(store, age)
-    before = store.read(upload_id, JOB)
+    before = store.job(upload_id)
 
     outcomes = reconcile(store, RecordingBroker({"m-1"}), AFTER, MAX)
 
-    assert store.read(upload_id, JOB) == before
+    assert store.job(upload_id) == before
     assert outcomes["held"] == 1
 
 
@@ -96,7 +97,7 @@ def test_after_the_bound_the_upload_fails_with_the_reason(store: UploadStore) ->
 
     assert broker.enqueued == []
     assert store.state(upload_id) is State.FAILED
-    result = store.read(upload_id, "result.json")
+    result = store.result(upload_id)
     assert result is not None
     assert "lost this upload's message 3 times" in result["error"]
 

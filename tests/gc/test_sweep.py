@@ -11,18 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.store.filesystem import LOCKS, RESULT, TRASH, UploadStore
+from geo_service.store import FileStore, UploadStore
 from handoff.ids import new_upload_id
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import STALE_LOCK_AGE, Deletion, SweepReport, sweep
 from tests.gc import PAYLOAD, age_file, age_tree, make_upload
+from tests.geo_service.store import disk
+from tests.geo_service.store.disk import LOCKS, RESULT, TRASH
 
 TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads")
+    return FileStore(tmp_path / "uploads")
 
 
 def deleted_ids(report: SweepReport) -> set[str]:
@@ -58,7 +60,7 @@ def test_each_rule_deletes_what_outlived_its_ttl(
 
 def test_a_slow_upload_is_judged_by_its_last_byte(store: UploadStore) -> None:
     upload_id = make_upload(store, "receiving", age=10_000)
-    age_file(store.file_path(upload_id, 0), 5)
+    age_file(disk.file_path(store, upload_id, 0), 5)
 
     report = sweep(store, TTLS)
 
@@ -83,7 +85,7 @@ def test_an_upload_locked_by_another_process_survives(
     assert sweep(store, TTLS).counts.total() == 1
 
 
-class RacingStore(UploadStore):
+class RacingStore(FileStore):
     """A store where something happens to the upload just before the sweeper locks it."""
 
     def __init__(self, root: Path, before_lock: str) -> None:
@@ -138,28 +140,28 @@ def test_dry_run_deletes_nothing(store: UploadStore) -> None:
 def test_an_interrupted_removal_is_finished(store: UploadStore) -> None:
     upload_id = make_upload(store, "done", age=0)
     size = store.size(upload_id)
-    store.path(upload_id).rename(store.root / TRASH / f"{upload_id}.123")
+    disk.folder(store, upload_id).rename(store.root / TRASH / f"{upload_id}.123")
 
     report = sweep(store, TTLS)
 
     assert list((store.root / TRASH).iterdir()) == []
-    assert report.trash_bytes == report.bytes_freed == size
+    assert report.resumed_bytes == report.bytes_freed == size
 
 
 def test_a_symlink_named_like_an_upload_is_never_followed(
     store: UploadStore, tmp_path: Path
 ) -> None:
-    outside = UploadStore(tmp_path / "outside")
+    outside = FileStore(tmp_path / "outside")
     target_id = make_upload(outside, "done", age=1_000_000)
     link = store.root / new_upload_id()
-    link.symlink_to(outside.path(target_id), target_is_directory=True)
+    link.symlink_to(disk.folder(outside, target_id), target_is_directory=True)
     age_file(link, 1_000_000)
-    before = sorted(outside.path(target_id).rglob("*"))
+    before = sorted(disk.folder(outside, target_id).rglob("*"))
 
     report = sweep(store, TTLS)
 
     assert link.is_symlink()
-    assert sorted(outside.path(target_id).rglob("*")) == before
+    assert sorted(disk.folder(outside, target_id).rglob("*")) == before
     assert report.deletions == []
     assert report.strays == 1
 
@@ -171,9 +173,9 @@ def test_a_symlink_inside_an_upload_is_removed_not_its_target(
     precious.mkdir()
     (precious / "data").write_bytes(b"keep me" * 1000)
     upload_id = make_upload(store, "done", age=0)
-    (store.work_dir(upload_id)).mkdir()
-    (store.work_dir(upload_id) / "link").symlink_to(precious, target_is_directory=True)
-    age_tree(store.path(upload_id), 1500)
+    (disk.work_dir(store, upload_id)).mkdir()
+    (disk.work_dir(store, upload_id) / "link").symlink_to(precious, target_is_directory=True)
+    age_tree(disk.folder(store, upload_id), 1500)
 
     report = sweep(store, TTLS)
 
@@ -247,7 +249,7 @@ def test_a_deleted_uploads_old_lock_file_goes_with_it(store: UploadStore) -> Non
 
 def test_an_unreadable_upload_is_counted_and_the_rest_is_swept(store: UploadStore) -> None:
     broken = make_upload(store, "done", age=1500)
-    (store.path(broken) / RESULT).write_text("{not json")
+    (disk.folder(store, broken) / RESULT).write_text("{not json")
     expired = make_upload(store, "done", age=1500)
 
     report = sweep(store, TTLS)
@@ -289,7 +291,7 @@ def test_concurrent_sweeps_delete_each_upload_once(store: UploadStore) -> None:
     start = threading.Barrier(4)
 
     def run() -> None:
-        own_store = UploadStore(store.root)
+        own_store = FileStore(store.root)
         start.wait()
         reports.append(sweep(own_store, TTLS))
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from flask.testing import FlaskClient
 
 from geo_service.app import create_app
-from geo_service.store import UploadStore
+from geo_service.store import FileStore
 from handoff.config import Settings
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
 from tests.gc import age_tree
 from tests.geo_service.http.tus import SECRET, UPLOAD_ID, create, patch
+from tests.geo_service.store import disk
 
 PARTIAL_TTL = 200.0
 TTLS = Ttls(orphan=100.0, partial=PARTIAL_TTL, retention=1000.0)
@@ -26,9 +27,9 @@ def _client(root: Path) -> FlaskClient:
 
 
 def test_an_abandoned_upload_is_swept_when_its_upload_expires_says(tmp_path: Path) -> None:
-    client, store = _client(tmp_path), UploadStore(tmp_path)
+    client, store = _client(tmp_path), FileStore(tmp_path)
     create(client, length=10)
-    age_tree(store.path(UPLOAD_ID), 1000)
+    age_tree(disk.folder(store, UPLOAD_ID), 1000)
     expires = patch(client, 0, b"01234").get_json()["expires"]
 
     kept = sweep(store, TTLS, clock=lambda: expires - 1)
@@ -40,11 +41,11 @@ def test_an_abandoned_upload_is_swept_when_its_upload_expires_says(tmp_path: Pat
 
 
 def test_each_append_moves_the_expiry_on(tmp_path: Path) -> None:
-    client, store = _client(tmp_path), UploadStore(tmp_path)
+    client, store = _client(tmp_path), FileStore(tmp_path)
     create(client, length=10)
-    age_tree(store.path(UPLOAD_ID), 1000)
+    age_tree(disk.folder(store, UPLOAD_ID), 1000)
     first = patch(client, 0, b"01").get_json()["expires"]
-    age_tree(store.path(UPLOAD_ID), 1000)
+    age_tree(disk.folder(store, UPLOAD_ID), 1000)
     second = patch(client, 2, b"23").get_json()["expires"]
 
     assert second > first

@@ -6,10 +6,15 @@ from typing import Any
 
 import pytest
 
-from geo_service.jobs.verify import verify_manifest
-from geo_service.store.filesystem import MANIFEST, UploadStore
+from geo_service.intake.receive import Receiver
+from geo_service.jobs.run import prepare_job
+from geo_service.store import FileStore
+from handoff.config import Settings
+from handoff.form import upload_limits
+from handoff.ids import new_upload_id
 from handoff.processors import BadResult, Job, ValidationFailed
 from handoff.testing import make_job, run_processor
+from tests.support.multipart_bodies import BOUNDARY, upload_body
 
 
 def echo(job: Job) -> dict[str, Any]:
@@ -45,16 +50,26 @@ def test_a_str_in_a_mapping_is_refused_as_ambiguous() -> None:
         run_processor(echo, {"a.txt": "is this text or a path?"})  # type: ignore[dict-item]
 
 
-def test_the_upload_is_laid_out_as_the_store_lays_it_out(tmp_path: Path) -> None:
-    job = make_job(tmp_path, {"a.bin": b"\x00\x01", "b.bin": b"bytes"}, purpose="survey")
+def test_the_job_is_the_one_the_worker_would_build(tmp_path: Path) -> None:
+    files = {"a.bin": b"\x00\x01", "b.bin": b"bytes"}
+    job = make_job(tmp_path / "mine", files, purpose="survey", metadata={"n": (1, 2)})
 
-    store = UploadStore(tmp_path / "uploads")
-    assert [f.path for f in job.files] == [store.file_path(job.upload_id, n) for n in range(2)]
-    assert job.work_dir == store.work_dir(job.upload_id) and job.work_dir.is_dir()
-    manifest = store.read(job.upload_id, MANIFEST)
-    assert manifest is not None and manifest["purpose"] == "survey"
-    assert [f.entry for f in job.files] == manifest["files"]
-    verify_manifest(store.path(job.upload_id), manifest)
+    store = FileStore(tmp_path / "uploads")
+    upload_id = new_upload_id()
+    store.create(upload_id, "anonymous")
+    with store.lock(upload_id):
+        body = upload_body(list(files.items()), purpose="survey", metadata={"n": [1, 2]})
+        manifest = Receiver(store, upload_id, {"survey"}, upload_limits(Settings())).receive(
+            [body], BOUNDARY)
+    worker = prepare_job(store, upload_id, "survey", manifest["metadata"], manifest, {})
+
+    assert [f.path.read_bytes() for f in job.files] == list(files.values())
+    assert [{**f.entry, "path": None} for f in job.files] == [
+        {**f.entry, "path": None} for f in worker.files]
+    assert job.metadata == worker.metadata == {"n": [1, 2]}
+    assert job.work_dir.is_dir() and list(job.work_dir.iterdir()) == []
+    assert tmp_path / "mine" in job.work_dir.parents
+    assert all(tmp_path / "mine" in f.path.parents for f in job.files)
 
 
 def test_the_result_is_what_clients_would_see() -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from geo_service.store import UploadStore
+from geo_service.store import FileStore
 from handoff.client import Client, ProblemError, UploadedFile
 from handoff.units import MiB
 from tests.faults import NO_WORKER
+from tests.geo_service.store import disk
 from tests.support.payloads import random_file
 from tests.support.stacks import Stack
 
@@ -62,7 +63,7 @@ def test_a_tenant_cancels_its_queued_upload(make_stack: Callable[..., Stack], tm
             Client(stack.api_url, "bob-token") as bob, Client(stack.api_url) as anonymous:
         upload = alice.upload([path], "raw")
         assert alice.status(upload.id).status == "queued"
-        stored = UploadStore(stack.uploads).path(upload.id)
+        stored = disk.folder(FileStore(stack.uploads), upload.id)
         assert stored.is_dir()
 
         with pytest.raises(ProblemError) as unauthenticated:

@@ -1,7 +1,7 @@
 """The upload API mounted in a host app of its own, on real processes end to end.
 
 gunicorn serves ``tests/support/host_app.py`` (its pages, its users, the
-API under ``/files``) in front of a real geo service, valkey and worker.
+API under ``/shared``) in front of a real geo service, valkey and worker.
 """
 
 import hashlib
@@ -12,7 +12,9 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from geo_service.store import FileStore
 from tests.faults import private_stack
+from tests.geo_service.store import disk
 from tests.support import host_app
 from tests.support.hosting import serve_host
 from tests.support.payloads import random_file
@@ -36,12 +38,12 @@ def _upload(url: str, path: Path, headers: dict[str, str]) -> requests.Response:
     with path.open("rb") as handle:
         encoder = MultipartEncoder([("purpose", "raw"), ("metadata", '{"via": "host"}'),
                                     ("file", (path.name, handle, "application/octet-stream"))])
-        return requests.post(f"{url}/files/uploads", data=encoder, timeout=120,
+        return requests.post(f"{url}/shared/uploads", data=encoder, timeout=120,
                              headers={"Content-Type": encoder.content_type, **headers})
 
 
 def _status(url: str, upload_id: str, headers: dict[str, str]) -> requests.Response:
-    return requests.get(f"{url}/files/uploads/{upload_id}", headers=headers, timeout=30)
+    return requests.get(f"{url}/shared/uploads/{upload_id}", headers=headers, timeout=30)
 
 
 def _sha256(path: Path) -> str:
@@ -63,7 +65,7 @@ def test_an_upload_through_the_host_is_processed_to_done(host: tuple[Stack, str]
     assert response.status_code == 202, response.text
     body = response.json()
     upload_id = body["id"]
-    assert body["links"] == {"self": f"/files/uploads/{upload_id}"}
+    assert body["links"] == {"self": f"/shared/uploads/{upload_id}"}
     assert body["files"] == [{"name": "survey.bin", "size": path.stat().st_size,
                               "sha256": _sha256(path)}]
     final: dict[str, Any] = {}
@@ -76,7 +78,7 @@ def test_an_upload_through_the_host_is_processed_to_done(host: tuple[Stack, str]
     assert final["status"] == "done", final
     assert final["metadata"] == {"via": "host"}
     assert final["result"]["files"][0]["sha256"] == _sha256(path)
-    assert (stack.uploads / upload_id / "files" / "0").stat().st_size == path.stat().st_size
+    assert disk.file_path(FileStore(stack.uploads), upload_id).stat().st_size == path.stat().st_size
     assert_problem(_status(url, upload_id, BOB), 404, detail="no upload with this id")
 
 
@@ -91,7 +93,7 @@ def test_a_refusal_inside_the_mount_is_a_problem(host: tuple[Stack, str],
     assert response.headers["WWW-Authenticate"] == 'HostUser realm="host"'
 
 
-@pytest.mark.parametrize("path", ["/nowhere", "/files/nowhere"])
+@pytest.mark.parametrize("path", ["/nowhere", "/shared/nowhere"])
 def test_the_hosts_404_page_is_unchanged(host: tuple[Stack, str], path: str) -> None:
     _, url = host
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.support.multipart_bodies import PausedUpload, paced_upload, post_upload
 from tests.support.payloads import random_file
@@ -43,7 +44,7 @@ def test_an_upload_pushed_without_a_job_is_deleted_after_the_orphan_ttl(make_sta
     response = requests.post(f"{stack.geo_url}/uploads/{upload_id}", data=encoder, timeout=30,
                              headers={**stack.geo_auth, "Content-Type": encoder.content_type})
     assert response.status_code == 201, response.text
-    assert (stack.uploads / upload_id / "manifest.json").exists()
+    assert FileStore(stack.uploads).manifest(upload_id) is not None
 
     assert eventually(lambda: not (stack.uploads / upload_id).exists())
     assert _logged_reason(stack, upload_id) == "orphan"
@@ -57,7 +58,7 @@ def test_a_partial_whose_writer_died_is_deleted_after_the_partial_ttl(make_stack
     (partial,) = [p.name for p in stack.uploads.iterdir() if "-" in p.name]
     stack.kill("geo")
     assert upload.finish()["response"].status_code == 502
-    assert not (stack.uploads / partial / "manifest.json").exists()
+    assert FileStore(stack.uploads).manifest(partial) is None
 
     assert eventually(lambda: not (stack.uploads / partial).exists())
     assert _logged_reason(stack, partial) == "partial"
@@ -108,7 +109,7 @@ def test_processing_that_outlasts_the_ttls_is_kept_then_expires(make_stack, tmp_
         for _ in range(2):
             before = _sweeps(stack)
             assert eventually(lambda b=before: _sweeps(stack) != b, timeout=30)
-        assert (stack.uploads / upload_id / "manifest.json").exists()
+        assert FileStore(stack.uploads).manifest(upload_id) is not None
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
     assert stack.wait_for(upload_id, timeout=120)["status"] == "done"

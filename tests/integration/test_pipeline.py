@@ -12,7 +12,9 @@ import pytest
 import requests
 from requests_toolbelt import MultipartEncoder
 
+from geo_service.store import FileStore
 from handoff.units import MiB
+from tests.geo_service.store import disk
 from tests.support.payloads import random_file
 from tests.support.problems import assert_problem
 
@@ -34,7 +36,7 @@ def test_one_file_is_stored_verified_and_processed(stack):
     assert status["status"] == "done", status
     assert status["metadata"] == {"project": "p1"}
     assert status["result"]["files"][0]["sha256"] == _sha256(data)
-    stored = stack.uploads / body["id"] / "files" / "0"
+    stored = disk.file_path(FileStore(stack.uploads), body["id"])
     assert stored.read_bytes() == data
 
 
@@ -54,9 +56,9 @@ def test_several_files_with_hostile_names_stay_inside_the_upload(stack):
     folder = stack.uploads / upload_id
     created = set(stack.root.rglob("*")) - before
     outside = [p for p in created if folder not in p.parents and p != folder
-               and ".locks" not in p.parts and not p.name.endswith(".log")]
+               and disk.LOCKS not in p.parts and not p.name.endswith(".log")]
     assert outside == []
-    assert sorted(p.name for p in (folder / "files").iterdir()) == ["0", "1", "2"]
+    assert sorted(p.name for p in (folder / disk.FILES).iterdir()) == ["0", "1", "2"]
 
 
 def test_a_chunked_request_is_relayed_and_processed(stack):

@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from tests.geo_service.store import disk
 from tests.support import geopackages
 from tests.support.shapes import make_points_zip, make_zip, points_layer
 
@@ -39,7 +40,7 @@ def test_a_zip_slip_entry_fails_the_upload_and_writes_nothing_outside(stack, tmp
     created = set(stack.root.rglob("*")) - before
     folder = stack.uploads / response.json()["id"]
     assert [p for p in created if "evil" in p.name] == []
-    assert all(folder in p.parents or p == folder or ".locks" in p.parts
+    assert all(folder in p.parents or p == folder or disk.LOCKS in p.parts
                or p.suffix == ".log" for p in created)
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 import redis
 
-from geo_service.store.filesystem import JOB, UploadStore
+from geo_service.store import FileStore
 
 NO_WORKER = ("redis", "geo", "api")
 MESSAGES = "dramatiq:geoprocessing.msgs"
@@ -27,7 +27,7 @@ def _accepted(stack) -> str:
 
 
 def _job(stack, upload_id: str) -> dict:
-    job = UploadStore(stack.uploads).read(upload_id, JOB)
+    job = FileStore(stack.uploads).job(upload_id)
     assert job is not None
     return job
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from geo_service.processors.geojson import MAX_DEPTH
-from geo_service.store.filesystem import CLAIM, UploadStore
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.support import plugin_path
 from tests.support.nested_geojson import nested
@@ -40,7 +40,7 @@ def finished(stack: Stack, purpose: str, name: str, content: bytes) -> tuple[dic
     assert response.status_code == 202, response.text
     upload_id = response.json()["id"]
     status = stack.wait_for(upload_id, timeout=120)
-    claim = UploadStore(stack.uploads).read(upload_id, CLAIM)
+    claim = FileStore(stack.uploads).claimed(upload_id)
     assert claim is not None, status
     return status, int(claim["worker"].split(":")[1])
 

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import requests
 
-from geo_service.store import UploadStore
+from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.faults import log_records, private_stack, queue_length
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, paced_upload
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
@@ -45,7 +46,7 @@ def _upload(stack: Stack, headers: dict[str, str]) -> str:
 
 def _left_on_disk(stack: Stack, upload_id: str) -> list[str]:
     """The upload's folder, or its remains in the trash (its empty lock file is the sweeper's)."""
-    trash = stack.uploads / ".trash"
+    trash = disk.removals_dir(FileStore(stack.uploads))
     remains = [stack.uploads / upload_id, *trash.glob(f"{upload_id}.*")]
     return [str(path) for path in remains if path.exists()]
 
@@ -53,7 +54,7 @@ def _left_on_disk(stack: Stack, upload_id: str) -> list[str]:
 def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
     upload_id = _upload(tenants, ALICE)
     folder = tenants.uploads / upload_id
-    assert json.loads((folder / "manifest.json").read_text())["tenant"] == "alice"
+    assert json.loads((folder / disk.MANIFEST).read_text())["tenant"] == "alice"
     unknown = assert_problem(requests.get(_url(tenants, "0" * 8 + upload_id[8:]), headers=BOB,
                                           timeout=30), 404, detail="no upload")
 
@@ -62,7 +63,7 @@ def test_another_tenant_sees_nothing_and_the_owner_cancels(tenants: Stack):
     assert {**hidden, "upload_id": None} == {**unknown, "upload_id": None}
     assert_problem(requests.delete(_url(tenants, upload_id), headers=BOB, timeout=30), 404,
                    detail="no upload")
-    assert (folder / "manifest.json").is_file()
+    assert (folder / disk.MANIFEST).is_file()
 
     shown = requests.get(_url(tenants, upload_id), headers=ALICE, timeout=30)
     assert shown.status_code == 200, shown.text
@@ -122,7 +123,7 @@ def test_a_processing_upload_is_not_cancelled(tenants: Stack,
                                               hold_lock: Callable[..., Any]):
     """409 while a worker holds it; once that worker is gone the upload can go."""
     upload_id = _upload(tenants, ALICE)
-    holder = hold_lock(UploadStore(tenants.uploads), upload_id, claim=True)
+    holder = hold_lock(FileStore(tenants.uploads), upload_id, claim=True)
 
     refused = requests.delete(_url(tenants, upload_id), headers=ALICE, timeout=30)
     assert_problem(refused, 409, detail="processing")
@@ -188,10 +189,7 @@ def _new_upload(stack: Stack, before: set[str]) -> str:
 
 
 def _stored(stack: Stack, upload_id: str) -> int:
-    try:
-        return (stack.uploads / upload_id / "files" / "0").stat().st_size
-    except FileNotFoundError:
-        return 0
+    return FileStore(stack.uploads).size(upload_id)
 
 
 def _worker_said(stack: Stack, upload_id: str, message: str) -> bool:

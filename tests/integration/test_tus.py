@@ -22,7 +22,9 @@ import requests
 from requests_toolbelt import StreamingIterator
 from tusclient.client import TusClient
 
+from geo_service.store import FileStore
 from handoff.units import MiB
+from tests.geo_service.store import disk
 from tests.support.payloads import file_sha256, random_file
 from tests.support.polling import eventually
 from tests.support.problems import assert_problem
@@ -121,7 +123,7 @@ class _StalledPatch:
 
 
 def _stored_size(stack: Stack, upload_id: str) -> int:
-    path = stack.uploads / upload_id / "files" / "0"
+    path = disk.file_path(FileStore(stack.uploads), upload_id)
     return path.stat().st_size if path.exists() else 0
 
 

@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 import requests
 
+from geo_service.store import FileStore
 from handoff.units import MiB
+from tests.geo_service.store import disk
 from tests.support.payloads import file_sha256, unique_random_file
 from tests.support.polling import eventually
 from tests.support.processes import Processes
@@ -108,7 +110,7 @@ def node_upload(processes: Processes, tus_js_client: Path) -> Callable[..., _Nod
 
 
 def _stored_size(stack: Stack, upload_id: str) -> int:
-    path = stack.uploads / upload_id / "files" / "0"
+    path = disk.file_path(FileStore(stack.uploads), upload_id)
     return path.stat().st_size if path.exists() else 0
 
 

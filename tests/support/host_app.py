@@ -2,7 +2,7 @@
 
 It is what an existing Flask app that embeds handoff looks like: its own
 404 page, its own users (the ``X-Host-User`` header, trusted as a proxy in
-front of it would set it), and the upload API under ``/files``. Served by
+front of it would set it), and the upload API under ``/shared``. Served by
 gunicorn as ``tests.support.host_app:create_app()`` with a stack's
 ``HANDOFF_*`` environment, or built in-process with explicit settings.
 """
@@ -15,7 +15,7 @@ from handoff.config import Settings
 
 USER_HEADER = "X-Host-User"
 USERS = frozenset({"alice", "bob"})
-PREFIX = "/files"
+PREFIX = "/shared"
 # The host's own limit for the bodies of its own routes; uploads are handoff's to limit.
 MAX_CONTENT_LENGTH = 64 * 1024
 NOT_FOUND_PAGE = "<!doctype html><h1>host: not found</h1>"

@@ -10,8 +10,8 @@ from typing import Any
 
 _HOLD_LOCK = """
 import sys, time
-from geo_service.store import UploadStore
-store = UploadStore(sys.argv[1])
+from geo_service.store import open_store_at
+store = open_store_at(sys.argv[1])
 with store.lock(sys.argv[2]):
     if sys.argv[3] == "claim":
         store.claim(sys.argv[2], {"worker": "test-holder", "claimed_at": time.time()})
@@ -23,11 +23,14 @@ with store.lock(sys.argv[2]):
 def hold(store: Any, upload_id: str, claim: bool = False) -> subprocess.Popen[str]:
     """Start a process holding ``upload_id``'s lock in ``store``; returns once it is held.
 
+    ``store`` is a store or its location (:func:`geo_service.store.open_store_at`).
+
     With ``claim=True`` the holder also claims the upload, as a worker does
     before processing it. Killing the process releases the lock; the caller
     kills it and closes its stdout.
     """
-    argv = [sys.executable, "-c", _HOLD_LOCK, str(store.root), upload_id,
+    location = store if isinstance(store, str) else store.describe()
+    argv = [sys.executable, "-c", _HOLD_LOCK, location, upload_id,
             "claim" if claim else "lock"]
     holder = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert holder.stdout is not None

@@ -13,7 +13,7 @@ from api_service import Handoff
 from api_service.geo import GeoClient
 from api_service.replicas import Replicas
 from geo_service.app import create_app as create_geo_app
-from geo_service.store import UploadStore
+from geo_service.store import FileStore, UploadStore
 from handoff.auth import parse_credentials
 from handoff.config import Settings
 from tests.api_service.tus import MAX_SIZE
@@ -71,7 +71,7 @@ def api(tmp_path: Path) -> Api:
     queue = FakeQueue()
     handoff_state.replicas = Replicas([InProcessGeo(settings, create_geo_app(settings))])
     handoff_state.queue = queue  # type: ignore[assignment]
-    return Api(app.test_client(), UploadStore(tmp_path), queue)
+    return Api(app.test_client(), FileStore(tmp_path), queue)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ import json
 from handoff.tus import parse_upload_metadata
 from tests.api_service.tus import ALICE, BOB, TUS, head, location, patch, problem
 from tests.api_service.tus.conftest import Api
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, upload_body
 
 
@@ -33,7 +34,7 @@ def test_a_deferred_length_says_so(api: Api):
 def test_head_always_asks_the_geo_service(api: Api):
     url = location(api.client, length=10)
     assert head(api.client, url).headers["Upload-Offset"] == "0"
-    with open(api.store.file_path(url.rsplit("/", 1)[-1], 0), "ab") as handle:
+    with open(disk.file_path(api.store, url.rsplit("/", 1)[-1], 0), "ab") as handle:
         handle.write(b"01")  # a writer died after writing, before recording
     assert head(api.client, url).headers["Upload-Offset"] == "2"
 

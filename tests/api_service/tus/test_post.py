@@ -9,6 +9,7 @@ from flask.testing import FlaskClient
 from handoff.fields import MAX_METADATA_DEPTH
 from tests.api_service.tus import ALICE, MAX_SIZE, TUS, create, metadata, problem
 from tests.api_service.tus.conftest import Api
+from tests.geo_service.store import disk
 
 
 def _upload_id(location: str) -> str:
@@ -38,7 +39,7 @@ def test_a_creation_may_carry_the_first_bytes(api: Api):
     answer = create(api.client, length=10, data=b"01234")
     assert answer.status_code == 201 and answer.headers["Upload-Offset"] == "5"
     upload_id = _upload_id(answer.headers["Location"])
-    assert api.store.file_path(upload_id, 0).read_bytes() == b"01234"
+    assert disk.file_path(api.store, upload_id, 0).read_bytes() == b"01234"
     assert api.queue.jobs == []
 
 

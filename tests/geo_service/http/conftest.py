@@ -7,7 +7,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from geo_service.app import create_app
-from geo_service.store import UploadStore
+from geo_service.store import FileStore, UploadStore
 from handoff.config import Settings
 from tests.geo_service.http import MAX_SIZE, SECRET
 
@@ -25,4 +25,4 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path)
+    return FileStore(tmp_path)

@@ -11,12 +11,13 @@ from werkzeug.test import TestResponse
 
 from geo_service.app import create_app
 from geo_service.http.state import state_of, upload_slot
-from geo_service.store import UploadStore
+from geo_service.store import FileStore, UploadStore
 from handoff.config import Settings
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
 from handoff.server.web import UploadSlots
 from tests.geo_service.http import MAX_SIZE, SECRET
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, upload_body
 from tests.support.problems import assert_problem
 
@@ -47,7 +48,7 @@ def test_an_upload_is_stored_and_answered_with_its_manifest(client: FlaskClient,
     [stored] = manifest["files"]
     assert (stored["name"], stored["size"]) == ("a.txt", len(DATA))
     assert stored["sha256"] == hashlib.sha256(DATA).hexdigest()
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == DATA
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == DATA
     assert client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH).get_json()["state"] == "complete"
 
 
@@ -73,7 +74,7 @@ def test_an_id_is_taken_once(client: FlaskClient, store: UploadStore) -> None:
     body = assert_problem(_post(client, body=upload_body([("b.txt", b"other")])), 409, "exists")
 
     assert body["upload_id"] == UPLOAD_ID
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == DATA
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == DATA
 
 
 @pytest.mark.parametrize(("upload_id", "body", "headers", "status", "kind"), [
@@ -158,7 +159,7 @@ def test_a_named_replica_keeps_its_store_in_its_own_folder(tmp_path: Path) -> No
 
     assert client.get("/capacity", headers=AUTH).get_json()["replica"] == "geo-1"
     assert _post(client).status_code == 201
-    assert list(UploadStore(tmp_path / "geo-1").upload_ids()) == [UPLOAD_ID]
+    assert list(FileStore(tmp_path / "geo-1").upload_ids()) == [UPLOAD_ID]
 
 
 def test_capacity_is_not_ready_when_readyz_is_not(app: Flask, client: FlaskClient) -> None:

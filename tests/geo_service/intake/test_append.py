@@ -8,15 +8,16 @@ import pytest
 
 from geo_service.intake import append as appender_module
 from geo_service.intake.append import Appender, ChecksumMismatch, OffsetMismatch, Progress
-from geo_service.store import UploadStore
+from geo_service.store import FileStore, UploadStore
 from handoff.tus import Checksum
+from tests.geo_service.store import disk
 
 UPLOAD_ID = "7c6d5e4f-3a2b-4c1d-9e0f-a1b2c3d4e5f6"
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    store = UploadStore(tmp_path)
+    store = FileStore(tmp_path)
     info = {"purpose": "raw", "metadata": {}, "filename": "f", "content_type": "", "length": None}
     store.create_resumable(UPLOAD_ID, "alice", info, Progress.empty().record())
     return store
@@ -86,7 +87,7 @@ def test_a_checksummed_body_that_breaks_off_keeps_nothing(store: UploadStore):
     checksum = Checksum("sha1", hashlib.sha1(b"half and more").digest())
     with pytest.raises(ConnectionError):
         appender.append(appender.settle(), 4, chunks(), checksum, _nothing)
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"base"
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"base"
     assert store.status(UPLOAD_ID)["offset"] == 4
 
 
@@ -103,4 +104,4 @@ def test_a_body_for_another_offset_is_refused_before_a_byte(store: UploadStore):
     with pytest.raises(OffsetMismatch) as raised:
         appender.append(appender.settle(), 3, [b"x"], None, _nothing)
     assert raised.value.offset == 0
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b""
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b""

@@ -7,12 +7,15 @@ from typing import Any
 
 import pytest
 
-from geo_service.intake.receive import Cancelled, Receiver
-from geo_service.store.filesystem import MANIFEST, TENANT, State, UploadStore
+from geo_service.intake.receive import Receiver
+from geo_service.intake.stop import Cancelled
+from geo_service.store import FileStore, FileWriter, State, UploadStore
 from handoff.config import Settings
 from handoff.form import FieldError, UploadLimits, upload_limits
 from handoff.form_consumer import TooLarge
 from handoff.multipart import MalformedForm
+from tests.geo_service.store import disk
+from tests.geo_service.store.disk import MANIFEST, TENANT
 from tests.support.multipart_bodies import (
     BOUNDARY,
     field_part,
@@ -39,9 +42,31 @@ FILE_B = b"line\r\n" * 2000
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    store = UploadStore(tmp_path / "uploads")
+    store = FileStore(tmp_path / "uploads")
     store.create(UPLOAD_ID)
     return store
+
+
+@pytest.fixture
+def written(store: UploadStore, monkeypatch: pytest.MonkeyPatch) -> dict[int, int]:
+    """Bytes handed to the store for each file, committed or not: what reached the disk."""
+    counts: dict[int, int] = {}
+    real_open = store.open_writer
+
+    def counting(upload_id: str, index: int) -> FileWriter:
+        writer = real_open(upload_id, index)
+        real_write = writer.write
+        counts[index] = 0
+
+        def write(data: bytes | memoryview) -> None:
+            counts[index] += len(data)
+            real_write(data)
+
+        monkeypatch.setattr(writer, "write", write)
+        return writer
+
+    monkeypatch.setattr(store, "open_writer", counting)
+    return counts
 
 
 def receive(store: UploadStore, chunks: list[bytes],
@@ -55,7 +80,7 @@ def tree(root: Path) -> set[str]:
 
 def entry(index: int, name: str, data: bytes) -> dict[str, Any]:
     return {
-        "path": f"files/{index}",
+        "path": f"{disk.FILES}/{index}",
         "field": "file",
         "name": name,
         "content_type": "application/octet-stream",
@@ -78,9 +103,9 @@ def test_files_land_in_numbered_files_with_a_true_manifest(
     assert manifest["files"] == [entry(0, "a.bin", FILE_A), entry(1, "b.txt", FILE_B)]
     assert manifest["size"] == len(FILE_A) + len(FILE_B)
     assert isinstance(manifest["created"], float)
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == FILE_A
-    assert store.file_path(UPLOAD_ID, 1).read_bytes() == FILE_B
-    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == FILE_A
+    assert disk.file_path(store, UPLOAD_ID, 1).read_bytes() == FILE_B
+    assert store.manifest(UPLOAD_ID) == manifest
     assert store.state(UPLOAD_ID) is State.COMPLETE
 
 
@@ -93,7 +118,7 @@ def test_metadata_defaults_to_an_empty_object(store: UploadStore) -> None:
 def test_empty_files_are_kept(store: UploadStore) -> None:
     manifest = receive(store, [upload_body([("empty", b""), ("one", b"1")])])
     assert manifest["files"] == [entry(0, "empty", b""), entry(1, "one", b"1")]
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b""
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b""
 
 
 def test_part_name_and_content_type_are_recorded(store: UploadStore) -> None:
@@ -124,7 +149,7 @@ def test_an_empty_file_input_alone_is_no_file(store: UploadStore) -> None:
 
 @pytest.mark.parametrize(
     "filename",
-    ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", "manifest.json",
+    ["../../etc/passwd", "a/b.txt", "données été.zip", "/abs/path", "..", disk.MANIFEST,
      "C:\\fakepath\\x.txt", 'say "hi".txt'],
 )
 def test_client_filenames_never_become_paths(
@@ -134,11 +159,12 @@ def test_client_filenames_never_become_paths(
     manifest = receive(store, [upload_body([(filename, b"data"), ("second", b"more")])])
 
     assert [f["name"] for f in manifest["files"]] == [filename, "second"]
-    assert [f["path"] for f in manifest["files"]] == ["files/0", "files/1"]
+    assert [f["path"] for f in manifest["files"]] == [f"{disk.FILES}/0", f"{disk.FILES}/1"]
     created = tree(tmp_path) - before
     upload = f"uploads/{UPLOAD_ID}"
-    assert created == {f"{upload}/files/0", f"{upload}/files/1", f"{upload}/{MANIFEST}"}
-    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+    assert created == {f"{upload}/{disk.FILES}/0", f"{upload}/{disk.FILES}/1",
+                       f"{upload}/{MANIFEST}"}
+    assert store.manifest(UPLOAD_ID) == manifest
 
 
 def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -146,8 +172,8 @@ def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.Monkey
     real_seal = store.seal
 
     def spy(upload_id: str, manifest: dict[str, Any]) -> None:
-        seen.append(set(os.listdir(store.path(upload_id))))
-        assert all(f["size"] == store.file_path(upload_id, i).stat().st_size
+        seen.append(set(os.listdir(disk.folder(store, upload_id))))
+        assert all(f["size"] == disk.file_path(store, upload_id, i).stat().st_size
                    for i, f in enumerate(manifest["files"]))
         real_seal(upload_id, manifest)
 
@@ -156,23 +182,24 @@ def test_manifest_is_written_last(store: UploadStore, monkeypatch: pytest.Monkey
     assert seen == [{"files", TENANT}]
 
 
-def test_a_file_over_its_limit_is_too_large(store: UploadStore) -> None:
+def test_a_file_over_its_limit_is_too_large(store: UploadStore, written: dict[int, int]) -> None:
     limits = limits_with(max_file_size=1000, max_upload_size=10_000)
     body = upload_body([("ok", b"o" * 1000), ("big.bin", b"b" * 1001)])
     with pytest.raises(TooLarge, match=r"'big\.bin' exceeds 1000 bytes"):
         receive(store, split_every(body, 100), limits)
-    assert store.read(UPLOAD_ID, MANIFEST) is None
-    assert store.file_path(UPLOAD_ID, 1).stat().st_size <= 1000
+    assert store.manifest(UPLOAD_ID) is None
+    assert written[1] <= 1000
 
 
-def test_the_upload_over_its_limit_is_too_large(store: UploadStore) -> None:
+def test_the_upload_over_its_limit_is_too_large(store: UploadStore,
+                                                written: dict[int, int]) -> None:
     limits = limits_with(max_file_size=1000, max_upload_size=2500)
     body = upload_body([("a", b"a" * 1000), ("b", b"b" * 1000), ("c", b"c" * 1000)])
     with pytest.raises(TooLarge, match="the upload exceeds 2500 bytes") as caught:
         receive(store, split_every(body, 100), limits)
     assert caught.value.limit is None
-    assert store.read(UPLOAD_ID, MANIFEST) is None
-    assert sum(p.stat().st_size for p in store.path(UPLOAD_ID).glob("files/*")) <= 2500
+    assert store.manifest(UPLOAD_ID) is None
+    assert sum(written.values()) <= 2500
 
 
 def test_the_upload_limit_counts_the_raw_body_not_only_its_files(store: UploadStore) -> None:
@@ -181,7 +208,7 @@ def test_the_upload_limit_counts_the_raw_body_not_only_its_files(store: UploadSt
     limits = limits_with(max_file_size=1000, max_upload_size=len(body) - 1)
     with pytest.raises(TooLarge, match=f"the upload exceeds {len(body) - 1} bytes"):
         receive(store, split_every(body, 100), limits)
-    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert store.manifest(UPLOAD_ID) is None
 
 
 def test_files_and_a_body_exactly_at_the_limits_pass(store: UploadStore) -> None:
@@ -245,19 +272,19 @@ def test_fields_over_their_limit_are_too_large_naming_the_limit(store: UploadSto
 
 
 def test_receiving_into_a_missing_upload_fails_without_creating_it(tmp_path: Path) -> None:
-    store = UploadStore(tmp_path / "uploads")
+    store = FileStore(tmp_path / "uploads")
     with pytest.raises(FileNotFoundError):
         receive(store, [upload_body([("a", b"x")])])
     assert not store.exists(UPLOAD_ID)
 
 
 def test_the_manifest_names_the_tenant(tmp_path: Path) -> None:
-    store = UploadStore(tmp_path / "tenants")
+    store = FileStore(tmp_path / "tenants")
     store.create(UPLOAD_ID, "alice")
     receiver = Receiver(store, UPLOAD_ID, PURPOSES, LIMITS, "alice")
     manifest = receiver.receive([upload_body([("a.bin", FILE_A)])], BOUNDARY)
     assert manifest["tenant"] == "alice"
-    assert store.read(UPLOAD_ID, MANIFEST) == manifest
+    assert store.manifest(UPLOAD_ID) == manifest
 
 
 def test_a_cancel_stops_the_writer_at_its_next_chunk(store: UploadStore) -> None:
@@ -275,7 +302,7 @@ def test_a_cancel_stops_the_writer_at_its_next_chunk(store: UploadStore) -> None
     with pytest.raises(Cancelled):
         receive(store, chunks())
     assert read == [0, 1, 2, 3]
-    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert store.manifest(UPLOAD_ID) is None
 
 
 def test_a_cancel_after_the_last_chunk_still_prevents_the_seal(store: UploadStore) -> None:
@@ -287,4 +314,4 @@ def test_a_cancel_after_the_last_chunk_still_prevents_the_seal(store: UploadStor
 
     with pytest.raises(Cancelled):
         receive(store, chunks())
-    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert store.manifest(UPLOAD_ID) is None

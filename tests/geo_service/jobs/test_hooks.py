@@ -12,20 +12,18 @@ from typing import Any
 import pytest
 
 from geo_service.jobs import hooks
-from geo_service.jobs.hooks import (
+from geo_service.jobs.hooks import DeliveryFailed, DeliveryRefused, Webhook, check_answer
+from geo_service.store import FileStore, State, UploadStore
+from handoff import announce
+from handoff.announce import (
     ACTOR_CHANNEL,
     WEBHOOK_ACTOR,
     WEBHOOK_CHANNEL,
     Announcer,
     Channel,
-    DeliveryFailed,
-    DeliveryRefused,
-    Webhook,
     announce_pending,
-    check_answer,
     finish_upload,
 )
-from geo_service.store.filesystem import RESULT, State, UploadStore
 from handoff.config import load_settings
 from handoff.queue import QueueUnavailable
 from tests.support.senders import RecordingSender
@@ -47,7 +45,7 @@ BOUNDS = (1.0, 60.0)
 # -- the event -----------------------------------------------------------------
 
 def test_a_done_event_says_who_what_and_the_result() -> None:
-    assert hooks.finished_event(UPLOAD_ID, MANIFEST, DONE) == {
+    assert announce.finished_event(UPLOAD_ID, MANIFEST, DONE) == {
         "event": "upload.finished", "id": UPLOAD_ID, "tenant": "alice", "purpose": "raw",
         "metadata": {"project": "p1"}, "status": "done", "result": {"verified": True},
         "error": None, "finished_at": 1767225600.25,
@@ -55,17 +53,17 @@ def test_a_done_event_says_who_what_and_the_result() -> None:
 
 
 def test_a_failed_event_carries_the_error_and_no_result() -> None:
-    event = hooks.finished_event(UPLOAD_ID, MANIFEST, FAILED)
+    event = announce.finished_event(UPLOAD_ID, MANIFEST, FAILED)
     assert (event["status"], event["result"], event["error"]) == ("failed", None, "not a zip file")
 
 
 def test_an_upload_without_a_recorded_tenant_is_anonymous() -> None:
     manifest = {key: value for key, value in MANIFEST.items() if key != "tenant"}
-    assert hooks.finished_event(UPLOAD_ID, manifest, DONE)["tenant"] == "anonymous"
+    assert announce.finished_event(UPLOAD_ID, manifest, DONE)["tenant"] == "anonymous"
 
 
 def test_the_body_is_compact_sorted_json_of_the_event() -> None:
-    event = hooks.finished_event(UPLOAD_ID, MANIFEST, DONE)
+    event = announce.finished_event(UPLOAD_ID, MANIFEST, DONE)
     body = hooks.encode(event)
     assert json.loads(body) == event
     assert body == hooks.encode(dict(reversed(event.items())))
@@ -130,7 +128,7 @@ def readme_verifier() -> Callable[[str, str, bytes], bool]:
 
 def test_the_readme_receiver_check_accepts_our_signature_and_nothing_else() -> None:
     check = readme_verifier()
-    body = hooks.encode(hooks.finished_event(UPLOAD_ID, MANIFEST, DONE))
+    body = hooks.encode(announce.finished_event(UPLOAD_ID, MANIFEST, DONE))
     header = hooks.webhook_headers(SECRET, UPLOAD_ID, body, time.time())["Handoff-Signature"]
     assert check(SECRET, header, body)
     assert not check("other", header, body)
@@ -181,7 +179,7 @@ def test_a_webhook_shows_neither_its_secret_nor_its_path() -> None:
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    store = UploadStore(tmp_path / "uploads")
+    store = FileStore(tmp_path / "uploads")
     store.create(UPLOAD_ID, "alice")
     store.seal(UPLOAD_ID, MANIFEST)
     return store
@@ -201,7 +199,7 @@ def test_the_announcer_uses_the_channels_that_are_set() -> None:
 
 
 def test_without_channels_the_outcome_is_recorded_and_nothing_is_kept(store: UploadStore) -> None:
-    finish_upload(store, UPLOAD_ID, DONE, hooks.SILENT)
+    finish_upload(store, UPLOAD_ID, DONE, announce.SILENT)
     assert store.state(UPLOAD_ID) is State.DONE
     assert store.announcement(UPLOAD_ID) is None
 
@@ -209,7 +207,7 @@ def test_without_channels_the_outcome_is_recorded_and_nothing_is_kept(store: Upl
 def test_each_channel_gets_the_event_once(store: UploadStore) -> None:
     sender = RecordingSender()
     finish_upload(store, UPLOAD_ID, DONE, Announcer(CHANNELS, sender))
-    event = hooks.finished_event(UPLOAD_ID, MANIFEST, DONE)
+    event = announce.finished_event(UPLOAD_ID, MANIFEST, DONE)
     assert sender.sent == [("handoff-events", "upload_finished", (event,)),
                            ("handoff-webhooks", "deliver_webhook", (event,))]
     assert store.announcement(UPLOAD_ID) is None
@@ -220,7 +218,7 @@ def test_each_channel_gets_the_event_once(store: UploadStore) -> None:
 def test_a_broker_outage_keeps_the_outcome_and_what_is_left(store: UploadStore) -> None:
     down = RecordingSender(down_for=frozenset({WEBHOOK_ACTOR}))
     finish_upload(store, UPLOAD_ID, FAILED, Announcer(CHANNELS, down))
-    assert store.read(UPLOAD_ID, RESULT) == FAILED
+    assert store.result(UPLOAD_ID) == FAILED
     assert down.actors() == ["upload_finished"]
     kept = store.announcement(UPLOAD_ID)
     assert kept is not None
@@ -258,7 +256,7 @@ def test_channels_need_a_sender() -> None:
 
 
 def test_a_body_is_never_made_of_what_json_parsers_refuse() -> None:
-    event = hooks.finished_event("u-1", {"tenant": "t", "metadata": {"x": float("nan")}},
+    event = announce.finished_event("u-1", {"tenant": "t", "metadata": {"x": float("nan")}},
                                  {"status": "done"})
     with pytest.raises(ValueError, match="not JSON compliant"):
         hooks.encode(event)

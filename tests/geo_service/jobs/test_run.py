@@ -12,12 +12,14 @@ import pytest
 
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
-from geo_service.jobs.hooks import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from geo_service.jobs.run import Retry
-from geo_service.store.filesystem import CLAIM, RESULT, InvalidId, State, UploadStore
+from geo_service.store import FileStore, InvalidId, LockWait, State, UploadStore
+from handoff.announce import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, Job, Registry, ValidationFailed
+from tests.geo_service.store import disk
+from tests.geo_service.store.disk import CLAIM, RESULT
 from tests.support.multipart_bodies import BOUNDARY, upload_body
 from tests.support.senders import RecordingSender
 
@@ -34,7 +36,7 @@ PROCESSORS = Registry(
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads")
+    return FileStore(tmp_path / "uploads")
 
 
 @pytest.fixture
@@ -78,13 +80,13 @@ def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:
 
 
 def result_of(store: UploadStore) -> dict[str, Any]:
-    result = store.read(UPLOAD_ID, RESULT)
+    result = store.result(UPLOAD_ID)
     assert result is not None
     return result
 
 
 def flip_a_byte(store: UploadStore, index: int) -> None:
-    path = store.file_path(UPLOAD_ID, index)
+    path = disk.file_path(store, UPLOAD_ID, index)
     data = bytearray(path.read_bytes())
     data[10] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -101,18 +103,18 @@ def test_raw_upload_ends_done_with_its_result(store: UploadStore, sealed: dict[s
         "verified": True,
     }
     # The job's own time: from its claim to its result (give or take the rounding to 1 ms).
-    claimed_at = store.read(UPLOAD_ID, CLAIM)["claimed_at"]  # type: ignore[index]
+    claimed_at = store.claimed(UPLOAD_ID)["claimed_at"]  # type: ignore[index]
     assert 0 <= result["seconds"] <= result["finished_at"] - claimed_at + 0.001
     assert "error" not in result
-    claim = store.read(UPLOAD_ID, CLAIM)
+    claim = store.claimed(UPLOAD_ID)
     assert claim is not None
     assert claim["worker"] == jobs.worker_id()
-    assert not store.work_dir(UPLOAD_ID).exists()
+    assert not disk.work_dir(store, UPLOAD_ID).exists()
 
 
 def test_a_second_run_is_a_no_op(store: UploadStore, sealed: dict[str, Any]) -> None:
     assert run(store) == "done"
-    folder = store.path(UPLOAD_ID)
+    folder = disk.folder(store, UPLOAD_ID)
     before = {name: ((folder / name).stat().st_mtime_ns, (folder / name).read_bytes())
               for name in (RESULT, CLAIM)}
 
@@ -156,7 +158,7 @@ def test_a_tampered_file_never_reaches_the_processor(
 
 
 def test_a_missing_stored_file_fails_at_once(store: UploadStore, sealed: dict[str, Any]) -> None:
-    store.file_path(UPLOAD_ID, 1).unlink()
+    disk.file_path(store, UPLOAD_ID, 1).unlink()
     assert run(store) == "failed"
     assert "'b.txt'" in result_of(store)["error"]
 
@@ -182,21 +184,21 @@ def test_an_upload_locked_elsewhere_is_retried(
     lock_elsewhere: Callable[[], None],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(jobs, "LOCK_WAIT", 0.2)
+    monkeypatch.setattr(LockWait, "WORKER", 0.2)
     lock_elsewhere()
     with pytest.raises(Retry, match=f"upload {UPLOAD_ID} stayed locked"):
         run(store)
     assert store.state(UPLOAD_ID) is State.QUEUED
-    assert store.read(UPLOAD_ID, CLAIM) is None
+    assert store.claimed(UPLOAD_ID) is None
 
 
 def test_a_receiving_upload_is_retried(store: UploadStore) -> None:
     store.create(UPLOAD_ID)
-    store.file_path(UPLOAD_ID, 0).write_bytes(b"half")
+    disk.file_path(store, UPLOAD_ID, 0).write_bytes(b"half")
     with pytest.raises(Retry, match="has no manifest yet"):
         run(store)
     assert store.state(UPLOAD_ID) is State.RECEIVING
-    assert store.read(UPLOAD_ID, CLAIM) is None
+    assert store.claimed(UPLOAD_ID) is None
 
 
 def test_the_processor_gets_the_job(
@@ -208,11 +210,11 @@ def test_the_processor_gets_the_job(
         empty = not any(job.work_dir.iterdir())
         (job.work_dir / "scratch").write_bytes(b"temp")
         seen.append((job, [file.path.read_bytes() for file in job.files],
-                     (store.path(UPLOAD_ID) / CLAIM).exists(), empty))
+                     (disk.folder(store, UPLOAD_ID) / CLAIM).exists(), empty))
         return {"answer": 42}
 
-    store.work_dir(UPLOAD_ID).mkdir()
-    (store.work_dir(UPLOAD_ID) / "stale").write_bytes(b"from an interrupted attempt")
+    disk.work_dir(store, UPLOAD_ID).mkdir()
+    (disk.work_dir(store, UPLOAD_ID) / "stale").write_bytes(b"from an interrupted attempt")
     fake_processor(process)
     assert run(store, purpose=FAKE) == "done"
     ((job, contents, claimed, empty),) = seen
@@ -221,12 +223,12 @@ def test_the_processor_gets_the_job(
     assert [file.entry for file in job.files] == sealed["files"]
     assert [(file.name, file.size, file.sha256) for file in job.files] == [
         (entry["name"], entry["size"], entry["sha256"]) for entry in sealed["files"]]
-    assert all(file.path.parent == store.path(UPLOAD_ID) / "files" for file in job.files)
+    assert all(file.path.parent == disk.file_path(store, UPLOAD_ID).parent for file in job.files)
     assert contents == [data for _, data in FILES]
     assert claimed, "the claim is recorded before the processor runs"
     assert empty, "the scratch folder exists and is empty"
     assert result_of(store)["result"] == {"answer": 42}
-    assert not store.work_dir(UPLOAD_ID).exists()
+    assert not disk.work_dir(store, UPLOAD_ID).exists()
 
 
 @pytest.mark.parametrize(("returned", "error"), [
@@ -271,8 +273,8 @@ def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
     with pytest.raises(ConnectionError, match="tile server down"):
         run(store, purpose=FAKE)
     assert store.state(UPLOAD_ID) is State.CLAIMED
-    assert store.read(UPLOAD_ID, RESULT) is None
-    assert not store.work_dir(UPLOAD_ID).exists()
+    assert store.result(UPLOAD_ID) is None
+    assert not disk.work_dir(store, UPLOAD_ID).exists()
 
     with pytest.raises(ConnectionError):
         run(store, purpose=FAKE, final_attempt=True)
@@ -289,7 +291,7 @@ def test_a_claimed_upload_is_processed_again_after_a_crash(
 ) -> None:
     store.claim(UPLOAD_ID, {"worker": "dead-host:1:1", "claimed_at": 0})
     assert run(store) == "done"
-    claim = store.read(UPLOAD_ID, CLAIM)
+    claim = store.claimed(UPLOAD_ID)
     assert claim is not None
     assert claim["worker"] == jobs.worker_id()
 
@@ -307,7 +309,7 @@ def test_the_lock_is_released_after_every_outcome(
         pass
     assert run(store) == "done"
     with store.lock(UPLOAD_ID):
-        assert json.loads((store.path(UPLOAD_ID) / RESULT).read_text())["status"] == "done"
+        assert json.loads((disk.folder(store, UPLOAD_ID) / RESULT).read_text())["status"] == "done"
 
 
 def test_a_cancelled_upload_is_removed_not_processed(

@@ -10,11 +10,12 @@ import pytest
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
 from geo_service.jobs.sandbox import LimitExceeded, Limits, ProcessorError, call
-from geo_service.store.filesystem import RESULT, UploadStore
+from geo_service.store import FileStore
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, BadResult, Job, Registry, ValidationFailed
 from handoff.testing import make_job
+from tests.geo_service.store import disk
 from tests.support import plugin_path
 from tests.support.multipart_bodies import BOUNDARY, upload_body
 
@@ -87,7 +88,7 @@ UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 ])
 def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
         tmp_path: Path, purpose: str, error: str) -> None:
-    store = UploadStore(tmp_path / "uploads")
+    store = FileStore(tmp_path / "uploads")
     store.create(UPLOAD_ID)
     # The form names "raw"; the job's purpose is what the message says.
     Receiver(store, UPLOAD_ID, {"raw"}, upload_limits(Settings())).receive(
@@ -102,5 +103,5 @@ def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
                      limits=Limits(LIMITS.memory, seconds=1))
 
     assert state == "failed"
-    assert store.read(UPLOAD_ID, RESULT)["error"] == error  # type: ignore[index]
-    assert not store.work_dir(UPLOAD_ID).exists()
+    assert store.result(UPLOAD_ID)["error"] == error  # type: ignore[index]
+    assert not disk.work_dir(store, UPLOAD_ID).exists()

@@ -12,15 +12,16 @@ from pathlib import Path
 import pytest
 
 from devstack.processes import free_port
-from geo_service.store import UploadStore
+from geo_service.store import FileStore, UploadStore
 from tests.gc import make_upload
+from tests.geo_service.store import disk
 
 DELETED = re.compile(r"^(deleted|would delete) (\S+) (\S+) (\d+) bytes$", re.MULTILINE)
 
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads")
+    return FileStore(tmp_path / "uploads")
 
 
 def environment(store: UploadStore, **overrides: str) -> dict[str, str]:
@@ -86,7 +87,7 @@ def test_dry_run_only_says_what_it_would_delete(store: UploadStore) -> None:
 
 def test_an_error_makes_the_exit_status_non_zero(store: UploadStore) -> None:
     broken = make_upload(store, "done", 1500)
-    (store.path(broken) / "result.json").write_text("[]")
+    (disk.folder(store, broken) / "result.json").write_text("[]")
 
     result = gc(store, "--once")
 

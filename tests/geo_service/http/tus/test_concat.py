@@ -6,7 +6,6 @@ import os
 import pytest
 from flask.testing import FlaskClient
 
-from geo_service.intake import concat as concatenation
 from geo_service.store import UploadStore
 from tests.geo_service.http.tus import (
     AUTH,
@@ -18,6 +17,7 @@ from tests.geo_service.http.tus import (
     problem,
     sha256,
 )
+from tests.geo_service.store import disk
 
 PARTS = ["1b1b1b1b-1e2f-4a3b-8c9d-0e1f2a3b4c5d", "2c2c2c2c-1e2f-4a3b-8c9d-0e1f2a3b4c5d",
          "3d3d3d3d-1e2f-4a3b-8c9d-0e1f2a3b4c5d"]
@@ -68,7 +68,7 @@ def test_the_final_upload_is_its_parts_in_order_sealed_with_their_sha256(
     whole = DATA[2] + DATA[0] + DATA[1]
     assert document["state"] == "complete" and document["concat"] == order
     assert document["offset"] == document["length"] == len(whole)
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == whole
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == whole
     manifest = store.manifest(UPLOAD_ID)
     assert manifest is not None and manifest["files"][0]["sha256"] == sha256(whole)
     assert (manifest["purpose"], manifest["files"][0]["name"]) == ("raw", "a.bin")
@@ -128,7 +128,7 @@ def test_a_final_upload_takes_no_appends(client: FlaskClient, store: UploadStore
     _all_partials(client)
     _final(client, PARTS)
     problem(patch(client, 0, b"more"), 403, "final-upload")
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"".join(DATA)
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"".join(DATA)
 
 
 def test_a_partial_upload_takes_neither_purpose_nor_a_name(client: FlaskClient,
@@ -143,8 +143,8 @@ def test_without_a_kernel_copy_the_first_part_goes_through_memory(
     def refuse(*args: object) -> int:
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
 
-    monkeypatch.setattr(concatenation.os, "copy_file_range", refuse)
+    monkeypatch.setattr(os, "copy_file_range", refuse)
     _all_partials(client)
     assert _final(client, PARTS).status_code == 201
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"".join(DATA)
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"".join(DATA)
     assert store.manifest(UPLOAD_ID)["files"][0]["sha256"] == sha256(b"".join(DATA))

@@ -17,15 +17,16 @@ from tests.geo_service.http.tus import (
     problem,
     sha256,
 )
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, upload_body
 
 
 def _progress(store: UploadStore) -> dict:
-    return json.loads((store.path(UPLOAD_ID) / "progress.json").read_text())
+    return json.loads((disk.folder(store, UPLOAD_ID) / "progress.json").read_text())
 
 
 def _write_progress(store: UploadStore, record: dict) -> None:
-    (store.path(UPLOAD_ID) / "progress.json").write_text(json.dumps(record))
+    (disk.folder(store, UPLOAD_ID) / "progress.json").write_text(json.dumps(record))
 
 
 def test_the_offset_is_what_was_appended(client: FlaskClient):
@@ -67,7 +68,7 @@ def test_bytes_written_after_the_last_record_count_once_recovered(client: FlaskC
     """A writer killed between its write and its record left a longer file: its tail counts."""
     create(client, length=8)
     patch(client, 0, b"0123")
-    with open(store.file_path(UPLOAD_ID, 0), "ab") as handle:
+    with open(disk.file_path(store, UPLOAD_ID, 0), "ab") as handle:
         handle.write(b"45")
     assert offset(client).get_json()["offset"] == 6
     assert _progress(store)["offset"] == 6
@@ -81,10 +82,10 @@ def test_a_checksummed_chunk_never_verified_is_rolled_back(client: FlaskClient,
     create(client, length=8)
     patch(client, 0, b"0123")
     _write_progress(store, {**_progress(store), "tentative": True})
-    with open(store.file_path(UPLOAD_ID, 0), "ab") as handle:
+    with open(disk.file_path(store, UPLOAD_ID, 0), "ab") as handle:
         handle.write(b"45")
     assert offset(client).get_json()["offset"] == 4
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"0123"
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"0123"
     answer = patch(client, 4, b"4567", headers={"Upload-Checksum": checksum(b"4567")})
     assert answer.get_json()["state"] == "complete"
     assert store.status(UPLOAD_ID)["manifest"]["files"][0]["sha256"] == sha256(b"01234567")
@@ -108,7 +109,7 @@ def test_the_offset_never_outruns_the_file(client: FlaskClient, store: UploadSto
     """A record ahead of its file (bytes lost with the page cache) falls back to the file."""
     create(client, length=8)
     patch(client, 0, b"0123")
-    with open(store.file_path(UPLOAD_ID, 0), "r+b") as handle:
+    with open(disk.file_path(store, UPLOAD_ID, 0), "r+b") as handle:
         handle.truncate(2)
     assert offset(client).get_json()["offset"] == 2
     patch(client, 2, b"234567")

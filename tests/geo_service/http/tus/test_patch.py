@@ -14,6 +14,7 @@ from tests.geo_service.http.tus import (
     problem,
     sha256,
 )
+from tests.geo_service.store import disk
 from tests.support.multipart_bodies import content_type, upload_body
 
 MULTIPART_ID = "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"
@@ -24,7 +25,7 @@ def test_a_chunk_is_appended_and_its_offset_answered(client: FlaskClient, store:
     answer = patch(client, 0, b"01234")
     assert answer.status_code == 200
     assert answer.get_json()["offset"] == 5 and answer.get_json()["state"] == "receiving"
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"01234"
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"01234"
     assert store.status(UPLOAD_ID)["offset"] == 5
 
 
@@ -35,7 +36,7 @@ def test_the_last_byte_seals_the_upload_as_multipart_does(client: FlaskClient,
     answer = patch(client, 5, b"56789")
     assert answer.get_json()["state"] == "complete" and answer.get_json()["expires"] is None
     manifest = store.status(UPLOAD_ID)["manifest"]
-    assert manifest["files"] == [{"path": "files/0", "field": "file", "name": "a.bin",
+    assert manifest["files"] == [{"path": f"{disk.FILES}/0", "field": "file", "name": "a.bin",
                                   "content_type": "application/octet-stream", "size": 10,
                                   "sha256": sha256(b"0123456789")}]
     assert (manifest["tenant"], manifest["purpose"], manifest["metadata"]) == (
@@ -53,7 +54,7 @@ def test_an_offset_other_than_the_uploads_is_409_with_the_offset(client: FlaskCl
         answer = patch(client, stale, b"xxxxx")
         assert problem(answer, 409, "offset-mismatch")["offset"] == 5
         assert answer.headers["Upload-Offset"] == "5"
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"01234"
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"01234"
 
 
 def test_a_chunk_matching_its_checksum_is_appended(client: FlaskClient):
@@ -70,11 +71,11 @@ def test_a_chunk_that_does_not_match_its_checksum_is_460_and_changes_nothing(
         client: FlaskClient, store: UploadStore):
     create(client, length=10)
     patch(client, 0, b"01234")
-    before = store.read(UPLOAD_ID, "progress.json")
+    before = store.progress(UPLOAD_ID)
     answer = patch(client, 5, b"56789", headers={"Upload-Checksum": checksum(b"5678X")})
     problem(answer, 460, "checksum-mismatch")
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b"01234"
-    after = store.read(UPLOAD_ID, "progress.json")
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b"01234"
+    after = store.progress(UPLOAD_ID)
     assert after is not None and before is not None
     assert (after["offset"], after["sha256_state"]) == (before["offset"], before["sha256_state"])
     assert offset(client).get_json()["offset"] == 5
@@ -105,7 +106,7 @@ def test_a_chunk_past_the_length_is_refused_and_nothing_of_it_kept(client: Flask
                                                                    store: UploadStore):
     create(client, length=4)
     problem(patch(client, 0, b"01234"), 413, "too-large")
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b""
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b""
 
 
 def test_a_deferred_length_upload_stops_at_the_size_limit(client: FlaskClient):

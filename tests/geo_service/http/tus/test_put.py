@@ -10,6 +10,7 @@ from werkzeug.test import TestResponse
 from geo_service.store import UploadStore
 from handoff.fields import MAX_METADATA_DEPTH
 from tests.geo_service.http.tus import AUTH, MAX_SIZE, UPLOAD_ID, create, problem, sha256
+from tests.geo_service.store import disk
 
 
 def test_an_upload_is_made_empty_with_its_info(client: FlaskClient, store: UploadStore):
@@ -19,7 +20,7 @@ def test_an_upload_is_made_empty_with_its_info(client: FlaskClient, store: Uploa
     assert document["offset"] == 0 and document["length"] == 10
     assert document["state"] == "receiving"
     assert document["expires"] > store.last_activity(UPLOAD_ID)
-    assert store.file_path(UPLOAD_ID, 0).read_bytes() == b""
+    assert disk.file_path(store, UPLOAD_ID, 0).read_bytes() == b""
     status = store.status(UPLOAD_ID)
     assert status["tenant"] == "alice" and status["offset"] == 0
     assert status["info"]["filename"] == "a.bin" and status["info"]["metadata"] == {"project": "p"}

@@ -14,10 +14,10 @@ import pytest
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from geo_service.http import tus as resumable
-from geo_service.store import UploadStore
+from geo_service.store import LockWait, UploadStore
 from handoff.tus import OFFSET_MEDIA_TYPE
 from tests.geo_service.http.tus import AUTH, UPLOAD_ID, create, offset, patch, problem, sha256
+from tests.geo_service.store import disk
 from tests.support.polling import eventually
 
 
@@ -39,7 +39,7 @@ def _silent_writer(client: FlaskClient, store: UploadStore, sent: bytes,
     writer.start()
     theirs.sendall(sent)
     try:
-        assert eventually(lambda: store.file_path(UPLOAD_ID, 0).stat().st_size == len(sent))
+        assert eventually(lambda: disk.file_path(store, UPLOAD_ID, 0).stat().st_size == len(sent))
         yield answers
     finally:
         writer.join(timeout=30)
@@ -53,7 +53,7 @@ def test_asking_for_the_offset_stops_the_stale_writer(client: FlaskClient, store
     with _silent_writer(client, store, b"01234", announced=10) as answers:
         assert offset(client).get_json()["offset"] == 5
     problem(answers[0], 409, "stopped")
-    assert not (store.root / ".locks" / f"{UPLOAD_ID}.stop").exists()
+    assert not (disk.stop_path(store, UPLOAD_ID)).exists()
 
 
 def test_the_next_append_takes_over_and_completes_the_upload(client: FlaskClient,
@@ -85,10 +85,10 @@ def test_cancelling_ends_a_silent_writer_and_removes_the_upload(client: FlaskCli
 def test_a_holder_that_never_lets_go_is_423(client: FlaskClient, store: UploadStore,
                                             monkeypatch: pytest.MonkeyPatch):
     """A worker or the sweeper holds locks without watching for stops; nobody waits forever."""
-    monkeypatch.setattr(resumable, "TAKE_OVER_WAIT", 0.2)
+    monkeypatch.setattr(LockWait, "TAKE_OVER", 0.2)
     create(client, length=10)
     with store.lock(UPLOAD_ID):
         problem(offset(client), 423, "locked")
         problem(patch(client, 0, b"0"), 423, "locked")
-    assert not (store.root / ".locks" / f"{UPLOAD_ID}.stop").exists()
+    assert not (disk.stop_path(store, UPLOAD_ID)).exists()
     assert patch(client, 0, b"0").get_json()["offset"] == 1

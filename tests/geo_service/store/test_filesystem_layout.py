@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from geo_service.store import FileStore, InvalidId, State, UploadExists, UploadMissing, UploadStore
 from geo_service.store import filesystem as store_module
-from geo_service.store.filesystem import (
+from geo_service.store import locks as locks_module
+from geo_service.store.locks import Busy, held
+from handoff.auth import ANONYMOUS
+from handoff.ids import new_upload_id
+from tests.geo_service.store import disk
+from tests.geo_service.store.disk import (
     CANCELLED,
     CLAIM,
     JOB,
@@ -22,15 +28,7 @@ from geo_service.store.filesystem import (
     RESULT,
     TENANT,
     TRASH,
-    InvalidId,
-    State,
-    UploadExists,
-    UploadMissing,
-    UploadStore,
 )
-from geo_service.store.locks import Busy, held
-from handoff.auth import ANONYMOUS
-from handoff.ids import new_upload_id
 
 UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
@@ -53,12 +51,12 @@ BAD_IDS = [
 
 @pytest.fixture
 def store(tmp_path: Path) -> UploadStore:
-    return UploadStore(tmp_path / "uploads")
+    return FileStore(tmp_path / "uploads")
 
 
 def sealed(store: UploadStore, upload_id: str = UPLOAD_ID, data: bytes = b"payload") -> str:
     store.create(upload_id)
-    store.file_path(upload_id, 0).write_bytes(data)
+    disk.file_path(store, upload_id, 0).write_bytes(data)
     store.seal(upload_id, {"id": upload_id, "files": [{"path": "files/0", "size": len(data)}]})
     return upload_id
 
@@ -71,7 +69,7 @@ def entries(folder: Path) -> set[str]:
 
 
 def test_a_new_store_has_its_own_folders(tmp_path: Path) -> None:
-    store = UploadStore(tmp_path / "a" / "b")
+    store = FileStore(tmp_path / "a" / "b")
     assert store.root == (tmp_path / "a" / "b").resolve()
     assert entries(store.root) == {LOCKS, TRASH}
     assert list(store.upload_ids()) == []
@@ -79,7 +77,7 @@ def test_a_new_store_has_its_own_folders(tmp_path: Path) -> None:
 
 def test_opening_an_existing_store_keeps_its_uploads(store: UploadStore) -> None:
     sealed(store)
-    again = UploadStore(store.root)
+    again = FileStore(store.root)
     assert list(again.upload_ids()) == [UPLOAD_ID]
     assert again.state(UPLOAD_ID) is State.COMPLETE
 
@@ -93,20 +91,23 @@ def test_invalid_ids_are_refused_before_any_path_is_built(
     def no_lock(*args: object) -> None:
         raise AssertionError("a lock path was built")
 
-    monkeypatch.setattr(store_module, "held", no_lock)
+    monkeypatch.setattr(locks_module, "held", no_lock)
     calls: list[Callable[[], object]] = [
-        lambda: store.path(bad),
         lambda: store.create(bad),
-        lambda: store.file_path(bad, 0),
-        lambda: store.work_dir(bad),
+        lambda: store.open_writer(bad, 0),
+        lambda: store.open_appender(bad, 0),
+        lambda: store.read_file(bad, 0),
+        lambda: store.scratch(bad),
         lambda: store.lock(bad),
+        lambda: store.take_over(bad, 0),
+        lambda: store.stop_reason(bad),
         lambda: store.seal(bad, {}),
         lambda: store.mark_queued(bad, {}),
         lambda: store.claim(bad, {}),
         lambda: store.finish(bad, {"status": "done"}),
         lambda: store.remove(bad),
         lambda: store.exists(bad),
-        lambda: store.read(bad, MANIFEST),
+        lambda: store.manifest(bad),
         lambda: store.state(bad),
         lambda: store.status(bad),
         lambda: store.size(bad),
@@ -127,23 +128,24 @@ def test_invalid_id_is_a_value_error() -> None:
 
 
 def test_create_makes_the_folder_and_refuses_a_repeat(store: UploadStore) -> None:
-    folder = store.create(UPLOAD_ID)
-    assert folder == store.root / UPLOAD_ID
+    store.create(UPLOAD_ID)
+    folder = disk.folder(store, UPLOAD_ID)
+    assert folder.is_dir()
     assert entries(folder) == {"files", TENANT}
     assert store.exists(UPLOAD_ID)
     with pytest.raises(UploadExists):
         store.create(UPLOAD_ID)
-    assert store.file_path(UPLOAD_ID, 3) == folder / "files" / "3"
-    assert store.work_dir(UPLOAD_ID) == folder / "work"
+    assert store.local_files(UPLOAD_ID, 4)[3] == folder / disk.FILES / "3"
+    assert store.scratch(UPLOAD_ID) == folder / disk.WORK
 
 
 def test_seal_writes_the_manifest_atomically_and_leaves_no_temp_file(store: UploadStore) -> None:
     store.create(UPLOAD_ID)
     manifest = {"id": UPLOAD_ID, "files": [{"name": "ä.zip", "size": 0}], "metadata": {"k": 1}}
     store.seal(UPLOAD_ID, manifest)
-    assert store.read(UPLOAD_ID, MANIFEST) == manifest
-    assert json.loads((store.path(UPLOAD_ID) / MANIFEST).read_text()) == manifest
-    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT, MANIFEST}
+    assert store.manifest(UPLOAD_ID) == manifest
+    assert json.loads((disk.folder(store, UPLOAD_ID) / MANIFEST).read_text()) == manifest
+    assert entries(disk.folder(store, UPLOAD_ID)) == {"files", TENANT, MANIFEST}
 
 
 def test_seal_goes_through_a_temp_file_and_a_rename(
@@ -231,7 +233,7 @@ def test_markers_and_state_of_a_missing_upload(store: UploadStore) -> None:
         with pytest.raises(UploadMissing):
             write(UPLOAD_ID, {"status": "done"})
     assert not store.exists(UPLOAD_ID)
-    assert store.read(UPLOAD_ID, MANIFEST) is None
+    assert store.manifest(UPLOAD_ID) is None
     assert not (store.root / UPLOAD_ID).exists()
 
 
@@ -240,15 +242,16 @@ def test_markers_leave_no_temp_files(store: UploadStore) -> None:
     store.mark_queued(UPLOAD_ID, {"a": 1})
     store.claim(UPLOAD_ID, {"b": 2})
     store.finish(UPLOAD_ID, {"status": "done"})
-    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT, MANIFEST, JOB, CLAIM, RESULT}
+    assert entries(disk.folder(store, UPLOAD_ID)) == {"files", TENANT, MANIFEST, JOB, CLAIM, RESULT}
 
 
 def test_remove_returns_the_bytes_and_leaves_nothing(store: UploadStore) -> None:
     sealed(store, data=b"x" * 5000)
-    store.file_path(UPLOAD_ID, 1).write_bytes(b"y" * 3000)
-    store.work_dir(UPLOAD_ID).mkdir()
-    (store.work_dir(UPLOAD_ID) / "scratch").write_bytes(b"z" * 100)
-    markers = sum((store.path(UPLOAD_ID) / name).stat().st_size for name in (MANIFEST, TENANT))
+    disk.file_path(store, UPLOAD_ID, 1).write_bytes(b"y" * 3000)
+    disk.work_dir(store, UPLOAD_ID).mkdir()
+    (disk.work_dir(store, UPLOAD_ID) / "scratch").write_bytes(b"z" * 100)
+    folder = disk.folder(store, UPLOAD_ID)
+    markers = sum((folder / name).stat().st_size for name in (MANIFEST, TENANT))
     assert store.size(UPLOAD_ID) == 8100 + markers
 
     freed = store.remove(UPLOAD_ID)
@@ -305,13 +308,13 @@ def test_upload_ids_skip_strays_and_symlinks(store: UploadStore, tmp_path: Path)
 
 def test_last_activity_is_the_newest_mtime_inside(store: UploadStore) -> None:
     sealed(store)
-    path = store.file_path(UPLOAD_ID, 0)
-    for item in [store.path(UPLOAD_ID), *store.path(UPLOAD_ID).rglob("*")]:
+    path = disk.file_path(store, UPLOAD_ID, 0)
+    for item in [disk.folder(store, UPLOAD_ID), *disk.folder(store, UPLOAD_ID).rglob("*")]:
         os.utime(item, (1000, 1000))
     os.utime(path, (5000, 5000))
     assert store.last_activity(UPLOAD_ID) == 5000
-    assert store.marker_time(UPLOAD_ID, MANIFEST) == 1000
-    assert store.marker_time(UPLOAD_ID, RESULT) is None
+    assert store.timeline(UPLOAD_ID).manifest_time == 1000
+    assert store.timeline(UPLOAD_ID).result_time is None
 
 
 def test_manifest_and_job_read_back_what_was_written(store: UploadStore) -> None:
@@ -319,7 +322,7 @@ def test_manifest_and_job_read_back_what_was_written(store: UploadStore) -> None
     assert (store.manifest(UPLOAD_ID), store.job(UPLOAD_ID)) == (None, None)
     sealed_id = sealed(store, new_upload_id())
     store.mark_queued(sealed_id, {"message_id": "m-1"})
-    assert store.manifest(sealed_id) == store.read(sealed_id, MANIFEST)
+    assert store.manifest(sealed_id) == store.manifest(sealed_id)
     assert store.manifest(sealed_id)["files"] == [{"path": "files/0", "size": 7}]
     assert store.job(sealed_id) == {"message_id": "m-1"}
 
@@ -328,10 +331,10 @@ def test_a_timeline_has_each_steps_time_and_only_a_receiving_uploads_activity(
     store: UploadStore,
 ) -> None:
     store.create(UPLOAD_ID)
-    store.file_path(UPLOAD_ID, 0).write_bytes(b"half")
-    for item in [store.path(UPLOAD_ID), *store.path(UPLOAD_ID).rglob("*")]:
+    disk.file_path(store, UPLOAD_ID, 0).write_bytes(b"half")
+    for item in [disk.folder(store, UPLOAD_ID), *disk.folder(store, UPLOAD_ID).rglob("*")]:
         os.utime(item, (1000, 1000))
-    os.utime(store.file_path(UPLOAD_ID, 0), (2000, 2000))
+    os.utime(disk.file_path(store, UPLOAD_ID, 0), (2000, 2000))
     receiving = store.timeline(UPLOAD_ID)
     assert receiving == store_module.Timeline(State.RECEIVING, 2000, None, None, None, None)
 
@@ -340,7 +343,7 @@ def test_a_timeline_has_each_steps_time_and_only_a_receiving_uploads_activity(
     store.claim(UPLOAD_ID, {})
     store.finish(UPLOAD_ID, {"status": "failed"})
     for stamp, name in enumerate((MANIFEST, JOB, CLAIM, RESULT), start=3):
-        os.utime(store.path(UPLOAD_ID) / name, (stamp * 1000, stamp * 1000))
+        os.utime(disk.folder(store, UPLOAD_ID) / name, (stamp * 1000, stamp * 1000))
     finished = store.timeline(UPLOAD_ID)
     assert finished == store_module.Timeline(State.FAILED, None, 3000, 4000, 5000, 6000)
 
@@ -372,7 +375,7 @@ def test_lock_lives_outside_the_upload(store: UploadStore) -> None:
     store.create(UPLOAD_ID)
     with store.lock(UPLOAD_ID):
         assert (store.root / LOCKS / f"{UPLOAD_ID}.lock").exists()
-    assert entries(store.path(UPLOAD_ID)) == {"files", TENANT}
+    assert entries(disk.folder(store, UPLOAD_ID)) == {"files", TENANT}
 
 
 def test_lock_is_free_again_after_release(store: UploadStore) -> None:
@@ -441,7 +444,7 @@ def test_the_tenant_is_recorded_when_the_folder_is_made(store: UploadStore) -> N
 
 def test_an_upload_without_a_tenant_record_is_anonymous(store: UploadStore) -> None:
     sealed(store)
-    (store.path(UPLOAD_ID) / TENANT).unlink()
+    (disk.folder(store, UPLOAD_ID) / TENANT).unlink()
     assert store.tenant(UPLOAD_ID) == ANONYMOUS
 
 
@@ -451,7 +454,7 @@ def test_a_cancel_is_a_marker_that_keeps_the_state(store: UploadStore) -> None:
     assert not store.cancelled(UPLOAD_ID)
     store.mark_cancelled(UPLOAD_ID)
     assert store.cancelled(UPLOAD_ID)
-    assert (store.path(UPLOAD_ID) / CANCELLED).is_file()
+    assert (disk.folder(store, UPLOAD_ID) / CANCELLED).is_file()
     assert store.state(UPLOAD_ID) is State.RECEIVING
     assert store.status(UPLOAD_ID)["cancelled"] is True
 
@@ -470,7 +473,7 @@ def test_taking_over_asks_the_holder_to_stop_and_gets_the_lock_once_it_lets_go(
     asked: list[bool] = []
 
     def let_go_when_asked() -> None:
-        while not store.stop_requested(UPLOAD_ID):
+        while store.stop_reason(UPLOAD_ID) is None:
             time.sleep(0.01)
         asked.append(True)
         holder.__exit__(None, None, None)
@@ -479,7 +482,7 @@ def test_taking_over_asks_the_holder_to_stop_and_gets_the_lock_once_it_lets_go(
     watcher.start()
     with store.take_over(UPLOAD_ID, timeout=30):
         assert asked == [True]
-        assert not store.stop_requested(UPLOAD_ID)
+        assert store.stop_reason(UPLOAD_ID) is None
     watcher.join()
 
 
@@ -489,7 +492,7 @@ def test_taking_over_from_a_holder_that_stays_is_busy_and_asks_no_one_after(
     with store.lock(UPLOAD_ID):
         with pytest.raises(Busy), store.take_over(UPLOAD_ID, timeout=0.2):
             pass
-        assert not store.stop_requested(UPLOAD_ID)
+        assert store.stop_reason(UPLOAD_ID) is None
 
 
 def test_lock_files_are_those_named_after_an_upload_id_with_their_mtimes(
@@ -545,3 +548,11 @@ def test_only_the_store_knows_the_layout_on_disk() -> None:
     assert len(sources) > 20 and {"MANIFEST", "LOCKS"} <= LAYOUT_NAMES
     assert {str(p.relative_to(root)): names for p in sources
             if (names := _layout_imports(p))} == {}
+
+
+def test_a_store_whose_root_went_away_says_so(tmp_path: Path) -> None:
+    store = FileStore(tmp_path / "uploads")
+    assert store.problem() is None
+    (tmp_path / "uploads").rename(tmp_path / "elsewhere")
+    assert store.problem() == f"{tmp_path / 'uploads'} is missing"
+    assert store.free_bytes() == 0

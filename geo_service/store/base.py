@@ -1,0 +1,414 @@
+"""The upload store's interface: what the services may ask of any store.
+
+Drawn after tusd's DataStore and Locker: an upload is created, its files are
+written as streams, a resumable file grows by appends at an offset, and the
+upload is sealed with its manifest; markers record its state. Nothing here
+names a path: a filesystem keeps files as files, an object store as objects
+written in parts (an S3 multipart upload, Azure staged blocks), so a file is
+visible only once committed, and a lock may be a Redis key with an expiry
+rather than a flock. Callers never learn where bytes live, except for the
+local copies a job's processor reads (:meth:`UploadStore.local_files`).
+
+Every method that changes an upload expects the caller to hold its lock
+(:meth:`UploadStore.lock`), except :meth:`UploadStore.create` and
+:meth:`UploadStore.mark_cancelled`, which a tenant's request may make while
+someone else holds it.
+"""
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from handoff.ids import is_upload_id
+from handoff.states import State
+
+
+class InvalidId(ValueError):
+    """Not a canonical upload id; nothing was looked up with it."""
+
+
+class UploadExists(Exception):
+    """An upload with this id is already stored."""
+
+
+class UploadMissing(Exception):
+    """No upload with this id is stored."""
+
+
+class Busy(Exception):
+    """Someone else holds the upload's lock."""
+
+
+def check_id(upload_id: str) -> str:
+    """``upload_id`` if it is a canonical upload id; raises :class:`InvalidId` otherwise."""
+    if not is_upload_id(upload_id):
+        raise InvalidId(upload_id)
+    return upload_id
+
+
+class LockWait:
+    """How long each kind of caller waits for an upload's lock, in seconds, all in one place.
+
+    A worker waits long (the writer that just sealed the upload may still be
+    answering); a cancel or a take-over waits as long as a client would for
+    an answer; the sweeper never waits: a busy upload is not its to touch.
+    """
+
+    WORKER = 30.0
+    CANCEL = 10.0
+    TAKE_OVER = 10.0
+    NONE = 0.0
+
+
+class StopReason(enum.Enum):
+    """Why the holder of an upload's lock should let go of it."""
+
+    CANCELLED = "cancelled"  # its tenant cancelled it: stop and remove it
+    WANTED = "wanted"  # another request waits for the lock: keep what is durable, let go
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """An upload's state and when it reached each step, for rules that judge by age.
+
+    Times are POSIX timestamps, ``None`` for a step not reached.
+    ``last_activity``, when bytes last arrived, is only read while the
+    upload is receiving: finding it may walk the whole upload.
+    """
+
+    state: State
+    last_activity: float | None
+    manifest_time: float | None
+    job_time: float | None
+    claim_time: float | None
+    result_time: float | None
+
+
+class LockFile(NamedTuple):
+    """A lock record the store keeps for an upload id, and when it was last taken."""
+
+    upload_id: str
+    mtime: float
+
+
+class FileWriter(ABC):
+    """One new file of an upload, written as a stream; invisible until :meth:`commit`.
+
+    An object store sends parts as they fill (S3 parts of at least 5 MiB
+    but the last); closing without a commit aborts and leaves nothing.
+    """
+
+    @abstractmethod
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> int:
+        """Make the file durable and visible; returns its size."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Drop what was written; nothing of the file stays visible."""
+
+    def __enter__(self) -> "FileWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.abort()
+
+
+class AppendWriter(ABC):
+    """A resumable upload's file, written on from an offset; durable at each :meth:`sync`."""
+
+    @abstractmethod
+    def write(self, data: bytes | memoryview) -> None: ...
+
+    @abstractmethod
+    def copy_from(self, upload_id: str, size: int) -> None:
+        """Append the first ``size`` bytes of another upload's resumable file.
+
+        Where the store can, the bytes are copied without passing through here.
+        """
+
+    @abstractmethod
+    def sync(self) -> int:
+        """Make every byte written so far durable; returns the file's size."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop writing; bytes not synced may or may not have been kept."""
+
+    def __enter__(self) -> "AppendWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Locker(ABC):
+    """Upload locks, apart from the bytes: flock beside a filesystem, Redis for an object store.
+
+    A Redis locker would hold a key with an expiry and a fencing token, and
+    keep the "let go" request as a key beside it.
+    """
+
+    @abstractmethod
+    def lock(self, upload_id: str, timeout: float) -> AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
+        """The lock, asking its holder to let go while waiting for it."""
+
+    @abstractmethod
+    def stop_requested(self, upload_id: str) -> bool:
+        """Whether someone waits in :meth:`take_over` for the lock this caller holds."""
+
+    @abstractmethod
+    def lock_files(self) -> Iterator[LockFile]: ...
+
+    @abstractmethod
+    def remove_lock_file(self, upload_id: str) -> None: ...
+
+
+class UploadStore(ABC):
+    """Where uploads' bytes and markers live; see the module's docstring."""
+
+    # -- locks -----------------------------------------------------------------
+
+    @abstractmethod
+    def lock(self, upload_id: str, timeout: float = LockWait.NONE
+             ) -> AbstractContextManager[None]:
+        """The upload's exclusive lock; raises :class:`Busy` after ``timeout`` seconds.
+
+        It dies with its holder: a killed writer never blocks an upload for ever.
+        """
+
+    @abstractmethod
+    def take_over(self, upload_id: str, timeout: float) -> AbstractContextManager[None]:
+        """The upload's lock, asking its holder to let go while waiting (:meth:`stop_reason`)."""
+
+    @abstractmethod
+    def stop_reason(self, upload_id: str) -> StopReason | None:
+        """Whether, and why, the lock holder should let go: what every writer polls."""
+
+    # -- creating and writing --------------------------------------------------
+
+    @abstractmethod
+    def create(self, upload_id: str, tenant: str) -> None:
+        """Make ``tenant``'s empty upload; raises :class:`UploadExists`."""
+
+    @abstractmethod
+    def create_resumable(self, upload_id: str, tenant: str, info: dict[str, Any],
+                         progress: dict[str, Any]) -> None:
+        """Make an empty resumable upload: its info, its empty file, then its progress.
+
+        The progress comes last: an upload without it was never completely
+        created and is the sweeper's.
+        """
+
+    @abstractmethod
+    def open_writer(self, upload_id: str, index: int) -> FileWriter:
+        """A writer for the upload's file number ``index``."""
+
+    @abstractmethod
+    def open_appender(self, upload_id: str, offset: int) -> AppendWriter:
+        """A writer for the resumable upload's file, from ``offset`` (bytes after it are cut)."""
+
+    @abstractmethod
+    def durable_size(self, upload_id: str) -> int:
+        """The resumable file's size once what is there is made durable."""
+
+    @abstractmethod
+    def truncate(self, upload_id: str, size: int) -> None:
+        """Cut the resumable file back to ``size`` bytes, durably."""
+
+    @abstractmethod
+    def read_file(self, upload_id: str, index: int = 0, start: int = 0,
+                  size: int | None = None) -> Iterator[bytes]:
+        """The bytes of the upload's file ``index`` from ``start`` (``size`` of them, or all).
+
+        Raises FileNotFoundError for a file that was never committed.
+        """
+
+    @abstractmethod
+    def local_files(self, upload_id: str, count: int) -> list[Path]:
+        """Local, read-only paths of the upload's first ``count`` files, for a processor.
+
+        A filesystem gives its own files; an object store would download them
+        into the upload's scratch space.
+        """
+
+    @abstractmethod
+    def scratch(self, upload_id: str) -> Path:
+        """An empty local folder for a job's processor, removed with the upload."""
+
+    # -- markers and state -----------------------------------------------------
+
+    @abstractmethod
+    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
+        """Mark the upload complete: its files durable, then the manifest.
+
+        ``manifest["files"]`` lists the files in index order; the store
+        records where each is (an entry's ``path``), nobody else.
+        """
+
+    @abstractmethod
+    def set_info(self, upload_id: str, info: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def save_progress(self, upload_id: str, progress: dict[str, Any]) -> None:
+        """Record a resumable upload's progress; its bytes up to there must be synced first."""
+
+    @abstractmethod
+    def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def requeued(self, upload_id: str, message_id: str) -> int:
+        """Record that the job was enqueued again; returns how many times it was."""
+
+    @abstractmethod
+    def claim(self, upload_id: str, claim: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def finish(self, upload_id: str, result: dict[str, Any],
+               announcement: dict[str, Any] | None = None) -> None:
+        """Record the outcome, and what of it is still to be announced, together.
+
+        The announcement is recorded first, so a crash between the two
+        leaves it for the sweeper to send, never an outcome nobody is told of.
+        """
+
+    @abstractmethod
+    def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def announcement(self, upload_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def clear_announcement(self, upload_id: str) -> None: ...
+
+    @abstractmethod
+    def mark_cancelled(self, upload_id: str) -> None:
+        """Ask whoever holds the lock (writer or worker) to stop and remove the upload."""
+
+    @abstractmethod
+    def cancelled(self, upload_id: str) -> bool: ...
+
+    @abstractmethod
+    def exists(self, upload_id: str) -> bool: ...
+
+    @abstractmethod
+    def tenant(self, upload_id: str) -> str: ...
+
+    @abstractmethod
+    def manifest(self, upload_id: str) -> dict[str, Any] | None:
+        """What was stored (files, purpose, metadata); None until the upload is complete."""
+
+    @abstractmethod
+    def info(self, upload_id: str) -> dict[str, Any] | None:
+        """A resumable upload's creation (purpose, metadata, name, length); None for multipart."""
+
+    @abstractmethod
+    def progress(self, upload_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def job(self, upload_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def claimed(self, upload_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def result(self, upload_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def state(self, upload_id: str) -> State:
+        """The upload's state; raises :class:`UploadMissing`."""
+
+    def status(self, upload_id: str) -> dict[str, Any]:
+        """Everything known about the upload, for GET and for the API's status."""
+        state = self.state(upload_id)
+        return {
+            "id": upload_id,
+            "state": str(state),
+            "tenant": self.tenant(upload_id),
+            "cancelled": self.cancelled(upload_id),
+            "manifest": self.manifest(upload_id),
+            "info": self.info(upload_id),
+            "offset": (self.progress(upload_id) or {}).get("offset"),
+            "job": self.job(upload_id),
+            "claim": self.claimed(upload_id),
+            "result": self.result(upload_id),
+        }
+
+    @abstractmethod
+    def timeline(self, upload_id: str) -> Timeline:
+        """The state and step times; raises :class:`UploadMissing`, even for a non-upload."""
+
+    @abstractmethod
+    def last_activity(self, upload_id: str) -> float:
+        """When bytes last arrived."""
+
+    # -- removing --------------------------------------------------------------
+
+    @abstractmethod
+    def remove(self, upload_id: str) -> int:
+        """Delete the upload at once for readers; returns the bytes freed."""
+
+    def remove_if_cancelled(self, upload_id: str) -> bool:
+        """Remove the upload if its tenant cancelled it; whether it did (the caller holds the lock).
+
+        The one way a cancelled upload goes: whoever holds the lock when it
+        learns of the cancel (writer, worker) removes it here.
+        """
+        if not self.cancelled(upload_id):
+            return False
+        self.remove(upload_id)
+        return True
+
+    # -- the sweeper's view ----------------------------------------------------
+
+    @abstractmethod
+    def upload_ids(self) -> Iterator[str]: ...
+
+    @abstractmethod
+    def stray_entries(self) -> Iterator[str]:
+        """Names the store holds that are neither uploads nor its own."""
+
+    @abstractmethod
+    def has_entry(self, upload_id: str) -> bool:
+        """Whether anything at all, even something not an upload, is stored under the id."""
+
+    @abstractmethod
+    def size(self, upload_id: str) -> int: ...
+
+    @abstractmethod
+    def lock_files(self) -> Iterator[LockFile]: ...
+
+    @abstractmethod
+    def remove_lock_file(self, upload_id: str) -> None:
+        """Forget the lock record of an upload that is gone; the caller holds the lock."""
+
+    @abstractmethod
+    def unfinished_removals(self) -> list[str]:
+        """Removals begun but not finished (a crash in between); :meth:`empty_trash` ends them."""
+
+    @abstractmethod
+    def empty_trash(self) -> int:
+        """Finish removals that a crash interrupted; returns the bytes freed."""
+
+    # -- the store as a whole --------------------------------------------------
+
+    @abstractmethod
+    def problem(self) -> str | None:
+        """What keeps the store from serving, for readiness; None when it can."""
+
+    @abstractmethod
+    def free_bytes(self) -> int:
+        """Room left for uploads, for placement."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the store is, for messages."""
