@@ -19,13 +19,13 @@ would keep blocked.
 """
 
 import contextlib
-import logging
 import socket
 from dataclasses import replace
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from geo_service.http import log
 from geo_service.http.errors import BodyIncomplete, offset_mismatch, upload_problem
 from geo_service.http.state import current_state, upload_slot
 from geo_service.http.uploads import (
@@ -52,7 +52,6 @@ from handoff.server.request_body import close_after_answer
 from handoff.server.web import current_settings, require_bearer
 from handoff.tus_request import Append, UploadInfo
 
-log = logging.getLogger("handoff.geo")
 bp = Blueprint("resumable", __name__)
 
 

@@ -1,11 +1,11 @@
 """The internal upload endpoint: ``/uploads/<id>``, reachable only with the shared secret."""
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from geo_service.http import log
 from geo_service.http.errors import BodyIncomplete, upload_problem
 from geo_service.http.state import current_state, upload_slot
 from geo_service.intake.receive import Receiver
@@ -28,7 +28,6 @@ from handoff.server import metrics
 from handoff.server.request_body import body_reader, close_after_answer
 from handoff.server.web import current_settings, multipart_boundary, require_bearer
 
-log = logging.getLogger("handoff.geo")
 bp = Blueprint("uploads", __name__)
 TENANT_HEADER = "Handoff-Tenant"
 
