@@ -18,7 +18,7 @@ someone else holds it.
 import enum
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +93,16 @@ class Marker(enum.Enum):
 # The steps after receiving, furthest first, each known by its marker (the result aside).
 _STEPS = ((Marker.CLAIM, State.CLAIMED), (Marker.JOB, State.QUEUED),
           (Marker.MANIFEST, State.COMPLETE))
+
+
+def _reader(marker: Marker, doc: str) -> Callable[["UploadStore", str], dict[str, Any] | None]:
+    """A method that reads one marker: what each of them means is in its name and ``doc``."""
+
+    def read(self: "UploadStore", upload_id: str) -> dict[str, Any] | None:
+        return self.read_marker(upload_id, marker)
+
+    read.__doc__ = doc
+    return read
 
 
 @dataclass(frozen=True)
@@ -351,9 +361,6 @@ class UploadStore(ABC):
     def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None:
         self.write_marker(upload_id, Marker.ANNOUNCE, record)
 
-    def announcement(self, upload_id: str) -> dict[str, Any] | None:
-        return self.read_marker(upload_id, Marker.ANNOUNCE)
-
     def clear_announcement(self, upload_id: str) -> None:
         self.delete_marker(upload_id, Marker.ANNOUNCE)
 
@@ -372,27 +379,16 @@ class UploadStore(ABC):
         recorded = self.read_marker(upload_id, Marker.TENANT) or {}
         return str(recorded.get("tenant") or ANONYMOUS)
 
-    def manifest(self, upload_id: str) -> dict[str, Any] | None:
-        """What was stored (files, purpose, metadata); None until the upload is complete."""
-        return self.read_marker(upload_id, Marker.MANIFEST)
-
-    def info(self, upload_id: str) -> dict[str, Any] | None:
-        """A resumable upload's creation (purpose, metadata, name, length); None for multipart."""
-        return self.read_marker(upload_id, Marker.INFO)
-
-    def progress(self, upload_id: str) -> dict[str, Any] | None:
-        return self.read_marker(upload_id, Marker.PROGRESS)
-
-    def job(self, upload_id: str) -> dict[str, Any] | None:
-        """What the API enqueued; None until it did."""
-        return self.read_marker(upload_id, Marker.JOB)
-
-    def claimed(self, upload_id: str) -> dict[str, Any] | None:
-        return self.read_marker(upload_id, Marker.CLAIM)
-
-    def result(self, upload_id: str) -> dict[str, Any] | None:
-        """The processor's outcome, with its ``status``; None until there is one."""
-        return self.read_marker(upload_id, Marker.RESULT)
+    manifest = _reader(Marker.MANIFEST, "What was stored (files, purpose, metadata); "
+                                         "None until the upload is complete.")
+    info = _reader(Marker.INFO, "A resumable upload's creation (purpose, metadata, name, "
+                                "length); None for multipart.")
+    progress = _reader(Marker.PROGRESS, "A resumable upload's durable offset and its sha256 state.")
+    job = _reader(Marker.JOB, "What the API enqueued; None until it did.")
+    claimed = _reader(Marker.CLAIM, "Which worker took the job; None until one did.")
+    result = _reader(Marker.RESULT, "The processor's outcome, with its ``status``; None until "
+                                    "there is one.")
+    announcement = _reader(Marker.ANNOUNCE, "What of the outcome is still to be announced.")
 
     def state(self, upload_id: str) -> State:
         """The furthest step the upload has a marker for; raises :class:`UploadMissing`."""
