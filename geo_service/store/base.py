@@ -9,6 +9,11 @@ visible only once committed, and a lock may be a Redis key with an expiry
 rather than a flock. Callers never learn where bytes live, except for the
 local copies a job's processor reads (:meth:`UploadStore.local_files`).
 
+An implementation provides primitives only: markers are read, timed,
+written and deleted whole (an object store keeps each as one small object),
+and what each marker means, the upload's state among them, is derived here
+once.
+
 Every method that changes an upload expects the caller to hold its lock
 (:meth:`UploadStore.lock`), except :meth:`UploadStore.create` and
 :meth:`UploadStore.mark_cancelled`, which a tenant's request may make while
