@@ -13,6 +13,7 @@ from geo_service.store.base import (
     InvalidId,
     LockFile,
     LockWait,
+    Marker,
     StopReason,
     Timeline,
     UploadExists,
@@ -37,5 +38,5 @@ def open_store_at(root: Path) -> UploadStore:
 
 
 __all__ = ["AppendWriter", "Busy", "FileStore", "FileWriter", "InvalidId", "LockFile", "LockWait",
-           "State", "StopReason", "Timeline", "UploadExists", "UploadMissing", "UploadStore",
-           "check_id", "held", "open_store", "open_store_at"]
+           "Marker", "State", "StopReason", "Timeline", "UploadExists", "UploadMissing",
+           "UploadStore", "check_id", "held", "open_store", "open_store_at"]

@@ -9,6 +9,11 @@ visible only once committed, and a lock may be a Redis key with an expiry
 rather than a flock. Callers never learn where bytes live, except for the
 local copies a job's processor reads (:meth:`UploadStore.local_files`).
 
+An implementation provides primitives only: markers are read, timed,
+written and deleted whole (an object store keeps each as one small object),
+and what each marker means, the upload's state among them, is derived here
+once.
+
 Every method that changes an upload expects the caller to hold its lock
 (:meth:`UploadStore.lock`), except :meth:`UploadStore.create` and
 :meth:`UploadStore.mark_cancelled`, which a tenant's request may make while
@@ -16,13 +21,15 @@ someone else holds it.
 """
 
 import enum
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from handoff.auth import ANONYMOUS
 from handoff.ids import is_upload_id
 from handoff.states import State
 
@@ -69,6 +76,38 @@ class StopReason(enum.Enum):
 
     CANCELLED = "cancelled"  # its tenant cancelled it: stop and remove it
     WANTED = "wanted"  # another request waits for the lock: keep what is durable, let go
+
+
+class Marker(enum.Enum):
+    """The small records that say where an upload stands, each written whole or not at all.
+
+    A filesystem keeps each as a file, an object store as one small object.
+    """
+
+    TENANT = "tenant"  # who sent it, written with the upload
+    INFO = "info"  # a resumable upload's creation: purpose, metadata, name, length
+    PROGRESS = "progress"  # a resumable upload's durable offset and its sha256 state there
+    CANCELLED = "cancelled"  # its tenant cancelled it: the writer or worker stops
+    MANIFEST = "manifest"  # written last: "fully written"
+    JOB = "job"  # the API enqueued a job for it
+    CLAIM = "claim"  # a worker took the job
+    RESULT = "result"  # the processor's outcome (done or failed)
+    ANNOUNCE = "announce"  # announcements of the outcome not yet enqueued
+
+
+# The steps after receiving, furthest first, each known by its marker (the result aside).
+_STEPS = ((Marker.CLAIM, State.CLAIMED), (Marker.JOB, State.QUEUED),
+          (Marker.MANIFEST, State.COMPLETE))
+
+
+def _reader(marker: Marker, doc: str) -> Callable[["UploadStore", str], dict[str, Any] | None]:
+    """A method that reads one marker: what each of them means is in its name and ``doc``."""
+
+    def read(self: "UploadStore", upload_id: str) -> dict[str, Any] | None:
+        return self.read_marker(upload_id, marker)
+
+    read.__doc__ = doc
+    return read
 
 
 @dataclass(frozen=True)
@@ -245,34 +284,74 @@ class UploadStore(ABC):
     def scratch(self, upload_id: str) -> Path:
         """An empty local folder for a job's processor, removed with the upload."""
 
-    # -- markers and state -----------------------------------------------------
+    # -- markers: the primitives ------------------------------------------------
 
     @abstractmethod
-    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
-        """Mark the upload complete: its files durable, then the manifest.
+    def write_marker(self, upload_id: str, marker: Marker, payload: dict[str, Any]) -> None:
+        """Record ``payload`` as the marker, replacing any before it, durably and atomically.
 
-        ``manifest["files"]`` lists the files in index order; the store
-        records where each is (an entry's ``path``), nobody else.
+        A reader sees the old record or the whole new one, never part of it.
+        Raises :class:`UploadMissing`.
         """
 
     @abstractmethod
-    def set_info(self, upload_id: str, info: dict[str, Any]) -> None: ...
+    def read_marker(self, upload_id: str, marker: Marker) -> dict[str, Any] | None:
+        """The marker's record; None if it was never written (or the upload is missing)."""
 
     @abstractmethod
+    def marker_time(self, upload_id: str, marker: Marker) -> float | None:
+        """When the marker was last written (a POSIX timestamp); None if it is not there.
+
+        Cheaper than reading it: writers ask per chunk whether they were cancelled.
+        """
+
+    @abstractmethod
+    def delete_marker(self, upload_id: str, marker: Marker) -> None:
+        """Remove the marker durably; one that is not there is no error."""
+
+    @abstractmethod
+    def file_location(self, index: int) -> str:
+        """Where the store keeps an upload's file ``index``, as its manifest records it."""
+
+    def has_marker(self, upload_id: str, marker: Marker) -> bool:
+        return self.marker_time(upload_id, marker) is not None
+
+    # -- markers: what each one means -------------------------------------------
+
+    def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
+        """Mark the upload complete: its files durable, then the manifest.
+
+        ``manifest["files"]`` lists the files in index order; the store fills
+        in where each is (an entry's ``path``, in ``manifest`` itself), nobody
+        else. Committed files are durable here; a store that needs more
+        before the manifest (a folder's fsync) does it, then calls this.
+        """
+        manifest["files"] = [{"path": self.file_location(index)}
+                             | {k: v for k, v in entry.items() if k != "path"}
+                             for index, entry in enumerate(manifest["files"])]
+        self.write_marker(upload_id, Marker.MANIFEST, manifest)
+
+    def set_info(self, upload_id: str, info: dict[str, Any]) -> None:
+        self.write_marker(upload_id, Marker.INFO, info)
+
     def save_progress(self, upload_id: str, progress: dict[str, Any]) -> None:
         """Record a resumable upload's progress; its bytes up to there must be synced first."""
+        self.write_marker(upload_id, Marker.PROGRESS, progress)
 
-    @abstractmethod
-    def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None: ...
+    def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None:
+        self.write_marker(upload_id, Marker.JOB, job)
 
-    @abstractmethod
     def requeued(self, upload_id: str, message_id: str) -> int:
-        """Record that the job was enqueued again; returns how many times it was."""
+        """Rewrite the job marker, so its time is the new message's; returns the requeues so far."""
+        job = self.job(upload_id) or {}
+        count = int(job.get("requeues", 0)) + 1
+        self.write_marker(upload_id, Marker.JOB, {**job, "message_id": message_id,
+                                                  "enqueued_at": time.time(), "requeues": count})
+        return count
 
-    @abstractmethod
-    def claim(self, upload_id: str, claim: dict[str, Any]) -> None: ...
+    def claim(self, upload_id: str, claim: dict[str, Any]) -> None:
+        self.write_marker(upload_id, Marker.CLAIM, claim)
 
-    @abstractmethod
     def finish(self, upload_id: str, result: dict[str, Any],
                announcement: dict[str, Any] | None = None) -> None:
         """Record the outcome, and what of it is still to be announced, together.
@@ -280,52 +359,53 @@ class UploadStore(ABC):
         The announcement is recorded first, so a crash between the two
         leaves it for the sweeper to send, never an outcome nobody is told of.
         """
+        if announcement is not None:
+            self.set_announcement(upload_id, announcement)
+        self.write_marker(upload_id, Marker.RESULT, result)
 
-    @abstractmethod
-    def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None: ...
+    def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None:
+        self.write_marker(upload_id, Marker.ANNOUNCE, record)
 
-    @abstractmethod
-    def announcement(self, upload_id: str) -> dict[str, Any] | None: ...
+    def clear_announcement(self, upload_id: str) -> None:
+        self.delete_marker(upload_id, Marker.ANNOUNCE)
 
-    @abstractmethod
-    def clear_announcement(self, upload_id: str) -> None: ...
-
-    @abstractmethod
     def mark_cancelled(self, upload_id: str) -> None:
         """Ask whoever holds the lock (writer or worker) to stop and remove the upload."""
+        self.write_marker(upload_id, Marker.CANCELLED, {"cancelled_at": time.time()})
 
-    @abstractmethod
-    def cancelled(self, upload_id: str) -> bool: ...
+    def cancelled(self, upload_id: str) -> bool:
+        return self.has_marker(upload_id, Marker.CANCELLED)
 
     @abstractmethod
     def exists(self, upload_id: str) -> bool: ...
 
-    @abstractmethod
-    def tenant(self, upload_id: str) -> str: ...
+    def tenant(self, upload_id: str) -> str:
+        """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
+        recorded = self.read_marker(upload_id, Marker.TENANT) or {}
+        return str(recorded.get("tenant") or ANONYMOUS)
 
-    @abstractmethod
-    def manifest(self, upload_id: str) -> dict[str, Any] | None:
-        """What was stored (files, purpose, metadata); None until the upload is complete."""
+    manifest = _reader(Marker.MANIFEST, "What was stored (files, purpose, metadata); "
+                                         "None until the upload is complete.")
+    info = _reader(Marker.INFO, "A resumable upload's creation (purpose, metadata, name, "
+                                "length); None for multipart.")
+    progress = _reader(Marker.PROGRESS, "A resumable upload's durable offset and its sha256 state.")
+    job = _reader(Marker.JOB, "What the API enqueued; None until it did.")
+    claimed = _reader(Marker.CLAIM, "Which worker took the job; None until one did.")
+    result = _reader(Marker.RESULT, "The processor's outcome, with its ``status``; None until "
+                                    "there is one.")
+    announcement = _reader(Marker.ANNOUNCE, "What of the outcome is still to be announced.")
 
-    @abstractmethod
-    def info(self, upload_id: str) -> dict[str, Any] | None:
-        """A resumable upload's creation (purpose, metadata, name, length); None for multipart."""
-
-    @abstractmethod
-    def progress(self, upload_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def job(self, upload_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def claimed(self, upload_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
-    def result(self, upload_id: str) -> dict[str, Any] | None: ...
-
-    @abstractmethod
     def state(self, upload_id: str) -> State:
-        """The upload's state; raises :class:`UploadMissing`."""
+        """The furthest step the upload has a marker for; raises :class:`UploadMissing`."""
+        if not self.exists(upload_id):
+            raise UploadMissing(upload_id)
+        result = self.result(upload_id)
+        if result is not None:
+            return State(result["status"])
+        for marker, state in _STEPS:
+            if self.has_marker(upload_id, marker):
+                return state
+        return State.RECEIVING
 
     def status(self, upload_id: str) -> dict[str, Any]:
         """Everything known about the upload, for GET and for the API's status."""
@@ -343,9 +423,17 @@ class UploadStore(ABC):
             "result": self.result(upload_id),
         }
 
-    @abstractmethod
     def timeline(self, upload_id: str) -> Timeline:
         """The state and step times; raises :class:`UploadMissing`, even for a non-upload."""
+        state = self.state(upload_id)
+        return Timeline(
+            state=state,
+            last_activity=self.last_activity(upload_id) if state is State.RECEIVING else None,
+            manifest_time=self.marker_time(upload_id, Marker.MANIFEST),
+            job_time=self.marker_time(upload_id, Marker.JOB),
+            claim_time=self.marker_time(upload_id, Marker.CLAIM),
+            result_time=self.marker_time(upload_id, Marker.RESULT),
+        )
 
     @abstractmethod
     def last_activity(self, upload_id: str) -> float:

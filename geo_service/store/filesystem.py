@@ -38,6 +38,7 @@ from geo_service.store.base import (
     AppendWriter,
     FileWriter,
     LockFile,
+    Marker,
     StopReason,
     Timeline,
     UploadExists,
@@ -50,18 +51,22 @@ from handoff.auth import ANONYMOUS
 from handoff.ids import is_upload_id
 from handoff.jsontext import dumps
 from handoff.server.blocking import off_loop
-from handoff.states import State
 from handoff.units import CHUNK_SIZE
 
-TENANT = "tenant.json"
-INFO = "info.json"
-PROGRESS = "progress.json"
-CANCELLED = "cancelled.json"
-MANIFEST = "manifest.json"
-JOB = "job.json"
-CLAIM = "claim.json"
-RESULT = "result.json"
-ANNOUNCE = "announce.json"
+
+def marker_file(marker: Marker) -> str:
+    """A marker's file in the upload's folder: ``manifest.json`` for the manifest."""
+    return f"{marker.value}.json"
+
+
+TENANT = marker_file(Marker.TENANT)
+INFO = marker_file(Marker.INFO)
+PROGRESS = marker_file(Marker.PROGRESS)
+CANCELLED = marker_file(Marker.CANCELLED)
+MANIFEST = marker_file(Marker.MANIFEST)
+JOB = marker_file(Marker.JOB)
+CLAIM = marker_file(Marker.CLAIM)
+RESULT = marker_file(Marker.RESULT)
 FILES = "files"
 WORK = "work"
 LOCKS = ".locks"
@@ -122,18 +127,17 @@ class FileStore(UploadStore):
             folder.mkdir()
         except FileExistsError:
             raise UploadExists(upload_id) from None
-        _write_json(folder / TENANT, {"tenant": tenant})
+        self.write_marker(upload_id, Marker.TENANT, {"tenant": tenant})
         (folder / FILES).mkdir()
 
     def create_resumable(self, upload_id: str, tenant: str, info: dict[str, Any],
                          progress: dict[str, Any]) -> None:
         self.create(upload_id, tenant)
-        folder = self._folder(upload_id)
-        _write_json(folder / INFO, info)
+        self.set_info(upload_id, info)
         with open(self._file(upload_id, 0), "xb") as handle:
             off_loop(os.fsync, handle.fileno())
-        _fsync_dir(folder / FILES)
-        _write_json(folder / PROGRESS, progress)
+        _fsync_dir(self._folder(upload_id) / FILES)
+        self.save_progress(upload_id, progress)
 
     def open_writer(self, upload_id: str, index: int) -> FileWriter:
         return _NewFile(self._file(upload_id, index))
@@ -166,98 +170,41 @@ class FileStore(UploadStore):
         work_dir.mkdir()
         return work_dir
 
-    # -- markers and state -----------------------------------------------------
+    # -- markers ---------------------------------------------------------------
+
+    def write_marker(self, upload_id: str, marker: Marker, payload: dict[str, Any]) -> None:
+        """A temporary file fsynced, renamed over the marker's file, then the folder fsynced."""
+        if not self._folder(upload_id).is_dir():
+            raise UploadMissing(upload_id)
+        _write_json(self._marker(upload_id, marker), payload)
+
+    def read_marker(self, upload_id: str, marker: Marker) -> dict[str, Any] | None:
+        try:
+            return json.loads(self._marker(upload_id, marker).read_text())
+        except FileNotFoundError:
+            return None
+
+    def marker_time(self, upload_id: str, marker: Marker) -> float | None:
+        try:
+            return self._marker(upload_id, marker).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def delete_marker(self, upload_id: str, marker: Marker) -> None:
+        path = self._marker(upload_id, marker)
+        path.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+
+    def file_location(self, index: int) -> str:
+        return f"{FILES}/{index}"
 
     def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
-        """Fills in each file entry's ``path`` (in ``manifest`` itself), then writes it."""
-        folder = self._folder(upload_id)
-        files = [{"path": f"{FILES}/{index}"} | {k: v for k, v in entry.items() if k != "path"}
-                 for index, entry in enumerate(manifest["files"])]
-        manifest["files"] = files
-        _fsync_dir(folder / FILES)
-        _write_json(folder / MANIFEST, manifest)
-
-    def set_info(self, upload_id: str, info: dict[str, Any]) -> None:
-        self._write_marker(upload_id, INFO, info)
-
-    def save_progress(self, upload_id: str, progress: dict[str, Any]) -> None:
-        self._write_marker(upload_id, PROGRESS, progress)
-
-    def mark_queued(self, upload_id: str, job: dict[str, Any]) -> None:
-        self._write_marker(upload_id, JOB, job)
-
-    def requeued(self, upload_id: str, message_id: str) -> int:
-        """Rewrite the job marker, so its time is the new message's, and count the requeues."""
-        job = self.job(upload_id) or {}
-        count = int(job.get("requeues", 0)) + 1
-        self._write_marker(upload_id, JOB, {**job, "message_id": message_id,
-                                            "enqueued_at": time.time(), "requeues": count})
-        return count
-
-    def claim(self, upload_id: str, claim: dict[str, Any]) -> None:
-        self._write_marker(upload_id, CLAIM, claim)
-
-    def finish(self, upload_id: str, result: dict[str, Any],
-               announcement: dict[str, Any] | None = None) -> None:
-        if announcement is not None:
-            self.set_announcement(upload_id, announcement)
-        self._write_marker(upload_id, RESULT, result)
-
-    def set_announcement(self, upload_id: str, record: dict[str, Any]) -> None:
-        self._write_marker(upload_id, ANNOUNCE, record)
-
-    def announcement(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, ANNOUNCE)
-
-    def clear_announcement(self, upload_id: str) -> None:
-        folder = self._folder(upload_id)
-        (folder / ANNOUNCE).unlink(missing_ok=True)
-        _fsync_dir(folder)
-
-    def mark_cancelled(self, upload_id: str) -> None:
-        self._write_marker(upload_id, CANCELLED, {"cancelled_at": time.time()})
-
-    def cancelled(self, upload_id: str) -> bool:
-        return (self._folder(upload_id) / CANCELLED).exists()
+        """The files' folder is fsynced first: their renames must last before the manifest does."""
+        _fsync_dir(self._folder(upload_id) / FILES)
+        super().seal(upload_id, manifest)
 
     def exists(self, upload_id: str) -> bool:
         return self._folder(upload_id).is_dir()
-
-    def tenant(self, upload_id: str) -> str:
-        """Who sent the upload; ANONYMOUS for one stored before tenants were recorded."""
-        recorded = self._read(upload_id, TENANT) or {}
-        return str(recorded.get("tenant") or ANONYMOUS)
-
-    def manifest(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, MANIFEST)
-
-    def info(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, INFO)
-
-    def progress(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, PROGRESS)
-
-    def job(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, JOB)
-
-    def claimed(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, CLAIM)
-
-    def result(self, upload_id: str) -> dict[str, Any] | None:
-        return self._read(upload_id, RESULT)
-
-    def state(self, upload_id: str) -> State:
-        folder = self._folder(upload_id)
-        if not folder.is_dir():
-            raise UploadMissing(upload_id)
-        result = self.result(upload_id)
-        if result is not None:
-            return State(result["status"])
-        markers = ((CLAIM, State.CLAIMED), (JOB, State.QUEUED), (MANIFEST, State.COMPLETE))
-        for name, state in markers:
-            if (folder / name).exists():
-                return state
-        return State.RECEIVING
 
     def timeline(self, upload_id: str) -> Timeline:
         """An entry that is not a directory (a symlink swapped in, say) counts as missing."""
@@ -267,15 +214,7 @@ class FileStore(UploadStore):
             raise UploadMissing(upload_id) from None
         if not stat.S_ISDIR(mode):
             raise UploadMissing(upload_id)
-        state = self.state(upload_id)
-        return Timeline(
-            state=state,
-            last_activity=self.last_activity(upload_id) if state is State.RECEIVING else None,
-            manifest_time=self._marker_time(upload_id, MANIFEST),
-            job_time=self._marker_time(upload_id, JOB),
-            claim_time=self._marker_time(upload_id, CLAIM),
-            result_time=self._marker_time(upload_id, RESULT),
-        )
+        return super().timeline(upload_id)
 
     def last_activity(self, upload_id: str) -> float:
         """Newest modification time inside the upload."""
@@ -346,23 +285,8 @@ class FileStore(UploadStore):
     def _file(self, upload_id: str, index: int) -> Path:
         return self._folder(upload_id) / FILES / str(index)
 
-    def _read(self, upload_id: str, name: str) -> dict[str, Any] | None:
-        try:
-            return json.loads((self._folder(upload_id) / name).read_text())
-        except FileNotFoundError:
-            return None
-
-    def _marker_time(self, upload_id: str, name: str) -> float | None:
-        try:
-            return (self._folder(upload_id) / name).stat().st_mtime
-        except FileNotFoundError:
-            return None
-
-    def _write_marker(self, upload_id: str, name: str, payload: dict[str, Any]) -> None:
-        folder = self._folder(upload_id)
-        if not folder.is_dir():
-            raise UploadMissing(upload_id)
-        _write_json(folder / name, payload)
+    def _marker(self, upload_id: str, marker: Marker) -> Path:
+        return self._folder(upload_id) / marker_file(marker)
 
 
 def _write_all(handle: IO[bytes], data: bytes | memoryview) -> None:

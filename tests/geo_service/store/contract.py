@@ -21,6 +21,7 @@ import pytest
 from geo_service.store import (
     Busy,
     InvalidId,
+    Marker,
     State,
     StopReason,
     UploadExists,
@@ -158,6 +159,46 @@ class StoreContract:
         assert store.progress(ID) == {**PROGRESS, "offset": 5}
         assert store.status(ID)["offset"] == 5
         assert read(store, ID) == b""
+
+    # -- markers, the primitives the rest is built on -------------------------
+
+    @pytest.mark.parametrize("marker", list(Marker))
+    def test_a_marker_is_written_read_back_and_replaced_whole(
+            self, store: UploadStore, marker: Marker) -> None:
+        store.create(ID, "alice")
+        store.write_marker(ID, marker, {"first": 1, "nested": {"a": [1, 2]}})
+        assert store.read_marker(ID, marker) == {"first": 1, "nested": {"a": [1, 2]}}
+        assert isinstance(store.marker_time(ID, marker), float)
+        store.write_marker(ID, marker, {"second": 2})
+        assert store.read_marker(ID, marker) == {"second": 2}
+        assert store.read_marker(OTHER, marker) is None
+
+    def test_a_marker_never_written_is_absent(self, store: UploadStore) -> None:
+        store.create(ID, "alice")
+        store.write_marker(ID, Marker.JOB, {"message_id": "m-1"})
+        absent = [m for m in Marker if m not in (Marker.TENANT, Marker.JOB)]
+        assert [store.read_marker(ID, m) for m in absent] == [None] * len(absent)
+        assert [store.marker_time(ID, m) for m in absent] == [None] * len(absent)
+        assert [store.has_marker(ID, m) for m in Marker] == [m in (Marker.TENANT, Marker.JOB)
+                                                            for m in Marker]
+
+    def test_a_deleted_marker_is_gone_and_others_stay(self, store: UploadStore) -> None:
+        store.create(ID, "alice")
+        store.write_marker(ID, Marker.ANNOUNCE, {"pending": ["actor"]})
+        store.write_marker(ID, Marker.RESULT, {"status": "done"})
+        store.delete_marker(ID, Marker.ANNOUNCE)
+        assert store.read_marker(ID, Marker.ANNOUNCE) is None
+        assert store.marker_time(ID, Marker.ANNOUNCE) is None
+        store.delete_marker(ID, Marker.ANNOUNCE)
+        assert store.read_marker(ID, Marker.RESULT) == {"status": "done"}
+        assert store.state(ID) is State.DONE
+
+    def test_markers_of_a_missing_upload(self, store: UploadStore) -> None:
+        with pytest.raises(UploadMissing):
+            store.write_marker(ID, Marker.INFO, {})
+        assert store.read_marker(ID, Marker.INFO) is None
+        assert store.marker_time(ID, Marker.INFO) is None
+        assert not store.exists(ID)
 
     # -- files ---------------------------------------------------------------
 
