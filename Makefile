@@ -40,8 +40,9 @@ browser-deps:
 run: $(STAMP)
 	$(BIN)/python -m devstack
 
+# The 25 slowest tests are listed at the end, to keep the suite's time in view.
 test: lint browser-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=25
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not integration"
