@@ -133,5 +133,5 @@ window.handoffResults = (function () {
     return made;
   }
 
-  return { table, result };
+  return { table, result, node };
 })();

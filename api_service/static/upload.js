@@ -47,16 +47,7 @@
     return problem;
   }
 
-  function element(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) {
-      node.className = className;
-    }
-    if (text !== undefined) {
-      node.textContent = text;
-    }
-    return node;
-  }
+  const element = window.handoffResults.node;
 
   function size(bytes) {
     const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
