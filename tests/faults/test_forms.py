@@ -253,3 +253,16 @@ def test_bad_metadata_in_a_tus_creation_is_400_naming_it_and_logs_no_error(quiet
     assert assert_problem(answer, 400, detail="metadata ")["detail"].startswith("metadata ")
     nothing_kept(quiet)
     assert _errors_logged(quiet, starts) == []
+
+
+def test_tus_metadata_past_the_header_limit_is_431_and_logs_no_error(quiet: Stack) -> None:
+    """10,000 levels cannot travel in a header: gunicorn refuses it before any code reads it."""
+    starts = {name: len(quiet.log(name)) for name in ("api", "geo")}
+    answer = requests.post(f"{quiet.api_url}/v1/uploads", timeout=30, headers={
+        **quiet.client_headers, "Tus-Resumable": "1.0.0", "Upload-Length": "2",
+        "Upload-Metadata": encode_metadata({"purpose": "raw",
+                                            "metadata": _nested_metadata(10_000)})})
+
+    assert_problem(answer, 431, detail="limit request headers fields size")
+    nothing_kept(quiet)
+    assert _errors_logged(quiet, starts) == []
