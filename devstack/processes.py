@@ -310,5 +310,25 @@ class LocalStack:
             kill(proc)
 
     def stop_all(self) -> None:
-        for name in reversed(list(self.procs)):
-            self.stop(name)
+        """Stop every part in waves, each wave's parts at once.
+
+        The parts that use others go first (API, workers, sweepers, hosts),
+        then the geo services they send to, then valkey; each wave gets
+        :attr:`stop_timeout` before what is left of it is killed.
+        """
+        for rank in range(3):
+            names = [name for name in reversed(list(self.procs)) if _stop_wave(name) == rank]
+            stopping = [self.procs.pop(name) for name in names]
+            for proc in stopping:
+                if proc.poll() is None:
+                    proc.terminate()
+            deadline = time.monotonic() + self.stop_timeout
+            for proc in stopping:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(max(0.0, deadline - time.monotonic()))
+                kill(proc)
+
+
+def _stop_wave(name: str) -> int:
+    """When a part stops: 0 with the clients, 1 with the geo services, 2 with valkey."""
+    return {"redis": 2, "geo": 1}.get(name.split("-")[0], 0)

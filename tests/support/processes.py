@@ -14,7 +14,6 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +49,7 @@ class Processes(contextlib.ExitStack):
         """A running copy of the product in a folder of its own (see ``launch``)."""
         root = self.folder(name)
         running = launch(root, overrides, components, replicas)
-        self.callback(_stop_stack, running)
+        self.callback(running.stop_all)
         return running
 
     def popen(self, argv: Sequence[str], stop_signal: int = signal.SIGTERM,
@@ -90,29 +89,6 @@ class Processes(contextlib.ExitStack):
         thread.start()
         self.callback(_shut, server, thread)
         return f"http://127.0.0.1:{server.server_port}"
-
-
-def _stop_stack(stack: Stack) -> None:
-    """Stop a stack's parts in waves, the parts of a wave all at once.
-
-    Those that use the others go first (API, workers, sweepers, hosts), then
-    the geo services, then valkey: the order ``stop_all`` keeps, without
-    waiting for each worker's shutdown in turn.
-    """
-    def wave(name: str) -> int:
-        return {"redis": 2, "geo": 1}.get(name.split("-")[0], 0)
-
-    for rank in range(3):
-        names = [name for name in stack.procs if wave(name) == rank]
-        stopping = [stack.procs.pop(name) for name in names]
-        for proc in stopping:
-            if proc.poll() is None:
-                proc.terminate()
-        deadline = time.monotonic() + stack.stop_timeout
-        for proc in stopping:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            processes.kill(proc)
 
 
 def _end(proc: subprocess.Popen, stop_signal: int, grace: float) -> None:
