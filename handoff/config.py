@@ -62,6 +62,12 @@ class Settings:
     redis_url: str = ""
     queue: str = "geoprocessing"
     uploads_root: Path = Path("var/uploads")
+    # None: the filesystem store under uploads_root (``file://``).
+    store_url: "StoreUrl | None" = None
+    # None: a folder in the system temp dir. Where a worker keeps a job's local copies.
+    scratch_dir: Path | None = None
+    # Bytes the worker's scratch folder may hold at once; 0 for the disk's free space.
+    scratch_limit: int = 0
     max_upload_size: int = 50 * GiB
     max_file_size: int = 50 * GiB
     max_form_fields_size: int = MiB
@@ -133,9 +139,65 @@ class Settings:
         return self.uploads_root / self.replica if self.replica else self.uploads_root
 
     @property
+    def shared_store(self) -> bool:
+        """Whether every geo replica and worker reaches every upload (an object store).
+
+        Then any replica serves any request and one job queue feeds every
+        worker; with a filesystem store, each replica serves what it holds.
+        """
+        return self.store_url is not None and self.store_url.shared
+
+    @property
     def geo_replicas(self) -> tuple[tuple[str | None, str], ...]:
         """(name, url) of every geo replica the API places uploads on; one unnamed by default."""
         return self.geo_replica_urls or ((None, self.geo_url),)
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    """``HANDOFF_STORE_URL``: ``file:///path``, ``s3://bucket/prefix`` or ``az://container/prefix``.
+
+    Endpoints and credentials are not in it: each SDK reads its own standard
+    configuration (``AWS_*``, ``AZURE_STORAGE_CONNECTION_STRING``).
+    """
+
+    scheme: str  # file, s3 or az
+    location: str  # the path for file, else the bucket or container
+    prefix: str = ""  # keys start with "<prefix>/" when set; no slash at either end
+
+    @property
+    def shared(self) -> bool:
+        return self.scheme != "file"
+
+    def __str__(self) -> str:
+        if self.scheme == "file":
+            return f"file://{self.location}"
+        return f"{self.scheme}://{self.location}" + (f"/{self.prefix}" if self.prefix else "")
+
+
+#: An S3 bucket name (the strictest provider's rule) or an Azure container name.
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
+
+
+def parse_store_url(text: str) -> StoreUrl:
+    """The store a URL names; ValueError says what is wrong with it."""
+    parts = urlsplit(text)
+    if parts.query or parts.fragment:
+        raise ValueError("a store URL has no query or fragment")
+    if parts.scheme == "file":
+        if parts.netloc or not parts.path.startswith("/"):
+            raise ValueError("a file store URL is file:///absolute/path")
+        return StoreUrl("file", parts.path.rstrip("/") or "/")
+    if parts.scheme not in ("s3", "az"):
+        raise ValueError("a store URL starts with file://, s3:// or az://")
+    if not _BUCKET.fullmatch(parts.netloc) or ".." in parts.netloc:
+        raise ValueError(f"{parts.netloc!r} is not a bucket or container name")
+    prefix = parts.path.strip("/")
+    if prefix and not all(_PREFIX_PART.fullmatch(p) and p not in (".", "..")
+                          for p in prefix.split("/")):
+        raise ValueError("a prefix is /-separated names of letters, digits, . _ -")
+    return StoreUrl(parts.scheme, parts.netloc, prefix)
 
 
 def replica_queue(queue: str, replica: str | None) -> str:
@@ -283,6 +345,11 @@ def _log_level(text: str) -> str:
     return level
 
 
+def _size_or_off(text: str) -> int:
+    """A size, or 0 for no limit."""
+    return 0 if text.strip() == "0" else _positive_size(text)
+
+
 def _positive_size(text: str) -> int:
     value = parse_size(text)
     if value <= 0:
@@ -313,6 +380,9 @@ _PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "REDIS_URL": ("redis_url", str),
     "QUEUE": ("queue", _queue_name),
     "UPLOADS_ROOT": ("uploads_root", Path),
+    "STORE_URL": ("store_url", parse_store_url),
+    "SCRATCH_DIR": ("scratch_dir", Path),
+    "SCRATCH_LIMIT": ("scratch_limit", _size_or_off),
     "MAX_UPLOAD_SIZE": ("max_upload_size", _positive_size),
     "MAX_FILE_SIZE": ("max_file_size", _positive_size),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", _positive_size),
@@ -411,11 +481,23 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if "max_file_size" not in values and "max_upload_size" in values:
         values["max_file_size"] = values["max_upload_size"]
     values["api_tokens"] = _all_credentials(values)
+    _file_store_root(values)
     settings = Settings(**values)
     _check_room(settings)
     _check_webhook_backoff(settings)
     _check_draining(settings)
     return settings
+
+
+def _file_store_root(values: dict[str, Any]) -> None:
+    """``file:///path`` is the filesystem store's root, the same as HANDOFF_UPLOADS_ROOT."""
+    url = values.get("store_url")
+    if url is None or url.shared:
+        return
+    root = values.setdefault("uploads_root", Path(url.location))
+    if Path(url.location) != Path(root):
+        raise ConfigError(f"{PREFIX}STORE_URL={str(url)!r} and {PREFIX}UPLOADS_ROOT={str(root)!r}"
+                          " name two roots; set one")
 
 
 def _check_draining(settings: Settings) -> None:

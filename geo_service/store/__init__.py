@@ -12,6 +12,7 @@ from geo_service.store.base import (
     FileWriter,
     InvalidId,
     LockFile,
+    LockLost,
     LockWait,
     Marker,
     StopReason,
@@ -37,6 +38,6 @@ def open_store_at(root: Path) -> UploadStore:
     return FileStore(root)
 
 
-__all__ = ["AppendWriter", "Busy", "FileStore", "FileWriter", "InvalidId", "LockFile", "LockWait",
-           "Marker", "State", "StopReason", "Timeline", "UploadExists", "UploadMissing",
+__all__ = ["AppendWriter", "Busy", "FileStore", "FileWriter", "InvalidId", "LockFile", "LockLost",
+           "LockWait", "Marker", "State", "StopReason", "Timeline", "UploadExists", "UploadMissing",
            "UploadStore", "check_id", "held", "open_store", "open_store_at"]

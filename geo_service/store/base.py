@@ -50,6 +50,10 @@ class Busy(Exception):
     """Someone else holds the upload's lock."""
 
 
+class LockLost(Exception):
+    """The caller's lock expired and may be someone else's now: it must not write."""
+
+
 def check_id(upload_id: str) -> str:
     """``upload_id`` if it is a canonical upload id; raises :class:`InvalidId` otherwise."""
     if not is_upload_id(upload_id):
@@ -210,6 +214,13 @@ class Locker(ABC):
 
     @abstractmethod
     def remove_lock_file(self, upload_id: str) -> None: ...
+
+    @abstractmethod
+    def ensure_held(self, upload_id: str) -> None:
+        """Raise :class:`LockLost` unless this process still holds the lock; called before a commit.
+
+        A lock with an expiry checks its fencing token here.
+        """
 
 
 class UploadStore(ABC):

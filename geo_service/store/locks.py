@@ -44,6 +44,9 @@ class FlockLocker(Locker):
     def stop_requested(self, upload_id: str) -> bool:
         return self._stop_path(upload_id).exists()
 
+    def ensure_held(self, upload_id: str) -> None:
+        """Nothing to check: a flock lasts exactly as long as the process that holds it."""
+
     def lock_files(self) -> Iterator[LockFile]:
         """The lock files named after an upload id, with their mtimes; nothing else."""
         with os.scandir(self.folder) as entries:

@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 
 from handoff.auth import Credential
-from handoff.config import PREFIX, ConfigError, Settings, load_or_exit, load_settings, variable
+from handoff.config import (
+    PREFIX,
+    ConfigError,
+    Settings,
+    StoreUrl,
+    load_or_exit,
+    load_settings,
+    variable,
+)
 from handoff.units import GiB
 
 # variable suffix -> (Settings field, a value to set, what it parses to)
@@ -22,6 +30,10 @@ VALID: dict[str, tuple[str, str, Any]] = {
     "REDIS_URL": ("redis_url", "redis://localhost:6379/2", "redis://localhost:6379/2"),
     "QUEUE": ("queue", "geo-high", "geo-high"),
     "UPLOADS_ROOT": ("uploads_root", "/srv/uploads", Path("/srv/uploads")),
+    "STORE_URL": ("store_url", "s3://handoff-uploads/eu/one",
+                  StoreUrl("s3", "handoff-uploads", "eu/one")),
+    "SCRATCH_DIR": ("scratch_dir", "/scratch", Path("/scratch")),
+    "SCRATCH_LIMIT": ("scratch_limit", "20GiB", 20 * GiB),
     "MAX_UPLOAD_SIZE": ("max_upload_size", "5GiB", 5 * GiB),
     "MAX_FILE_SIZE": ("max_file_size", "2GiB", 2 * GiB),
     "MAX_FORM_FIELDS_SIZE": ("max_form_fields_size", "64KiB", 64 * 1024),
@@ -81,6 +93,12 @@ VALID: dict[str, tuple[str, str, Any]] = {
 }
 
 INVALID: list[tuple[str, str]] = [
+    ("STORE_URL", "http://bucket"),
+    ("STORE_URL", "s3://Upper/x"),
+    ("STORE_URL", "s3://ok-bucket/../x"),
+    ("STORE_URL", "az://ok-container/x?sig=1"),
+    ("STORE_URL", "file://host/x"),
+    ("SCRATCH_LIMIT", "-1"),
     ("API_PORT", "http"),
     ("REPLICA", "Geo-0"),
     ("REPLICA", "-geo"),
@@ -445,3 +463,16 @@ def test_draining_a_replica_not_listed_is_refused(draining: str) -> None:
     with pytest.raises(ConfigError, match="GEO_DRAINING"):
         load_settings({"HANDOFF_GEO_REPLICA_URLS": "geo-0=http://a,geo-1=http://b",
                        "HANDOFF_GEO_DRAINING": draining})
+
+
+def test_a_file_store_url_is_the_uploads_root() -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": "file:///srv/up/"})
+    assert settings.uploads_root == Path("/srv/up") and not settings.shared_store
+    with pytest.raises(ConfigError, match="two roots"):
+        load_settings({"HANDOFF_STORE_URL": "file:///srv/up", "HANDOFF_UPLOADS_ROOT": "/srv/x"})
+
+
+@pytest.mark.parametrize("url", ["s3://handoff/uploads", "az://handoff"])
+def test_an_object_store_is_shared_by_every_replica(url: str) -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": url})
+    assert settings.shared_store and str(settings.store_url) == url
