@@ -17,8 +17,10 @@ import logging
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from geo_service.jobs.sandbox import LimitExceeded, Limits, call
@@ -108,16 +110,22 @@ def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[st
 
 def prepare_job(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
                 manifest: dict[str, Any], settings: dict[str, str]) -> Job:
-    """The processor's view of a complete upload, with an empty scratch folder.
+    """The processor's view of a complete upload, with a fresh, empty scratch folder.
 
-    A scratch folder left by an interrupted attempt is emptied first, so a
-    retry starts as the first attempt did.
+    The folder is made anew for each attempt, so a retry starts as the
+    first attempt did.
     """
-    work_dir = store.scratch(upload_id)
-    paths = store.local_files(upload_id, len(manifest["files"]))
-    files = tuple(JobFile(entry, path)
-                  for entry, path in zip(manifest["files"], paths, strict=True))
+    work_dir = Path(tempfile.mkdtemp(prefix="handoff-work-"))
+    files = tuple(JobFile(entry, _local(store, upload_id, index))
+                  for index, entry in enumerate(manifest["files"]))
     return Job(upload_id, purpose, metadata, files, work_dir, settings)
+
+
+def _local(store: UploadStore, upload_id: str, index: int) -> Path:
+    path = store.local_path(upload_id, index)
+    if path is None:
+        raise Retry(f"{store.describe()} keeps no local files and this worker cannot copy them")
+    return path
 
 
 def _finish(store: UploadStore, upload_id: str, purpose: str, state: State,

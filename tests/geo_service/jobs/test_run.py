@@ -109,7 +109,6 @@ def test_raw_upload_ends_done_with_its_result(store: UploadStore, sealed: dict[s
     claim = store.claimed(UPLOAD_ID)
     assert claim is not None
     assert claim["worker"] == jobs.worker_id()
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
 
 
 def test_a_second_run_is_a_no_op(store: UploadStore, sealed: dict[str, Any]) -> None:
@@ -213,8 +212,6 @@ def test_the_processor_gets_the_job(
                      (disk.folder(store, UPLOAD_ID) / CLAIM).exists(), empty))
         return {"answer": 42}
 
-    disk.work_dir(store, UPLOAD_ID).mkdir()
-    (disk.work_dir(store, UPLOAD_ID) / "stale").write_bytes(b"from an interrupted attempt")
     fake_processor(process)
     assert run(store, purpose=FAKE) == "done"
     ((job, contents, claimed, empty),) = seen
@@ -228,7 +225,7 @@ def test_the_processor_gets_the_job(
     assert claimed, "the claim is recorded before the processor runs"
     assert empty, "the scratch folder exists and is empty"
     assert result_of(store)["result"] == {"answer": 42}
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert not job.work_dir.exists()
 
 
 @pytest.mark.parametrize(("returned", "error"), [
@@ -262,11 +259,11 @@ def test_a_validation_failure_fails_at_once(
 def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
     store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
 ) -> None:
-    attempts: list[int] = []
+    attempts: list[Path] = []
 
     def process(job: Job) -> dict[str, Any]:
-        attempts.append(1)
-        job.work_dir.mkdir(exist_ok=True)
+        attempts.append(job.work_dir)
+        (job.work_dir / "partial").write_bytes(b"half")
         raise ConnectionError("tile server down")
 
     fake_processor(process)
@@ -274,7 +271,7 @@ def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
         run(store, purpose=FAKE)
     assert store.state(UPLOAD_ID) is State.CLAIMED
     assert store.result(UPLOAD_ID) is None
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert not attempts[0].exists()
 
     with pytest.raises(ConnectionError):
         run(store, purpose=FAKE, final_attempt=True)

@@ -1,6 +1,7 @@
 """Processor calls in a child process: results, refusals, errors and limits come back."""
 
 import os
+import tempfile
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -15,7 +16,6 @@ from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, BadResult, Job, Registry, ValidationFailed
 from handoff.testing import make_job
-from tests.geo_service.store import disk
 from tests.support import plugin_path
 from tests.support.multipart_bodies import BOUNDARY, upload_body
 
@@ -87,7 +87,10 @@ UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
     ("runaway-time", "the processor ran past HANDOFF_PROCESSOR_TIME_LIMIT (1 s)"),
 ])
 def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
-        tmp_path: Path, purpose: str, error: str) -> None:
+        tmp_path: Path, purpose: str, error: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     store = FileStore(tmp_path / "uploads")
     store.create(UPLOAD_ID)
     # The form names "raw"; the job's purpose is what the message says.
@@ -104,4 +107,4 @@ def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
 
     assert state == "failed"
     assert store.result(UPLOAD_ID)["error"] == error  # type: ignore[index]
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert list(temp.iterdir()) == []
