@@ -13,11 +13,13 @@ import pytest
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
 from geo_service.jobs.run import Retry
+from geo_service.jobs.scratch import Scratch
 from geo_service.store import FileStore, InvalidId, LockWait, State, UploadStore
 from handoff.announce import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, Job, Registry, ValidationFailed
+from tests.geo_service.jobs.downloading import RemoteStore
 from tests.geo_service.store import disk
 from tests.geo_service.store.disk import CLAIM, RESULT
 from tests.support.multipart_bodies import BOUNDARY, upload_body
@@ -41,6 +43,10 @@ def store(tmp_path: Path) -> UploadStore:
 
 @pytest.fixture
 def sealed(store: UploadStore) -> dict[str, Any]:
+    return seal(store)
+
+
+def seal(store: UploadStore) -> dict[str, Any]:
     """A complete upload of ``FILES``, written the way the geo service writes it."""
     store.create(UPLOAD_ID)
     receiver = Receiver(store, UPLOAD_ID, {"raw", FAKE},
@@ -75,7 +81,13 @@ def lock_elsewhere(store: UploadStore, hold_lock: Callable[..., Any]) -> Callabl
     return lambda: hold_lock(store, UPLOAD_ID) and None
 
 
+def scratch_beside(store: UploadStore) -> Scratch:
+    assert isinstance(store, FileStore)
+    return Scratch(store.root.parent / "scratch")
+
+
 def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:
+    kwargs.setdefault("scratch", scratch_beside(store))
     return jobs.run(store, UPLOAD_ID, purpose, {"k": "v"}, PROCESSORS, **kwargs)
 
 
@@ -174,7 +186,7 @@ def test_a_missing_upload_is_missing(store: UploadStore) -> None:
 
 def test_an_invalid_id_is_refused(store: UploadStore) -> None:
     with pytest.raises(InvalidId):
-        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, PROCESSORS)
+        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, PROCESSORS, scratch=scratch_beside(store))
 
 
 def test_an_upload_locked_elsewhere_is_retried(
@@ -385,3 +397,66 @@ def test_a_broker_outage_does_not_stop_the_outcome_being_recorded(
     assert kept is not None
     assert kept["pending"] == [ACTOR_CHANNEL]
     assert kept["event"]["status"] == "done"
+
+
+# -- a store without local files: the worker downloads into its scratch space ------------
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> RemoteStore:
+    store = RemoteStore(tmp_path / "uploads")
+    seal(store)
+    return store
+
+
+def test_downloaded_files_reach_the_processor_read_once_and_go_after(
+    remote: RemoteStore, fake_processor: Callable[..., None]
+) -> None:
+    seen: list[tuple[list[Path], list[bytes]]] = []
+    def process(job: Job) -> dict[str, Any]:
+        seen.append(([file.path for file in job.files],
+                     [file.path.read_bytes() for file in job.files]))
+        return {"read": len(job.files)}
+
+    fake_processor(process)
+    remote.reads.clear()
+    scratch = scratch_beside(remote)
+
+    assert run(remote, purpose=FAKE, scratch=scratch) == "done"
+
+    ((paths, contents),) = seen
+    assert paths == [scratch.root / UPLOAD_ID / "files" / "0",
+                     scratch.root / UPLOAD_ID / "files" / "1"]
+    assert contents == [data for _, data in FILES]
+    assert remote.reads == [0, 1], "each file read once: copied and verified together"
+    assert [entry.name for entry in scratch.root.iterdir()] == [".lock"]
+
+
+def test_a_corrupted_download_fails_and_never_reaches_the_processor(
+    remote: RemoteStore, fake_processor: Callable[..., None]
+) -> None:
+    calls: list[Job] = []
+    fake_processor(calls.append)
+    flip_a_byte(remote, 0)
+    assert run(remote, purpose=FAKE) == "failed"
+    assert result_of(remote)["error"].startswith(repr(FILES[0][0]) + ": stored")
+    assert calls == []
+
+
+def test_a_job_too_large_for_the_scratch_limit_fails_with_the_sizes(remote: RemoteStore) -> None:
+    total = sum(len(data) for _, data in FILES)
+    scratch = Scratch(scratch_beside(remote).root, limit=total, room=1)
+    assert run(remote, scratch=scratch) == "failed"
+    assert result_of(remote)["error"] == (
+        f"the job needs {total + 1}B of scratch space ({total}B of files to download + 1B "
+        f"for the processor), more than HANDOFF_SCRATCH_LIMIT ({total}B)")
+
+
+def test_a_job_with_no_room_yet_is_retried_and_runs_once_there_is(remote: RemoteStore) -> None:
+    total = sum(len(data) for _, data in FILES)
+    scratch = Scratch(scratch_beside(remote).root, limit=total, room=0)
+    with scratch.job("1b4e28ba-2fa1-41d2-883f-0016d3cca427", 1), \
+            pytest.raises(Retry, match="other jobs hold the rest of HANDOFF_SCRATCH_LIMIT"):
+        run(remote, scratch=scratch)
+    assert remote.state(UPLOAD_ID) is State.CLAIMED
+    assert run(remote, scratch=scratch) == "done"

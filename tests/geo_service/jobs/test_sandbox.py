@@ -1,7 +1,6 @@
 """Processor calls in a child process: results, refusals, errors and limits come back."""
 
 import os
-import tempfile
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
 from geo_service.jobs.sandbox import LimitExceeded, Limits, ProcessorError, call
+from geo_service.jobs.scratch import Scratch
 from geo_service.store import FileStore
 from handoff.config import Settings
 from handoff.form import upload_limits
@@ -87,10 +87,7 @@ UPLOAD_ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
     ("runaway-time", "the processor ran past HANDOFF_PROCESSOR_TIME_LIMIT (1 s)"),
 ])
 def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
-        tmp_path: Path, purpose: str, error: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    temp = tmp_path / "temp"
-    temp.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+        tmp_path: Path, purpose: str, error: str) -> None:
     store = FileStore(tmp_path / "uploads")
     store.create(UPLOAD_ID)
     # The form names "raw"; the job's purpose is what the message says.
@@ -102,9 +99,10 @@ def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
                            EntryPoint("runaway-time", "handoff_runaway:sleep_forever", GROUP)],
                           {})
 
-    state = jobs.run(store, UPLOAD_ID, purpose, {}, processors,
+    scratch = Scratch(tmp_path / "scratch")
+    state = jobs.run(store, UPLOAD_ID, purpose, {}, processors, scratch=scratch,
                      limits=Limits(LIMITS.memory, seconds=1))
 
     assert state == "failed"
     assert store.result(UPLOAD_ID)["error"] == error  # type: ignore[index]
-    assert list(temp.iterdir()) == []
+    assert [entry.name for entry in scratch.root.iterdir()] == [".lock"]
