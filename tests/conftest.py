@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import objectstores
 from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
@@ -88,6 +89,12 @@ def body_echo(session_processes: Processes) -> str:
     root = session_processes.folder("body-echo")
     env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
     return session_processes.gunicorn("tests.support.body_echo_app:app", env, root)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(session_processes: Processes) -> objectstores.ObjectServer:
+    """One SeaweedFS (S3) for the run, on loopback; tests keep apart by prefix."""
+    return objectstores.start_seaweedfs(session_processes)
 
 
 @pytest.fixture(scope="session")
