@@ -19,7 +19,8 @@ from tests.support import objectstores
 from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
-# Every test below these folders starts the product's processes; no test elsewhere does.
+# Every test below these folders starts the product's processes; a module elsewhere that
+# starts one (valkey for the Redis locks) marks itself ``integration``.
 INTEGRATION_FOLDERS = ("integration", "faults")
 _TESTS = Path(__file__).parent
 
@@ -95,6 +96,12 @@ def body_echo(session_processes: Processes) -> str:
 def seaweedfs(session_processes: Processes) -> objectstores.ObjectServer:
     """One SeaweedFS (S3) for the run, on loopback; tests keep apart by prefix."""
     return objectstores.start_seaweedfs(session_processes)
+
+
+@pytest.fixture(scope="session")
+def valkey(session_processes: Processes) -> str:
+    """A valkey-server of its own for the whole run, on a loopback port; its URL."""
+    return session_processes.stack("valkey", components=("redis",)).env["HANDOFF_REDIS_URL"]
 
 
 @pytest.fixture(scope="session")
