@@ -72,9 +72,9 @@ def wait_ready(env: Mapping[str, str], proc: subprocess.Popen, timeout: float = 
         try:
             s3.list_buckets()
             return
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
             if time.monotonic() >= deadline:
-                raise
+                raise TimeoutError(f"SeaweedFS not answering after {timeout:g}s: {exc}") from exc
         time.sleep(0.1)
 
 
@@ -93,9 +93,10 @@ def ensure_bucket(env: Mapping[str, str], bucket: str, timeout: float = 60.0) ->
             s3.put_object(Bucket=bucket, Key=".ready", Body=b"")
             s3.delete_object(Bucket=bucket, Key=".ready")
             return
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
             if time.monotonic() >= deadline:
-                raise
+                raise TimeoutError(f"bucket {bucket} not writable after {timeout:g}s: {exc}"
+                                   ) from exc
         time.sleep(0.2)
 
 
