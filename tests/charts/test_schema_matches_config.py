@@ -51,6 +51,7 @@ PATTERNS = {
     "hooks/webhook/timeout": _rule(config.POSITIVE_DURATION),
     "hooks/webhook/minBackoff": _rule(config.POSITIVE_DURATION),
     "hooks/webhook/maxBackoff": _rule(config.POSITIVE_DURATION),
+    "store/s3/endpoint": _rule(config.HTTP_URL, optional=True),
 }
 
 
