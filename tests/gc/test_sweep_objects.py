@@ -8,7 +8,6 @@ import pytest
 from geo_service.store import ObjectStore, open_store_at
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
-from tests.support.objectstores import ObjectServer, fresh_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -17,10 +16,8 @@ TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 
 
 @pytest.fixture
-def store(seaweedfs: ObjectServer, valkey: str, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
-    for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
-        monkeypatch.setenv(name, value)
-    opened = open_store_at(seaweedfs.url("s3", fresh_prefix()))
+def store(s3_store_url: str) -> ObjectStore:
+    opened = open_store_at(s3_store_url)
     assert isinstance(opened, ObjectStore)
     return opened
 
