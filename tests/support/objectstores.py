@@ -1,0 +1,51 @@
+"""Object storage servers for the tests: one of each per run, a fresh prefix per test.
+
+Each server is started through the session's
+:class:`~tests.support.processes.Processes`, so the run's one teardown stops
+it by pid and removes its folder. A server is described by an
+:class:`ObjectServer`: the environment its clients need (each SDK's
+standard variables) and the bucket or container the tests share; tests
+keep apart by prefix (:func:`fresh_prefix`).
+"""
+
+import os
+import subprocess
+import uuid
+from dataclasses import dataclass
+
+from devstack import processes as devprocesses
+from devstack import seaweedfs
+from tests.support.processes import Processes
+
+BUCKET = "handoff-tests"
+
+
+@dataclass(frozen=True)
+class ObjectServer:
+    """A running server: its clients' environment, and the bucket the tests use in it."""
+
+    env: dict[str, str]
+    bucket: str
+
+    def url(self, scheme: str, prefix: str) -> str:
+        """The store URL (``HANDOFF_STORE_URL``) of ``prefix`` in the shared bucket."""
+        return f"{scheme}://{self.bucket}/{prefix}"
+
+
+def start_seaweedfs(running: Processes) -> ObjectServer:
+    """``weed mini`` on loopback with the tests' bucket, stopped at ``running``'s teardown."""
+    folder = running.folder("seaweedfs")
+    port = devprocesses.free_port()
+    env = seaweedfs.environment(port)
+    with open(folder / "weed.log", "ab") as log:
+        proc = running.popen(seaweedfs.argv(folder, port), grace=seaweedfs.STOP_GRACE,
+                             env={**os.environ, **env}, stdout=log,
+                             stderr=log, stdin=subprocess.DEVNULL)
+    seaweedfs.wait_ready(env, proc)
+    seaweedfs.ensure_bucket(env, BUCKET)
+    return ObjectServer(env, BUCKET)
+
+
+def fresh_prefix() -> str:
+    """A prefix no other test uses, so each test starts from an empty store."""
+    return f"t-{uuid.uuid4().hex[:12]}"
