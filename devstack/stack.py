@@ -190,9 +190,9 @@ def ready_line(settings: Settings, health: dict[str, int],
         geo = f"geo http://127.0.0.1:{settings.geo_port}"
         metrics = (f"worker {_metrics_url(settings, settings.worker_metrics_port)}, sweeper "
                    f"{_metrics_url(settings, settings.gc_metrics_port)}")
+    uploads = settings.store_url if settings.shared_store else settings.uploads_root.resolve()
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
-            f"({geo}; metrics: {metrics}; probes: {probes}; "
-            f"uploads in {settings.uploads_root.resolve()})")
+            f"({geo}; metrics: {metrics}; probes: {probes}; uploads in {uploads})")
 
 
 def embedded_bucket(settings: Settings, environ: Mapping[str, str]) -> str | None:

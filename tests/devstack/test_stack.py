@@ -164,3 +164,9 @@ def test_seaweedfs_binds_loopback_only_on_ports_of_its_own(tmp_path: Path) -> No
     assert "-ip.bind=127.0.0.1" in argv and "-s3.port=18333" in argv
     assert len(set(ports)) == len(ports) == 10
     assert seaweedfs.environment(18333)["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:18333"
+
+
+def test_the_ready_line_names_a_shared_store_instead_of_a_folder() -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": "s3://uploads/eu",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
+    assert ready_line(settings, {}).endswith("uploads in s3://uploads/eu)")
