@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.objectstores import Azurite, start_azurite
 from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
@@ -110,3 +111,9 @@ def make_stack(processes: Processes) -> Callable[..., Stack]:
         return processes.stack("private-stack", overrides, components, replicas)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def azurite(session_processes: Processes) -> Azurite:
+    """Azurite's blob service for the whole run; ``azurite.bucket()`` is a new container."""
+    return start_azurite(session_processes)
