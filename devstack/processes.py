@@ -187,6 +187,7 @@ def scratch_environment(root: Path, secret: str) -> tuple[dict[str, str], dict[s
     env = {
         **os.environ,
         "HANDOFF_UPLOADS_ROOT": str(root / "uploads"),
+        "HANDOFF_SCRATCH_DIR": str(root / "scratch"),
         "HANDOFF_GEO_SECRET": secret,
         "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
         "HANDOFF_GEO_URL": f"http://127.0.0.1:{ports['geo']}",

@@ -19,7 +19,8 @@ from tests.support.objectstores import Azurite, start_azurite
 from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
-# Every test below these folders starts the product's processes; no test elsewhere does.
+# Every test below these folders starts the product's processes; a module elsewhere that
+# starts one (valkey for the Redis locks) marks itself ``integration``.
 INTEGRATION_FOLDERS = ("integration", "faults")
 _TESTS = Path(__file__).parent
 
@@ -89,6 +90,12 @@ def body_echo(session_processes: Processes) -> str:
     root = session_processes.folder("body-echo")
     env = {**os.environ, "HANDOFF_WEB_WORKERS": "1", "HANDOFF_METRICS_DIR": str(root)}
     return session_processes.gunicorn("tests.support.body_echo_app:app", env, root)
+
+
+@pytest.fixture(scope="session")
+def valkey(session_processes: Processes) -> str:
+    """A valkey-server of its own for the whole run, on a loopback port; its URL."""
+    return session_processes.stack("valkey", components=("redis",)).env["HANDOFF_REDIS_URL"]
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from dramatiq.middleware import CurrentMessage
 
 from geo_service.jobs import hooks, run
 from geo_service.jobs.sandbox import Limits
+from geo_service.jobs.scratch import Scratch
 from geo_service.store import open_store
 from handoff import announce
 from handoff.config import Settings
@@ -41,6 +42,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
     announcer = announce.Announcer.from_settings(settings, JobQueue(settings))
     webhook = hooks.Webhook.from_settings(settings)
     limits = Limits.from_settings(settings)
+    scratch = Scratch.from_settings(settings)
 
     # No Dramatiq time limit: it would cut a processor short of
     # HANDOFF_PROCESSOR_TIME_LIMIT, which the sandbox enforces by killing the
@@ -55,7 +57,7 @@ def declare_actors(broker: dramatiq.Broker, settings: Settings) -> list[dramatiq
         throws=(ValidationFailed,),
     )
     def process_upload(upload_id: str, purpose: str, metadata: dict[str, Any]) -> None:
-        run.run(store, upload_id, purpose, metadata, processors,
+        run.run(store, upload_id, purpose, metadata, processors, scratch=scratch,
                  final_attempt=_retries() >= settings.job_max_retries, announcer=announcer,
                  limits=limits)
 

@@ -3,7 +3,9 @@
 The rules that make redelivery safe live here: work happens only under the
 upload's lock, an upload that already has a result is left alone, one its
 tenant cancelled is removed instead of processed, and the stored bytes are
-checked against the manifest before a processor sees them. The outcome is
+checked against the manifest before a processor sees them, in the same read
+that copies them into the worker's scratch space where the store keeps no
+local file (:mod:`~geo_service.jobs.scratch`). The outcome is
 announced (:mod:`handoff.announce`) only where it is recorded, so a
 redelivered job for a finished upload announces nothing.
 
@@ -15,14 +17,15 @@ runs in a child process of its own; without them (unit tests) it runs here.
 
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 from geo_service.jobs.sandbox import LimitExceeded, Limits, call
-from geo_service.jobs.verify import ManifestMismatch, verify_manifest
+from geo_service.jobs.scratch import NoRoomYet, Scratch, TooLarge
+from geo_service.jobs.verify import ManifestMismatch, downloads, verified_files
 from geo_service.store import Busy, LockWait, State, UploadMissing, UploadStore
 from handoff.announce import SILENT, Announcer, finish_upload
 from handoff.processors import BadResult, Job, JobFile, Registry, ValidationFailed, stored_result
@@ -41,14 +44,14 @@ def worker_id() -> str:
 
 
 def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-        processors: Registry, *, final_attempt: bool = False,
+        processors: Registry, *, scratch: Scratch, final_attempt: bool = False,
         announcer: Announcer = SILENT, limits: Limits | None = None) -> str:
     """Process the upload once; returns the state it ends in."""
     extra = {"upload_id": upload_id}
     try:
         with store.lock(upload_id, timeout=LockWait.WORKER):
             return _run_locked(store, upload_id, purpose, metadata, processors, final_attempt,
-                               announcer, limits)
+                               announcer, limits, scratch)
     except Busy:
         raise Retry(f"upload {upload_id} stayed locked for {LockWait.WORKER:.0f}s") from None
     except UploadMissing:
@@ -58,7 +61,7 @@ def run(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, An
 
 def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
                 processors: Registry, final_attempt: bool, announcer: Announcer,
-                limits: Limits | None) -> str:
+                limits: Limits | None, scratch: Scratch) -> str:
     extra = {"upload_id": upload_id}
     if store.remove_if_cancelled(upload_id):
         log.info("job for a cancelled upload; removed it instead", extra=extra)
@@ -78,8 +81,9 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
         return _finish(store, upload_id, purpose, state, payload, started, announcer)
 
     try:
-        result = _process(store, upload_id, purpose, metadata, manifest, processors, limits)
-    except (ValidationFailed, ManifestMismatch, BadResult, LimitExceeded) as exc:
+        result = _process(store, upload_id, purpose, metadata, manifest, processors, limits,
+                          scratch)
+    except (ValidationFailed, ManifestMismatch, BadResult, LimitExceeded, TooLarge) as exc:
         return finish(State.FAILED, {"error": str(exc)})
     except Exception as exc:
         if final_attempt:
@@ -89,32 +93,34 @@ def _run_locked(store: UploadStore, upload_id: str, purpose: str, metadata: dict
 
 
 def _process(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-             manifest: dict[str, Any], processors: Registry, limits: Limits | None
-             ) -> dict[str, Any]:
-    verify_manifest(store, upload_id, manifest)
+             manifest: dict[str, Any], processors: Registry, limits: Limits | None,
+             scratch: Scratch) -> dict[str, Any]:
     target = processors.target(purpose)
     if target is None:
         raise ValidationFailed(f"no processor for purpose {purpose!r}")
-    job = prepare_job(store, upload_id, purpose, metadata, manifest, processors.settings(purpose))
     try:
-        if limits is not None:
-            return call(target, job, limits)
-        processor = processors.processor(purpose)
-        assert processor is not None
-        return stored_result(processor(job))
-    finally:
-        shutil.rmtree(job.work_dir, ignore_errors=True)
+        with scratch.job(upload_id, downloads(store, upload_id, manifest)) as folder:
+            job = prepare_job(store, upload_id, purpose, metadata, manifest,
+                              processors.settings(purpose), folder)
+            if limits is not None:
+                return call(target, job, limits)
+            processor = processors.processor(purpose)
+            assert processor is not None
+            return stored_result(processor(job))
+    except NoRoomYet as exc:
+        raise Retry(str(exc)) from None
 
 
 def prepare_job(store: UploadStore, upload_id: str, purpose: str, metadata: dict[str, Any],
-                manifest: dict[str, Any], settings: dict[str, str]) -> Job:
-    """The processor's view of a complete upload, with an empty scratch folder.
+                manifest: dict[str, Any], settings: dict[str, str], folder: Path) -> Job:
+    """The processor's view of a complete upload, its files verified, in an empty ``folder``.
 
-    A scratch folder left by an interrupted attempt is emptied first, so a
-    retry starts as the first attempt did.
+    Files the store keeps no local path for are copied into ``folder/files``;
+    the processor's own scratch is ``folder/work``.
     """
-    work_dir = store.scratch(upload_id)
-    paths = store.local_files(upload_id, len(manifest["files"]))
+    paths = verified_files(store, upload_id, manifest, folder / "files")
+    work_dir = folder / "work"
+    work_dir.mkdir()
     files = tuple(JobFile(entry, path)
                   for entry, path in zip(manifest["files"], paths, strict=True))
     return Job(upload_id, purpose, metadata, files, work_dir, settings)

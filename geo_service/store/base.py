@@ -6,8 +6,9 @@ upload is sealed with its manifest; markers record its state. Nothing here
 names a path: a filesystem keeps files as files, an object store as objects
 written in parts (an S3 multipart upload, Azure staged blocks), so a file is
 visible only once committed, and a lock may be a Redis key with an expiry
-rather than a flock. Callers never learn where bytes live, except for the
-local copies a job's processor reads (:meth:`UploadStore.local_files`).
+rather than a flock. Callers never learn where bytes live, except for a
+file's own local path where the store has one (:meth:`UploadStore.local_path`),
+which a job's processor may read in place.
 
 An implementation provides primitives only: markers are read, timed,
 written and deleted whole (an object store keeps each as one small object),
@@ -284,16 +285,13 @@ class UploadStore(ABC):
         """
 
     @abstractmethod
-    def local_files(self, upload_id: str, count: int) -> list[Path]:
-        """Local, read-only paths of the upload's first ``count`` files, for a processor.
+    def local_path(self, upload_id: str, index: int) -> Path | None:
+        """The upload's file ``index`` as a local file, where the store keeps it as one.
 
-        A filesystem gives its own files; an object store would download them
-        into the upload's scratch space.
+        A processor may read it in place (never write it). None where the
+        store has no local file (an object store): the worker downloads it
+        into its own scratch space instead.
         """
-
-    @abstractmethod
-    def scratch(self, upload_id: str) -> Path:
-        """An empty local folder for a job's processor, removed with the upload."""
 
     # -- markers: the primitives ------------------------------------------------
 

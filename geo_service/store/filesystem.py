@@ -13,7 +13,6 @@
     <root>/<id>/claim.json      a worker took the job
     <root>/<id>/result.json     the processor's outcome (done or failed)
     <root>/<id>/announce.json   announcements of the outcome not yet enqueued
-    <root>/<id>/work/           scratch space for processors
     <root>/.locks/<id>.lock     the upload's advisory lock
     <root>/.locks/<id>.stop     someone waits for the lock: its holder should let go
     <root>/.trash/<id>.<ns>/    an upload being deleted
@@ -68,7 +67,6 @@ JOB = marker_file(Marker.JOB)
 CLAIM = marker_file(Marker.CLAIM)
 RESULT = marker_file(Marker.RESULT)
 FILES = "files"
-WORK = "work"
 LOCKS = ".locks"
 TRASH = ".trash"
 _PART = ".part"
@@ -160,15 +158,8 @@ class FileStore(UploadStore):
         handle = open(self._file(upload_id, index), "rb", buffering=0)  # noqa: SIM115
         return _chunks(handle, start, size)
 
-    def local_files(self, upload_id: str, count: int) -> list[Path]:
-        return [self._file(upload_id, index) for index in range(count)]
-
-    def scratch(self, upload_id: str) -> Path:
-        """``work/``, emptied first: a retry starts as the first attempt did."""
-        work_dir = self._folder(upload_id) / WORK
-        shutil.rmtree(work_dir, ignore_errors=True)
-        work_dir.mkdir()
-        return work_dir
+    def local_path(self, upload_id: str, index: int) -> Path:
+        return self._file(upload_id, index)
 
     # -- markers ---------------------------------------------------------------
 

@@ -173,8 +173,7 @@ def test_a_symlink_inside_an_upload_is_removed_not_its_target(
     precious.mkdir()
     (precious / "data").write_bytes(b"keep me" * 1000)
     upload_id = make_upload(store, "done", age=0)
-    (disk.work_dir(store, upload_id)).mkdir()
-    (disk.work_dir(store, upload_id) / "link").symlink_to(precious, target_is_directory=True)
+    (disk.folder(store, upload_id) / "link").symlink_to(precious, target_is_directory=True)
     age_tree(disk.folder(store, upload_id), 1500)
 
     report = sweep(store, TTLS)

@@ -61,7 +61,9 @@ def test_the_job_is_the_one_the_worker_would_build(tmp_path: Path) -> None:
         body = upload_body(list(files.items()), purpose="survey", metadata={"n": [1, 2]})
         manifest = Receiver(store, upload_id, {"survey"}, upload_limits(Settings())).receive(
             [body], BOUNDARY)
-    worker = prepare_job(store, upload_id, "survey", manifest["metadata"], manifest, {})
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    worker = prepare_job(store, upload_id, "survey", manifest["metadata"], manifest, {}, folder)
 
     assert [f.path.read_bytes() for f in job.files] == list(files.values())
     assert [{**f.entry, "path": None} for f in job.files] == [

@@ -13,11 +13,13 @@ import pytest
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
 from geo_service.jobs.run import Retry
+from geo_service.jobs.scratch import Scratch
 from geo_service.store import FileStore, InvalidId, LockWait, State, UploadStore
 from handoff.announce import ACTOR_CHANNEL, WEBHOOK_ACTOR, WEBHOOK_CHANNEL, Announcer, Channel
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, Job, Registry, ValidationFailed
+from tests.geo_service.jobs.downloading import RemoteStore
 from tests.geo_service.store import disk
 from tests.geo_service.store.disk import CLAIM, RESULT
 from tests.support.multipart_bodies import BOUNDARY, upload_body
@@ -41,6 +43,10 @@ def store(tmp_path: Path) -> UploadStore:
 
 @pytest.fixture
 def sealed(store: UploadStore) -> dict[str, Any]:
+    return seal(store)
+
+
+def seal(store: UploadStore) -> dict[str, Any]:
     """A complete upload of ``FILES``, written the way the geo service writes it."""
     store.create(UPLOAD_ID)
     receiver = Receiver(store, UPLOAD_ID, {"raw", FAKE},
@@ -75,7 +81,13 @@ def lock_elsewhere(store: UploadStore, hold_lock: Callable[..., Any]) -> Callabl
     return lambda: hold_lock(store, UPLOAD_ID) and None
 
 
+def scratch_beside(store: UploadStore) -> Scratch:
+    assert isinstance(store, FileStore)
+    return Scratch(store.root.parent / "scratch")
+
+
 def run(store: UploadStore, purpose: str = "raw", **kwargs: Any) -> str:
+    kwargs.setdefault("scratch", scratch_beside(store))
     return jobs.run(store, UPLOAD_ID, purpose, {"k": "v"}, PROCESSORS, **kwargs)
 
 
@@ -109,7 +121,6 @@ def test_raw_upload_ends_done_with_its_result(store: UploadStore, sealed: dict[s
     claim = store.claimed(UPLOAD_ID)
     assert claim is not None
     assert claim["worker"] == jobs.worker_id()
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
 
 
 def test_a_second_run_is_a_no_op(store: UploadStore, sealed: dict[str, Any]) -> None:
@@ -175,7 +186,7 @@ def test_a_missing_upload_is_missing(store: UploadStore) -> None:
 
 def test_an_invalid_id_is_refused(store: UploadStore) -> None:
     with pytest.raises(InvalidId):
-        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, PROCESSORS)
+        jobs.run(store, "../" + UPLOAD_ID, "raw", {}, PROCESSORS, scratch=scratch_beside(store))
 
 
 def test_an_upload_locked_elsewhere_is_retried(
@@ -213,8 +224,6 @@ def test_the_processor_gets_the_job(
                      (disk.folder(store, UPLOAD_ID) / CLAIM).exists(), empty))
         return {"answer": 42}
 
-    disk.work_dir(store, UPLOAD_ID).mkdir()
-    (disk.work_dir(store, UPLOAD_ID) / "stale").write_bytes(b"from an interrupted attempt")
     fake_processor(process)
     assert run(store, purpose=FAKE) == "done"
     ((job, contents, claimed, empty),) = seen
@@ -228,7 +237,7 @@ def test_the_processor_gets_the_job(
     assert claimed, "the claim is recorded before the processor runs"
     assert empty, "the scratch folder exists and is empty"
     assert result_of(store)["result"] == {"answer": 42}
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert not job.work_dir.exists()
 
 
 @pytest.mark.parametrize(("returned", "error"), [
@@ -262,11 +271,11 @@ def test_a_validation_failure_fails_at_once(
 def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
     store: UploadStore, sealed: dict[str, Any], fake_processor: Callable[..., None]
 ) -> None:
-    attempts: list[int] = []
+    attempts: list[Path] = []
 
     def process(job: Job) -> dict[str, Any]:
-        attempts.append(1)
-        job.work_dir.mkdir(exist_ok=True)
+        attempts.append(job.work_dir)
+        (job.work_dir / "partial").write_bytes(b"half")
         raise ConnectionError("tile server down")
 
     fake_processor(process)
@@ -274,7 +283,7 @@ def test_a_crashing_processor_propagates_then_gives_up_on_the_last_attempt(
         run(store, purpose=FAKE)
     assert store.state(UPLOAD_ID) is State.CLAIMED
     assert store.result(UPLOAD_ID) is None
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert not attempts[0].exists()
 
     with pytest.raises(ConnectionError):
         run(store, purpose=FAKE, final_attempt=True)
@@ -388,3 +397,66 @@ def test_a_broker_outage_does_not_stop_the_outcome_being_recorded(
     assert kept is not None
     assert kept["pending"] == [ACTOR_CHANNEL]
     assert kept["event"]["status"] == "done"
+
+
+# -- a store without local files: the worker downloads into its scratch space ------------
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> RemoteStore:
+    store = RemoteStore(tmp_path / "uploads")
+    seal(store)
+    return store
+
+
+def test_downloaded_files_reach_the_processor_read_once_and_go_after(
+    remote: RemoteStore, fake_processor: Callable[..., None]
+) -> None:
+    seen: list[tuple[list[Path], list[bytes]]] = []
+    def process(job: Job) -> dict[str, Any]:
+        seen.append(([file.path for file in job.files],
+                     [file.path.read_bytes() for file in job.files]))
+        return {"read": len(job.files)}
+
+    fake_processor(process)
+    remote.reads.clear()
+    scratch = scratch_beside(remote)
+
+    assert run(remote, purpose=FAKE, scratch=scratch) == "done"
+
+    ((paths, contents),) = seen
+    assert paths == [scratch.root / UPLOAD_ID / "files" / "0",
+                     scratch.root / UPLOAD_ID / "files" / "1"]
+    assert contents == [data for _, data in FILES]
+    assert remote.reads == [0, 1], "each file read once: copied and verified together"
+    assert [entry.name for entry in scratch.root.iterdir()] == [".lock"]
+
+
+def test_a_corrupted_download_fails_and_never_reaches_the_processor(
+    remote: RemoteStore, fake_processor: Callable[..., None]
+) -> None:
+    calls: list[Job] = []
+    fake_processor(calls.append)
+    flip_a_byte(remote, 0)
+    assert run(remote, purpose=FAKE) == "failed"
+    assert result_of(remote)["error"].startswith(repr(FILES[0][0]) + ": stored")
+    assert calls == []
+
+
+def test_a_job_too_large_for_the_scratch_limit_fails_with_the_sizes(remote: RemoteStore) -> None:
+    total = sum(len(data) for _, data in FILES)
+    scratch = Scratch(scratch_beside(remote).root, limit=total, room=1)
+    assert run(remote, scratch=scratch) == "failed"
+    assert result_of(remote)["error"] == (
+        f"the job needs {total + 1}B of scratch space ({total}B of files to download + 1B "
+        f"for the processor), more than HANDOFF_SCRATCH_LIMIT ({total}B)")
+
+
+def test_a_job_with_no_room_yet_is_retried_and_runs_once_there_is(remote: RemoteStore) -> None:
+    total = sum(len(data) for _, data in FILES)
+    scratch = Scratch(scratch_beside(remote).root, limit=total, room=0)
+    with scratch.job("1b4e28ba-2fa1-41d2-883f-0016d3cca427", 1), \
+            pytest.raises(Retry, match="other jobs hold the rest of HANDOFF_SCRATCH_LIMIT"):
+        run(remote, scratch=scratch)
+    assert remote.state(UPLOAD_ID) is State.CLAIMED
+    assert run(remote, scratch=scratch) == "done"

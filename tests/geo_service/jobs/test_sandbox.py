@@ -10,12 +10,12 @@ import pytest
 from geo_service.intake.receive import Receiver
 from geo_service.jobs import run as jobs
 from geo_service.jobs.sandbox import LimitExceeded, Limits, ProcessorError, call
+from geo_service.jobs.scratch import Scratch
 from geo_service.store import FileStore
 from handoff.config import Settings
 from handoff.form import upload_limits
 from handoff.processors import GROUP, BadResult, Job, Registry, ValidationFailed
 from handoff.testing import make_job
-from tests.geo_service.store import disk
 from tests.support import plugin_path
 from tests.support.multipart_bodies import BOUNDARY, upload_body
 
@@ -99,9 +99,10 @@ def test_a_job_past_a_limit_fails_at_once_and_its_scratch_folder_goes(
                            EntryPoint("runaway-time", "handoff_runaway:sleep_forever", GROUP)],
                           {})
 
-    state = jobs.run(store, UPLOAD_ID, purpose, {}, processors,
+    scratch = Scratch(tmp_path / "scratch")
+    state = jobs.run(store, UPLOAD_ID, purpose, {}, processors, scratch=scratch,
                      limits=Limits(LIMITS.memory, seconds=1))
 
     assert state == "failed"
     assert store.result(UPLOAD_ID)["error"] == error  # type: ignore[index]
-    assert not disk.work_dir(store, UPLOAD_ID).exists()
+    assert [entry.name for entry in scratch.root.iterdir()] == [".lock"]

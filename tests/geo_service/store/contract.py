@@ -234,13 +234,15 @@ class StoreContract:
         assert len({f["path"] for f in stored["files"]}) == 2
         assert manifest == stored
 
-    def test_a_jobs_files_are_local_and_its_scratch_empty(self, store: UploadStore) -> None:
+    def test_a_local_path_where_there_is_one_holds_the_files_bytes(
+            self, store: UploadStore) -> None:
+        """A processor reads such a path in place; without one the worker downloads the file."""
         sealed(store)
-        paths = store.local_files(ID, 2)
-        assert [path.read_bytes() for path in paths] == [DATA, b"two"]
-        scratch = store.scratch(ID)
-        (scratch / "left-over").write_bytes(b"x")
-        assert store.scratch(ID) == scratch and list(scratch.iterdir()) == []
+        for index, data in enumerate([DATA, b"two"]):
+            path = store.local_path(ID, index)
+            if path is not None:
+                assert path.read_bytes() == data
+            assert read(store, ID, index) == data
 
     def test_appends_at_an_offset_sync_truncate_and_read_back(self, store: UploadStore) -> None:
         resumable(store, data=b"0123456789")

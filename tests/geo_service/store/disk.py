@@ -20,7 +20,6 @@ from geo_service.store.filesystem import (
     RESULT,
     TENANT,
     TRASH,
-    WORK,
     FileStore,
 )
 from handoff.ids import new_upload_id
@@ -37,7 +36,6 @@ __all__ = [
     "RESULT",
     "TENANT",
     "TRASH",
-    "WORK",
     "file_path",
     "folder",
     "internal",
@@ -48,7 +46,6 @@ __all__ = [
     "removals_dir",
     "sealed_upload",
     "stop_path",
-    "work_dir",
     "write_marker",
 ]
 
@@ -71,10 +68,6 @@ def read_marker(store: FileStore, upload_id: str, name: str) -> Any:
 
 def write_marker(store: FileStore, upload_id: str, name: str, payload: Any) -> None:
     marker(store, upload_id, name).write_text(json.dumps(payload))
-
-
-def work_dir(store: FileStore, upload_id: str) -> Path:
-    return folder(store, upload_id) / WORK
 
 
 def lock_path(store: FileStore, upload_id: str) -> Path:

@@ -97,7 +97,7 @@ def test_invalid_ids_are_refused_before_any_path_is_built(
         lambda: store.open_writer(bad, 0),
         lambda: store.open_appender(bad, 0),
         lambda: store.read_file(bad, 0),
-        lambda: store.scratch(bad),
+        lambda: store.local_path(bad, 0),
         lambda: store.lock(bad),
         lambda: store.take_over(bad, 0),
         lambda: store.stop_reason(bad),
@@ -135,8 +135,7 @@ def test_create_makes_the_folder_and_refuses_a_repeat(store: UploadStore) -> Non
     assert store.exists(UPLOAD_ID)
     with pytest.raises(UploadExists):
         store.create(UPLOAD_ID)
-    assert store.local_files(UPLOAD_ID, 4)[3] == folder / disk.FILES / "3"
-    assert store.scratch(UPLOAD_ID) == folder / disk.WORK
+    assert store.local_path(UPLOAD_ID, 3) == folder / disk.FILES / "3"
 
 
 def test_seal_writes_the_manifest_atomically_and_leaves_no_temp_file(store: UploadStore) -> None:
@@ -248,8 +247,8 @@ def test_markers_leave_no_temp_files(store: UploadStore) -> None:
 def test_remove_returns_the_bytes_and_leaves_nothing(store: UploadStore) -> None:
     sealed(store, data=b"x" * 5000)
     disk.file_path(store, UPLOAD_ID, 1).write_bytes(b"y" * 3000)
-    disk.work_dir(store, UPLOAD_ID).mkdir()
-    (disk.work_dir(store, UPLOAD_ID) / "scratch").write_bytes(b"z" * 100)
+    (disk.folder(store, UPLOAD_ID) / "extra").mkdir()
+    (disk.folder(store, UPLOAD_ID) / "extra" / "left").write_bytes(b"z" * 100)
     folder = disk.folder(store, UPLOAD_ID)
     markers = sum((folder / name).stat().st_size for name in (MANIFEST, TENANT))
     assert store.size(UPLOAD_ID) == 8100 + markers
