@@ -20,7 +20,8 @@ from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
 # Every test below these folders starts the product's processes; a module elsewhere that
-# starts one (valkey for the Redis locks) marks itself ``integration``.
+# starts one (valkey for the Redis locks, Azurite for the Azure bucket) marks itself
+# ``integration``.
 INTEGRATION_FOLDERS = ("integration", "faults")
 _TESTS = Path(__file__).parent
 

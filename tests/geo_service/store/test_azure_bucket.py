@@ -11,6 +11,8 @@ from geo_service.store.bucket import Bucket, BucketUnavailable
 from tests.geo_service.store.bucket_contract import BucketContract, pattern
 from tests.support.objectstores import Azurite
 
+pytestmark = pytest.mark.integration
+
 
 class TestAzureBucket(BucketContract):
     @pytest.fixture
