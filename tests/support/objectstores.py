@@ -46,9 +46,8 @@ def start_azurite(running: Processes) -> Azurite:
         pytest.fail(f"{' and '.join(missing)} not installed (make browser-deps)")
     folder = running.folder("azurite")
     port = processes.free_port()
-    log = (folder / "azurite.log").open("ab")
-    running.callback(log.close)
-    proc = running.popen(azurite.argv(folder, port), stdout=log,
-                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    with open(folder / "azurite.log", "ab") as log:
+        proc = running.popen(azurite.argv(folder, port), stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     azurite.wait(port, proc)
     return Azurite(port, azurite.environment(port))

@@ -215,6 +215,21 @@ class BucketContract:
         assert info is not None and info.metadata == {"written": "3"}
         assert list(bucket.pending("")) == []
 
+    def test_abort_leaves_an_object_completed_from_parts_as_it_was(self, bucket: Bucket):
+        size = part_size(bucket)
+        data = pattern(size + 5, seed=4)
+        first = bucket.begin("seg", {"written": "8"})
+        bucket.complete("seg", first, send_parts(bucket, "seg", first, data, size))
+        second = bucket.begin("seg")
+        bucket.put_part("seg", second, 1, pattern(size, seed=6))
+
+        bucket.abort("seg", second)
+
+        assert bucket.get("seg") == data
+        info = bucket.head("seg")
+        assert info is not None and info.metadata == {"written": "8"}
+        assert list(bucket.pending("")) == []
+
     def test_abort_of_a_completed_object_keeps_it(self, bucket: Bucket):
         data = pattern(part_size(bucket) + 1)
         handle = bucket.begin("done")
