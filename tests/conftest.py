@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.objectstores import Azurite, start_azurite
+from tests.support import objectstores
 from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
@@ -122,6 +122,6 @@ def make_stack(processes: Processes) -> Callable[..., Stack]:
 
 
 @pytest.fixture(scope="session")
-def azurite(session_processes: Processes) -> Azurite:
-    """Azurite's blob service for the whole run; ``azurite.bucket()`` is a new container."""
-    return start_azurite(session_processes)
+def azurite(session_processes: Processes) -> objectstores.ObjectServer:
+    """One Azurite (Azure Blob) for the run, on loopback; tests keep apart by prefix."""
+    return objectstores.start_azurite(session_processes)

@@ -1,53 +1,54 @@
-"""Object store servers for the tests, one per session, and a fresh place in them per test.
+"""Object storage servers for the tests: one of each per run, a fresh prefix per test.
 
-Azurite (``devstack/azurite.py``) is started through a
-:class:`~tests.support.processes.Processes`, so the session's teardown stops
-it by pid and removes its folder. Each test takes a new container, so tests
-sharing the server never see each other's blobs.
+Each server is started through the session's
+:class:`~tests.support.processes.Processes`, so the run's one teardown stops
+it by pid and removes its folder. A server is described by an
+:class:`ObjectServer`: the environment its clients need (each SDK's
+standard variables) and the bucket or container the tests share; tests
+keep apart by prefix (:func:`fresh_prefix`).
 """
 
-import secrets
 import subprocess
+import uuid
 from dataclasses import dataclass
 
 import pytest
-from azure.storage.blob import BlobServiceClient
 
-from devstack import azurite, npm, processes
-from geo_service.store.azure import AzureBucket, azure_client
+from devstack import azurite, npm
+from devstack import processes as devprocesses
 from tests.support.processes import Processes
+
+BUCKET = "handoff-tests"
 
 
 @dataclass(frozen=True)
-class Azurite:
-    """A running Azurite: the environment that reaches it, and fresh containers in it."""
+class ObjectServer:
+    """A running server: its clients' environment, and the bucket the tests use in it."""
 
-    port: int
     env: dict[str, str]
+    bucket: str
 
-    def client(self) -> BlobServiceClient:
-        return azure_client(self.env)
-
-    def container(self) -> str:
-        """A new, empty container's name."""
-        name = f"test-{secrets.token_hex(6)}"
-        azurite.ensure_container(self.env, name)
-        return name
-
-    def bucket(self, prefix: str = "") -> AzureBucket:
-        """An :class:`AzureBucket` over ``prefix`` in a new container."""
-        return AzureBucket(self.client(), self.container(), prefix)
+    def url(self, scheme: str, prefix: str) -> str:
+        """The store URL (``HANDOFF_STORE_URL``) of ``prefix`` in the shared bucket."""
+        return f"{scheme}://{self.bucket}/{prefix}"
 
 
-def start_azurite(running: Processes) -> Azurite:
-    """Azurite's blob service on a free loopback port, its data in a folder of ``running``."""
+def start_azurite(running: Processes) -> ObjectServer:
+    """Azurite's blob service on loopback with the tests' container (npm installs it once)."""
     missing = npm.missing_programs()
     if missing:
         pytest.fail(f"{' and '.join(missing)} not installed (make browser-deps)")
     folder = running.folder("azurite")
-    port = processes.free_port()
+    port = devprocesses.free_port()
+    env = azurite.environment(port)
     with open(folder / "azurite.log", "ab") as log:
         proc = running.popen(azurite.argv(folder, port), stdout=log,
                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     azurite.wait(port, proc)
-    return Azurite(port, azurite.environment(port))
+    azurite.ensure_container(env, BUCKET)
+    return ObjectServer(env, BUCKET)
+
+
+def fresh_prefix() -> str:
+    """A prefix no other test uses, so each test starts from an empty store."""
+    return f"t-{uuid.uuid4().hex[:12]}"

@@ -2,28 +2,31 @@
 
 import pytest
 from azure.identity import DefaultAzureCredential
-from azure.storage.blob import BlobServiceClient
 
 from devstack import processes
 from devstack.azurite import ACCOUNT, KEY, connection_string
 from geo_service.store.azure import AzureBucket, azure_client
 from geo_service.store.bucket import Bucket, BucketUnavailable
 from tests.geo_service.store.bucket_contract import BucketContract, pattern
-from tests.support.objectstores import Azurite
+from tests.support.objectstores import ObjectServer, fresh_prefix
 
 pytestmark = pytest.mark.integration
 
 
 class TestAzureBucket(BucketContract):
     @pytest.fixture
-    def bucket(self, azurite: Azurite) -> Bucket:
-        return azurite.bucket("handoff/uploads")
+    def bucket(self, azurite: ObjectServer) -> Bucket:
+        return bucket_in(azurite, f"handoff/{fresh_prefix()}")
 
 
-def test_buckets_with_other_prefixes_never_see_each_other(azurite: Azurite):
-    container = azurite.container()
-    one = AzureBucket(azurite.client(), container, "one")
-    other = AzureBucket(azurite.client(), container, "one-other")
+def bucket_in(server: ObjectServer, prefix: str) -> AzureBucket:
+    return AzureBucket(azure_client(server.env), server.bucket, prefix)
+
+
+def test_buckets_with_other_prefixes_never_see_each_other(azurite: ObjectServer):
+    prefix = fresh_prefix()
+    one = bucket_in(azurite, prefix)
+    other = bucket_in(azurite, f"{prefix}-other")
     one.put("k", b"1")
     handle = one.begin("big")
     one.put_part("big", handle, 1, b"part")
@@ -33,12 +36,12 @@ def test_buckets_with_other_prefixes_never_see_each_other(azurite: Azurite):
     assert list(other.folders("")) == []
     assert list(other.pending("")) == []
     assert [write.key for write in one.pending("")] == ["big"]
-    assert [blob.name for blob in azurite.client().get_container_client(container).list_blobs()
-            ] == ["one/k"]
+    assert [blob.name for blob in one.container.list_blobs(name_starts_with=prefix)
+            ] == [f"{prefix}/k"]
 
 
-def test_block_ids_are_one_length_and_carry_the_writers_stem(azurite: Azurite):
-    bucket = azurite.bucket()
+def test_block_ids_are_one_length_and_carry_the_writers_stem(azurite: ObjectServer):
+    bucket = bucket_in(azurite, fresh_prefix())
     handle = bucket.begin("f", {"written": "1.5"})
     parts = [bucket.put_part("f", handle, number, b"x") for number in (1, 2, 10, 50_000)]
 
@@ -49,9 +52,9 @@ def test_block_ids_are_one_length_and_carry_the_writers_stem(azurite: Azurite):
     assert [write.handle for write in bucket.pending("")] == [handle.split(".")[0]]
 
 
-def test_a_handle_from_pending_aborts_the_write(azurite: Azurite):
+def test_a_handle_from_pending_aborts_the_write(azurite: ObjectServer):
     """The sweeper aborts by what pending lists, not by the writer's own handle."""
-    bucket = azurite.bucket()
+    bucket = bucket_in(azurite, fresh_prefix())
     bucket.put_part("f", bucket.begin("f", {"written": "1"}), 1, b"x")
 
     for write in bucket.pending(""):
@@ -61,9 +64,9 @@ def test_a_handle_from_pending_aborts_the_write(azurite: Azurite):
     assert bucket.head("f") is None
 
 
-def test_copy_part_needs_no_public_access_to_the_source(azurite: Azurite):
+def test_copy_part_needs_no_public_access_to_the_source(azurite: ObjectServer):
     """The source URL is signed: the container stays private (Azurite checks the SAS)."""
-    bucket = azurite.bucket()
+    bucket = bucket_in(azurite, fresh_prefix())
     bucket.put("src", pattern(100))
     access = bucket.container.get_container_access_policy()
 
@@ -74,7 +77,7 @@ def test_copy_part_needs_no_public_access_to_the_source(azurite: Azurite):
     assert bucket.get("dst") == pattern(100)[10:30]
 
 
-def test_an_unreachable_service_is_unavailable(azurite: Azurite):
+def test_an_unreachable_service_is_unavailable(azurite: ObjectServer):
     port = processes.free_port()
     bucket = AzureBucket(azure_client({"AZURE_STORAGE_CONNECTION_STRING":
                                        connection_string(port)}), "nowhere")
@@ -87,12 +90,12 @@ def test_an_unreachable_service_is_unavailable(azurite: Azurite):
     assert problem is not None and "cannot be reached" in problem
 
 
-def test_a_missing_container_is_the_problem(azurite: Azurite):
-    bucket = AzureBucket(azurite.client(), "never-made", "p")
+def test_a_missing_container_is_the_problem(azurite: ObjectServer):
+    bucket = AzureBucket(azure_client(azurite.env), "never-made", "p")
 
     assert bucket.describe() == "az://never-made/p"
     assert bucket.problem() == "az://never-made/p: the container does not exist"
-    assert azurite.bucket().problem() is None
+    assert bucket_in(azurite, "p").problem() is None
 
 
 def test_credentials_come_from_the_sdks_variables():
@@ -109,9 +112,8 @@ def test_credentials_come_from_the_sdks_variables():
         azure_client({})
 
 
-def test_the_client_reads_in_bounded_chunks(azurite: Azurite):
-    client: BlobServiceClient = azurite.client()
-    bucket = AzureBucket(client, azurite.container())
+def test_the_client_reads_in_bounded_chunks(azurite: ObjectServer):
+    bucket = bucket_in(azurite, fresh_prefix())
     data = pattern(9 * 1024 * 1024)
     bucket.put("big", data)
 
