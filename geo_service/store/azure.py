@@ -29,6 +29,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -66,7 +67,9 @@ READ_CHUNK = 4 * 1024 * 1024
 COPY_BLOCK = 256 * 1024 * 1024
 #: A copy source's SAS, and a user delegation key, are made for this long.
 SAS_LIFETIME = datetime.timedelta(hours=1)
-_STEM_LENGTH = 13 + 16  # milliseconds since the epoch, then random hex
+#: A handle's stem: milliseconds since the epoch, then random hex.
+_STEM = re.compile(r"\d{13}[0-9a-f]{16}")
+_STEM_LENGTH = 13 + 16
 
 
 def azure_client(env: Mapping[str, str] = os.environ) -> BlobServiceClient:
@@ -112,14 +115,10 @@ def _block_id(stem: str, number: int) -> str:
     return f"{stem}-{number:05d}"
 
 
-def _stem_of(handle_or_block: str) -> str | None:
-    """The stem a handle or block id starts with; None for ids this adapter did not make."""
-    stem = handle_or_block[:_STEM_LENGTH]
-    if len(stem) == _STEM_LENGTH and stem[:13].isdigit():
-        with contextlib.suppress(ValueError):
-            int(stem[13:], 16)
-            return stem
-    return None
+def _stem_of(block_id: str) -> str | None:
+    """The stem a block id starts with; None for a block this adapter did not stage."""
+    found = _STEM.match(block_id)
+    return found.group() if found else None
 
 
 def _started(stem: str) -> float:
@@ -284,7 +283,8 @@ class AzureBucket(Bucket):
                         "uncommitted")
                 except ResourceNotFoundError:
                     continue
-                for stem in sorted({s for s in map(_stem_of, (b.id for b in uncommitted)) if s}):
+                stems = {_stem_of(block.id) for block in uncommitted}
+                for stem in sorted(stem for stem in stems if stem):
                     yield PendingWrite(self._relative(name), stem, _started(stem))
 
     # -- helpers -----------------------------------------------------------------
