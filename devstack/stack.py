@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from devstack import processes
+from devstack import azurite, processes
 from geo_service.store import Busy, held
 from handoff.config import ConfigError, Settings, count, load_settings, variable
 
@@ -170,6 +170,7 @@ def ready_line(settings: Settings, health: dict[str, int],
 
     ``replicas`` holds each named geo replica's name, url and ports.
     """
+    store = settings.store_url if settings.shared_store else settings.uploads_root.resolve()
     probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
                        for name, port in health.items()) or "off"
     if replicas:
@@ -183,7 +184,26 @@ def ready_line(settings: Settings, health: dict[str, int],
                    f"{_metrics_url(settings, settings.gc_metrics_port)}")
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
             f"({geo}; metrics: {metrics}; probes: {probes}; "
-            f"uploads in {settings.uploads_root.resolve()})")
+            f"uploads in {store})")
+
+
+def embedded_azurite(settings: Settings, environ: Mapping[str, str]) -> bool:
+    """An ``az://`` store with no Azure account configured is served by a local Azurite."""
+    url = settings.store_url
+    return (url is not None and url.scheme == "az"
+            and not environ.get("AZURE_STORAGE_CONNECTION_STRING")
+            and not environ.get("AZURE_STORAGE_ACCOUNT"))
+
+
+def _start_azurite(stack: processes.LocalStack, folder: Path, port: int, container: str
+                   ) -> None:
+    """Azurite on 127.0.0.1:``port``, its blobs kept in ``folder``, with the store's container."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stack.ports["azurite"] = port
+    stack.env.update(azurite.environment(port))
+    stack.start("azurite", azurite.argv(folder, port, folder / "azurite.log"))
+    azurite.ensure_container(stack.env, container)
+    print(f"handoff: started Azurite on 127.0.0.1:{port} (blobs kept in {folder})", flush=True)
 
 
 def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port: int) -> None:
@@ -215,9 +235,9 @@ def _serve(stack: processes.LocalStack) -> int:
         for name, child in list(stack.procs.items()):
             if child.poll() is None:
                 continue
-            if name == "redis":
+            if name in processes.PORT_ONLY:
                 print(f"handoff: {processes.program(child)} ({name}) exited with "
-                      f"{child.returncode}; stopping (its append-only file keeps the queue "
+                      f"{child.returncode}; stopping (its files in var/ are kept "
                       "for the next start)", file=sys.stderr, flush=True)
                 return 1
             print(f"handoff: {name} exited with {child.returncode}; starting it again in "
@@ -282,10 +302,10 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
     several = replicas > 1
     geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
     own_ports = replicas * (len(processes.REPLICA_PORTS) - 1) if several else 0
-    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports,
+    spare = iter(spare_ports(settings, len(geos) + 2 + own_ports,
                              reserved=[settings.api_port, *geo]))
     health = health_ports(settings, {name: next(spare) for name in geos})
-    redis_port = next(spare)
+    redis_port, azurite_port = next(spare), next(spare)
     ports = {"api": settings.api_port} if several else {"geo": settings.geo_port,
                                                          "api": settings.api_port}
     stack = processes.LocalStack(state_root(), env, ports, logs_to_files=False,
@@ -294,6 +314,9 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
                                  stop_timeout=settings.graceful_timeout + STOP_MARGIN)
     named = _add_replicas(stack, geo, spare) if several else []
     try:
+        if settings.store_url and embedded_azurite(settings, env):
+            _start_azurite(stack, stack_folder(settings, "azurite"), azurite_port,
+                           settings.store_url.location)
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
                    redis_port)
         url = stack.url("api")

@@ -6,6 +6,7 @@ import pytest
 
 from devstack import processes
 from devstack.stack import (
+    embedded_azurite,
     geo_ports,
     health_ports,
     local_defaults,
@@ -30,6 +31,26 @@ def test_the_ready_line_names_every_address() -> None:
     assert "worker http://127.0.0.1:41001/metrics" in line
     assert "sweeper http://127.0.0.1:41002/metrics" in line
     assert "/srv/var/uploads" in line
+
+
+def test_the_ready_line_names_an_object_store_instead_of_a_folder() -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": "az://handoff/dev",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
+    line = ready_line(settings, {})
+    assert line.endswith("uploads in az://handoff/dev)")
+
+
+@pytest.mark.parametrize(("given", "embedded"), [
+    ({"HANDOFF_STORE_URL": "az://handoff/dev"}, True),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": ""}, True),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": "x"}, False),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_ACCOUNT": "mine"}, False),
+    ({"HANDOFF_STORE_URL": "s3://handoff"}, False),
+    ({}, False),
+])
+def test_azurite_serves_an_az_store_only_when_no_account_is_given(
+        given: dict[str, str], embedded: bool) -> None:
+    assert embedded_azurite(load_settings(given), given) is embedded
 
 
 def test_the_ready_line_says_which_metrics_are_off() -> None:
