@@ -116,8 +116,6 @@ def replica_name(index: int) -> str:
     return f"geo-{index}"
 
 
-#: Parts that are ready once they listen (no /healthz), and stop last: every other part uses them.
-PORT_ONLY = ("redis", "azurite")
 #: The parts each geo replica runs for itself.
 REPLICA_KINDS = ("geo", "worker", "gc")
 #: The ports each of several geo replicas needs to itself (see :meth:`LocalStack.add_replicas`).
@@ -281,8 +279,8 @@ class LocalStack:
             log_path = self.log_path(name)
         proc = start(command, self.environment(name), log_path)
         self.procs[name] = proc
-        if name in PORT_ONLY:
-            wait_port(self.ports[name], proc)
+        if name == "redis":
+            wait_port(self.ports["redis"], proc)
         elif name in self.ports:
             wait_ready(self.url(name) + "/healthz", proc)
         return proc
@@ -333,5 +331,6 @@ class LocalStack:
 
 
 def _stop_wave(name: str) -> int:
-    """When a part stops: 0 with the clients, 1 with the geo services, 2 with the stores."""
-    return 2 if name in PORT_ONLY else {"geo": 1}.get(name.split("-")[0], 0)
+    """When a part stops: 0 with the clients, 1 with the geo services, 2 with the servers
+    they use (valkey, an embedded SeaweedFS or Azurite)."""
+    return {"redis": 2, "seaweedfs": 2, "azurite": 2, "geo": 1}.get(name.split("-")[0], 0)

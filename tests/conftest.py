@@ -94,9 +94,46 @@ def body_echo(session_processes: Processes) -> str:
 
 
 @pytest.fixture(scope="session")
+def seaweedfs(session_processes: Processes) -> objectstores.ObjectServer:
+    """One SeaweedFS (S3) for the run, on loopback; tests keep apart by prefix."""
+    return objectstores.start_seaweedfs(session_processes)
+
+
+@pytest.fixture(scope="session")
+def azurite(session_processes: Processes) -> objectstores.ObjectServer:
+    """One Azurite (Azure Blob) for the run, on loopback; tests keep apart by prefix."""
+    return objectstores.start_azurite(session_processes)
+
+
+@pytest.fixture(scope="session")
 def valkey(session_processes: Processes) -> str:
     """A valkey-server of its own for the whole run, on a loopback port; its URL."""
     return session_processes.stack("valkey", components=("redis",)).env["HANDOFF_REDIS_URL"]
+
+
+@pytest.fixture
+def s3_store_url(seaweedfs: objectstores.ObjectServer, valkey: str,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty ``s3://`` store on the run's SeaweedFS, its locks in the run's valkey.
+
+    The environment names both, as the services read them, so
+    ``open_store_at(url)`` opens it here and in any child process.
+    """
+    for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs.url("s3", objectstores.fresh_prefix())
+
+
+@pytest.fixture
+def az_store_url(azurite: objectstores.ObjectServer, valkey: str,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty ``az://`` store on the run's Azurite, its locks in the run's valkey.
+
+    As ``s3_store_url``: the environment names both, for this process and its children.
+    """
+    for name, value in {**azurite.env, "HANDOFF_REDIS_URL": valkey}.items():
+        monkeypatch.setenv(name, value)
+    return azurite.url("az", objectstores.fresh_prefix())
 
 
 @pytest.fixture(scope="session")
@@ -119,9 +156,3 @@ def make_stack(processes: Processes) -> Callable[..., Stack]:
         return processes.stack("private-stack", overrides, components, replicas)
 
     return _make
-
-
-@pytest.fixture(scope="session")
-def azurite(session_processes: Processes) -> objectstores.ObjectServer:
-    """One Azurite (Azure Blob) for the run, on loopback; tests keep apart by prefix."""
-    return objectstores.start_azurite(session_processes)

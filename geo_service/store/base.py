@@ -496,6 +496,15 @@ class UploadStore(ABC):
     def empty_trash(self) -> int:
         """Finish removals that a crash interrupted; returns the bytes freed."""
 
+    @abstractmethod
+    def abort_abandoned(self, before: float) -> int:
+        """Abort files begun before ``before`` (a POSIX time) by writers that are gone.
+
+        Half-written files of an object store (a multipart upload, staged
+        blocks) are listed nowhere but here and cost storage until aborted.
+        Returns how many were aborted.
+        """
+
     # -- the store as a whole --------------------------------------------------
 
     @abstractmethod

@@ -234,6 +234,10 @@ class FileStore(UploadStore):
             shutil.rmtree(entry, ignore_errors=True)
         return freed
 
+    def abort_abandoned(self, before: float) -> int:
+        """Nothing to abort: a partial file lives in its upload's folder and goes with it."""
+        return 0
+
     # -- the sweeper's view ----------------------------------------------------
 
     def upload_ids(self) -> Iterator[str]:

@@ -8,13 +8,14 @@ standard variables) and the bucket or container the tests share; tests
 keep apart by prefix (:func:`fresh_prefix`).
 """
 
+import os
 import subprocess
 import uuid
 from dataclasses import dataclass
 
 import pytest
 
-from devstack import azurite, npm
+from devstack import azurite, npm, seaweedfs
 from devstack import processes as devprocesses
 from tests.support.processes import Processes
 
@@ -31,6 +32,20 @@ class ObjectServer:
     def url(self, scheme: str, prefix: str) -> str:
         """The store URL (``HANDOFF_STORE_URL``) of ``prefix`` in the shared bucket."""
         return f"{scheme}://{self.bucket}/{prefix}"
+
+
+def start_seaweedfs(running: Processes) -> ObjectServer:
+    """``weed mini`` on loopback with the tests' bucket, stopped at ``running``'s teardown."""
+    folder = running.folder("seaweedfs")
+    port = devprocesses.free_port()
+    env = seaweedfs.environment(port)
+    with open(folder / "weed.log", "ab") as log:
+        proc = running.popen(seaweedfs.argv(folder, port), grace=seaweedfs.STOP_GRACE,
+                             env={**os.environ, **env}, stdout=log,
+                             stderr=log, stdin=subprocess.DEVNULL)
+    seaweedfs.wait_ready(env, proc)
+    seaweedfs.ensure_bucket(env, BUCKET)
+    return ObjectServer(env, BUCKET)
 
 
 def start_azurite(running: Processes) -> ObjectServer:

@@ -379,9 +379,11 @@ class StoreContract:
         assert list(store.upload_ids()) == [ID]
         timeline = store.timeline(ID)
         assert timeline.state is State.RECEIVING and timeline.last_activity is not None
-        assert store.size(ID) >= len(DATA)
         with store.lock(ID):
-            assert store.remove(ID) >= len(DATA)
+            store.remove(ID)
+        assert not store.has_entry(ID)  # the partial went with its upload, wherever it was
+        with pytest.raises(FileNotFoundError):
+            read(store, ID)
         assert store.empty_trash() == 0 and store.unfinished_removals() == []
         assert list(store.upload_ids()) == []
 
