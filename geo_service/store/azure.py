@@ -60,6 +60,7 @@ from azure.storage.blob import (
 )
 
 from geo_service.store.bucket import Bucket, BucketUnavailable, ObjectInfo, Part, PendingWrite
+from handoff.config import ConfigError
 
 #: Bytes per chunk when an object is streamed out, and the most read at once.
 READ_CHUNK = 4 * 1024 * 1024
@@ -85,8 +86,8 @@ def azure_client(env: Mapping[str, str] = os.environ) -> BlobServiceClient:
         return BlobServiceClient.from_connection_string(connection, **options)
     account = env.get("AZURE_STORAGE_ACCOUNT")
     if not account:
-        raise ValueError("an az:// store needs AZURE_STORAGE_CONNECTION_STRING or "
-                         "AZURE_STORAGE_ACCOUNT")
+        raise ConfigError("an az:// store needs AZURE_STORAGE_CONNECTION_STRING or "
+                          "AZURE_STORAGE_ACCOUNT")
     key = env.get("AZURE_STORAGE_KEY")
     credential: Any = ({"account_name": account, "account_key": key} if key
                        else DefaultAzureCredential())
