@@ -136,6 +136,12 @@ def az_store_url(azurite: objectstores.ObjectServer, valkey: str,
     return azurite.url("az", objectstores.fresh_prefix())
 
 
+@pytest.fixture(params=["s3", "az"])
+def object_store_url(request: pytest.FixtureRequest) -> str:
+    """A fresh ``s3://`` store, then a fresh ``az://`` one, for what both must do alike."""
+    return request.getfixturevalue(f"{request.param}_store_url")
+
+
 @pytest.fixture(scope="session")
 def stack(session_processes: Processes) -> Stack:
     """The default stack, shared by tests that do not disturb it."""

@@ -247,7 +247,8 @@ class AzureBucket(Bucket):
     def put_part(self, key: str, handle: str, number: int, data: bytes | memoryview) -> Part:
         block = _block_id(handle[:_STEM_LENGTH], number)
         with _unavailable():
-            self._blob(key).stage_block(block, bytes(data), length=len(data))
+            body = data if isinstance(data, bytes) else bytes(data)  # the SDK takes no view
+            self._blob(key).stage_block(block, body, length=len(data))
         return Part(number, block, len(data))
 
     def copy_part(self, key: str, handle: str, number: int, source: str, start: int,
