@@ -4,13 +4,12 @@ It is the npm package ``azurite`` at a pinned version, installed once into
 ``var/node/``. Only its blob service runs, on loopback, keeping its files
 in a folder of the caller's; the account is the emulator's well-known
 ``devstoreaccount1``, reached through the SDK's standard connection string.
-``make run`` and the tests start it the same way: :func:`argv` (or
-:func:`start`), :func:`environment`, :func:`wait`, :func:`ensure_container`
-and :func:`stop`.
+``make run`` and the tests start it the same way: :func:`argv`,
+:func:`environment`, :func:`wait`, :func:`ensure_container`; each stops it
+by pid with its own process registry.
 """
 
 import contextlib
-import os
 import subprocess
 from pathlib import Path
 
@@ -66,19 +65,3 @@ def ensure_container(env: dict[str, str], name: str) -> None:
     client = BlobServiceClient.from_connection_string(env["AZURE_STORAGE_CONNECTION_STRING"])
     with contextlib.suppress(ResourceExistsError):
         client.create_container(name)
-
-
-def start(workdir: Path, port: int, log_path: Path | None = None) -> subprocess.Popen:
-    """Azurite started and listening; stop it with :func:`stop`."""
-    proc = processes.start(argv(workdir, port), os.environ, log_path)
-    try:
-        wait(port, proc)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM by pid, then SIGKILL its session if it has not ended."""
-    processes.stop(proc)
