@@ -1,4 +1,4 @@
-"""The sweep against an object store on S3 (an embedded SeaweedFS), locks in Redis."""
+"""The sweep against an object store on S3 (SeaweedFS) and Azure (Azurite), locks in Redis."""
 
 import os
 import time
@@ -8,6 +8,7 @@ import pytest
 from geo_service.store import ObjectStore, open_store_at
 from handoff_gc.rules import Ttls
 from handoff_gc.sweep import sweep
+from tests.support.polling import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -16,8 +17,8 @@ TTLS = Ttls(orphan=100.0, partial=200.0, retention=1000.0)
 
 
 @pytest.fixture
-def store(s3_store_url: str) -> ObjectStore:
-    opened = open_store_at(s3_store_url)
+def store(object_store_url: str) -> ObjectStore:
+    opened = open_store_at(object_store_url)
     assert isinstance(opened, ObjectStore)
     return opened
 
@@ -26,6 +27,8 @@ def test_an_abandoned_writers_part_upload_is_aborted_by_a_sweep(store: ObjectSto
     store.create(ID, "alice")
     writer = store.open_writer(ID, 0)  # its writer is never heard of again
     writer.write(os.urandom(20 * 1024 * 1024))
+    # Azure lists the write once its first part has arrived.
+    assert eventually(lambda: list(store.bucket.pending("")) != [])
     kept = sweep(store, TTLS)
     assert (kept.aborted_writes, kept.deletions) == (0, [])
     assert [write.key for write in store.bucket.pending("")] == [f"{ID}/files/0"]
