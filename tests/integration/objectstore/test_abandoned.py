@@ -28,8 +28,9 @@ RATE = "24M"
 TUS = {"Tus-Resumable": "1.0.0"}
 
 
-def curl(*args: str) -> list[str]:
-    return ["curl", "-sS", "-o", "/dev/null", "--limit-rate", RATE, *args]
+def curl(*args: str, output: str = "/dev/null") -> list[str]:
+    """curl sending at :data:`RATE`, its answer's body to ``output``."""
+    return ["curl", "-sS", "-o", output, "--limit-rate", RATE, *args]
 
 
 def killed_mid_body(processes: Processes, s3: S3Stack, argv: list[str]) -> None:
