@@ -13,6 +13,11 @@ each a geo service, a worker and a sweeper of its own, with its store in
 after it; the API places uploads on them. The default, one, runs the
 single unnamed geo service.
 
+With ``HANDOFF_STORE_URL=s3://bucket/prefix`` and no S3 endpoint or
+credentials of its own in the environment, ``make run`` starts an embedded
+SeaweedFS (:mod:`devstack.seaweedfs`) on loopback, keeping its data in
+``var/seaweedfs/<API port>``, and creates the bucket.
+
 Several stacks may run side by side on one machine with different
 ``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
 unless set, and what belongs to one stack (the embedded valkey's files,
@@ -30,7 +35,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from devstack import processes
+from devstack import processes, seaweedfs
 from geo_service.store import Busy, held
 from handoff.config import ConfigError, Settings, count, load_settings, variable
 
@@ -48,6 +53,10 @@ LOCAL_GRACE = "10s"
 STOP_MARGIN = 5.0
 #: Where the stack keeps its own files, relative to the folder ``make run`` starts in.
 STATE_DIR = Path("var")
+#: Any of these set means the S3 store is the user's own: no embedded SeaweedFS is started.
+OWN_S3 = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+#: The parts whose end stops the stack: every other part needs them.
+ESSENTIAL = ("redis", "seaweedfs")
 
 
 def replica_count(environ: Mapping[str, str]) -> int:
@@ -186,6 +195,25 @@ def ready_line(settings: Settings, health: dict[str, int],
             f"uploads in {settings.uploads_root.resolve()})")
 
 
+def embedded_bucket(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The bucket an embedded SeaweedFS should serve, or None when the S3 store is the user's."""
+    url = settings.store_url
+    if url is None or url.scheme != "s3" or any(environ.get(name) for name in OWN_S3):
+        return None
+    return url.location
+
+
+def _start_seaweedfs(stack: processes.LocalStack, folder: Path, port: int, bucket: str) -> None:
+    """SeaweedFS on loopback with ``bucket``; its endpoint and keys go into every part's env."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stack.env.update(seaweedfs.environment(port))
+    proc = stack.start("seaweedfs", seaweedfs.argv(folder, port))
+    seaweedfs.wait_ready(stack.env, proc)
+    seaweedfs.ensure_bucket(stack.env, bucket)
+    print(f"handoff: started SeaweedFS, S3 on 127.0.0.1:{port} (data kept in {folder})",
+          flush=True)
+
+
 def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port: int) -> None:
     """Start every part, the API last; return once the API is ready.
 
@@ -215,10 +243,10 @@ def _serve(stack: processes.LocalStack) -> int:
         for name, child in list(stack.procs.items()):
             if child.poll() is None:
                 continue
-            if name == "redis":
+            if name in ESSENTIAL:
                 print(f"handoff: {processes.program(child)} ({name}) exited with "
-                      f"{child.returncode}; stopping (its append-only file keeps the queue "
-                      "for the next start)", file=sys.stderr, flush=True)
+                      f"{child.returncode}; stopping (its files are kept for the next start)",
+                      file=sys.stderr, flush=True)
                 return 1
             print(f"handoff: {name} exited with {child.returncode}; starting it again in "
                   f"{RESTART_DELAY:g} s", file=sys.stderr, flush=True)
@@ -282,10 +310,10 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
     several = replicas > 1
     geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
     own_ports = replicas * (len(processes.REPLICA_PORTS) - 1) if several else 0
-    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports,
+    spare = iter(spare_ports(settings, len(geos) + 2 + own_ports,
                              reserved=[settings.api_port, *geo]))
     health = health_ports(settings, {name: next(spare) for name in geos})
-    redis_port = next(spare)
+    redis_port, s3_port = next(spare), next(spare)
     ports = {"api": settings.api_port} if several else {"geo": settings.geo_port,
                                                          "api": settings.api_port}
     stack = processes.LocalStack(state_root(), env, ports, logs_to_files=False,
@@ -294,6 +322,9 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
                                  stop_timeout=settings.graceful_timeout + STOP_MARGIN)
     named = _add_replicas(stack, geo, spare) if several else []
     try:
+        bucket = embedded_bucket(settings, env)
+        if bucket is not None:
+            _start_seaweedfs(stack, stack_folder(settings, "seaweedfs"), s3_port, bucket)
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
                    redis_port)
         url = stack.url("api")

@@ -40,6 +40,20 @@ POSITIVE_SIZE = (r"0*[1-9][0-9]*(?:\.[0-9]+)? *(?:B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)
 #: An http:// or https:// URL with a host name or IPv4 address, as the chart takes it.
 HTTP_URL = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#].*)?"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: An S3 bucket name (the strictest provider's rule) or an Azure container name, 3 to 63
+#: characters; parse_store_url also refuses ".." in it, which STORE_URL_SINGLE_DOTS says.
+BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# One name of a prefix: these characters, but not "." or "..".
+_PREFIX_NAME = r"\.{3,}|[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*"
+# After the bucket: nothing, or a prefix of /-separated names, slashes allowed at either end.
+_STORE_PATH = f"(?:/+(?:{_PREFIX_NAME})(?:/(?:{_PREFIX_NAME}))*)?/*"
+#: ``s3://bucket/prefix`` as parse_store_url takes it (with STORE_URL_SINGLE_DOTS).
+S3_STORE_URL = f"s3://{BUCKET_NAME}{_STORE_PATH}"
+#: ``az://container/prefix`` as parse_store_url takes it (with STORE_URL_SINGLE_DOTS).
+AZURE_STORE_URL = f"az://{BUCKET_NAME}{_STORE_PATH}"
+#: A store URL whose bucket has no two dots in a row: RE2 has no look-ahead to say it in
+#: the same pattern as the bucket's length, so the chart holds a URL to both.
+STORE_URL_SINGLE_DOTS = r"[a-z0-9]+://[^./]+(?:\.[^./]+)*(?:/.*)?"
 
 _QUEUE_NAME = re.compile(QUEUE_NAME)
 _ACTOR_NAME = re.compile(ACTOR_NAME)
@@ -175,8 +189,7 @@ class StoreUrl:
         return f"{self.scheme}://{self.location}" + (f"/{self.prefix}" if self.prefix else "")
 
 
-#: An S3 bucket name (the strictest provider's rule) or an Azure container name.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET = re.compile(BUCKET_NAME)
 _PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
 
 

@@ -104,6 +104,19 @@ def valkey(session_processes: Processes) -> str:
     return session_processes.stack("valkey", components=("redis",)).env["HANDOFF_REDIS_URL"]
 
 
+@pytest.fixture
+def s3_store_url(seaweedfs: objectstores.ObjectServer, valkey: str,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty ``s3://`` store on the run's SeaweedFS, its locks in the run's valkey.
+
+    The environment names both, as the services read them, so
+    ``open_store_at(url)`` opens it here and in any child process.
+    """
+    for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs.url("s3", objectstores.fresh_prefix())
+
+
 @pytest.fixture(scope="session")
 def stack(session_processes: Processes) -> Stack:
     """The default stack, shared by tests that do not disturb it."""

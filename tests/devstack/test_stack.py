@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from devstack import processes
+from devstack import processes, seaweedfs
 from devstack.stack import (
+    embedded_bucket,
     geo_ports,
     health_ports,
     local_defaults,
@@ -134,3 +135,23 @@ def test_without_replicas_the_parts_are_the_single_ones(tmp_path: Path) -> None:
     stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs"}, {"api": 18000})
     assert stack.components(("geo", "worker", "api")) == ["geo", "worker", "api"]
     assert processes.worker_queues(stack.environment("worker"))[0] == "jobs"
+
+
+@pytest.mark.parametrize(("environ", "bucket"), [
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket/uploads"}, "dev-bucket"),
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}, None),
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket", "AWS_PROFILE": "prod"}, None),
+    ({"HANDOFF_STORE_URL": "file:///srv/uploads"}, None),
+    ({}, None),
+])
+def test_an_embedded_seaweedfs_serves_an_s3_store_only_when_none_is_configured(
+        environ: dict[str, str], bucket: str | None) -> None:
+    assert embedded_bucket(load_settings(environ), environ) == bucket
+
+
+def test_seaweedfs_binds_loopback_only_on_ports_of_its_own(tmp_path: Path) -> None:
+    argv = seaweedfs.argv(tmp_path, 18333)
+    ports = [arg.split("=")[1] for arg in argv if ".port" in arg and arg.split("=")[1] != "0"]
+    assert "-ip.bind=127.0.0.1" in argv and "-s3.port=18333" in argv
+    assert len(set(ports)) == len(ports) == 10
+    assert seaweedfs.environment(18333)["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:18333"

@@ -6,19 +6,14 @@ import pytest
 
 from geo_service.store import ObjectStore, UploadStore, open_store_at
 from tests.geo_service.store.contract import ID, StoreContract, sealed
-from tests.support.objectstores import ObjectServer, fresh_prefix
 
 pytestmark = pytest.mark.integration
 
 
 class TestObjectStoreOnS3(StoreContract):
     @pytest.fixture
-    def location(self, seaweedfs: ObjectServer, valkey: str,
-                 monkeypatch: pytest.MonkeyPatch) -> str:
-        """A fresh prefix; the environment (inherited by lock holders) names server and Redis."""
-        for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
-            monkeypatch.setenv(name, value)
-        return seaweedfs.url("s3", fresh_prefix())
+    def location(self, s3_store_url: str) -> str:
+        return s3_store_url
 
     @pytest.fixture
     def store(self, location: str) -> UploadStore:

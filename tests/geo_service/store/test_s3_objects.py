@@ -10,7 +10,6 @@ from geo_service.store.bucket import Part
 from geo_service.store.objects import PART_SIZE
 from geo_service.store.s3 import S3Bucket
 from tests.geo_service.store.contract import INFO, PROGRESS, read
-from tests.support.objectstores import ObjectServer, fresh_prefix
 
 pytestmark = pytest.mark.integration
 
@@ -21,10 +20,8 @@ BIG = os.urandom(20 * MIB)
 
 
 @pytest.fixture
-def store(seaweedfs: ObjectServer, valkey: str, monkeypatch: pytest.MonkeyPatch) -> ObjectStore:
-    for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
-        monkeypatch.setenv(name, value)
-    opened = open_store_at(seaweedfs.url("s3", fresh_prefix()))
+def store(s3_store_url: str) -> ObjectStore:
+    opened = open_store_at(s3_store_url)
     assert isinstance(opened, ObjectStore)
     return opened
 
