@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from handoff.config import Settings, replica_queue
+from handoff.config import load_settings
 
 BIN = Path(sys.executable).parent
 
@@ -105,10 +105,12 @@ def worker_argv(queues: Sequence[str], threads: int = 2) -> list[str]:
 
 
 def worker_queues(env: Mapping[str, str]) -> tuple[str, str]:
-    """The queues the worker's actors consume: its replica's jobs and webhook deliveries."""
-    return (replica_queue(env.get("HANDOFF_QUEUE") or Settings.queue,
-                          env.get("HANDOFF_REPLICA") or None),
-            env.get("HANDOFF_WEBHOOK_QUEUE") or Settings.webhook_queue)
+    """The queues the worker's actors consume: its replica's jobs and webhook deliveries.
+
+    Its replica's jobs are the one queue of every replica with a shared store.
+    """
+    settings = load_settings(env)
+    return settings.job_queue, settings.webhook_queue
 
 
 def replica_name(index: int) -> str:

@@ -144,8 +144,11 @@ class Settings:
 
     @property
     def job_queue(self) -> str:
-        """The queue this geo replica's jobs go to: ``<queue>.<replica>``, or the queue itself."""
-        return replica_queue(self.queue, self.replica or None)
+        """The queue this geo replica's jobs go to: ``<queue>.<replica>``, or the queue itself.
+
+        With a shared store it is the queue itself for every replica (see :func:`replica_queue`).
+        """
+        return replica_queue(self.queue, self.replica or None, self.shared_store)
 
     @property
     def store_root(self) -> Path:
@@ -213,9 +216,15 @@ def parse_store_url(text: str) -> StoreUrl:
     return StoreUrl(parts.scheme, parts.netloc, prefix)
 
 
-def replica_queue(queue: str, replica: str | None) -> str:
-    """The job queue of ``replica``: each consumes its own, so a job runs where its bytes are."""
-    return f"{queue}.{replica}" if replica else queue
+def replica_queue(queue: str, replica: str | None, shared: bool = False) -> str:
+    """The job queue of ``replica``.
+
+    With a filesystem store each replica consumes its own, so a job runs
+    where its bytes are; with a ``shared`` store every worker reaches every
+    upload, so all take from the one queue and none idles while another has
+    a backlog.
+    """
+    return f"{queue}.{replica}" if replica and not shared else queue
 
 
 def _port(text: str) -> int:

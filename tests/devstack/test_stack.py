@@ -131,6 +131,15 @@ def test_each_replica_runs_its_own_parts_on_its_own_ports(tmp_path: Path) -> Non
     assert stack.environment("gc-0")["HANDOFF_GC_METRICS_PORT"] == "18300"
 
 
+def test_with_a_shared_store_every_replica_s_worker_takes_the_one_queue(tmp_path: Path) -> None:
+    stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs",
+                                            "HANDOFF_STORE_URL": "s3://uploads"}, {"api": 18000})
+    stack.add_replicas([{"geo": 18100 + i, "worker_metrics": 18200 + i, "gc_metrics": 18300 + i}
+                        for i in range(2)])
+    assert {processes.worker_queues(stack.environment(f"worker-{i}"))[0]
+            for i in range(2)} == {"jobs"}
+
+
 def test_without_replicas_the_parts_are_the_single_ones(tmp_path: Path) -> None:
     stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs"}, {"api": 18000})
     assert stack.components(("geo", "worker", "api")) == ["geo", "worker", "api"]

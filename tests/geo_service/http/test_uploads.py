@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from werkzeug.test import TestResponse
 from geo_service.app import create_app
 from geo_service.http.state import state_of, upload_slot
 from geo_service.store import FileStore, UploadStore
-from handoff.config import Settings
+from handoff.config import Settings, parse_store_url
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
 from handoff.server.web import UploadSlots
@@ -145,6 +146,15 @@ def test_capacity_says_who_answers_its_room_and_readiness(client: FlaskClient) -
     document = response.get_json()
     assert (document["replica"], document["in_flight"], document["ready"]) == (None, 0, True)
     assert document["free_bytes"] > 0
+
+
+def test_capacity_names_a_shared_store_and_none_of_its_own(app: Flask,
+                                                          client: FlaskClient) -> None:
+    assert client.get("/capacity", headers=AUTH).get_json()["store"] is None
+    app.config["HANDOFF"] = replace(app.config["HANDOFF"],
+                                    store_url=parse_store_url("s3://uploads/eu"))
+
+    assert client.get("/capacity", headers=AUTH).get_json()["store"] == "s3://uploads/eu"
 
 
 def test_capacity_counts_the_uploads_arriving(app: Flask, client: FlaskClient) -> None:
