@@ -66,6 +66,13 @@ class GeneratedPayload:
             yield block
         self._done = True
 
+    def write(self, path: Path) -> Path:
+        """Write the payload to ``path``, for a client that sends files (tuspy, curl)."""
+        with open(path, "wb") as handle:
+            for block in self.blocks():
+                handle.write(block)
+        return path
+
     @property
     def sha256(self) -> str:
         assert self._done, "the payload was not generated to its end"
