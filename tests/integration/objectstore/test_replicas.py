@@ -68,8 +68,11 @@ def in_flight(s3: S3Stack, replica: str) -> float:
                if line.startswith("handoff_geo_uploads_in_flight"))
 
 
-def serving(s3: S3Stack) -> list[str]:
-    return [f"geo-{index}" for index in range(REPLICAS) if in_flight(s3, f"geo-{index}") > 0]
+def serving(s3: S3Stack, found: list[str]) -> bool:
+    """Whether exactly one replica is receiving now; if so, it is appended to ``found``."""
+    busy = [f"geo-{index}" for index in range(REPLICAS) if in_flight(s3, f"geo-{index}") > 0]
+    found.extend(busy if len(busy) == 1 else [])
+    return len(busy) == 1
 
 
 def test_a_replica_killed_mid_patch_is_resumed_through_another(
@@ -86,8 +89,9 @@ def test_a_replica_killed_mid_patch_is_resumed_through_another(
     rest = threading.Thread(target=uploader.upload)
     rest.start()
     try:
-        assert eventually(lambda: len(serving(s3)) == 1, timeout=60)
-        killed = serving(s3)[0]
+        found: list[str] = []
+        assert eventually(lambda: serving(s3, found), timeout=60)
+        killed = found[0]
         s3.stack.kill(killed)
     finally:
         rest.join(600)

@@ -46,7 +46,9 @@ class Restartable:
         return ObjectServer(objectstores.seaweedfs.environment(self.port), objectstores.BUCKET)
 
     def start(self) -> None:
+        """Serve; at teardown killed at once (its data is thrown away), not given weed's grace."""
         self.proc = objectstores.serve_seaweedfs(self.running, self.folder, self.port)
+        self.running.callback(devprocesses.kill, self.proc)
 
     def kill(self) -> None:
         assert self.proc is not None
