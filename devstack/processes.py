@@ -334,5 +334,5 @@ class LocalStack:
 
 def _stop_wave(name: str) -> int:
     """When a part stops: 0 with the clients, 1 with the geo services, 2 with the servers
-    they use (valkey, an embedded SeaweedFS)."""
-    return {"redis": 2, "seaweedfs": 2, "geo": 1}.get(name.split("-")[0], 0)
+    they use (valkey, an embedded SeaweedFS or Azurite)."""
+    return {"redis": 2, "seaweedfs": 2, "azurite": 2, "geo": 1}.get(name.split("-")[0], 0)

@@ -6,7 +6,7 @@ from geo_service.http import tus
 from geo_service.http.errors import store_unavailable
 from geo_service.http.state import EXTENSION, GeoState
 from geo_service.http.uploads import bp
-from geo_service.store import open_store
+from geo_service.store import LockLost, open_store
 from geo_service.store.bucket import BucketUnavailable
 from handoff.config import Settings, load_or_exit
 from handoff.processors import installed_or_exit
@@ -26,6 +26,6 @@ def create_app(settings: Settings | None = None) -> Flask:
                                          installed_or_exit().purposes, ready)
     app.register_blueprint(bp)
     app.register_blueprint(tus.bp)
-    # Any request that reaches the store while it is down (a status, a delete) says so.
-    app.register_error_handler(BucketUnavailable, lambda exc: store_unavailable(exc).response())
+    for failure in (BucketUnavailable, LockLost):
+        app.register_error_handler(failure, lambda exc: store_unavailable(exc).response())
     return app

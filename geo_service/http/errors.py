@@ -10,10 +10,9 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
-from geo_service.http import log
 from geo_service.intake.append import ChecksumMismatch, LengthError, OffsetMismatch
 from geo_service.intake.stop import Cancelled, Stopped
-from geo_service.store import UploadExists, UploadMissing
+from geo_service.store import LockLost, UploadExists, UploadMissing
 from geo_service.store.bucket import BucketUnavailable
 from handoff import tus
 from handoff.form import FieldError
@@ -39,17 +38,16 @@ def upload_problem(exc: BaseException, upload_id: str, *, kept: bool) -> Problem
     return None
 
 
-def store_unavailable(exc: BucketUnavailable, upload_id: str | None = None) -> Problem:
-    """503: the bucket (or the Redis of its locks) does not answer, which passes; retry later.
+def store_unavailable(exc: BaseException, upload_id: str | None = None, outcome: str = ""
+                      ) -> Problem:
+    """503: the object store or the lock service failed; nothing half-written was committed.
 
-    Nothing is promised about the bytes received: with the store down they
-    can be neither kept nor removed for sure. A tus client resumes from the
-    offset a HEAD reports once the store is back, and the sweeper removes
-    what a broken multipart upload left. Which endpoint failed, and how, is
-    for the log: the client cannot act on it.
+    Retrying is right: a multipart upload is sent again, a tus client asks
+    for the offset (what was made durable before the failure) and resumes.
     """
-    log.warning("upload store unavailable", extra={"upload_id": upload_id, "error": str(exc)})
-    return Problem(503, "store-unavailable", "the upload store cannot be reached; retry later",
+    why = ("the upload's lock expired before its bytes were committed"
+           if isinstance(exc, LockLost) else f"the upload store is unavailable: {exc}")
+    return Problem(503, "store-unavailable", f"{why}; {outcome}" if outcome else why,
                    headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
 
 
@@ -82,5 +80,5 @@ _PROBLEMS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], _Bu
     (UploadExists, lambda exc, upload_id, _: Problem(
         409, "exists", "an upload with this id already exists", upload_id=upload_id)),
     (UploadMissing, lambda exc, upload_id, _: not_found(upload_id)),
-    (BucketUnavailable, lambda exc, upload_id, _: store_unavailable(exc, upload_id)),
+    ((BucketUnavailable, LockLost), store_unavailable),
 ]

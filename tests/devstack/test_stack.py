@@ -7,6 +7,7 @@ import pytest
 from devstack import processes, seaweedfs
 from devstack.stack import (
     embedded_bucket,
+    embedded_container,
     geo_ports,
     health_ports,
     local_defaults,
@@ -31,6 +32,26 @@ def test_the_ready_line_names_every_address() -> None:
     assert "worker http://127.0.0.1:41001/metrics" in line
     assert "sweeper http://127.0.0.1:41002/metrics" in line
     assert "/srv/var/uploads" in line
+
+
+def test_the_ready_line_names_an_object_store_instead_of_a_folder() -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": "az://handoff/dev",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
+    line = ready_line(settings, {})
+    assert line.endswith("uploads in az://handoff/dev)")
+
+
+@pytest.mark.parametrize(("given", "container"), [
+    ({"HANDOFF_STORE_URL": "az://handoff/dev"}, "handoff"),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": ""}, "handoff"),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": "x"}, None),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_ACCOUNT": "mine"}, None),
+    ({"HANDOFF_STORE_URL": "s3://handoff"}, None),
+    ({}, None),
+])
+def test_azurite_serves_an_az_store_only_when_no_account_is_given(
+        given: dict[str, str], container: str | None) -> None:
+    assert embedded_container(load_settings(given), given) == container
 
 
 def test_the_ready_line_says_which_metrics_are_off() -> None:

@@ -14,8 +14,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from devstack import azurite, npm, seaweedfs
 from devstack import processes as devprocesses
-from devstack import seaweedfs
 from tests.support.processes import Processes
 
 BUCKET = "handoff-tests"
@@ -52,6 +54,22 @@ def serve_seaweedfs(running: Processes, folder: Path, port: int) -> subprocess.P
     seaweedfs.wait_ready(env, proc)
     seaweedfs.ensure_bucket(env, BUCKET)
     return proc
+
+
+def start_azurite(running: Processes) -> ObjectServer:
+    """Azurite's blob service on loopback with the tests' container (npm installs it once)."""
+    missing = npm.missing_programs()
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not installed (make browser-deps)")
+    folder = running.folder("azurite")
+    port = devprocesses.free_port()
+    env = azurite.environment(port)
+    with open(folder / "azurite.log", "ab") as log:
+        proc = running.popen(azurite.argv(folder, port), stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    azurite.wait(port, proc)
+    azurite.ensure_container(env, BUCKET)
+    return ObjectServer(env, BUCKET)
 
 
 def fresh_prefix() -> str:

@@ -12,7 +12,8 @@ from werkzeug.test import TestResponse
 
 from geo_service.app import create_app
 from geo_service.http.state import state_of, upload_slot
-from geo_service.store import FileStore, UploadStore
+from geo_service.store import FileStore, LockLost, UploadStore
+from geo_service.store.bucket import BucketUnavailable
 from handoff.config import Settings, parse_store_url
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
@@ -199,3 +200,70 @@ def test_metadata_too_deep_or_not_finite_is_400_naming_it_and_logs_no_error(
     assert assert_problem(response, 400, "bad-form")["detail"].startswith("metadata ")
     assert not store.exists(UPLOAD_ID)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+class _FailingFile:
+    """A file writer whose store stops answering after the first chunk."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    def write(self, data: bytes | memoryview) -> None:
+        raise self.failure
+
+    def abort(self) -> None:
+        return None
+
+    def __enter__(self) -> "_FailingFile":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("failure", [BucketUnavailable("connection refused"),
+                                     LockLost(UPLOAD_ID)])
+def test_a_store_that_fails_mid_body_is_a_503_to_retry(
+        app: Flask, client: FlaskClient, store: UploadStore, failure: Exception,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    geo_store = state_of(app).store
+    monkeypatch.setattr(geo_store, "open_writer", lambda upload_id, index: _FailingFile(failure))
+
+    response = _post(client)
+
+    body = assert_problem(response, 503, "store-unavailable")
+    assert response.headers["Retry-After"]
+    assert ("lock expired" if isinstance(failure, LockLost) else "connection refused") in \
+        body["detail"]
+    assert store.manifest(UPLOAD_ID) is None
+
+
+def test_a_store_that_does_not_answer_a_read_is_a_503(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(upload_id: str) -> None:
+        raise BucketUnavailable("read timed out")
+
+    monkeypatch.setattr(state_of(app).store, "status", unavailable)
+
+    response = client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH)
+
+    assert "read timed out" in assert_problem(response, 503, "store-unavailable")["detail"]
+
+
+def test_a_store_down_for_the_removal_too_still_answers_why_the_upload_broke(
+        app: Flask, client: FlaskClient, store: UploadStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    geo_store = state_of(app).store
+    monkeypatch.setattr(geo_store, "open_writer", lambda upload_id, index: _FailingFile(
+        BucketUnavailable("connection refused")))
+
+    def unreachable(upload_id: str) -> int:
+        raise BucketUnavailable("connection refused again")
+
+    monkeypatch.setattr(geo_store, "remove", unreachable)
+
+    response = _post(client)
+
+    body = assert_problem(response, 503, "store-unavailable")
+    assert body["upload_id"] == UPLOAD_ID
+    assert store.manifest(UPLOAD_ID) is None

@@ -104,8 +104,7 @@ def test_a_store_outage_mid_upload_is_a_clear_problem_and_a_tus_upload_resumes_a
         status, problem = answered(client, body)
         assert (status, problem.get("type")) == (503, STORE_UNAVAILABLE), body.read_text()
     during = small_upload(s3)
-    assert assert_problem(during, 503, "store-unavailable")["detail"].startswith(
-        "the upload store cannot be reached")
+    assert_problem(during, 503, "store-unavailable")
     broken = problem_ids(tmp_path / "multipart.json")
 
     weed.start()
