@@ -3,13 +3,16 @@
 A stack on S3 is the usual stack with ``HANDOFF_STORE_URL`` pointing at a
 fresh prefix and SeaweedFS's ``AWS_*`` variables; each test reads the
 bucket back through :class:`S3Bucket`, the store's own adapter, under the
-same prefix.
+same prefix. The clients that tests kill mid-body are curl processes,
+sending at a bounded rate.
 """
 
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pytest
+import requests
 
 from devstack import seaweedfs as weed
 from geo_service.store.bucket import ObjectInfo, PendingWrite
@@ -38,6 +41,32 @@ class S3Stack:
     def pending(self, prefix: str = "") -> list[PendingWrite]:
         """Multipart uploads begun and neither completed nor aborted."""
         return list(self.bucket.pending(prefix))
+
+
+#: Slow enough that a client is surely mid-body when a test breaks something, in bytes/s.
+RATE = "24M"
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def curl(*args: str, output: str = "/dev/null") -> list[str]:
+    """curl sending at :data:`RATE`, its answer's body to ``output``."""
+    return ["curl", "-sS", "-o", output, "--limit-rate", RATE, *args]
+
+
+def headers(s3: S3Stack, extra: dict[str, str]) -> list[str]:
+    """curl's ``-H`` arguments for the stack's client credentials and ``extra``."""
+    return [arg for name, value in {**s3.stack.client_headers, **extra}.items()
+            for arg in ("-H", f"{name}: {value}")]
+
+
+def tus_create(s3: S3Stack, length: int) -> str:
+    """A new tus upload of ``length`` bytes (purpose ``raw``) through the API; its URL."""
+    metadata = f"purpose {base64.b64encode(b'raw').decode()},filename YS5iaW4="
+    answer = requests.post(f"{s3.stack.api_url}/v1/uploads", timeout=30, headers={
+        **s3.stack.client_headers, **TUS, "Upload-Length": str(length),
+        "Upload-Metadata": metadata})
+    assert answer.status_code == 201, answer.text
+    return f"{s3.stack.api_url}{answer.headers['Location']}"
 
 
 def s3_overrides(server: ObjectServer, prefix: str, **more: str) -> dict[str, str]:

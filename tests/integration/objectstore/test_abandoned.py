@@ -7,7 +7,6 @@ its TTL, as objects or as a multipart upload S3 would keep (and bill)
 without listing it among the objects.
 """
 
-import base64
 import signal
 import subprocess
 from pathlib import Path
@@ -16,21 +15,13 @@ import requests
 
 from devstack.processes import BIN
 from handoff.units import MiB
-from tests.integration.objectstore.conftest import S3Stack
+from tests.integration.objectstore.conftest import TUS, S3Stack, curl, headers, tus_create
 from tests.support.payloads import random_file
 from tests.support.polling import eventually
 from tests.support.processes import Processes
 
 PARTIAL_TTL = 2.0
 SIZE_MIB = 256
-#: Slow enough that a client is surely killed mid-body, in bytes per second.
-RATE = "24M"
-TUS = {"Tus-Resumable": "1.0.0"}
-
-
-def curl(*args: str, output: str = "/dev/null") -> list[str]:
-    """curl sending at :data:`RATE`, its answer's body to ``output``."""
-    return ["curl", "-sS", "-o", output, "--limit-rate", RATE, *args]
 
 
 def killed_mid_body(processes: Processes, s3: S3Stack, argv: list[str]) -> None:
@@ -40,20 +31,6 @@ def killed_mid_body(processes: Processes, s3: S3Stack, argv: list[str]) -> None:
     assert client.poll() is None, "the client finished before it could be killed"
     client.send_signal(signal.SIGKILL)
     client.wait()
-
-
-def tus_create(s3: S3Stack, length: int) -> str:
-    metadata = f"purpose {base64.b64encode(b'raw').decode()},filename YS5iaW4="
-    answer = requests.post(f"{s3.stack.api_url}/v1/uploads", timeout=30, headers={
-        **s3.stack.client_headers, **TUS, "Upload-Length": str(length),
-        "Upload-Metadata": metadata})
-    assert answer.status_code == 201, answer.text
-    return f"{s3.stack.api_url}{answer.headers['Location']}"
-
-
-def headers(s3: S3Stack, extra: dict[str, str]) -> list[str]:
-    return [arg for name, value in {**s3.stack.client_headers, **extra}.items()
-            for arg in ("-H", f"{name}: {value}")]
 
 
 def sweep(s3: S3Stack) -> subprocess.CompletedProcess[str]:

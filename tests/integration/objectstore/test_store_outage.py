@@ -1,6 +1,7 @@
 """SeaweedFS killed mid-upload and started again on the same folder.
 
-While the store is down a client gets a 502 or 503 problem, never a 202;
+While the store is down a client gets a 503 ``store-unavailable`` problem
+to retry, never a 202;
 nothing of the broken uploads becomes visible (no manifest, no file
 object); once it is back a tus client resumes from what was kept, and
 every upload that was answered 202 ends ``done`` or ``failed`` with a
@@ -18,9 +19,17 @@ import pytest
 import requests
 
 from devstack import processes as devprocesses
+from devstack import seaweedfs as weed
 from handoff.units import MiB
-from tests.integration.objectstore.conftest import S3Stack, s3_overrides, s3_view
-from tests.integration.objectstore.test_abandoned import TUS, curl, headers, tus_create
+from tests.integration.objectstore.conftest import (
+    TUS,
+    S3Stack,
+    curl,
+    headers,
+    s3_overrides,
+    s3_view,
+    tus_create,
+)
 from tests.support import objectstores
 from tests.support.objectstores import ObjectServer
 from tests.support.payloads import file_sha256, unique_random_file
@@ -43,7 +52,7 @@ class Restartable:
 
     @property
     def server(self) -> ObjectServer:
-        return ObjectServer(objectstores.seaweedfs.environment(self.port), objectstores.BUCKET)
+        return ObjectServer(weed.environment(self.port), objectstores.BUCKET)
 
     def start(self) -> None:
         """Serve; at teardown killed at once (its data is thrown away), not given weed's grace."""
@@ -56,7 +65,7 @@ class Restartable:
 
 
 @pytest.fixture
-def weed(processes: Processes) -> Restartable:
+def own_seaweedfs(processes: Processes) -> Restartable:
     server = Restartable(processes, processes.folder("own-seaweedfs"), devprocesses.free_port())
     server.start()
     return server
@@ -80,10 +89,10 @@ def small_upload(s3: S3Stack) -> requests.Response:
 
 
 def test_a_store_outage_mid_upload_is_a_clear_problem_and_a_tus_upload_resumes_after(
-        processes: Processes, weed: Restartable, tmp_path: Path) -> None:
+        processes: Processes, own_seaweedfs: Restartable, tmp_path: Path) -> None:
     prefix = objectstores.fresh_prefix()
-    stack = processes.stack("s3-stack", s3_overrides(weed.server, prefix))
-    s3 = S3Stack(stack, s3_view(weed.server, prefix))
+    stack = processes.stack("s3-stack", s3_overrides(own_seaweedfs.server, prefix))
+    s3 = S3Stack(stack, s3_view(own_seaweedfs.server, prefix))
     source = unique_random_file(tmp_path / "outage.bin", SIZE_MIB)
     accepted = [small_upload(s3).json()["id"]]
     tus_url = tus_create(s3, SIZE_MIB * MiB)
@@ -97,7 +106,7 @@ def test_a_store_outage_mid_upload_is_a_clear_problem_and_a_tus_upload_resumes_a
         "-X", "PATCH", "--data-binary", f"@{source}", tus_url,
         output=str(tmp_path / "patch.json")))
     assert eventually(lambda: len(s3.pending()) == 2, timeout=60), s3.pending()
-    weed.kill()
+    own_seaweedfs.kill()
 
     for client, body in ((multipart, tmp_path / "multipart.json"),
                          (patch, tmp_path / "patch.json")):
@@ -107,7 +116,7 @@ def test_a_store_outage_mid_upload_is_a_clear_problem_and_a_tus_upload_resumes_a
     assert_problem(during, 503, "store-unavailable")
     broken = problem_ids(tmp_path / "multipart.json")
 
-    weed.start()
+    own_seaweedfs.start()
     offset = head_offset(s3, tus_url)
     with open(source, "rb") as handle:
         handle.seek(offset)
