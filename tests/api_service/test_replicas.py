@@ -1,5 +1,6 @@
 """Placing uploads on replicas and finding them again, over stand-ins for the geo clients."""
 
+import socket
 from collections import Counter
 from typing import Any
 
@@ -9,7 +10,7 @@ from api_service.geo import AnyReplica, GeoError, GeoUnreachable
 from api_service.placement import RESERVE
 from api_service.records import RecordUnavailable
 from api_service.replicas import CAPACITY_TTL, NoReplica, Replicas, ReplicaUnavailable
-from handoff.config import Settings, parse_store_url
+from handoff.config import Settings, load_settings, parse_store_url
 
 UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
 STORE = "s3://uploads/eu"
@@ -372,3 +373,17 @@ def test_a_single_geo_service_on_a_shared_store_is_asked_as_before() -> None:
     assert replicas.place(UPLOAD_ID, 10) is single
     assert replicas.find(UPLOAD_ID) is single
     assert not replicas.anywhere
+
+
+def test_replicas_of_a_shared_store_from_the_settings_use_no_records() -> None:
+    """Every replica and Redis refuse connections: nothing but the replicas is asked."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = load_settings({
+        "HANDOFF_GEO_SECRET": "x", "HANDOFF_STORE_URL": STORE,
+        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "HANDOFF_GEO_REPLICA_URLS": f"geo-0=http://127.0.0.1:{port},geo-1=http://127.0.0.1:{port}"})
+    replicas = Replicas.from_settings(settings)
+    assert replicas.anywhere
+    assert _order(replicas.find(UPLOAD_ID)) == ["geo-0", "geo-1"]

@@ -6,6 +6,9 @@ own valkey, and an API told both replicas and the store.
 """
 
 import base64
+import contextlib
+import http.client
+import json
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +18,7 @@ from handoff.ids import new_upload_id
 from handoff.tus import OFFSET_MEDIA_TYPE
 from handoff.tus_request import UploadInfo
 from tests.support import objectstores
+from tests.support.polling import eventually
 from tests.support.stacks import Stack
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -86,3 +90,39 @@ def test_a_replica_stopped_by_pid_makes_no_request_answer_replica_unavailable(
     multipart = _no_replica_unavailable(shared_stack.upload([("a.txt", DATA)]))
     assert multipart.status_code == 202, multipart.text
     assert shared_stack.wait_for(multipart.json()["id"])["status"] == "done"
+
+
+def _receiving(stack: Stack) -> list[str]:
+    """The replicas with an upload arriving now, by their own ``/capacity``."""
+    return [name for name in ("geo-0", "geo-1") if name in stack.procs and requests.get(
+        f"{stack.url(name)}/capacity", headers=stack.geo_auth, timeout=30).json()["in_flight"]]
+
+
+def test_a_patch_whose_replica_dies_mid_body_is_resumed_through_the_other(
+        shared_stack: Stack) -> None:
+    created = _tus(shared_stack, "POST", "/v1/uploads", {**RAW, "Upload-Length": str(len(DATA))})
+    url = created.headers["Location"]
+    half = len(DATA) // 2
+    sending = http.client.HTTPConnection("127.0.0.1", shared_stack.ports["api"], timeout=60)
+    sending.putrequest("PATCH", url)
+    for name, value in {**TUS, "Upload-Offset": "0", "Content-Type": OFFSET_MEDIA_TYPE,
+                        "Content-Length": str(len(DATA))}.items():
+        sending.putheader(name, value)
+    sending.endheaders(DATA[:half])
+    assert eventually(lambda: _receiving(shared_stack))
+    [dying] = _receiving(shared_stack)
+
+    shared_stack.kill(dying)
+    with contextlib.suppress(OSError):  # the API may answer before reading the rest
+        sending.send(DATA[half:])
+    answer = sending.getresponse()
+    assert answer.status == 502
+    assert json.loads(answer.read())["type"].endswith("/geo-unavailable")
+    sending.close()
+
+    offset = int(_no_replica_unavailable(_tus(shared_stack, "HEAD", url, {})
+                                         ).headers["Upload-Offset"])
+    rest = _tus(shared_stack, "PATCH", url, {"Upload-Offset": str(offset),
+                                             "Content-Type": OFFSET_MEDIA_TYPE}, DATA[offset:])
+    assert rest.status_code == 204, rest.text
+    assert shared_stack.wait_for(url.rsplit("/", 1)[-1])["status"] == "done"
