@@ -58,8 +58,7 @@ def geo_peak(workers: list[int]) -> int:
     return max(peak_resident(pid) for pid in workers)
 
 
-def test_four_gib_reach_the_bucket_in_the_memory_and_disk_one_gib_took(
-        make_s3_stack, record_property) -> None:
+def test_four_gib_reach_the_bucket_in_the_memory_and_disk_one_gib_took(make_s3_stack) -> None:
     s3 = make_s3_stack()
     workers = geo_workers(s3)
 
@@ -69,9 +68,6 @@ def test_four_gib_reach_the_bucket_in_the_memory_and_disk_one_gib_took(
         upload_done(s3, 4 * GiB, seed=4)
     after_four = geo_peak(workers)
 
-    for name, value in (("geo_peak_after_1gib", after_one), ("geo_peak_after_4gib", after_four),
-                        ("geo_write_bytes_4gib", writes.bytes)):
-        record_property(name, value)
     assert geo_workers(s3) == workers, "a geo worker was replaced during the uploads"
     assert writes.stable
     assert after_four - after_one <= PEAK_ALLOWANCE, (
