@@ -248,3 +248,22 @@ def test_a_store_that_does_not_answer_a_read_is_a_503(
     response = client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH)
 
     assert "read timed out" in assert_problem(response, 503, "store-unavailable")["detail"]
+
+
+def test_a_store_down_for_the_removal_too_still_answers_why_the_upload_broke(
+        app: Flask, client: FlaskClient, store: UploadStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    geo_store = state_of(app).store
+    monkeypatch.setattr(geo_store, "open_writer", lambda upload_id, index: _FailingFile(
+        BucketUnavailable("connection refused")))
+
+    def unreachable(upload_id: str) -> int:
+        raise BucketUnavailable("connection refused again")
+
+    monkeypatch.setattr(geo_store, "remove", unreachable)
+
+    response = _post(client)
+
+    body = assert_problem(response, 503, "store-unavailable")
+    assert body["upload_id"] == UPLOAD_ID
+    assert store.manifest(UPLOAD_ID) is None
