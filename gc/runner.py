@@ -98,6 +98,7 @@ def run(settings: Settings) -> int:
             metrics.GC_DELETIONS.labels(reason)
             metrics.GC_FREED_BYTES.labels(reason)
         metrics.GC_REQUEUED.inc(0)
+        metrics.GC_ABORTED_WRITES.inc(0)
         metrics.serve(settings.metrics_host, settings.gc_metrics_port,
                       variable("gc_metrics_port"))
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}

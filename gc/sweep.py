@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from geo_service.store import Busy, LockFile, UploadMissing, UploadStore
+from geo_service.store.bucket import BucketUnavailable
 from handoff.server import metrics
 
 from .rules import BUSY, Decision, Facts, Ttls, decide
@@ -58,6 +59,7 @@ class SweepReport:
     strays: int = 0
     errors: int = 0
     skipped_busy: int = 0
+    aborted_writes: int = 0
     interrupted: bool = False
 
     def record(self, deletion: Deletion) -> None:
@@ -86,6 +88,7 @@ def sweep(
     """
     report = SweepReport(dry_run=dry_run)
     _empty_trash(store, report)
+    _abort_abandoned(store, ttls, report, clock)
     for upload_id in store.upload_ids():
         if stop is not None and stop.is_set():
             report.interrupted = True
@@ -134,6 +137,26 @@ def _empty_trash(store: UploadStore, report: SweepReport) -> None:
             report.resumed_bytes,
             extra={"bytes": report.resumed_bytes},
         )
+
+
+def _abort_abandoned(store: UploadStore, ttls: Ttls, report: SweepReport, clock: Clock) -> None:
+    """Abort files whose writer went quiet longer ago than the partial TTL (object stores).
+
+    A multipart upload nobody completes is listed nowhere and kept, and paid
+    for, until it is aborted; its upload may even be gone already.
+    """
+    if report.dry_run:
+        return
+    try:
+        report.aborted_writes = store.abort_abandoned(clock() - ttls.partial)
+    except (OSError, BucketUnavailable):
+        log.exception("could not abort abandoned writes")
+        report.errors += 1
+        return
+    metrics.GC_ABORTED_WRITES.inc(report.aborted_writes)
+    if report.aborted_writes:
+        log.info("aborted %d abandoned writes", report.aborted_writes,
+                 extra={"aborted": report.aborted_writes})
 
 
 def _sweep_upload(
@@ -264,6 +287,7 @@ def _log_summary(report: SweepReport) -> None:
             "deleted": dict(report.counts),
             "bytes": report.bytes_freed,
             "busy": report.skipped_busy,
+            "aborted": report.aborted_writes,
             "errors": report.errors,
         },
     )

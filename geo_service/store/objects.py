@@ -282,12 +282,6 @@ class ObjectStore(UploadStore):
         check_id(upload_id)
         return None
 
-    def local_files(self, upload_id: str, count: int) -> list[Path]:
-        raise NotImplementedError("an object store's files are downloaded by the worker")
-
-    def scratch(self, upload_id: str) -> Path:
-        raise NotImplementedError("an object store's worker keeps its own scratch folder")
-
     def seal(self, upload_id: str, manifest: dict[str, Any]) -> None:
         """A resumable upload's segments are joined into ``files/0`` first, then deleted.
 

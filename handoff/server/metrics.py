@@ -51,6 +51,8 @@ JOB_SECONDS = Histogram("handoff_job_seconds", "Time a job spent processing.", [
 # sweeper
 GC_DELETIONS = Counter("handoff_gc_deletions", "Uploads deleted by the sweeper.", ["reason"])
 GC_FREED_BYTES = Counter("handoff_gc_freed_bytes", "Bytes freed by the sweeper.", ["reason"])
+GC_ABORTED_WRITES = Counter("handoff_gc_aborted_writes",
+                            "Half-written objects (multipart uploads) the sweeper aborted.")
 GC_REQUEUED = Counter("handoff_gc_requeued",
                       "Queued uploads whose lost message was enqueued again.")
 
