@@ -174,8 +174,9 @@ OBJECT_STACK_PARTS = ("redis", "geo", "worker")
 
 
 @contextlib.contextmanager
-def object_stack(root: Path, store_env: dict[str, str]) -> Iterator[Stack]:
-    """Valkey, one geo service and worker storing into a bucket, and the API.
+def object_stack(root: Path, store_env: dict[str, str],
+                 parts: tuple[str, ...] = OBJECT_STACK_PARTS) -> Iterator[Stack]:
+    """Valkey, one geo service and worker (and the sweeper, if in ``parts``) on a bucket; the API.
 
     ``store_env`` holds ``HANDOFF_STORE_URL`` and the S3 client's standard
     variables; the uploads root is left empty, the bucket holds the uploads.
@@ -187,7 +188,7 @@ def object_stack(root: Path, store_env: dict[str, str]) -> Iterator[Stack]:
     stack = Stack(root, {**_environment(root, ports), **store_env,
                          "HANDOFF_SCRATCH_DIR": str(root / "scratch")}, ports)
     try:
-        for name in OBJECT_STACK_PARTS:
+        for name in parts:
             _start(stack, name)
         _start_api(stack)
         yield stack
