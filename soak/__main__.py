@@ -19,7 +19,7 @@ def main(seconds: float | None = None, seed: int | None = None) -> int:
     if seed is None:
         seed = int(os.environ.get("HANDOFF_SOAK_SEED") or random.SystemRandom().randrange(2**32))
     store = chosen_store()
-    print(f"soak: {seconds:.0f}s on a {store} store, seed {seed} "
+    print(f"soak: {seconds:.0f}s, store {store}, seed {seed} "
           f"(HANDOFF_SOAK_SEED={seed} replays it)", flush=True)
     verdict, faults = run(seconds, seed, store=store)
     print(report(verdict, faults, seed), flush=True)
