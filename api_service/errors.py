@@ -31,6 +31,9 @@ def geo_problem(exc: GeoError, upload_id: str | None) -> Problem:
     if geo_kind(exc) == "busy":
         return Problem(503, "busy", "the geo service is full; retry later",
                        headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
+    if geo_kind(exc) == "store-unavailable":
+        return Problem(503, "store-unavailable", exc.detail,
+                       headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
     if exc.status in _PASSED_ON:
         return Problem(exc.status, _known_kind(exc), exc.detail, upload_id=upload_id)
     return Problem(502, "geo-unavailable",

@@ -1,19 +1,24 @@
 """The API's client for the geo service's internal endpoint."""
 
 import functools
+import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
 from requests_toolbelt import StreamingIterator
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 from handoff.config import Settings
 from handoff.tus import OFFSET_MEDIA_TYPE
+
+log = logging.getLogger("handoff.api")
+T = TypeVar("T")
 
 PURPOSES_TTL = 30.0
 # The tenant an upload is created for; the geo service trusts it because
@@ -33,6 +38,21 @@ class GeoError(Exception):
 
 class GeoUnreachable(GeoError):
     """No answer at all: the connection was refused, broke off or timed out."""
+
+
+class GeoNotReached(GeoUnreachable):
+    """No connection at all (refused, or timed out connecting): nothing of the request was sent.
+
+    Not a byte of a body was read either, so another replica may take the very same call.
+    """
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request failed before it was sent: while connecting."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(exc, requests.ConnectionError) and isinstance(reason, NewConnectionError)
 
 
 class _Connection(HTTPConnection):
@@ -262,7 +282,8 @@ class GeoClient:
         try:
             return self._session.request(method, self._base + path, **kwargs)
         except requests.RequestException as exc:
-            raise GeoUnreachable(502, f"geo service unreachable or broke off: {exc}") from None
+            failure = GeoNotReached if _never_sent(exc) else GeoUnreachable
+            raise failure(502, f"geo service unreachable or broke off: {exc}") from None
 
     @staticmethod
     def _json(response: requests.Response, expected: int) -> Any:
@@ -273,3 +294,41 @@ class GeoClient:
             problem = response.json()
         detail = problem.get("detail") or f"geo service answered {response.status_code}"
         raise GeoError(response.status_code, detail, problem)
+
+
+class AnyReplica(GeoClient):
+    """Several replicas that each reach every upload (a shared store), best first, as one client.
+
+    A call goes to the first replica; one the request never reached
+    (:class:`GeoNotReached`) is skipped for the next, whatever the call, as
+    nothing of it was sent. One that failed after the request reached it is
+    skipped only for a GET, which changes nothing; otherwise it may have
+    acted (a PATCH's bytes were on their way), so the failure is the caller's.
+    A replica skipped is not tried again by this client: one serves a request.
+    """
+
+    def __init__(self, settings: Settings, clients: Sequence[GeoClient]) -> None:
+        super().__init__(settings)
+        if not clients:
+            raise ValueError("no replica to call")
+        self.clients = list(clients)
+
+    def purposes(self) -> set[str]:
+        """Asked of the replicas' own clients, which keep the answer a while."""
+        return self._first("get", lambda client: client.purposes())
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._first(method, lambda client: client._call(method, path, **kwargs))
+
+    def _first(self, method: str, call: Callable[[GeoClient], T]) -> T:
+        while True:
+            try:
+                return call(self.clients[0])
+            except GeoUnreachable as exc:
+                if len(self.clients) == 1 or not (isinstance(exc, GeoNotReached)
+                                                  or method == "get"):
+                    raise
+                skipped = self.clients.pop(0)
+                log.warning("geo replica did not answer; trying the next",
+                            extra={"replica": skipped.name, "next": self.clients[0].name,
+                                   "error": exc.detail})

@@ -7,6 +7,12 @@ the choice (:mod:`api_service.records`) before any byte is sent.
 :meth:`Replicas.find` reads the record; without one it asks every replica
 and writes the answer back. With one replica configured nothing is asked
 or recorded: it holds every upload, as a single geo service always did.
+
+When the replicas share their store (an object store), any of them serves
+any upload: nothing is recorded or searched. A new upload and any later
+request both get an :class:`~api_service.geo.AnyReplica` over the ready
+replicas, least loaded first, which moves on to the next when one does
+not answer.
 """
 
 import logging
@@ -16,8 +22,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from api_service.geo import GeoClient, GeoError
-from api_service.placement import Capacity, RoundRobin, by_affinity, refusal
+from api_service.geo import AnyReplica, GeoClient, GeoError
+from api_service.placement import LATER, Capacity, RoundRobin, by_affinity, refusal
 from api_service.records import RecordUnavailable, ReplicaRecords
 from handoff.config import Settings
 
@@ -40,13 +46,16 @@ class ReplicaUnavailable(Exception):
 class Replicas:
     """One :class:`GeoClient` per replica, in the configured order.
 
-    Several replicas need ``records``; one (unnamed) needs none.
+    Several replicas need ``records``, unless ``settings`` say they share a
+    store; one (unnamed) needs none.
     """
 
     def __init__(self, clients: Sequence[GeoClient], records: ReplicaRecords | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 draining: frozenset[str] = frozenset()) -> None:
-        if not clients or (len(clients) > 1 and records is None):
+                 draining: frozenset[str] = frozenset(),
+                 settings: Settings | None = None) -> None:
+        self._shared = settings if settings is not None and settings.shared_store else None
+        if not clients or (len(clients) > 1 and records is None and self._shared is None):
             raise ValueError("several replicas need a record of which holds each upload")
         self.clients = list(clients)
         self._by_name = {client.name: client for client in self.clients}
@@ -63,12 +72,18 @@ class Replicas:
     def from_settings(cls, settings: Settings) -> "Replicas":
         """The replicas of ``HANDOFF_GEO_REPLICA_URLS``, or the one at ``HANDOFF_GEO_URL``."""
         clients = [GeoClient(settings, url, name) for name, url in settings.geo_replicas]
-        records = ReplicaRecords.from_settings(settings) if len(clients) > 1 else None
-        return cls(clients, records, draining=settings.geo_draining)
+        several = len(clients) > 1 and not settings.shared_store
+        records = ReplicaRecords.from_settings(settings) if several else None
+        return cls(clients, records, draining=settings.geo_draining, settings=settings)
 
     @property
     def several(self) -> bool:
         return len(self.clients) > 1
+
+    @property
+    def anywhere(self) -> bool:
+        """Whether any of several replicas serves any upload: they share their store."""
+        return self.several and self._shared is not None
 
     def place(self, upload_id: str, size: int | None, affinity: str | None = None) -> GeoClient:
         """The replica a new upload of ``size`` bytes (None: unknown) goes to, recorded.
@@ -80,20 +95,52 @@ class Replicas:
         """
         if not self.several:
             return self.clients[0]
+        if self._shared is not None:
+            return self._anywhere(new=True)
         with self._lock:
             capacities = self._fresh_capacities()
-            reasons = [refusal(client.name, capacity, size, client.name in self._draining)
-                       for client, capacity in zip(self.clients, capacities, strict=True)]
+            reasons = self._reasons(capacities, size)
             loads = self._loads(capacities, reasons)
             index = (self._turns.choose(loads) if affinity is None else
                      by_affinity(affinity, [client.name for client in self.clients], loads))
             if index is None:
-                raise NoReplica("; ".join(f"{client.name}: {reason}" for client, reason
-                                          in zip(self.clients, reasons, strict=True)))
+                raise self._no_replica(reasons)
             self._placed[index] += 1
         client = self.clients[index]
         self._remember(upload_id, client)
         return client
+
+    def _anywhere(self, new: bool) -> AnyReplica:
+        """The ready replicas of a shared store, least loaded first, as one client.
+
+        A ``new`` upload counts as arriving on the first. A request for an
+        upload that exists tries after them those that were unreachable,
+        not ready or draining when asked, as they may serve it still; never
+        one that is misconfigured. Raises :class:`NoReplica` when none is left.
+        """
+        assert self._shared is not None
+        with self._lock:
+            capacities = self._fresh_capacities()
+            reasons = self._reasons(capacities, None)
+            ranked = self._turns.rank(self._loads(capacities, reasons))
+            if new and ranked:
+                self._placed[ranked[0]] += 1
+        if not new:
+            ranked += [index for index, reason in enumerate(reasons) if reason in LATER]
+        if not ranked:
+            raise self._no_replica(reasons)
+        return AnyReplica(self._shared, [self.clients[index] for index in ranked])
+
+    def _no_replica(self, reasons: Sequence[str | None]) -> NoReplica:
+        return NoReplica("; ".join(f"{client.name}: {reason}" for client, reason
+                                   in zip(self.clients, reasons, strict=True)))
+
+    def _reasons(self, capacities: Sequence[Capacity | None],
+                 size: int | None) -> list[str | None]:
+        """Why each replica cannot take an upload of ``size`` bytes now (None: it can)."""
+        store = str(self._shared.store_url) if self._shared is not None else None
+        return [refusal(client.name, capacity, size, client.name in self._draining, store)
+                for client, capacity in zip(self.clients, capacities, strict=True)]
 
     def keep(self, upload_id: str, client: GeoClient) -> None:
         """Record a new upload made on ``client`` by choice, not placement (a tus final upload).
@@ -118,10 +165,13 @@ class Replicas:
 
         Raises :class:`ReplicaUnavailable` when the upload is not found but
         a replica that did not answer may hold it, or its record names a
-        replica no longer configured.
+        replica no longer configured. With a shared store, every replica
+        that may answer, as one client (:class:`NoReplica` if none).
         """
         if not self.several:
             return self.clients[0]
+        if self._shared is not None:
+            return self._anywhere(new=False)
         try:
             name = self._records.lookup(upload_id) if self._records else None
         except RecordUnavailable as exc:

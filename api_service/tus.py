@@ -110,20 +110,27 @@ def _create_final(info: UploadInfo, concat: grammar.Concat) -> Response:
     assert concat.parts is not None
     info = replace(info, concat=tuple(_part_id(url) for url in concat.parts))
     upload_id = new_upload_id()
-    client = _parts_replica(info.concat or ())
-    keep_on(upload_id, client)
+    client = _final_replica(upload_id, info.concat or ())
     document = geo_call(lambda: client.create_final(upload_id, tenant(), info.document()), None)
     log.info("final upload made", extra={"upload_id": upload_id, "tenant": tenant(),
                                          "parts": len(concat.parts)})
     return _answer(document, 201, {"Location": url_for(".show_upload", upload_id=upload_id)})
 
 
-def _parts_replica(part_ids: tuple[str, ...]) -> GeoClient:
-    """The replica that holds every part; the final upload is made there."""
+def _final_replica(upload_id: str, part_ids: tuple[str, ...]) -> GeoClient:
+    """Where the final upload is made: the replica that holds every part, recorded there.
+
+    With a shared store any replica reaches every part: the final upload is
+    placed as any new one is.
+    """
+    if current_state().replicas.anywhere:
+        return place(upload_id, None)
     replicas = set(map(geo, part_ids))
     if len(replicas) > 1:
         raise bad_request("the parts of a final upload are on different geo replicas")
-    return replicas.pop()
+    client = replicas.pop()
+    keep_on(upload_id, client)
+    return client
 
 
 def _part_id(url: str) -> str:

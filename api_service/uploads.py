@@ -33,13 +33,17 @@ def place(upload_id: str, size: int | None, affinity: str | None = None) -> GeoC
     try:
         client = current_state().replicas.place(upload_id, size, affinity)
     except NoReplica as exc:
-        log.warning("no geo replica can take an upload", extra={"reasons": str(exc)})
-        raise Problem(503, "no-replica", "no geo replica can take the upload now; retry later",
-                      headers={"Retry-After": str(RETRY_AFTER)}) from None
+        raise _no_replica(exc) from None
     except RecordUnavailable as exc:
         raise _unrecorded(upload_id, exc) from None
     _found()[upload_id] = client
     return client
+
+
+def _no_replica(exc: NoReplica) -> Problem:
+    log.warning("no geo replica can take an upload", extra={"reasons": str(exc)})
+    return Problem(503, "no-replica", "no geo replica can take the upload now; retry later",
+                   headers={"Retry-After": str(RETRY_AFTER)})
 
 
 def keep_on(upload_id: str, client: GeoClient) -> None:
@@ -62,6 +66,7 @@ def geo(upload_id: str) -> GeoClient:
     """The replica that holds the upload, found once per request.
 
     404 if no replica has it; 503 if it may be on one that does not answer.
+    With a shared store, every replica that may answer (503 if none can).
     """
     found = _found()
     if upload_id not in found:
@@ -69,6 +74,8 @@ def geo(upload_id: str) -> GeoClient:
             client = current_state().replicas.find(upload_id)
         except ReplicaUnavailable as exc:
             raise replica_unavailable(upload_id, str(exc)) from None
+        except NoReplica as exc:
+            raise _no_replica(exc) from None
         if client is None:
             raise not_found(upload_id)
         found[upload_id] = client
@@ -109,6 +116,8 @@ def client_body(settings: Settings) -> Readable:
 def enqueue(upload_id: str, purpose: str, metadata: dict[str, Any]) -> str:
     """Enqueue the sealed upload's job on its replica's queue and record it.
 
+    With a shared store the client names no replica: the job goes to the one queue.
+
     503 (and the upload discarded) if the queue is down.
     """
     try:
@@ -137,13 +146,20 @@ def geo_call(call: Any, upload_id: str | None) -> Any:
 
 
 def owned_status(upload_id: str) -> dict[str, Any]:
-    """The geo status of the asking tenant's upload; 404 for anyone else's, as for none."""
+    """The geo status of the asking tenant's upload; 404 for anyone else's, as for none.
+
+    An unreachable replica that holds the upload is 503 replica-unavailable;
+    with a shared store, where no replica holds it alone, every replica
+    unreachable is geo-unavailable, as for any other call.
+    """
     if not is_upload_id(upload_id):
         raise not_found(None)
     client = geo(upload_id)
     try:
         status = client.status(upload_id)
     except GeoUnreachable as exc:
+        if current_state().replicas.anywhere:
+            raise geo_problem(exc, upload_id) from None
         raise replica_unavailable(upload_id, exc.detail) from None
     except GeoError as exc:
         raise geo_problem(exc, upload_id) from None

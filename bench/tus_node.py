@@ -7,16 +7,16 @@ pinned versions into a folder the benchmark owns, and run by
 anchor is skipped and reported as ``null``, as nginx is.
 """
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from devstack import npm
 
 PACKAGES = ("@tus/server@2.4.5", "@tus/file-store@2.1.1")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FOLDER = REPO_ROOT / "var" / "node-bench" / "tus-server-2.4.5-file-store-2.1.1"
 SCRIPT = REPO_ROOT / "bench" / "tus_node_server.mjs"
-NPM_SECONDS = 300
 
 
 def _say(message: str) -> None:
@@ -25,25 +25,15 @@ def _say(message: str) -> None:
 
 def ensure_tus_node() -> Path | None:
     """The folder whose node_modules holds the pinned packages (installed if missing), or None."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
+    if npm.missing_programs():
         _say("node or npm is missing: the @tus/server anchor is skipped")
         return None
-    if (FOLDER / "node_modules" / "@tus" / "file-store" / "package.json").exists():
-        return FOLDER
-    _say(f"installing {' '.join(PACKAGES)} into {FOLDER}")
-    partial = FOLDER.with_name(f"{FOLDER.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    (partial / "package.json").write_text('{"private": true}\n')
+    _say(f"{' '.join(PACKAGES)} in {FOLDER}, installed with npm if missing")
     try:
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", *PACKAGES], cwd=partial,
-                       check=True, capture_output=True, timeout=NPM_SECONDS)
+        return npm.ensure_installed(FOLDER, PACKAGES, "@tus/file-store/package.json")
     except (OSError, subprocess.SubprocessError) as exc:
         _say(f"npm install failed ({exc}): the @tus/server anchor is skipped")
         return None
-    shutil.rmtree(FOLDER, ignore_errors=True)
-    partial.rename(FOLDER)
-    return FOLDER
 
 
 def tus_node_argv(modules: Path, port: int, store: Path) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from handoff.config import Settings, replica_queue
+from handoff.config import load_settings
 
 BIN = Path(sys.executable).parent
 
@@ -105,10 +105,12 @@ def worker_argv(queues: Sequence[str], threads: int = 2) -> list[str]:
 
 
 def worker_queues(env: Mapping[str, str]) -> tuple[str, str]:
-    """The queues the worker's actors consume: its replica's jobs and webhook deliveries."""
-    return (replica_queue(env.get("HANDOFF_QUEUE") or Settings.queue,
-                          env.get("HANDOFF_REPLICA") or None),
-            env.get("HANDOFF_WEBHOOK_QUEUE") or Settings.webhook_queue)
+    """The queues the worker's actors consume: its replica's jobs and webhook deliveries.
+
+    Its replica's jobs are the one queue of every replica with a shared store.
+    """
+    settings = load_settings(env)
+    return settings.job_queue, settings.webhook_queue
 
 
 def replica_name(index: int) -> str:
@@ -331,5 +333,6 @@ class LocalStack:
 
 
 def _stop_wave(name: str) -> int:
-    """When a part stops: 0 with the clients, 1 with the geo services, 2 with valkey."""
-    return {"redis": 2, "geo": 1}.get(name.split("-")[0], 0)
+    """When a part stops: 0 with the clients, 1 with the geo services, 2 with the servers
+    they use (valkey, an embedded SeaweedFS or Azurite)."""
+    return {"redis": 2, "seaweedfs": 2, "azurite": 2, "geo": 1}.get(name.split("-")[0], 0)

@@ -8,6 +8,7 @@ the admin's gRPC) is chosen free on 127.0.0.1, and it binds nothing else.
 """
 
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -25,10 +26,12 @@ SECRET_KEY = "handoff-dev-secret"
 REGION = "us-east-1"
 #: Seconds ``weed`` gets after SIGTERM before it is killed: it may take more than 10 to stop.
 STOP_GRACE = 15.0
-#: The ports besides S3's, each given explicitly so that none falls on a default in use.
+#: The ports besides S3's and the admin's, each given so that none falls on a default in use.
 _PORT_FLAGS = ("s3.port.grpc", "master.port", "master.port.grpc", "volume.port",
-               "volume.port.grpc", "filer.port", "filer.port.grpc", "admin.port",
-               "admin.port.grpc")
+               "volume.port.grpc", "filer.port", "filer.port.grpc")
+#: weed's built-in worker dials the admin's gRPC at the admin's port plus this, whatever
+#: ``-admin.port.grpc`` says.
+GRPC_OFFSET = 10_000
 
 
 def argv(workdir: Path, s3_port: int) -> list[str]:
@@ -38,9 +41,11 @@ def argv(workdir: Path, s3_port: int) -> list[str]:
     telemetry report are off.
     """
     ports = processes.free_ports(len(_PORT_FLAGS))
+    admin = _admin_port()
     return [str(BINARY), "mini", f"-dir={workdir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
             f"-s3.port={s3_port}",
             *(f"-{flag}={port}" for flag, port in zip(_PORT_FLAGS, ports, strict=True)),
+            f"-admin.port={admin}", f"-admin.port.grpc={admin + GRPC_OFFSET}",
             f"-filer.localSocket={workdir / 'filer.sock'}",
             f"-s3.localSocket={workdir / 's3.sock'}", f"-admin.dataDir={workdir / 'admin'}",
             "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
@@ -72,9 +77,9 @@ def wait_ready(env: Mapping[str, str], proc: subprocess.Popen, timeout: float = 
         try:
             s3.list_buckets()
             return
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
             if time.monotonic() >= deadline:
-                raise
+                raise TimeoutError(f"SeaweedFS not answering after {timeout:g}s: {exc}") from exc
         time.sleep(0.1)
 
 
@@ -93,9 +98,10 @@ def ensure_bucket(env: Mapping[str, str], bucket: str, timeout: float = 60.0) ->
             s3.put_object(Bucket=bucket, Key=".ready", Body=b"")
             s3.delete_object(Bucket=bucket, Key=".ready")
             return
-        except (BotoCoreError, ClientError):
+        except (BotoCoreError, ClientError) as exc:
             if time.monotonic() >= deadline:
-                raise
+                raise TimeoutError(f"bucket {bucket} not writable after {timeout:g}s: {exc}"
+                                   ) from exc
         time.sleep(0.2)
 
 
@@ -114,3 +120,21 @@ def start(workdir: Path, s3_port: int, log_path: Path | None = None) -> subproce
 def stop(proc: subprocess.Popen) -> None:
     """SIGTERM, :data:`STOP_GRACE` seconds to finish, then SIGKILL to its whole group."""
     processes.stop(proc, STOP_GRACE)
+
+
+def _admin_port() -> int:
+    """A free port whose gRPC twin, :data:`GRPC_OFFSET` above it, is free too."""
+    for _ in range(100):
+        port = processes.free_port()
+        if port + GRPC_OFFSET < 65536 and _free(port + GRPC_OFFSET):
+            return port
+    raise RuntimeError("found no free port for SeaweedFS's admin and its gRPC twin")
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True

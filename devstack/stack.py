@@ -13,6 +13,14 @@ each a geo service, a worker and a sweeper of its own, with its store in
 after it; the API places uploads on them. The default, one, runs the
 single unnamed geo service.
 
+With ``HANDOFF_STORE_URL=s3://bucket/prefix`` and no S3 endpoint or
+credentials of its own in the environment, ``make run`` starts an embedded
+SeaweedFS (:mod:`devstack.seaweedfs`) on loopback, keeping its data in
+``var/seaweedfs/<API port>``, and creates the bucket. Likewise
+``az://container/prefix`` with neither ``AZURE_STORAGE_CONNECTION_STRING``
+nor ``AZURE_STORAGE_ACCOUNT`` starts Azurite (:mod:`devstack.azurite`),
+its blobs in ``var/azurite/<API port>``, and creates the container.
+
 Several stacks may run side by side on one machine with different
 ``HANDOFF_API_PORT``/``HANDOFF_GEO_PORT``: the metrics ports are picked free
 unless set, and what belongs to one stack (the embedded valkey's files,
@@ -30,7 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-from devstack import processes
+from devstack import azurite, processes, seaweedfs
 from geo_service.store import Busy, held
 from handoff.config import ConfigError, Settings, count, load_settings, variable
 
@@ -48,6 +56,12 @@ LOCAL_GRACE = "10s"
 STOP_MARGIN = 5.0
 #: Where the stack keeps its own files, relative to the folder ``make run`` starts in.
 STATE_DIR = Path("var")
+#: Any of these set means the S3 store is the user's own: no embedded SeaweedFS is started.
+OWN_S3 = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE")
+#: Either set means the Azure store is the user's own: no embedded Azurite is started.
+OWN_AZURE = ("AZURE_STORAGE_CONNECTION_STRING", "AZURE_STORAGE_ACCOUNT")
+#: The parts whose end stops the stack: every other part needs them.
+ESSENTIAL = ("redis", "seaweedfs", "azurite")
 
 
 def replica_count(environ: Mapping[str, str]) -> int:
@@ -170,6 +184,7 @@ def ready_line(settings: Settings, health: dict[str, int],
 
     ``replicas`` holds each named geo replica's name, url and ports.
     """
+    store = settings.store_url if settings.shared_store else settings.uploads_root.resolve()
     probes = ", ".join(f"{name} http://{_address(settings.metrics_host, port)}/healthz"
                        for name, port in health.items()) or "off"
     if replicas:
@@ -183,7 +198,44 @@ def ready_line(settings: Settings, health: dict[str, int],
                    f"{_metrics_url(settings, settings.gc_metrics_port)}")
     return (f"handoff: ready on http://127.0.0.1:{settings.api_port} "
             f"({geo}; metrics: {metrics}; probes: {probes}; "
-            f"uploads in {settings.uploads_root.resolve()})")
+            f"uploads in {store})")
+
+
+def embedded_bucket(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The bucket an embedded SeaweedFS should serve, or None when the S3 store is the user's."""
+    url = settings.store_url
+    if url is None or url.scheme != "s3" or any(environ.get(name) for name in OWN_S3):
+        return None
+    return url.location
+
+
+def _start_seaweedfs(stack: processes.LocalStack, folder: Path, port: int, bucket: str) -> None:
+    """SeaweedFS on loopback with ``bucket``; its endpoint and keys go into every part's env."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stack.env.update(seaweedfs.environment(port))
+    proc = stack.start("seaweedfs", seaweedfs.argv(folder, port))
+    seaweedfs.wait_ready(stack.env, proc)
+    seaweedfs.ensure_bucket(stack.env, bucket)
+    print(f"handoff: started SeaweedFS, S3 on 127.0.0.1:{port} (data kept in {folder})",
+          flush=True)
+
+
+def embedded_container(settings: Settings, environ: Mapping[str, str]) -> str | None:
+    """The container an embedded Azurite should serve; None when the Azure store is the user's."""
+    url = settings.store_url
+    if url is None or url.scheme != "az" or any(environ.get(name) for name in OWN_AZURE):
+        return None
+    return url.location
+
+
+def _start_azurite(stack: processes.LocalStack, folder: Path, port: int, container: str) -> None:
+    """Azurite on loopback with ``container``; its connection string goes into every part's env."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stack.env.update(azurite.environment(port))
+    proc = stack.start("azurite", azurite.argv(folder, port, folder / "azurite.log"))
+    azurite.wait(port, proc)
+    azurite.ensure_container(stack.env, container)
+    print(f"handoff: started Azurite on 127.0.0.1:{port} (blobs kept in {folder})", flush=True)
 
 
 def _start_all(stack: processes.LocalStack, valkey_dir: Path | None, redis_port: int) -> None:
@@ -215,10 +267,10 @@ def _serve(stack: processes.LocalStack) -> int:
         for name, child in list(stack.procs.items()):
             if child.poll() is None:
                 continue
-            if name == "redis":
+            if name in ESSENTIAL:
                 print(f"handoff: {processes.program(child)} ({name}) exited with "
-                      f"{child.returncode}; stopping (its append-only file keeps the queue "
-                      "for the next start)", file=sys.stderr, flush=True)
+                      f"{child.returncode}; stopping (its files are kept for the next start)",
+                      file=sys.stderr, flush=True)
                 return 1
             print(f"handoff: {name} exited with {child.returncode}; starting it again in "
                   f"{RESTART_DELAY:g} s", file=sys.stderr, flush=True)
@@ -282,10 +334,10 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
     several = replicas > 1
     geos = [f"geo-{index}" for index in range(replicas)] if several else ["geo"]
     own_ports = replicas * (len(processes.REPLICA_PORTS) - 1) if several else 0
-    spare = iter(spare_ports(settings, len(geos) + 1 + own_ports,
+    spare = iter(spare_ports(settings, len(geos) + 2 + own_ports,
                              reserved=[settings.api_port, *geo]))
     health = health_ports(settings, {name: next(spare) for name in geos})
-    redis_port = next(spare)
+    redis_port, store_port = next(spare), next(spare)  # the embedded S3 or Azure, if any
     ports = {"api": settings.api_port} if several else {"geo": settings.geo_port,
                                                          "api": settings.api_port}
     stack = processes.LocalStack(state_root(), env, ports, logs_to_files=False,
@@ -294,6 +346,11 @@ def _run(settings: Settings, env: dict[str, str], geo: Sequence[int]) -> int:
                                  stop_timeout=settings.graceful_timeout + STOP_MARGIN)
     named = _add_replicas(stack, geo, spare) if several else []
     try:
+        bucket, container = embedded_bucket(settings, env), embedded_container(settings, env)
+        if bucket is not None:
+            _start_seaweedfs(stack, stack_folder(settings, "seaweedfs"), store_port, bucket)
+        if container is not None:
+            _start_azurite(stack, stack_folder(settings, "azurite"), store_port, container)
         _start_all(stack, None if settings.redis_url else stack_folder(settings, "valkey"),
                    redis_port)
         url = stack.url("api")

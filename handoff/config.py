@@ -40,6 +40,20 @@ POSITIVE_SIZE = (r"0*[1-9][0-9]*(?:\.[0-9]+)? *(?:B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)
 #: An http:// or https:// URL with a host name or IPv4 address, as the chart takes it.
 HTTP_URL = r"https?://[A-Za-z0-9.-]+(?::[0-9]+)?(?:[/?#].*)?"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: An S3 bucket name (the strictest provider's rule) or an Azure container name, 3 to 63
+#: characters; parse_store_url also refuses ".." in it, which STORE_URL_SINGLE_DOTS says.
+BUCKET_NAME = r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"
+# One name of a prefix: these characters, but not "." or "..".
+_PREFIX_NAME = r"\.{3,}|[A-Za-z0-9._-]*[A-Za-z0-9_-][A-Za-z0-9._-]*"
+# After the bucket: nothing, or a prefix of /-separated names, slashes allowed at either end.
+_STORE_PATH = f"(?:/+(?:{_PREFIX_NAME})(?:/(?:{_PREFIX_NAME}))*)?/*"
+#: ``s3://bucket/prefix`` as parse_store_url takes it (with STORE_URL_SINGLE_DOTS).
+S3_STORE_URL = f"s3://{BUCKET_NAME}{_STORE_PATH}"
+#: ``az://container/prefix`` as parse_store_url takes it (with STORE_URL_SINGLE_DOTS).
+AZURE_STORE_URL = f"az://{BUCKET_NAME}{_STORE_PATH}"
+#: A store URL whose bucket has no two dots in a row: RE2 has no look-ahead to say it in
+#: the same pattern as the bucket's length, so the chart holds a URL to both.
+STORE_URL_SINGLE_DOTS = r"[a-z0-9]+://[^./]+(?:\.[^./]+)*(?:/.*)?"
 
 _QUEUE_NAME = re.compile(QUEUE_NAME)
 _ACTOR_NAME = re.compile(ACTOR_NAME)
@@ -130,8 +144,11 @@ class Settings:
 
     @property
     def job_queue(self) -> str:
-        """The queue this geo replica's jobs go to: ``<queue>.<replica>``, or the queue itself."""
-        return replica_queue(self.queue, self.replica or None)
+        """The queue this geo replica's jobs go to: ``<queue>.<replica>``, or the queue itself.
+
+        With a shared store it is the queue itself for every replica (see :func:`replica_queue`).
+        """
+        return replica_queue(self.queue, self.replica or None, self.shared_store)
 
     @property
     def store_root(self) -> Path:
@@ -175,8 +192,7 @@ class StoreUrl:
         return f"{self.scheme}://{self.location}" + (f"/{self.prefix}" if self.prefix else "")
 
 
-#: An S3 bucket name (the strictest provider's rule) or an Azure container name.
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_BUCKET = re.compile(BUCKET_NAME)
 _PREFIX_PART = re.compile(r"[A-Za-z0-9._-]+")
 
 
@@ -200,9 +216,15 @@ def parse_store_url(text: str) -> StoreUrl:
     return StoreUrl(parts.scheme, parts.netloc, prefix)
 
 
-def replica_queue(queue: str, replica: str | None) -> str:
-    """The job queue of ``replica``: each consumes its own, so a job runs where its bytes are."""
-    return f"{queue}.{replica}" if replica else queue
+def replica_queue(queue: str, replica: str | None, shared: bool = False) -> str:
+    """The job queue of ``replica``.
+
+    With a filesystem store each replica consumes its own, so a job runs
+    where its bytes are; with a ``shared`` store every worker reaches every
+    upload, so all take from the one queue and none idles while another has
+    a backlog.
+    """
+    return f"{queue}.{replica}" if replica and not shared else queue
 
 
 def _port(text: str) -> int:

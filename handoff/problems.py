@@ -51,6 +51,7 @@ TITLES: dict[str, str] = {
     "shutting-down": "Service stopping",
     "stopped": "Append stopped",
     "storage-full": "Insufficient storage",
+    "store-unavailable": "Upload store unavailable",
     "too-large": "Upload too large",
     "too-slow": "Request Timeout",
     "unauthorized": "Unauthorized",

@@ -26,6 +26,7 @@ class QueueUnavailable(Exception):
 class JobQueue:
     def __init__(self, settings: Settings) -> None:
         self._queue = settings.queue
+        self._shared = settings.shared_store
         # The geo replica's own queue (the sweeper's requeues); the API names a replica per job.
         self._own_queue = settings.job_queue
         # Short timeouts: a dead Redis must turn into a quick 503, not a hung upload.
@@ -38,11 +39,14 @@ class JobQueue:
                 replica: str | None = None) -> str:
         """Put the job on the queue of ``replica`` (default: this process's own); its message id.
 
+        With a shared store every replica's queue is the one queue.
+
         The message is built for that queue: Dramatiq's ``send_with_options``
         would keep the actor's queue (dramatiq#55), and its delayed retries
         return to the queue the message names, so they stay on the replica.
         """
-        queue = self._own_queue if replica is None else replica_queue(self._queue, replica)
+        queue = (self._own_queue if replica is None
+                 else replica_queue(self._queue, replica, self._shared))
         return self.send(queue, ACTOR, (upload_id, purpose, metadata))
 
     def send(self, queue_name: str, actor_name: str, args: tuple[Any, ...]) -> str:

@@ -20,7 +20,8 @@ from tests.support.processes import Processes
 from tests.support.stacks import DEFAULT_COMPONENTS, Stack
 
 # Every test below these folders starts the product's processes; a module elsewhere that
-# starts one (valkey for the Redis locks) marks itself ``integration``.
+# starts one (valkey for the Redis locks, Azurite for the Azure bucket) marks itself
+# ``integration``.
 INTEGRATION_FOLDERS = ("integration", "faults")
 _TESTS = Path(__file__).parent
 
@@ -99,9 +100,46 @@ def seaweedfs(session_processes: Processes) -> objectstores.ObjectServer:
 
 
 @pytest.fixture(scope="session")
+def azurite(session_processes: Processes) -> objectstores.ObjectServer:
+    """One Azurite (Azure Blob) for the run, on loopback; tests keep apart by prefix."""
+    return objectstores.start_azurite(session_processes)
+
+
+@pytest.fixture(scope="session")
 def valkey(session_processes: Processes) -> str:
     """A valkey-server of its own for the whole run, on a loopback port; its URL."""
     return session_processes.stack("valkey", components=("redis",)).env["HANDOFF_REDIS_URL"]
+
+
+@pytest.fixture
+def s3_store_url(seaweedfs: objectstores.ObjectServer, valkey: str,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty ``s3://`` store on the run's SeaweedFS, its locks in the run's valkey.
+
+    The environment names both, as the services read them, so
+    ``open_store_at(url)`` opens it here and in any child process.
+    """
+    for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
+        monkeypatch.setenv(name, value)
+    return seaweedfs.url("s3", objectstores.fresh_prefix())
+
+
+@pytest.fixture
+def az_store_url(azurite: objectstores.ObjectServer, valkey: str,
+                 monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty ``az://`` store on the run's Azurite, its locks in the run's valkey.
+
+    As ``s3_store_url``: the environment names both, for this process and its children.
+    """
+    for name, value in {**azurite.env, "HANDOFF_REDIS_URL": valkey}.items():
+        monkeypatch.setenv(name, value)
+    return azurite.url("az", objectstores.fresh_prefix())
+
+
+@pytest.fixture(params=["s3", "az"])
+def object_store_url(request: pytest.FixtureRequest) -> str:
+    """A fresh ``s3://`` store, then a fresh ``az://`` one, for what both must do alike."""
+    return request.getfixturevalue(f"{request.param}_store_url")
 
 
 @pytest.fixture(scope="session")

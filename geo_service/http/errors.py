@@ -12,12 +12,14 @@ from typing import Any
 
 from geo_service.intake.append import ChecksumMismatch, LengthError, OffsetMismatch
 from geo_service.intake.stop import Cancelled, Stopped
-from geo_service.store import UploadExists, UploadMissing
+from geo_service.store import LockLost, UploadExists, UploadMissing
+from geo_service.store.bucket import BucketUnavailable
 from handoff import tus
 from handoff.form import FieldError
 from handoff.form_consumer import TooLarge
 from handoff.multipart import MalformedForm
 from handoff.problems import Problem, bad_request, not_found
+from handoff.server.web import RETRY_AFTER
 
 
 class BodyIncomplete(Exception):
@@ -34,6 +36,19 @@ def upload_problem(exc: BaseException, upload_id: str, *, kept: bool) -> Problem
         return Problem(507, "storage-full", f"the upload store is full; {outcome}",
                        upload_id=upload_id)
     return None
+
+
+def store_unavailable(exc: BaseException, upload_id: str | None = None, outcome: str = ""
+                      ) -> Problem:
+    """503: the object store or the lock service failed; nothing half-written was committed.
+
+    Retrying is right: a multipart upload is sent again, a tus client asks
+    for the offset (what was made durable before the failure) and resumes.
+    """
+    why = ("the upload's lock expired before its bytes were committed"
+           if isinstance(exc, LockLost) else f"the upload store is unavailable: {exc}")
+    return Problem(503, "store-unavailable", f"{why}; {outcome}" if outcome else why,
+                   headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
 
 
 def offset_mismatch(offset: int, upload_id: str) -> Problem:
@@ -65,4 +80,5 @@ _PROBLEMS: list[tuple[type[BaseException] | tuple[type[BaseException], ...], _Bu
     (UploadExists, lambda exc, upload_id, _: Problem(
         409, "exists", "an upload with this id already exists", upload_id=upload_id)),
     (UploadMissing, lambda exc, upload_id, _: not_found(upload_id)),
+    ((BucketUnavailable, LockLost), store_unavailable),
 ]

@@ -195,10 +195,14 @@ def capacity() -> Response:
     """What the API places uploads by: this replica's name, free space, uploads arriving, ready.
 
     ``ready`` is the verdict ``/readyz`` gives; the uploads arriving are
-    counted over all of this service's processes.
+    counted over all of this service's processes. ``store`` is the URL of a
+    shared store (None for a store of its own): an API that shares one sends
+    nothing to a replica on another.
     """
+    settings = current_settings()
     failures = current_state().ready()
-    return jsonify(replica=current_settings().replica or None,
+    return jsonify(replica=settings.replica or None,
+                   store=str(settings.store_url) if settings.shared_store else None,
                    free_bytes=current_store().free_bytes(),
                    in_flight=int(metrics.total(metrics.GEO_IN_FLIGHT_NAME)),
                    ready=not failures)

@@ -3,7 +3,7 @@
 Code outside this package uses :class:`UploadStore`'s methods only, on the
 store :func:`open_store` gives; only the implementation knows a layout.
 ``HANDOFF_STORE_URL`` picks it: a folder (``file://``, the default) or a
-bucket (``s3://``), whose locks are kept in Redis.
+bucket (``s3://``) or container (``az://``), whose locks are kept in Redis.
 """
 
 import os
@@ -11,6 +11,7 @@ from pathlib import Path
 
 import redis
 
+from geo_service.store.azure import AzureBucket, azure_client
 from geo_service.store.base import (
     AppendWriter,
     Busy,
@@ -46,11 +47,14 @@ def open_store(settings: Settings) -> UploadStore:
         return FileStore(settings.store_root)
     if url.scheme == "s3":
         return ObjectStore(_s3_bucket(url), _locker(settings))
+    if url.scheme == "az":
+        return ObjectStore(AzureBucket(azure_client(), url.location, url.prefix),
+                           _locker(settings))
     raise ConfigError(f"no store is built for {url.scheme}:// here")
 
 
 def open_store_at(location: str | Path) -> UploadStore:
-    """The store at ``location`` (a folder, ``file://``, ``s3://``), for tools given a location.
+    """The store at ``location`` (a folder or a store URL), for tools given a location.
 
     A bucket's endpoint, credentials and the Redis of its locks come from the
     environment, as the services read them: a child process opens the same

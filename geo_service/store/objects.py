@@ -55,6 +55,8 @@ IN_FLIGHT = 4
 LARGEST_COPY = 5 * 1024**3
 #: Seconds a writer trusts its last look at the cancelled marker: a HEAD per chunk costs too much.
 CANCEL_CHECK_INTERVAL = 0.5
+#: Uploads whose last look is remembered; past this the memory starts again empty.
+CANCEL_CHECKS_KEPT = 10_000
 WRITTEN = "written"
 FILES = "files"
 APPEND = "append"
@@ -213,6 +215,8 @@ class ObjectStore(UploadStore):
         checked, cancelled = self._cancel_checks.get(upload_id, (-CANCEL_CHECK_INTERVAL, False))
         if not cancelled and now - checked >= CANCEL_CHECK_INTERVAL:
             cancelled = self.cancelled(upload_id)
+            if len(self._cancel_checks) >= CANCEL_CHECKS_KEPT:  # a long-lived process
+                self._cancel_checks.clear()
             self._cancel_checks[upload_id] = (now, cancelled)
         return cancelled
 

@@ -1,16 +1,20 @@
 """Placing uploads on replicas and finding them again, over stand-ins for the geo clients."""
 
+import socket
 from collections import Counter
 from typing import Any
 
 import pytest
 
-from api_service.geo import GeoError, GeoUnreachable
+from api_service.geo import AnyReplica, GeoError, GeoUnreachable
 from api_service.placement import RESERVE
 from api_service.records import RecordUnavailable
 from api_service.replicas import CAPACITY_TTL, NoReplica, Replicas, ReplicaUnavailable
+from handoff.config import Settings, load_settings, parse_store_url
 
 UPLOAD_ID = "0b6f2c1e-5d7a-4c39-9a43-7d4c2f0e8a11"
+STORE = "s3://uploads/eu"
+SHARED = Settings(geo_secret="x", store_url=parse_store_url(STORE))
 DOWN = GeoUnreachable(502, "geo service unreachable or broke off: refused")
 
 
@@ -26,12 +30,13 @@ class FakeReplica:
         self.down = False
         self.uploads: set[str] = set()
         self.asked = 0
+        self.store: str | None = None
 
     def capacity(self, timeout: tuple[float, float]) -> dict[str, Any]:
         self._fail()
         self.asked += 1
         return {"replica": self.answered_name, "free_bytes": self.free_bytes,
-                "in_flight": self.in_flight, "ready": self.is_ready}
+                "in_flight": self.in_flight, "ready": self.is_ready, "store": self.store}
 
     def status(self, upload_id: str) -> dict[str, Any] | None:
         self._fail()
@@ -268,3 +273,117 @@ def test_a_draining_replica_gets_no_new_uploads_but_still_serves_its_own() -> No
     assert replicas.place(_upload_id(9), 1000, affinity="alice").name != "geo-1"
     records.names[UPLOAD_ID] = "geo-1"
     assert replicas.find(UPLOAD_ID) is fakes[1]
+
+
+def _sharing(count: int = 3, clock: Clock | None = None
+             ) -> tuple[Replicas, list[FakeReplica], FakeRecords]:
+    """Replicas on one shared store; their records are down, so any use of them would fail."""
+    fakes = [FakeReplica(f"geo-{i}") for i in range(count)]
+    for fake in fakes:
+        fake.store = STORE
+    records = FakeRecords()
+    records.down = True
+    clients: Any = fakes
+    recorded: Any = records
+    return Replicas(clients, recorded, clock or Clock(), settings=SHARED), fakes, records
+
+
+def _order(client: Any) -> list[str]:
+    assert isinstance(client, AnyReplica)
+    return [replica.name for replica in client.clients]
+
+
+def test_with_a_shared_store_a_new_upload_tries_the_least_loaded_first() -> None:
+    replicas, fakes, records = _sharing()
+    fakes[0].in_flight, fakes[1].in_flight, fakes[2].in_flight = 5, 1, 3
+    assert _order(replicas.place(UPLOAD_ID, 10)) == ["geo-1", "geo-2", "geo-0"]
+    assert records.names == {}
+
+
+def test_with_a_shared_store_free_bytes_do_not_matter() -> None:
+    replicas, fakes, _ = _sharing(2)
+    fakes[0].free_bytes = fakes[1].free_bytes = 0
+    assert sorted(_order(replicas.place(UPLOAD_ID, 10 * RESERVE))) == ["geo-0", "geo-1"]
+
+
+def test_with_a_shared_store_a_replica_on_another_store_is_never_asked() -> None:
+    clock = Clock()
+    replicas, fakes, _ = _sharing(clock=clock)
+    fakes[1].store = "s3://other"
+    fakes[2].store = None
+    assert _order(replicas.place(UPLOAD_ID, 10)) == ["geo-0"]
+    fakes[0].is_ready = False
+    clock.now += CAPACITY_TTL
+    assert _order(replicas.find(UPLOAD_ID)) == ["geo-0"]
+    fakes[0].down = True
+    clock.now += CAPACITY_TTL
+    assert _order(replicas.find(UPLOAD_ID)) == ["geo-0"]
+    fakes[0].down, fakes[0].answered_name = False, "geo-9"
+    clock.now += CAPACITY_TTL
+    with pytest.raises(NoReplica, match="geo-1: uses the store 's3://other', not 's3://uploads/eu'"):
+        replicas.find(UPLOAD_ID)
+
+
+def test_with_a_shared_store_any_replica_serves_an_upload_without_records_or_search() -> None:
+    replicas, fakes, records = _sharing()
+    fakes[0].in_flight = 2
+    found = replicas.find(UPLOAD_ID)
+    assert _order(found) == ["geo-1", "geo-2", "geo-0"]
+    assert records.names == {}
+
+
+def test_with_a_shared_store_replicas_that_may_be_back_come_last_for_an_upload_that_exists(
+        ) -> None:
+    replicas, fakes, _ = _sharing()
+    fakes[0].down = True
+    fakes[1].is_ready = False
+    assert _order(replicas.find(UPLOAD_ID)) == ["geo-2", "geo-0", "geo-1"]
+
+
+def test_with_a_shared_store_no_ready_replica_refuses_a_new_upload() -> None:
+    replicas, fakes, _ = _sharing(2)
+    fakes[0].down = True
+    fakes[1].is_ready = False
+    with pytest.raises(NoReplica, match="geo-0: unreachable; geo-1: not ready"):
+        replicas.place(UPLOAD_ID, 10)
+
+
+def test_with_a_shared_store_a_burst_of_new_uploads_spreads_over_the_replicas() -> None:
+    replicas, _, _ = _sharing()
+    firsts = Counter(_order(replicas.place(_upload_id(n), 10))[0] for n in range(6))
+    assert firsts == {"geo-0": 2, "geo-1": 2, "geo-2": 2}
+
+
+def test_with_a_shared_store_affinity_does_not_bind_a_replica() -> None:
+    replicas, _, _ = _sharing()
+    firsts = {_order(replicas.place(_upload_id(n), 10, affinity="alice"))[0] for n in range(3)}
+    assert firsts == {"geo-0", "geo-1", "geo-2"}
+
+
+def test_with_a_shared_store_several_replicas_need_no_records() -> None:
+    clients: Any = [FakeReplica("geo-0"), FakeReplica("geo-1")]
+    assert Replicas(clients, settings=SHARED).anywhere
+
+
+def test_a_single_geo_service_on_a_shared_store_is_asked_as_before() -> None:
+    single = FakeReplica(None)
+    single.down = True
+    client: Any = single
+    replicas = Replicas([client], settings=SHARED)
+    assert replicas.place(UPLOAD_ID, 10) is single
+    assert replicas.find(UPLOAD_ID) is single
+    assert not replicas.anywhere
+
+
+def test_replicas_of_a_shared_store_from_the_settings_use_no_records() -> None:
+    """Every replica and Redis refuse connections: nothing but the replicas is asked."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = load_settings({
+        "HANDOFF_GEO_SECRET": "x", "HANDOFF_STORE_URL": STORE,
+        "HANDOFF_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "HANDOFF_GEO_REPLICA_URLS": f"geo-0=http://127.0.0.1:{port},geo-1=http://127.0.0.1:{port}"})
+    replicas = Replicas.from_settings(settings)
+    assert replicas.anywhere
+    assert _order(replicas.find(UPLOAD_ID)) == ["geo-0", "geo-1"]

@@ -157,6 +157,11 @@ def _geo_down(mounted: Mounted) -> None:
     mounted.geo.failure = GeoError(502, "geo service unreachable or broke off: refused")
 
 
+def _store_down(mounted: Mounted) -> None:
+    mounted.geo.failure = GeoError(503, "the upload store is unavailable: refused",
+                                   {"type": "https://handoff.dev/problems/store-unavailable"})
+
+
 def _slots_taken(mounted: Mounted) -> None:
     mounted.state.slots = UploadSlots(0)
 
@@ -174,10 +179,11 @@ def _nothing(mounted: Mounted) -> None:
         (_nothing, upload_body([]), None, 400, "no-file"),
         (_nothing, upload_body([("big", b"x" * (1024 * 1024))]), None, 413, "too-large"),
         (_geo_down, upload_body([("a.txt", b"abc")]), None, 502, "geo-unavailable"),
+        (_store_down, upload_body([("a.txt", b"abc")]), None, 503, "store-unavailable"),
         (_slots_taken, upload_body([("a.txt", b"abc")]), None, 503, "busy"),
     ],
     ids=["not-multipart", "no-boundary", "unknown-purpose", "no-file", "too-large",
-         "geo-down", "busy"],
+         "geo-down", "store-down", "busy"],
 )
 def test_every_refusal_is_a_problem_document(api: Mounted, setup: Any, body: bytes,
                                              type_: str | None, status: int, kind: str) -> None:

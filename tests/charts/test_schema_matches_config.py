@@ -51,6 +51,7 @@ PATTERNS = {
     "hooks/webhook/timeout": _rule(config.POSITIVE_DURATION),
     "hooks/webhook/minBackoff": _rule(config.POSITIVE_DURATION),
     "hooks/webhook/maxBackoff": _rule(config.POSITIVE_DURATION),
+    "store/s3/endpoint": _rule(config.HTTP_URL, optional=True),
 }
 
 
@@ -117,7 +118,7 @@ def test_the_generated_names_cover_the_rule() -> None:
     assert not any(re.fullmatch(config.QUEUE_NAME, name) for name in REFUSED)
 
 
-def _environments(rendered: Rendered) -> dict[str, dict[str, str]]:
+def process_environments(rendered: Rendered) -> dict[str, dict[str, str]]:
     """Each HANDOFF process's environment, as Kubernetes would assemble it."""
     (configmap,) = rendered.of_kind("ConfigMap")
     environments = {}
@@ -162,7 +163,7 @@ def _with_queue(name: str) -> dict[str, Any]:
 @pytest.mark.parametrize("name", ALLOWED, ids=lambda name: name[:12])
 def test_every_queue_name_the_schema_admits_starts_every_process(name: str) -> None:
     rendered = render(_with_queue(name))
-    environments = _environments(rendered)
+    environments = process_environments(rendered)
     assert {"Deployment/api", "StatefulSet/geo", "StatefulSet/worker"} <= set(environments)
     for where, env in environments.items():
         settings = load_settings(env)
@@ -210,7 +211,7 @@ ADMITTED = [
 
 @pytest.mark.parametrize(("values", "variable"), ADMITTED, ids=lambda v: str(v)[:40])
 def test_admitted_edges_start_every_process(values: dict[str, Any], variable: str) -> None:
-    environments = _environments(render(values))
+    environments = process_environments(render(values))
     for env in environments.values():
         load_settings(env)
     assert variable in next(iter(environments.values()))
@@ -292,3 +293,88 @@ def test_the_queue_rule_has_only_ascii_classes() -> None:
     """Go and Python read [a-z] alike only for ASCII; the rule has no escapes or Unicode."""
     assert set(config.QUEUE_NAME) <= set(string.printable) and "\\" not in config.QUEUE_NAME
 
+
+
+# --------------------------------------------------------------------------
+# Store URLs: the schema holds store.url to parse_store_url's rule for its kind
+
+
+def _store_url_patterns(kind: str) -> list[str]:
+    (branch,) = [rule["then"] for rule in _at("store")["allOf"]
+                 if rule["if"]["properties"]["kind"].get("const") == kind]
+    return [part["pattern"] for part in branch["properties"]["url"]["allOf"]]
+
+
+@pytest.mark.parametrize(("kind", "rule"), [("s3", config.S3_STORE_URL),
+                                            ("azure", config.AZURE_STORE_URL)])
+def test_the_store_url_patterns_are_the_configs_rules(kind: str, rule: str) -> None:
+    assert _store_url_patterns(kind) == [_rule(rule), _rule(config.STORE_URL_SINGLE_DOTS)]
+
+
+(BUCKET_FIRST, BUCKET_MIDDLE, BUCKET_LAST) = _classes(config.BUCKET_NAME)
+PREFIX_CHARS = _classes(config.S3_STORE_URL)[3]  # a prefix name's characters
+BUCKETS_ADMITTED = (
+    [f"{first}{middle}{last}" for first in _edges(BUCKET_FIRST)
+     for middle in _edges(BUCKET_MIDDLE) for last in _edges(BUCKET_LAST)]
+    + ["a" * 63, "a.b-c.d"]
+)
+BUCKETS_REFUSED = (
+    ["ab", "a" * 64, "a..b", "a.b..c", "Abc", "aBc", "abC"]
+    + [f"{char}bc" for char in _just_outside(BUCKET_FIRST)]
+    + [f"a{char}c" for char in _just_outside(BUCKET_MIDDLE)]
+    + [f"ab{char}" for char in _just_outside(BUCKET_LAST)]
+)
+PREFIXES_ADMITTED = (
+    ["", "/", "//", "/p/", "//p//", "/a/b/c", "/...", "/a..b", "/.a", "/a."]
+    + [f"/{char}" for char in _edges(PREFIX_CHARS) if char != "."]
+)
+PREFIXES_REFUSED = (
+    ["/.", "/..", "/a/./b", "/a/../b", "/a//b", "/a b", "?x=1", "#top", "/a?b", "/%41"]
+    + [f"/a{char}" for char in _just_outside(PREFIX_CHARS) if char != "/"]
+)
+STORE_URLS_ADMITTED = [f"uploads{prefix}" for prefix in PREFIXES_ADMITTED] + BUCKETS_ADMITTED
+STORE_URLS_REFUSED = ([f"uploads{prefix}" for prefix in PREFIXES_REFUSED]
+                      + [f"{bucket}/p" for bucket in BUCKETS_REFUSED])
+
+
+def test_the_generated_store_urls_cover_the_rule() -> None:
+    """The cases come from the rule's classes: each range's ends, and what lies just outside."""
+    assert set(_edges(BUCKET_MIDDLE)) == {"0", "9", "a", "z", ".", "-"}
+    assert set(_edges(PREFIX_CHARS)) == {"0", "9", "a", "z", "A", "Z", ".", "_", "-"}
+    assert {"`", "{", "/", ":", ","} <= {name[1] for name in BUCKETS_REFUSED if len(name) == 3}
+    assert all(re.fullmatch(config.BUCKET_NAME, name) for name in BUCKETS_ADMITTED)
+
+
+def _store(kind: str, path: str) -> dict[str, Any]:
+    scheme = {"s3": "s3", "azure": "az"}[kind]
+    return {"store": {"kind": kind, "url": f"{scheme}://{path}",
+                      "azure": {"account": "handoffstore"}}}
+
+
+@pytest.mark.parametrize("path", STORE_URLS_ADMITTED, ids=lambda path: path[:20])
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_every_store_url_the_schema_admits_starts_every_process(kind: str, path: str) -> None:
+    values = _store(kind, path)
+    for where, env in process_environments(render(values)).items():
+        settings = load_settings(env)
+        assert settings.store_url == config.parse_store_url(values["store"]["url"]), where
+
+
+@pytest.mark.parametrize("path", STORE_URLS_REFUSED, ids=repr)
+@pytest.mark.parametrize("kind", ["s3", "azure"])
+def test_a_store_url_the_config_refuses_fails_the_install(kind: str, path: str) -> None:
+    values = _store(kind, path)
+    with pytest.raises(ConfigError):
+        load_settings({"HANDOFF_STORE_URL": values["store"]["url"]})
+    with pytest.raises(helm.HelmValuesError, match="/store/url"):
+        render(values)
+
+
+@pytest.mark.parametrize(("kind", "url"), [("s3", "az://uploads"), ("azure", "s3://uploads"),
+                                           ("s3", "file:///var/uploads"), ("s3", "")])
+def test_a_url_of_another_kind_fails_the_install(kind: str, url: str) -> None:
+    """The config would start with these, on another store than the chart's kind says."""
+    values = _store(kind, "uploads")
+    values["store"]["url"] = url
+    with pytest.raises(helm.HelmValuesError, match="/store/url"):
+        render(values)

@@ -4,8 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from devstack import processes
+from devstack import processes, seaweedfs
 from devstack.stack import (
+    embedded_bucket,
+    embedded_container,
     geo_ports,
     health_ports,
     local_defaults,
@@ -30,6 +32,26 @@ def test_the_ready_line_names_every_address() -> None:
     assert "worker http://127.0.0.1:41001/metrics" in line
     assert "sweeper http://127.0.0.1:41002/metrics" in line
     assert "/srv/var/uploads" in line
+
+
+def test_the_ready_line_names_an_object_store_instead_of_a_folder() -> None:
+    settings = load_settings({"HANDOFF_STORE_URL": "az://handoff/dev",
+                              "HANDOFF_UPLOADS_ROOT": "/srv/var/uploads"})
+    line = ready_line(settings, {})
+    assert line.endswith("uploads in az://handoff/dev)")
+
+
+@pytest.mark.parametrize(("given", "container"), [
+    ({"HANDOFF_STORE_URL": "az://handoff/dev"}, "handoff"),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": ""}, "handoff"),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_CONNECTION_STRING": "x"}, None),
+    ({"HANDOFF_STORE_URL": "az://handoff", "AZURE_STORAGE_ACCOUNT": "mine"}, None),
+    ({"HANDOFF_STORE_URL": "s3://handoff"}, None),
+    ({}, None),
+])
+def test_azurite_serves_an_az_store_only_when_no_account_is_given(
+        given: dict[str, str], container: str | None) -> None:
+    assert embedded_container(load_settings(given), given) == container
 
 
 def test_the_ready_line_says_which_metrics_are_off() -> None:
@@ -130,7 +152,36 @@ def test_each_replica_runs_its_own_parts_on_its_own_ports(tmp_path: Path) -> Non
     assert stack.environment("gc-0")["HANDOFF_GC_METRICS_PORT"] == "18300"
 
 
+def test_with_a_shared_store_every_replica_s_worker_takes_the_one_queue(tmp_path: Path) -> None:
+    stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs",
+                                            "HANDOFF_STORE_URL": "s3://uploads"}, {"api": 18000})
+    stack.add_replicas([{"geo": 18100 + i, "worker_metrics": 18200 + i, "gc_metrics": 18300 + i}
+                        for i in range(2)])
+    assert {processes.worker_queues(stack.environment(f"worker-{i}"))[0]
+            for i in range(2)} == {"jobs"}
+
+
 def test_without_replicas_the_parts_are_the_single_ones(tmp_path: Path) -> None:
     stack = processes.LocalStack(tmp_path, {"HANDOFF_QUEUE": "jobs"}, {"api": 18000})
     assert stack.components(("geo", "worker", "api")) == ["geo", "worker", "api"]
     assert processes.worker_queues(stack.environment("worker"))[0] == "jobs"
+
+
+@pytest.mark.parametrize(("environ", "bucket"), [
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket/uploads"}, "dev-bucket"),
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket", "AWS_ENDPOINT_URL_S3": "http://minio:9000"}, None),
+    ({"HANDOFF_STORE_URL": "s3://dev-bucket", "AWS_PROFILE": "prod"}, None),
+    ({"HANDOFF_STORE_URL": "file:///srv/uploads"}, None),
+    ({}, None),
+])
+def test_an_embedded_seaweedfs_serves_an_s3_store_only_when_none_is_configured(
+        environ: dict[str, str], bucket: str | None) -> None:
+    assert embedded_bucket(load_settings(environ), environ) == bucket
+
+
+def test_seaweedfs_binds_loopback_only_on_ports_of_its_own(tmp_path: Path) -> None:
+    argv = seaweedfs.argv(tmp_path, 18333)
+    ports = [arg.split("=")[1] for arg in argv if ".port" in arg and arg.split("=")[1] != "0"]
+    assert "-ip.bind=127.0.0.1" in argv and "-s3.port=18333" in argv
+    assert len(set(ports)) == len(ports) == 10
+    assert seaweedfs.environment(18333)["AWS_ENDPOINT_URL_S3"] == "http://127.0.0.1:18333"

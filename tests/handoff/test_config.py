@@ -435,6 +435,19 @@ def test_without_a_replica_the_queue_and_store_are_the_settings_themselves() -> 
     assert (settings.job_queue, settings.store_root) == ("jobs", Path("/srv/up"))
 
 
+@pytest.mark.parametrize("store", ["s3://uploads/eu", "az://uploads"])
+def test_with_a_shared_store_every_replica_takes_jobs_from_the_one_queue(store: str) -> None:
+    settings = load_settings({"HANDOFF_REPLICA": "geo-1", "HANDOFF_QUEUE": "jobs",
+                              "HANDOFF_STORE_URL": store})
+    assert settings.job_queue == "jobs"
+
+
+def test_a_file_store_url_keeps_each_replica_on_its_own_queue() -> None:
+    settings = load_settings({"HANDOFF_REPLICA": "geo-1", "HANDOFF_QUEUE": "jobs",
+                              "HANDOFF_STORE_URL": "file:///srv/up"})
+    assert settings.job_queue == "jobs.geo-1"
+
+
 def test_without_replica_urls_the_api_has_one_unnamed_replica_at_the_geo_url() -> None:
     settings = load_settings({"HANDOFF_GEO_URL": "http://geo:8001"})
     assert settings.geo_replicas == ((None, "http://geo:8001"),)

@@ -16,7 +16,8 @@ import pytest
 import redis
 import requests
 
-from devstack import processes
+from devstack import azurite, processes
+from geo_service.store.azure import AzureBucket, azure_client
 from tests.support.polling import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -323,3 +324,35 @@ def test_with_one_replica_a_dead_part_is_started_again_and_the_stack_goes_on(tmp
         _stop_and_see_every_part_gone(launcher)
     finally:
         processes.kill(launcher)
+
+
+READY_AZURITE = re.compile(r"started Azurite on 127\.0\.0\.1:(\d+) \(blobs kept in (\S+)\)")
+
+
+def test_an_az_store_without_an_account_is_served_by_an_azurite_that_stops_with_the_stack(
+        tmp_path):
+    """The upload's bytes land in the embedded Azurite, whose blobs stay in the stack's var/."""
+    launcher, lines, ports = _start_launcher(tmp_path, {
+        "HANDOFF_STORE_URL": "az://handoff/dev", "AZURE_STORAGE_CONNECTION_STRING": "",
+        "AZURE_STORAGE_ACCOUNT": ""})
+    children: list[psutil.Process] = []
+    try:
+        children = _wait_ready(launcher, lines)
+        started = _line(lines, READY_AZURITE)
+        port, folder = int(started[1]), Path(started[2])
+        assert folder == tmp_path / "var" / "azurite" / str(ports["api"])
+        assert "uploads in az://handoff/dev)" in _line(lines, "handoff: ready on").string
+        response = requests.post(f"http://127.0.0.1:{ports['api']}/v1/uploads", timeout=30,
+                                 files={"file": ("x.bin", b"x" * 1000)}, data={"purpose": "raw"})
+        assert response.status_code == 202, response.text
+        status_url = f"http://127.0.0.1:{ports['api']}/v1/uploads/{response.json()['id']}"
+        assert eventually(lambda: requests.get(status_url, timeout=10).json()["status"] == "done",
+                          timeout=60), requests.get(status_url, timeout=10).text
+
+        bucket = AzureBucket(azure_client(azurite.environment(port)), "handoff", "dev")
+        assert b"".join(bucket.read(f"{response.json()['id']}/files/0")) == b"x" * 1000
+        _stop_and_see_every_part_gone(launcher)
+        assert not _bound(port)
+        assert any(folder.iterdir())
+    finally:
+        _stop(launcher, children)

@@ -11,7 +11,6 @@ upload ends ``done`` with the file's sha256.
 
 import functools
 import json
-import shutil
 import subprocess
 import threading
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from devstack import npm
 from geo_service.store import FileStore
 from handoff.units import MiB
 from tests.geo_service.store import disk
@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parents[2]
 # What the vendored Uppy's @uppy/tus (6.0.0) asks for, ^4.3.1: the newest 4.x.
 VERSION = "4.3.1"
 SCRIPT = ROOT / "tests" / "support" / "tus_node.mjs"
-NPM_SECONDS = 300
 SIZE = 256 * MiB
 # The PATCH body bytes the proxy lets through: the API relays them all, and the geo
 # service keeps them all when the broken PATCH is made to let go.
@@ -49,20 +48,11 @@ PATIENT_API = {"HANDOFF_API_TOKENS": f"alice:{TOKEN}", "HANDOFF_CLIENT_TIMEOUT":
 @pytest.fixture(scope="session")
 def tus_js_client() -> Path:
     """A folder whose node_modules holds tus-js-client at VERSION, kept in var/."""
-    for program in ("node", "npm"):
-        if shutil.which(program) is None:
-            pytest.fail(f"{program} is not installed (make browser-deps)")
-    folder = ROOT / "var" / "node" / f"tus-js-client-{VERSION}"
-    if not (folder / "node_modules" / "tus-js-client" / "package.json").exists():
-        partial = folder.with_name(f"{folder.name}.partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        (partial / "package.json").write_text('{"private": true}\n')
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", f"tus-js-client@{VERSION}"],
-                       cwd=partial, check=True, capture_output=True, timeout=NPM_SECONDS)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-    return folder
+    missing = npm.missing_programs()
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not installed (make browser-deps)")
+    return npm.ensure_installed(npm.NODE_ROOT / f"tus-js-client-{VERSION}",
+                                [f"tus-js-client@{VERSION}"], "tus-js-client/package.json")
 
 
 class _NodeUpload:

@@ -13,8 +13,10 @@ import subprocess
 import uuid
 from dataclasses import dataclass
 
+import pytest
+
+from devstack import azurite, npm, seaweedfs
 from devstack import processes as devprocesses
-from devstack import seaweedfs
 from tests.support.processes import Processes
 
 BUCKET = "handoff-tests"
@@ -43,6 +45,22 @@ def start_seaweedfs(running: Processes) -> ObjectServer:
                              stderr=log, stdin=subprocess.DEVNULL)
     seaweedfs.wait_ready(env, proc)
     seaweedfs.ensure_bucket(env, BUCKET)
+    return ObjectServer(env, BUCKET)
+
+
+def start_azurite(running: Processes) -> ObjectServer:
+    """Azurite's blob service on loopback with the tests' container (npm installs it once)."""
+    missing = npm.missing_programs()
+    if missing:
+        pytest.fail(f"{' and '.join(missing)} not installed (make browser-deps)")
+    folder = running.folder("azurite")
+    port = devprocesses.free_port()
+    env = azurite.environment(port)
+    with open(folder / "azurite.log", "ab") as log:
+        proc = running.popen(azurite.argv(folder, port), stdout=log,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    azurite.wait(port, proc)
+    azurite.ensure_container(env, BUCKET)
     return ObjectServer(env, BUCKET)
 
 

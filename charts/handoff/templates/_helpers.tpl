@@ -234,3 +234,100 @@ shortest not above it. Refused here, so the install fails, not the pods.
 {{- fail "hooks.webhook.minBackoff is more than hooks.webhook.maxBackoff" }}
 {{- end }}
 {{- end }}
+
+{{/* "true" when the uploads are in a bucket or container every pod reaches (store.kind s3 or azure). */}}
+{{- define "handoff.objectStore" -}}
+{{- if ne .Values.store.kind "volume" }}true{{ end }}
+{{- end }}
+
+{{- define "handoff.workerName" -}}
+{{- printf "%s-worker" (include "handoff.fullname" .) }}
+{{- end }}
+
+{{- define "handoff.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "handoff.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Pod labels a store's workload identity needs (Azure Workload Identity's webhook looks for this one). */}}
+{{- define "handoff.identityLabels" -}}
+{{- if and (eq .Values.store.kind "azure") .Values.store.azure.clientId }}
+azure.workload.identity/use: "true"
+{{- end }}
+{{- end }}
+
+{{/*
+The store's SDK configuration for the pods that reach it (geo, worker,
+sweeper): the standard variables of boto3 or azure-storage-blob, secrets only
+through secretKeyRef. HANDOFF_STORE_URL itself is in the ConfigMap.
+*/}}
+{{- define "handoff.storeEnv" -}}
+{{- if eq .Values.store.kind "s3" }}
+{{- with .Values.store.s3 }}
+{{- if .endpoint }}
+- name: AWS_ENDPOINT_URL_S3
+  value: {{ .endpoint | quote }}
+{{- end }}
+{{- if .region }}
+- name: AWS_REGION
+  value: {{ .region | quote }}
+{{- end }}
+{{- if .existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .accessKeyIdKey }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .secretAccessKeyKey }}
+{{- end }}
+{{- end }}
+{{- else if eq .Values.store.kind "azure" }}
+{{- with .Values.store.azure }}
+{{- if .existingSecret }}
+- name: AZURE_STORAGE_CONNECTION_STRING
+  valueFrom:
+    secretKeyRef:
+      name: {{ .existingSecret }}
+      key: {{ .connectionStringKey }}
+{{- else }}
+- name: AZURE_STORAGE_ACCOUNT
+  value: {{ .account | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The port of an http(s):// URL: its own, else the scheme's. */}}
+{{- define "handoff.urlPort" -}}
+{{- $port := regexFind ":[0-9]+$" (regexReplaceAll "^[a-z]+://([^/?#]*).*$" . "${1}") | trimPrefix ":" }}
+{{- if $port }}{{ $port }}{{ else if hasPrefix "http://" . }}80{{ else }}443{{ end }}
+{{- end }}
+
+{{/* The port the store is reached on: the S3 endpoint's own, else HTTPS. */}}
+{{- define "handoff.storePort" -}}
+{{- if and (eq .Values.store.kind "s3") .Values.store.s3.endpoint }}
+{{- include "handoff.urlPort" .Values.store.s3.endpoint }}
+{{- else }}443{{ end }}
+{{- end }}
+
+{{/* The port of the external Redis, when its URL is known here; 6379 otherwise. */}}
+{{- define "handoff.redisPort" -}}
+{{- $port := regexFind ":[0-9]+$" (regexReplaceAll "^[a-z]+://([^/?#]*).*$" .Values.externalRedis.url "${1}") | trimPrefix ":" }}
+{{- default "6379" $port }}
+{{- end }}
+
+{{/* HANDOFF_SCRATCH_LIMIT: the scratch emptyDir's sizeLimit in the config's spelling (20Gi is 20GiB). */}}
+{{- define "handoff.scratchLimit" -}}
+{{- printf "%sB" .Values.worker.scratch.sizeLimit }}
+{{- end }}
+
+{{- define "handoff.scratchDir" -}}
+/var/lib/handoff/scratch
+{{- end }}

@@ -2,6 +2,7 @@
 
 import hashlib
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,9 @@ from werkzeug.test import TestResponse
 
 from geo_service.app import create_app
 from geo_service.http.state import state_of, upload_slot
-from geo_service.store import FileStore, UploadStore
-from handoff.config import Settings
+from geo_service.store import FileStore, LockLost, UploadStore
+from geo_service.store.bucket import BucketUnavailable
+from handoff.config import Settings, parse_store_url
 from handoff.fields import MAX_METADATA_DEPTH
 from handoff.processors import installed
 from handoff.server.web import UploadSlots
@@ -147,6 +149,15 @@ def test_capacity_says_who_answers_its_room_and_readiness(client: FlaskClient) -
     assert document["free_bytes"] > 0
 
 
+def test_capacity_names_a_shared_store_and_none_of_its_own(app: Flask,
+                                                          client: FlaskClient) -> None:
+    assert client.get("/capacity", headers=AUTH).get_json()["store"] is None
+    app.config["HANDOFF"] = replace(app.config["HANDOFF"],
+                                    store_url=parse_store_url("s3://uploads/eu"))
+
+    assert client.get("/capacity", headers=AUTH).get_json()["store"] == "s3://uploads/eu"
+
+
 def test_capacity_counts_the_uploads_arriving(app: Flask, client: FlaskClient) -> None:
     with app.app_context(), upload_slot(UPLOAD_ID):
         assert client.get("/capacity", headers=AUTH).get_json()["in_flight"] == 1
@@ -189,3 +200,51 @@ def test_metadata_too_deep_or_not_finite_is_400_naming_it_and_logs_no_error(
     assert assert_problem(response, 400, "bad-form")["detail"].startswith("metadata ")
     assert not store.exists(UPLOAD_ID)
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+class _FailingFile:
+    """A file writer whose store stops answering after the first chunk."""
+
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    def write(self, data: bytes | memoryview) -> None:
+        raise self.failure
+
+    def abort(self) -> None:
+        return None
+
+    def __enter__(self) -> "_FailingFile":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("failure", [BucketUnavailable("connection refused"),
+                                     LockLost(UPLOAD_ID)])
+def test_a_store_that_fails_mid_body_is_a_503_to_retry(
+        app: Flask, client: FlaskClient, store: UploadStore, failure: Exception,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    geo_store = state_of(app).store
+    monkeypatch.setattr(geo_store, "open_writer", lambda upload_id, index: _FailingFile(failure))
+
+    response = _post(client)
+
+    body = assert_problem(response, 503, "store-unavailable")
+    assert response.headers["Retry-After"]
+    assert ("lock expired" if isinstance(failure, LockLost) else "connection refused") in \
+        body["detail"]
+    assert store.manifest(UPLOAD_ID) is None
+
+
+def test_a_store_that_does_not_answer_a_read_is_a_503(
+        app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unavailable(upload_id: str) -> None:
+        raise BucketUnavailable("read timed out")
+
+    monkeypatch.setattr(state_of(app).store, "status", unavailable)
+
+    response = client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH)
+
+    assert "read timed out" in assert_problem(response, 503, "store-unavailable")["detail"]

@@ -1,41 +1,18 @@
 """The store contract, run against the object store on S3 (an embedded SeaweedFS)."""
 
-from collections.abc import Callable
-
 import pytest
 
-from geo_service.store import ObjectStore, UploadStore, open_store_at
-from tests.geo_service.store.contract import ID, StoreContract, sealed
-from tests.support.objectstores import ObjectServer, fresh_prefix
+from geo_service.store import UploadStore
+from geo_service.store.s3 import S3Bucket
+from tests.geo_service.store.object_contract import ObjectStoreContract
 
 pytestmark = pytest.mark.integration
 
 
-class TestObjectStoreOnS3(StoreContract):
+class TestObjectStoreOnS3(ObjectStoreContract):
     @pytest.fixture
-    def location(self, seaweedfs: ObjectServer, valkey: str,
-                 monkeypatch: pytest.MonkeyPatch) -> str:
-        """A fresh prefix; the environment (inherited by lock holders) names server and Redis."""
-        for name, value in {**seaweedfs.env, "HANDOFF_REDIS_URL": valkey}.items():
-            monkeypatch.setenv(name, value)
-        return seaweedfs.url("s3", fresh_prefix())
+    def location(self, s3_store_url: str) -> str:
+        return s3_store_url
 
-    @pytest.fixture
-    def store(self, location: str) -> UploadStore:
-        return open_store_at(location)
-
-    @pytest.fixture
-    def crash_mid_removal(self) -> Callable[[ObjectStore], None]:
-        def crash(store: ObjectStore) -> None:
-            sealed(store)
-            store.bucket.delete([f"{ID}/tenant.json"])
-
-        return crash
-
-    @pytest.fixture
-    def add_stray(self) -> Callable[[ObjectStore], str]:
-        def add(store: ObjectStore) -> str:
-            store.bucket.put("notes/readme.txt", b"not an upload")
-            return "notes"
-
-        return add
+    def test_the_store_is_on_s3(self, store: UploadStore) -> None:
+        assert isinstance(getattr(store, "bucket", None), S3Bucket)
