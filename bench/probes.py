@@ -38,6 +38,20 @@ def max_rss(processes: Iterable[psutil.Process]) -> int:
     return largest
 
 
+def peak_resident(pid: int) -> int:
+    """VmHWM of ``pid`` in bytes: the largest resident size it ever had.
+
+    The kernel keeps it, so no sampler can miss a short peak; it only grows,
+    so a figure read after a second, larger upload says whether that upload
+    needed more memory than the first.
+    """
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise ValueError(f"/proc/{pid}/status has no VmHWM")
+
+
 class PeakRss:
     """Max RSS of any worker of each watched gunicorn master, while the block runs.
 

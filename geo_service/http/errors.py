@@ -10,6 +10,7 @@ import errno
 from collections.abc import Callable
 from typing import Any
 
+from geo_service.http import log
 from geo_service.intake.append import ChecksumMismatch, LengthError, OffsetMismatch
 from geo_service.intake.stop import Cancelled, Stopped
 from geo_service.store import LockLost, UploadExists, UploadMissing
@@ -44,9 +45,12 @@ def store_unavailable(exc: BaseException, upload_id: str | None = None, outcome:
 
     Retrying is right: a multipart upload is sent again, a tus client asks
     for the offset (what was made durable before the failure) and resumes.
+    The SDK's words name the endpoint, bucket and key: they go to the log,
+    not to the client.
     """
+    log.warning("upload store failed", extra={"upload_id": upload_id, "error": str(exc)})
     why = ("the upload's lock expired before its bytes were committed"
-           if isinstance(exc, LockLost) else f"the upload store is unavailable: {exc}")
+           if isinstance(exc, LockLost) else "the upload store did not answer; retry later")
     return Problem(503, "store-unavailable", f"{why}; {outcome}" if outcome else why,
                    headers={"Retry-After": str(RETRY_AFTER)}, upload_id=upload_id)
 

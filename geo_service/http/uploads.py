@@ -20,6 +20,7 @@ from geo_service.store import (
     UploadStore,
     check_id,
 )
+from geo_service.store.bucket import BucketUnavailable
 from handoff.auth import ANONYMOUS, is_tenant_name
 from handoff.config import Settings
 from handoff.form import upload_limits
@@ -117,18 +118,32 @@ def _receive(store: UploadStore, upload_id: str, boundary: bytes, settings: Sett
     try:
         return receiver.receive(chunks, boundary)
     except BaseException as exc:
-        store.remove(upload_id)
+        _discard(store, upload_id)
         problem = upload_problem(exc, upload_id, kept=False)
         if problem is None:
             raise
-        # A cancelled upload's sender is not drained: the point is to stop it.
-        if isinstance(exc, (BodyIncomplete, Cancelled)):
+        # A cancelled upload's sender is not drained: the point is to stop it. Nor is the
+        # sender's rest drained into a store that is down: it could be gigabytes.
+        if isinstance(exc, (BodyIncomplete, Cancelled, BucketUnavailable)):
             log.info("upload ended while receiving", extra={"upload_id": upload_id,
                                                             "reason": problem.kind})
             close_after_answer(request.environ)
         else:
             drain(chunks)
         raise problem from None
+
+
+def _discard(store: UploadStore, upload_id: str) -> None:
+    """Remove a broken upload; a store that is down cannot, and must not hide why it broke.
+
+    What it left has no manifest, so no job ever reads it; the sweeper
+    removes it once the store is back and the upload is past its TTL.
+    """
+    try:
+        store.remove(upload_id)
+    except BucketUnavailable as exc:
+        log.warning("broken upload left to the sweeper", extra={"upload_id": upload_id,
+                                                                "error": str(exc)})
 
 
 @bp.get("/uploads/<upload_id>")

@@ -7,11 +7,11 @@ after the hostile ones. A child process's memory is its own: the worker's
 figure is the one that must not move.
 """
 
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bench.probes import peak_resident
 from geo_service.processors.geojson import MAX_DEPTH
 from geo_service.store import FileStore
 from handoff.units import MiB
@@ -43,14 +43,6 @@ def finished(stack: Stack, purpose: str, name: str, content: bytes) -> tuple[dic
     claim = FileStore(stack.uploads).claimed(upload_id)
     assert claim is not None, status
     return status, int(claim["worker"].split(":")[1])
-
-
-def peak_resident(pid: int) -> int:
-    """VmHWM of ``pid``, in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmHWM for {pid}")
 
 
 def test_deep_geojson_fails_everywhere_and_the_worker_stays_its_size(limited: Stack) -> None:

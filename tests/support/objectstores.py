@@ -12,6 +12,7 @@ import os
 import subprocess
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -36,8 +37,15 @@ class ObjectServer:
 
 def start_seaweedfs(running: Processes) -> ObjectServer:
     """``weed mini`` on loopback with the tests' bucket, stopped at ``running``'s teardown."""
-    folder = running.folder("seaweedfs")
     port = devprocesses.free_port()
+    serve_seaweedfs(running, running.folder("seaweedfs"), port)
+    return ObjectServer(seaweedfs.environment(port), BUCKET)
+
+
+def serve_seaweedfs(running: Processes, folder: Path, port: int) -> subprocess.Popen:
+    """``weed mini`` keeping its data in ``folder``, serving S3 on ``port``, with the tests'
+    bucket; stopped at ``running``'s teardown. Again on the same folder and port, it is the
+    same server restarted, its objects kept."""
     env = seaweedfs.environment(port)
     with open(folder / "weed.log", "ab") as log:
         proc = running.popen(seaweedfs.argv(folder, port), grace=seaweedfs.STOP_GRACE,
@@ -45,7 +53,7 @@ def start_seaweedfs(running: Processes) -> ObjectServer:
                              stderr=log, stdin=subprocess.DEVNULL)
     seaweedfs.wait_ready(env, proc)
     seaweedfs.ensure_bucket(env, BUCKET)
-    return ObjectServer(env, BUCKET)
+    return proc
 
 
 def start_azurite(running: Processes) -> ObjectServer:

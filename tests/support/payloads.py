@@ -2,6 +2,8 @@
 
 import hashlib
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 
 from handoff.units import MiB
@@ -32,3 +34,46 @@ def file_sha256(path: Path) -> str:
         while block := handle.read(4 * MiB):
             digest.update(block)
     return digest.hexdigest()
+
+
+class GeneratedPayload:
+    """``size`` bytes made block by block from ``seed``, hashed as they are made.
+
+    A test can then send gigabytes without holding or writing them: the
+    same seed gives the same bytes, and once :meth:`blocks` is exhausted
+    :attr:`sha256` is the digest of all it gave. Each block is a window at
+    a shifting offset into a random pool, so no two neighbouring blocks are
+    alike and a resume from a wrong offset changes the digest.
+    """
+
+    POOL = 8 * MiB
+    BLOCK = MiB
+    STEP = MiB + 4099
+
+    def __init__(self, size: int, seed: int = 0) -> None:
+        self.size = size
+        self._pool = memoryview(random.Random(seed).randbytes(self.POOL + self.BLOCK))
+        self._digest = hashlib.sha256()
+        self._done = False
+
+    def blocks(self) -> Iterator[memoryview]:
+        """The payload, a block at a time; may be iterated once."""
+        assert not self._done, "a payload is generated once"
+        for index, sent in enumerate(range(0, self.size, self.BLOCK)):
+            start = index * self.STEP % self.POOL
+            block = self._pool[start:start + min(self.BLOCK, self.size - sent)]
+            self._digest.update(block)
+            yield block
+        self._done = True
+
+    def write(self, path: Path) -> Path:
+        """Write the payload to ``path``, for a client that sends files (tuspy, curl)."""
+        with open(path, "wb") as handle:
+            for block in self.blocks():
+                handle.write(block)
+        return path
+
+    @property
+    def sha256(self) -> str:
+        assert self._done, "the payload was not generated to its end"
+        return self._digest.hexdigest()

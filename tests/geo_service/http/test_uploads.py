@@ -233,8 +233,9 @@ def test_a_store_that_fails_mid_body_is_a_503_to_retry(
 
     body = assert_problem(response, 503, "store-unavailable")
     assert response.headers["Retry-After"]
-    assert ("lock expired" if isinstance(failure, LockLost) else "connection refused") in \
+    assert ("lock expired" if isinstance(failure, LockLost) else "did not answer") in \
         body["detail"]
+    assert "connection refused" not in body["detail"]
     assert store.manifest(UPLOAD_ID) is None
 
 
@@ -247,4 +248,24 @@ def test_a_store_that_does_not_answer_a_read_is_a_503(
 
     response = client.get(f"/uploads/{UPLOAD_ID}", headers=AUTH)
 
-    assert "read timed out" in assert_problem(response, 503, "store-unavailable")["detail"]
+    detail = assert_problem(response, 503, "store-unavailable")["detail"]
+    assert "did not answer" in detail and "read timed out" not in detail
+
+
+def test_a_store_down_for_the_removal_too_still_answers_why_the_upload_broke(
+        app: Flask, client: FlaskClient, store: UploadStore,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    geo_store = state_of(app).store
+    monkeypatch.setattr(geo_store, "open_writer", lambda upload_id, index: _FailingFile(
+        BucketUnavailable("connection refused")))
+
+    def unreachable(upload_id: str) -> int:
+        raise BucketUnavailable("connection refused again")
+
+    monkeypatch.setattr(geo_store, "remove", unreachable)
+
+    response = _post(client)
+
+    body = assert_problem(response, 503, "store-unavailable")
+    assert body["upload_id"] == UPLOAD_ID
+    assert store.manifest(UPLOAD_ID) is None
