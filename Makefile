@@ -58,7 +58,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.slow_clients
 
-# The chaos soak: real stack, faults at random, then a strict check (HANDOFF_SOAK_SECONDS).
+# The chaos soak: real stack, faults at random, then a strict check (HANDOFF_SOAK_SECONDS;
+# HANDOFF_SOAK_STORE=s3 on an embedded SeaweedFS).
 soak: $(STAMP)
 	$(BIN)/python -m soak
 

@@ -6,8 +6,9 @@ Settings, all optional:
 - ``HANDOFF_BENCH_REPEAT`` runs per throughput measurement (default 7, minimum 3)
 - ``HANDOFF_BENCH_SAMPLES`` pairs of 1 MiB uploads for the latency figures (default 20)
 - ``HANDOFF_BENCH_CONCURRENCY`` simultaneous uploads (default 8)
-- ``HANDOFF_BENCH_ONLY=replicas`` runs only the 1 vs 3 geo replica comparison
-  (the default runs everything, that comparison included)
+- ``HANDOFF_BENCH_ONLY=replicas`` runs only the 1 vs 3 geo replica comparison,
+  ``HANDOFF_BENCH_ONLY=s3`` only the S3 store's (relay vs boto3's ``upload_file``
+  into an embedded SeaweedFS); the default runs everything, both included
 - ``HANDOFF_BENCH_DIR`` where the run's temp folder goes (payloads, geo store, logs).
   Default: /dev/shm when it has room, so the byte path is measured rather
   than a shared disk's mood; set it to a disk folder to include the disk.
@@ -44,6 +45,7 @@ from bench.client import (
 from bench.nginx import ensure_nginx
 from bench.payload import Payloads
 from bench.report import Results, json_line, render, replica_lines, replica_summary
+from bench.s3 import S3Run, s3_comparison, s3_lines, s3_summary
 from bench.scenarios import (
     ConcurrentRound,
     MemoryPoint,
@@ -66,6 +68,7 @@ MEMORY_POINTS = (("1g", GiB), ("4g", 4 * GiB))
 #: The geo replica counts compared, each on a stack of its own.
 REPLICA_COUNTS = (1, 3)
 ONLY_REPLICAS = "replicas"
+ONLY_S3 = "s3"
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ class Config:
     samples: int
     concurrency: int
     parent: Path
-    only_replicas: bool = False
+    only: str = ""
 
     @classmethod
     def from_env(cls) -> "Config":
@@ -87,10 +90,11 @@ class Config:
                              f"HANDOFF_BENCH_REPEAT >= {MIN_REPEAT}")
         concurrency = _number("HANDOFF_BENCH_CONCURRENCY", "8", int)
         only = os.environ.get("HANDOFF_BENCH_ONLY") or ""
-        if only not in ("", ONLY_REPLICAS):
-            raise SystemExit(f"bench: HANDOFF_BENCH_ONLY must be {ONLY_REPLICAS!r} or unset")
+        if only not in ("", ONLY_REPLICAS, ONLY_S3):
+            raise SystemExit(f"bench: HANDOFF_BENCH_ONLY must be {ONLY_REPLICAS!r}, "
+                             f"{ONLY_S3!r} or unset")
         return cls(size, repeat, _number("HANDOFF_BENCH_SAMPLES", "20", int), concurrency,
-                   _parent(footprint(size, concurrency)), only == ONLY_REPLICAS)
+                   _parent(footprint(size, concurrency)), only)
 
     @property
     def part_size(self) -> int:
@@ -248,17 +252,30 @@ def _everything(base: Path, config: Config, notes: list[str]) -> Results:
     with running(base / "stack", nginx, tus_node) as stack:
         results = run_all(stack, payloads, config, notes)
     results.replicas = replica_comparison(base, payloads, config)
+    results.s3 = s3_comparison(base, payloads, config.size, config.repeat)
     return results
 
 
-def _print(found: Results | list[ReplicaRound], notes: list[str]) -> None:
-    """The report, then the JSON line last (the replica figures alone for a replicas-only run)."""
+def _only(base: Path, config: Config) -> list[ReplicaRound] | list[S3Run]:
+    """The one comparison ``HANDOFF_BENCH_ONLY`` names."""
+    payloads = Payloads(base / "payload")
+    if config.only == ONLY_S3:
+        return s3_comparison(base, payloads, config.size, config.repeat)
+    return replica_comparison(base, payloads, config)
+
+
+def _print(found: Results | list[ReplicaRound] | list[S3Run], notes: list[str]) -> None:
+    """The report, then the JSON line last (one comparison's figures alone for an "only" run)."""
     if isinstance(found, Results):
         print(render(found))
         print(json_line(found), flush=True)
         return
-    print("\n\n".join([replica_lines(found), "\n".join(f"note: {note}" for note in notes)]))
-    print(json.dumps(replica_summary(found)), flush=True)
+    s3 = [run for run in found if isinstance(run, S3Run)]
+    rounds = [run for run in found if isinstance(run, ReplicaRound)]
+    lines, data = (s3_lines(s3), s3_summary(s3)) if s3 else (replica_lines(rounds),
+                                                            replica_summary(rounds))
+    print("\n\n".join([lines, "\n".join(f"note: {note}" for note in notes)]))
+    print(json.dumps(data), flush=True)
 
 
 def main() -> int:
@@ -271,9 +288,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="handoff-bench-", dir=config.parent))
     say(f"working in {_filesystem(base)}; file size {config.size / GiB:g} GiB")
     try:
-        found: Results | list[ReplicaRound] = (
-            replica_comparison(base, Payloads(base / "payload"), config)
-            if config.only_replicas else _everything(base, config, notes))
+        found: Results | list[ReplicaRound] | list[S3Run] = (
+            _only(base, config) if config.only else _everything(base, config, notes))
     except (RuntimeError, TimeoutError) as exc:
         say(f"failed: {exc}")
         return 1

@@ -129,8 +129,7 @@ def settle(stack: Stack, timeout: float = SETTLE_TIMEOUT) -> None:
     _empty(stack.tus_node_store)
     deadline = time.monotonic() + timeout
     session = requests.Session()
-    pending = {(geo, upload_id) for geo, store in stack.stores.items()
-               for upload_id in upload_ids(store)}
+    pending = held_uploads(stack)
     while pending:
         if time.monotonic() > deadline:
             raise BenchError(f"uploads still busy after {timeout:.0f}s: {sorted(pending)}")
@@ -138,6 +137,14 @@ def settle(stack: Stack, timeout: float = SETTLE_TIMEOUT) -> None:
                    if not _delete_if_idle(stack, session, geo, upload_id)}
         if pending:
             time.sleep(POLL_SECONDS)
+
+
+def held_uploads(stack: Stack) -> set[tuple[str, str]]:
+    """Each upload the stack's stores hold, with the geo service that answers for it."""
+    if stack.bucket_ids is not None:
+        return {("geo", upload_id) for upload_id in stack.bucket_ids()}
+    return {(geo, upload_id) for geo, store in stack.stores.items()
+            for upload_id in upload_ids(store)}
 
 
 def _empty(folder: Path) -> None:

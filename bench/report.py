@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bench.s3 import S3Run, s3_lines, s3_summary
 from bench.scenarios import ConcurrentRound, Latency, MemoryPoint, ReplicaRound, Throughput
 from handoff.units import GiB, MiB
 
@@ -30,6 +31,7 @@ class Results:
     payload_write_cpu_per_gib: float | None = None
     notes: list[str] = field(default_factory=list)
     replicas: list[ReplicaRound] = field(default_factory=list)
+    s3: list[S3Run] = field(default_factory=list)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -109,6 +111,7 @@ def summary(results: Results) -> dict[str, Any]:
                           for name, found in results.throughput.items()},
         "payload_write_cpu_s_per_gib": _round(results.payload_write_cpu_per_gib, 2),
         **replica_summary(results.replicas),
+        **s3_summary(results.s3),
         "repeat": results.repeat,
         "store": results.store,
     }
@@ -194,6 +197,7 @@ def render(results: Results) -> str:
     data = summary(results)
     sections = [_throughput_table(results), _memory_lines(results),
                 _concurrent_lines(results), replica_lines(results.replicas),
+                s3_lines(results.s3),
                 _latency_lines(results.latency),
                 _ratio_lines(data), _budget_lines(budgets(data))]
     notes = [*results.notes, _payload_note(results)]

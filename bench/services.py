@@ -16,7 +16,7 @@ import os
 import secrets
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +64,8 @@ class Stack(processes.LocalStack):
     """The running services and how to reach them."""
 
     api_log: LogPipe | None = None
+    #: The upload ids a bucket holds, for a stack that stores into one (None: folders).
+    bucket_ids: Callable[[], set[str]] | None = None
 
     def pid(self, name: str) -> int:
         return self.procs[name].pid
@@ -160,6 +162,33 @@ def replica_stack(root: Path, replicas: int) -> Iterator[Stack]:
         stack.add_replicas([{name: next(free) for name in own} for _ in range(replicas)])
     try:
         for name in stack.components(REPLICA_STACK_PARTS):
+            _start(stack, name)
+        _start_api(stack)
+        yield stack
+    finally:
+        stack.stop_all()
+
+
+#: What the object store comparison's stack runs, in start order (the API last).
+OBJECT_STACK_PARTS = ("redis", "geo", "worker")
+
+
+@contextlib.contextmanager
+def object_stack(root: Path, store_env: dict[str, str],
+                 parts: tuple[str, ...] = OBJECT_STACK_PARTS) -> Iterator[Stack]:
+    """Valkey, one geo service and worker (and the sweeper, if in ``parts``) on a bucket; the API.
+
+    ``store_env`` holds ``HANDOFF_STORE_URL`` and the S3 client's standard
+    variables; the uploads root is left empty, the bucket holds the uploads.
+    """
+    names = ("redis", "geo", "api")
+    ports = dict(zip(names, processes.free_ports(len(names)), strict=True))
+    (root / "uploads").mkdir(parents=True)
+    (root / "logs").mkdir()
+    stack = Stack(root, {**_environment(root, ports), **store_env,
+                         "HANDOFF_SCRATCH_DIR": str(root / "scratch")}, ports)
+    try:
+        for name in parts:
             _start(stack, name)
         _start_api(stack)
         yield stack

@@ -1,11 +1,15 @@
-"""Requeue queued uploads whose message the broker lost, or fail them.
+"""Requeue queued or claimed uploads whose message the broker lost, or fail them.
 
 Dramatiq's Redis broker keeps messages only in Redis' memory: a restart
 without persistence, a flush, a failover or an eviction drops them, and the
 upload would wait as ``queued`` for ever. Each sweep asks the broker, for
 every queued upload whose message is older than ``requeue_after``, whether
 it still holds that message; if not, the same job is enqueued again (the
-worker is idempotent by upload id). After ``max_requeues`` the upload fails
+worker is idempotent by upload id). A claimed upload counts too: a worker
+that dies mid-job leaves its message to the broker's requeueing of dead
+workers' messages, which a broker that loses its messages also loses; a
+live worker holds the upload's lock for the whole job, so such an upload is
+only looked at once nobody works on it. After ``max_requeues`` the upload fails
 with a reason that says so, and retention then applies to it as to any
 failed upload. The decisions are pure (:func:`rules.reconcile_decision`);
 this module only gathers facts and acts, under the upload's lock taken
@@ -31,6 +35,10 @@ from handoff.states import FINISHED
 from .rules import GIVE_UP, REQUEUE, QueuedFacts, reconcile_decision, requeue_due
 
 log = logging.getLogger("handoff.gc")
+
+#: The states whose job message the broker must still hold: not taken yet, or
+#: taken by a worker that no longer holds the lock (the message is unacked).
+AWAITING_WORK = (State.QUEUED, State.CLAIMED)
 
 
 class Broker(Sender, Protocol):
@@ -85,7 +93,7 @@ def reconcile(store: UploadStore, broker: Broker, requeue_after: float,
             if timeline.state in FINISHED:
                 outcomes.update(_announce_left_over(store, upload_id, announcer))
                 continue
-            if timeline.state is not State.QUEUED:
+            if timeline.state not in AWAITING_WORK:
                 continue
             if not requeue_due(time.time(), timeline.job_time, requeue_after):
                 continue
@@ -117,8 +125,8 @@ def _reconcile_one(store: UploadStore, broker: Broker, held: _HeldMessages, uplo
                    requeue_after: float, max_requeues: int, announcer: Announcer) -> str:
     """Decide and act for one upload; the caller holds its lock."""
     timeline = store.timeline(upload_id)
-    if timeline.state is not State.QUEUED:
-        return "claimed"
+    if timeline.state not in AWAITING_WORK:
+        return "moved-on"
     job = store.job(upload_id) or {}
     requeues = int(job.get("requeues", 0))
     since = timeline.job_time

@@ -25,18 +25,19 @@ COMPONENTS = ("redis", "geo", "worker", "gc", "api")
 
 
 class Supervisor(threading.Thread):
-    """Restart any component whose process has exited, on the same port."""
+    """Restart any of ``components`` whose process has exited, on the same port."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, components: tuple[str, ...] = COMPONENTS) -> None:
         super().__init__(name="supervisor", daemon=True)
         self.stack = stack
+        self.components = components
         self.restarts: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
 
     def run(self) -> None:
         while not self.stopping.wait(0.5):
-            for name in COMPONENTS:
+            for name in self.components:
                 self._revive(name)
 
     def _revive(self, name: str) -> None:
@@ -54,7 +55,7 @@ class Supervisor(threading.Thread):
 
     def healthy(self) -> bool:
         with self.lock:
-            return all(self.stack.procs[name].poll() is None for name in COMPONENTS)
+            return all(self.stack.procs[name].poll() is None for name in self.components)
 
 
 class Nemesis(threading.Thread):

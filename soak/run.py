@@ -15,11 +15,12 @@ from typing import Any
 import requests
 
 from devstack import processes
-from geo_service.store import UploadStore, open_store_at
+from geo_service.store import UploadStore
 from handoff.states import FINISHED
 from handoff.units import MiB
 from soak import load, schedule
 from soak.chaos import COMPONENTS, Nemesis, Supervisor
+from soak.objects import S3, SoakStack, open_checked_store, start_s3, unfinished_writes, with_s3
 from soak.verdict import Attempt, Verdict, judge, summary
 
 log = logging.getLogger("soak")
@@ -134,6 +135,7 @@ def leftovers(store: UploadStore, live: set[str], refused: set[str], now: float)
         if upload_id in refused or store.result(upload_id) is None:
             found.append(f"upload folder {upload_id}")
     found += [f"trash {name}" for name in store.unfinished_removals()]
+    found += unfinished_writes(store)
     for lock in store.lock_files():
         if lock.upload_id not in live and not store.has_entry(lock.upload_id) \
                 and now - lock.mtime > LOCK_AGE + 2 * GC_INTERVAL:
@@ -141,10 +143,9 @@ def leftovers(store: UploadStore, live: set[str], refused: set[str], now: float)
     return found
 
 
-def settle_leftovers(uploads: Path, live: set[str], refused: set[str],
+def settle_leftovers(store: UploadStore, live: set[str], refused: set[str],
                      timeout: float) -> list[str]:
     """Leftovers, after waiting (bounded) for every TTL and lock age plus one sweep."""
-    store = open_store_at(uploads)
     deadline = time.monotonic() + timeout
     while True:
         found = leftovers(store, live, refused, time.time())
@@ -155,16 +156,24 @@ def settle_leftovers(uploads: Path, live: set[str], refused: set[str],
         time.sleep(2.0)
 
 
-def run(seconds: float, seed: int, root: Path | None = None) -> tuple[Verdict, Mapping[str, int]]:
+def run(seconds: float, seed: int, root: Path | None = None,
+        store: str = "file") -> tuple[Verdict, Mapping[str, int]]:
+    """Soak a stack storing into a folder (``store`` "file") or an S3 bucket ("s3")."""
     root = root or processes.scratch_dir("handoff-soak-")
     env, ports = environment(root)
-    stack = processes.LocalStack(root, env, ports)
+    stack = SoakStack(root, env, ports)
+    components: tuple[str, ...] = COMPONENTS
+    targets: tuple[str, ...] = schedule.TARGETS
     attempts: list[Attempt] = []
     try:
+        if store == S3:
+            with_s3(stack)
+            start_s3(stack)
+            components, targets = (S3, *COMPONENTS), (*targets, S3)
         for name in COMPONENTS:
             stack.start(name)
-        supervisor = Supervisor(stack)
-        nemesis = Nemesis(stack, supervisor, schedule.plan(seed, seconds), seed)
+        supervisor = Supervisor(stack, components)
+        nemesis = Nemesis(stack, supervisor, schedule.plan(seed, seconds, targets), seed)
         observer = Observer(stack.url("api"))
         threads = clients(ports["api"], seed, seconds, attempts, observer)
         for thread in (supervisor, nemesis, observer, *threads):
@@ -184,7 +193,8 @@ def run(seconds: float, seed: int, root: Path | None = None) -> tuple[Verdict, M
         time.sleep(max(0.0, refused_at + TTL + 2 * GC_INTERVAL - time.time()))
         live = {i for i in observer.ids if observer.last.get(i) is not None}
         refused = {a.upload_id for a in attempts if a.upload_id and not a.accepted}
-        left = settle_leftovers(stack.uploads, live, refused, timeout=LOCK_AGE + 30)
+        left = settle_leftovers(open_checked_store(stack), live, refused,
+                                timeout=LOCK_AGE + 30)
         finals = {i: observer.last.get(i) for i in observer.ids}
         verdict = judge(attempts, finals, observer.seen, left)
         return verdict, nemesis.counts

@@ -8,7 +8,8 @@ import random
 from dataclasses import dataclass
 
 #: The parts the nemesis may hit. ``api-worker``/``geo-worker`` are children
-#: of a gunicorn master; the others are whole components.
+#: of a gunicorn master; the others are whole components (``s3``, the object
+#: store's server, joins them when the soak runs on one).
 TARGETS = ("api-worker", "geo-worker", "worker", "redis", "gc")
 ACTIONS = ("kill", "stop")
 
@@ -25,7 +26,8 @@ class Fault:
         return f"{self.action}:{self.target}"
 
 
-def plan(seed: int, seconds: float, every: tuple[float, float] = (3.0, 8.0),
+def plan(seed: int, seconds: float, targets: tuple[str, ...] = TARGETS,
+         every: tuple[float, float] = (3.0, 8.0),
          pause: tuple[float, float] = (0.5, 4.0)) -> list[Fault]:
     """Faults from a quiet start until ``seconds``, one every ``every`` seconds on average."""
     rng = random.Random(seed)
@@ -34,6 +36,6 @@ def plan(seed: int, seconds: float, every: tuple[float, float] = (3.0, 8.0),
     while at < seconds:
         action = rng.choice(ACTIONS)
         held = round(rng.uniform(*pause), 2) if action == "stop" else 0.0
-        faults.append(Fault(round(at, 2), rng.choice(TARGETS), action, held))
+        faults.append(Fault(round(at, 2), rng.choice(targets), action, held))
         at += rng.uniform(*every)
     return faults

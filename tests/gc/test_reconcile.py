@@ -114,6 +114,46 @@ def test_a_locked_upload_is_skipped(store: UploadStore,
     assert broker.enqueued == []
 
 
+def claimed(store: UploadStore, age: float) -> str:
+    """A claimed upload whose worker is gone (nobody holds its lock), its message "m-1"."""
+    upload_id = queued(store, 0)
+    store.claim(upload_id, {"worker": "gone"})
+    age_tree(disk.folder(store, upload_id), age)
+    return upload_id
+
+
+def test_a_claimed_upload_whose_message_is_lost_is_enqueued_again(store: UploadStore) -> None:
+    upload_id = claimed(store, AFTER + 60)
+    broker = RecordingBroker()
+
+    outcomes = reconcile(store, broker, AFTER, MAX)
+
+    assert broker.enqueued == [(upload_id, "raw", {"k": 1})]
+    assert outcomes["requeue"] == 1
+    job = store.job(upload_id)
+    assert job is not None and job["message_id"] == "new-1"
+
+
+def test_a_claimed_upload_whose_message_the_broker_holds_is_left_alone(
+        store: UploadStore) -> None:
+    claimed(store, AFTER + 60)
+    broker = RecordingBroker({"m-1"})
+
+    reconcile(store, broker, AFTER, MAX)
+
+    assert broker.enqueued == []
+
+
+def test_a_claimed_upload_a_worker_holds_is_skipped(
+        store: UploadStore, hold_lock: Callable[..., subprocess.Popen]) -> None:
+    upload_id = claimed(store, AFTER + 60)
+    hold_lock(store, upload_id)
+    broker = RecordingBroker()
+
+    assert reconcile(store, broker, AFTER, MAX)["busy"] == 1
+    assert broker.enqueued == []
+
+
 CHANNELS = {ACTOR_CHANNEL: Channel("handoff-events", "upload_finished")}
 
 

@@ -29,3 +29,9 @@ def test_faults_come_every_few_seconds() -> None:
     faults = plan(11, 600, every=(3.0, 8.0))
     gaps = [b.at - a.at for a, b in itertools.pairwise(faults)]
     assert all(2.9 <= gap <= 8.1 for gap in gaps)
+
+
+def test_the_object_store_is_hit_only_when_it_is_among_the_targets() -> None:
+    assert all(fault.target != "s3" for fault in plan(13, 3000))
+    hit = {fault.target for fault in plan(13, 3000, (*TARGETS, "s3"))}
+    assert hit == {*TARGETS, "s3"}
