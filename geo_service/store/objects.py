@@ -473,6 +473,34 @@ def _read_across(bucket: Bucket, segments: list[Segment], start: int,
             yield from bucket.read(segment.key, first - segment.start, last - first)
 
 
+class PartBuffer:
+    """The bytes of the part being filled, kept as the chunks they came in.
+
+    They are copied once, when the part is joined to be sent: gathering
+    them into a growing buffer first would copy every byte twice, and on
+    a busy geo service a copy per byte costs as much CPU as its sha256.
+    """
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def take(self, data: bytes | memoryview, limit: int) -> bytes | memoryview:
+        """Keep what of ``data`` fits under ``limit`` bytes; returns the rest."""
+        room = limit - self.size
+        kept = data[:room]
+        # A view may be of a buffer its owner reuses: only bytes are kept as they are.
+        self.chunks.append(kept if isinstance(kept, bytes) else bytes(kept))
+        self.size += len(kept)
+        return data[room:]
+
+    def joined(self) -> bytes:
+        """The part's bytes, in one object; the part starts empty again."""
+        part = b"".join(self.chunks)
+        self.chunks, self.size = [], 0
+        return part
+
+
 class _ObjectWriter(FileWriter):
     """A new object, sent in parts by a few threads as it fills; one PUT if it stays small.
 
@@ -485,7 +513,7 @@ class _ObjectWriter(FileWriter):
         self._bucket = bucket
         self._key = key
         self._before_commit = before_commit
-        self._buffer = bytearray()
+        self._pending = PartBuffer()
         self._handle: str | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._sent: list[Future[Part]] = []
@@ -494,22 +522,19 @@ class _ObjectWriter(FileWriter):
         self._done = False
 
     def write(self, data: bytes | memoryview) -> None:
-        view = memoryview(data)
-        self._size += len(view)
-        while view:
-            room = self._part_size() - len(self._buffer)
-            self._buffer += view[:room]
-            view = view[room:]
-            if len(self._buffer) >= self._part_size():
+        self._size += len(data)
+        while data:
+            data = self._pending.take(data, self._part_size())
+            if self._pending.size >= self._part_size():
                 self._send()
 
     def commit(self) -> int:
         assert not self._done, "the file was committed or aborted already"
         if self._handle is None:
             self._before_commit()
-            self._bucket.put(self._key, bytes(self._buffer))
+            self._bucket.put(self._key, self._pending.joined())
         else:
-            if self._buffer:
+            if self._pending.size:
                 self._send()
             parts = [sent.result() for sent in self._sent]
             self._before_commit()
@@ -541,8 +566,7 @@ class _ObjectWriter(FileWriter):
         if failed is not None:
             self._slots.release()
             failed.result()
-        part = bytes(self._buffer)
-        self._buffer = bytearray()
+        part = self._pending.joined()
         sent = self._pool.submit(self._bucket.put_part, self._key, self._handle,
                                  len(self._sent) + 1, part)
         sent.add_done_callback(lambda _: self._slots.release())
@@ -552,7 +576,7 @@ class _ObjectWriter(FileWriter):
         self._done = True
         if self._pool is not None:
             self._pool.shutdown(wait=True)
-        self._buffer = bytearray()
+        self._pending.joined()
 
 
 class _Appender(AppendWriter):

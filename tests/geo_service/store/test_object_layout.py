@@ -4,6 +4,7 @@ import pytest
 
 from geo_service.store.bucket import ObjectInfo
 from geo_service.store.objects import (
+    PartBuffer,
     Segment,
     chain,
     cut_plan,
@@ -76,3 +77,25 @@ def test_a_join_copies_long_runs_and_gathers_short_ones() -> None:
     steps = join_plan(segments((0, 12), (12, 2), (14, 3)), min_part=5, largest=10)
     assert [(step.copied, [(p.start, p.size) for p in step.pieces]) for step in steps] == [
         (True, [(0, 10)]), (False, [(10, 2), (0, 2), (0, 1)]), (False, [(1, 2)])]
+
+
+def test_a_part_keeps_the_chunks_it_is_given_and_joins_them_once() -> None:
+    pending = PartBuffer()
+    first, second = b"a" * 6, b"b" * 6
+
+    assert pending.take(first, 10) == b""
+    rest = pending.take(second, 10)
+
+    assert (pending.size, bytes(rest)) == (10, b"bb")
+    assert pending.chunks[0] is first  # kept as it came, not copied
+    assert pending.joined() == b"a" * 6 + b"b" * 4
+    assert (pending.size, pending.joined()) == (0, b"")
+
+
+def test_a_part_copies_a_view_whose_buffer_its_owner_may_reuse() -> None:
+    buffer = bytearray(b"xyz")
+    pending = PartBuffer()
+    pending.take(memoryview(buffer), 10)
+    buffer[:] = b"___"
+
+    assert pending.joined() == b"xyz"
