@@ -147,10 +147,9 @@ def test_a_refused_connection_is_not_reached_and_no_body_byte_is_read():
 
 def test_a_replica_that_takes_the_request_and_never_answers_was_reached():
     with socket.create_server(("127.0.0.1", 0)) as silent:
-        settings = Settings(geo_secret="s", geo_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
-                            geo_read_timeout=0.2)
+        settings = Settings(geo_secret="s", geo_url=f"http://127.0.0.1:{silent.getsockname()[1]}")
         with pytest.raises(GeoUnreachable) as failed:
-            GeoClient(settings).resume_offset("x")
+            GeoClient(settings).capacity(timeout=(1.0, 0.2))
     assert not isinstance(failed.value, GeoNotReached)
 
 
