@@ -482,15 +482,18 @@ class PartBuffer:
     """
 
     def __init__(self) -> None:
-        self.chunks: list[bytes] = []
+        self.chunks: list[bytes | memoryview] = []
         self.size = 0
 
     def take(self, data: bytes | memoryview, limit: int) -> bytes | memoryview:
         """Keep what of ``data`` fits under ``limit`` bytes; returns the rest."""
         room = limit - self.size
         kept = data[:room]
-        # A view may be of a buffer its owner reuses: only bytes are kept as they are.
-        self.chunks.append(kept if isinstance(kept, bytes) else bytes(kept))
+        # A view of bytes (what the form parser gives) is kept as it is, since
+        # bytes never change; one of a buffer its owner may reuse is copied.
+        if isinstance(kept, memoryview) and not isinstance(kept.obj, bytes):
+            kept = bytes(kept)
+        self.chunks.append(kept)
         self.size += len(kept)
         return data[room:]
 

@@ -93,9 +93,11 @@ def test_a_part_keeps_the_chunks_it_is_given_and_joins_them_once() -> None:
 
 
 def test_a_part_copies_a_view_whose_buffer_its_owner_may_reuse() -> None:
-    buffer = bytearray(b"xyz")
+    buffer, received = bytearray(b"xyz"), b"0123456789"
     pending = PartBuffer()
     pending.take(memoryview(buffer), 10)
+    pending.take(memoryview(received)[2:5], 10)
     buffer[:] = b"___"
 
-    assert pending.joined() == b"xyz"
+    assert isinstance(pending.chunks[1], memoryview)  # a view of bytes is not copied
+    assert pending.joined() == b"xyz234"
