@@ -53,10 +53,10 @@ PART_SIZE = 8 * 1024 * 1024
 IN_FLIGHT = 4
 #: The largest range one server-side part copy may take (S3's limit).
 LARGEST_COPY = 5 * 1024**3
-#: Seconds a writer trusts its last look at the cancelled marker: a HEAD per chunk costs too much.
-CANCEL_CHECK_INTERVAL = 0.5
+#: Seconds a writer trusts a "go on" (not cancelled, not wanted): asking per chunk costs much.
+STOP_CHECK_INTERVAL = 0.5
 #: Uploads whose last look is remembered; past this the memory starts again empty.
-CANCEL_CHECKS_KEPT = 10_000
+STOP_CHECKS_KEPT = 10_000
 WRITTEN = "written"
 FILES = "files"
 APPEND = "append"
@@ -181,7 +181,7 @@ class ObjectStore(UploadStore):
     def __init__(self, bucket: Bucket, locker: Locker) -> None:
         self.bucket = bucket
         self.locker = locker
-        self._cancel_checks: dict[str, tuple[float, bool]] = {}
+        self._quiet_since: dict[str, float] = {}
 
     def describe(self) -> str:
         return self.bucket.describe()
@@ -203,27 +203,31 @@ class ObjectStore(UploadStore):
         return self.locker.take_over(check_id(upload_id), timeout)
 
     def stop_reason(self, upload_id: str) -> StopReason | None:
-        if self._cancelled_lately(check_id(upload_id)):
-            return StopReason.CANCELLED
-        if self.locker.stop_requested(upload_id):
-            return StopReason.WANTED
-        return None
+        """Asked after every chunk a writer receives: an answer of "go on" holds for a while.
 
-    def _cancelled_lately(self, upload_id: str) -> bool:
-        """The cancelled marker, looked at no more than every :data:`CANCEL_CHECK_INTERVAL`."""
+        Asking the bucket (cancelled?) and Redis (wanted?) per chunk would
+        cost a round trip or two per chunk; a writer learns of either within
+        :data:`STOP_CHECK_INTERVAL` instead, which a cancel or a take-over,
+        waiting seconds, does not notice.
+        """
+        upload_id = check_id(upload_id)
         now = time.monotonic()
-        checked, cancelled = self._cancel_checks.get(upload_id, (-CANCEL_CHECK_INTERVAL, False))
-        if not cancelled and now - checked >= CANCEL_CHECK_INTERVAL:
-            cancelled = self.cancelled(upload_id)
-            if len(self._cancel_checks) >= CANCEL_CHECKS_KEPT:  # a long-lived process
-                self._cancel_checks.clear()
-            self._cancel_checks[upload_id] = (now, cancelled)
-        return cancelled
+        if now - self._quiet_since.get(upload_id, -STOP_CHECK_INTERVAL) < STOP_CHECK_INTERVAL:
+            return None
+        reason = (StopReason.CANCELLED if self.cancelled(upload_id)
+                  else StopReason.WANTED if self.locker.stop_requested(upload_id) else None)
+        if reason is not None:
+            self._quiet_since.pop(upload_id, None)
+            return reason
+        if len(self._quiet_since) >= STOP_CHECKS_KEPT:  # a long-lived process
+            self._quiet_since.clear()
+        self._quiet_since[upload_id] = now
+        return None
 
     def mark_cancelled(self, upload_id: str) -> None:
         """Cancelling here is seen here at once; elsewhere within the check interval."""
         super().mark_cancelled(upload_id)
-        self._cancel_checks.pop(upload_id, None)
+        self._quiet_since.pop(upload_id, None)
 
     def lock_files(self) -> Iterator[LockFile]:
         return self.locker.lock_files()
