@@ -28,8 +28,12 @@ class BodyIncomplete(Exception):
 
 
 def upload_problem(exc: BaseException, upload_id: str, *, kept: bool) -> Problem | None:
-    """The answer to an upload request that failed with ``exc``; None for a bug (a 500)."""
-    outcome = "what was received is kept" if kept else "the partial upload was removed"
+    """The answer to an upload request that failed with ``exc``; None for a bug (a 500).
+
+    A discarded multipart upload is removed at once, or, when the store is
+    down, by the sweeper later: the answer says what holds either way.
+    """
+    outcome = "what was received is kept" if kept else "the partial upload is discarded"
     for types, build in _PROBLEMS:
         if isinstance(exc, types):
             return build(exc, upload_id, outcome)
